@@ -72,6 +72,7 @@ ALTER TABLE radacct ADD COLUMN IF NOT EXISTS closed_by text;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS acctinputpackets bigint;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS acctoutputpackets bigint;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS profile text;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS has_start boolean NOT NULL DEFAULT false;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_updatetime timestamptz;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_inputoctets bigint;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_outputoctets bigint;

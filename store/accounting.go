@@ -1,0 +1,285 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nettportal/nettportal"
+)
+
+// upsertAccountingSQL implements the accounting rules of DESIGN.md in one
+// statement. r is the stored row, e the incoming record (EXCLUDED); every SET
+// expression reads the old row, so the rules compose:
+//   - counters and times only move forward (GREATEST ignores NULL, so a Stop
+//     without counters keeps the last counters, and a replay changes nothing);
+//   - a stopped row stays stopped, but a real Stop replaces a close we only
+//     inferred (Accounting-On, stale sweep, reconciler);
+//   - the previous counters are kept for the current rate only when the
+//     record is newer than what we have.
+const upsertAccountingSQL = `
+INSERT INTO radacct AS r (
+	acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, nasporttype,
+	acctstarttime, acctupdatetime, acctstoptime, acctinterval, acctsessiontime, acctauthentic,
+	connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets,
+	calledstationid, callingstationid, acctterminatecause, servicetype, framedprotocol,
+	framedipaddress, framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix,
+	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start)
+SELECT
+	u.sessionid, u.uniqueid, u.username, nullif(u.realm, ''), u.nasip::inet, nullif(u.nasportid, ''), nullif(u.nasporttype, ''),
+	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
+	u.eventtime,
+	CASE WHEN u.status = 2 THEN u.eventtime END,
+	u.interim, u.sessiontime, nullif(u.authentic, ''),
+	CASE WHEN u.status = 1 THEN nullif(u.connectinfo, '') END,
+	CASE WHEN u.status = 2 THEN nullif(u.connectinfo, '') END,
+	u.inoctets, u.outoctets,
+	nullif(u.called, ''), nullif(u.calling, ''),
+	CASE WHEN u.status = 2 THEN coalesce(u.cause, '') END,
+	nullif(u.servicetype, ''), nullif(u.framedprotocol, ''),
+	nullif(u.framedip, '')::inet, nullif(u.framedipv6, '')::inet, nullif(u.framedipv6prefix, '')::inet,
+	nullif(u.ifaceid, ''), nullif(u.delegated, '')::inet,
+	nullif(u.class, ''), u.nasid, nullif(u.nasident, ''),
+	CASE WHEN u.status = 2 THEN 'stop' END,
+	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1
+FROM unnest(
+	$1::int[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
+	$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
+	$15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+	$22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
+	$29::text[], $30::bigint[], $31::text[]
+) AS u(status, nasid, eventtime, uniqueid, sessionid, username, realm,
+	nasip, nasident, nasportid, nasporttype, sessiontime, inoctets, outoctets,
+	inpackets, outpackets, authentic, connectinfo, called, calling, cause,
+	servicetype, framedprotocol, framedip, framedipv6, framedipv6prefix, delegated, ifaceid,
+	class, interim, profile)
+ON CONFLICT (acctuniqueid) DO UPDATE SET
+	acctstarttime = CASE
+		WHEN EXCLUDED.has_start AND NOT r.has_start THEN EXCLUDED.acctstarttime
+		WHEN r.has_start THEN r.acctstarttime
+		ELSE least(r.acctstarttime, EXCLUDED.acctstarttime) END,
+	has_start = r.has_start OR EXCLUDED.has_start,
+	acctupdatetime = greatest(r.acctupdatetime, EXCLUDED.acctupdatetime),
+	acctstoptime = CASE
+		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctstoptime
+		ELSE r.acctstoptime END,
+	acctterminatecause = CASE
+		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctterminatecause
+		ELSE r.acctterminatecause END,
+	connectinfo_stop = CASE
+		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.connectinfo_stop
+		ELSE r.connectinfo_stop END,
+	closed_by = CASE
+		WHEN EXCLUDED.closed_by = 'stop' THEN 'stop'
+		ELSE r.closed_by END,
+	acctsessiontime = greatest(r.acctsessiontime, EXCLUDED.acctsessiontime),
+	acctinputoctets = greatest(r.acctinputoctets, EXCLUDED.acctinputoctets),
+	acctoutputoctets = greatest(r.acctoutputoctets, EXCLUDED.acctoutputoctets),
+	acctinputpackets = greatest(r.acctinputpackets, EXCLUDED.acctinputpackets),
+	acctoutputpackets = greatest(r.acctoutputpackets, EXCLUDED.acctoutputpackets),
+	prev_updatetime = CASE
+		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctupdatetime
+		ELSE r.prev_updatetime END,
+	prev_inputoctets = CASE
+		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctinputoctets
+		ELSE r.prev_inputoctets END,
+	prev_outputoctets = CASE
+		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctoutputoctets
+		ELSE r.prev_outputoctets END,
+	acctinterval = coalesce(EXCLUDED.acctinterval, r.acctinterval),
+	realm = coalesce(r.realm, EXCLUDED.realm),
+	nasportid = coalesce(r.nasportid, EXCLUDED.nasportid),
+	nasporttype = coalesce(r.nasporttype, EXCLUDED.nasporttype),
+	acctauthentic = coalesce(r.acctauthentic, EXCLUDED.acctauthentic),
+	connectinfo_start = coalesce(r.connectinfo_start, EXCLUDED.connectinfo_start),
+	calledstationid = coalesce(r.calledstationid, EXCLUDED.calledstationid),
+	callingstationid = coalesce(r.callingstationid, EXCLUDED.callingstationid),
+	servicetype = coalesce(r.servicetype, EXCLUDED.servicetype),
+	framedprotocol = coalesce(r.framedprotocol, EXCLUDED.framedprotocol),
+	framedipaddress = coalesce(r.framedipaddress, EXCLUDED.framedipaddress),
+	framedipv6address = coalesce(r.framedipv6address, EXCLUDED.framedipv6address),
+	framedipv6prefix = coalesce(r.framedipv6prefix, EXCLUDED.framedipv6prefix),
+	framedinterfaceid = coalesce(r.framedinterfaceid, EXCLUDED.framedinterfaceid),
+	delegatedipv6prefix = coalesce(r.delegatedipv6prefix, EXCLUDED.delegatedipv6prefix),
+	class = coalesce(r.class, EXCLUDED.class),
+	nas_id = coalesce(r.nas_id, EXCLUDED.nas_id),
+	nasidentifier = coalesce(r.nasidentifier, EXCLUDED.nasidentifier),
+	profile = coalesce(EXCLUDED.profile, r.profile)`
+
+// closeRouterSessionsSQL is Accounting-On/Off: the router restarted (or is
+// stopping), so every session it had before that moment is gone. Sessions
+// that started after the event (a reordered Start) stay open.
+const closeRouterSessionsSQL = `
+UPDATE radacct SET
+	acctstoptime = $2,
+	acctterminatecause = 'NAS-Reboot',
+	closed_by = 'nas-reboot',
+	acctsessiontime = greatest(acctsessiontime, floor(extract(epoch FROM $2 - acctstarttime))::bigint)
+WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2`
+
+// ApplyAccounting makes a batch durable in one transaction, applying records
+// in the order given. It returns after COMMIT.
+func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	steps := planBatch(batch)
+	err := db.inTx(ctx, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		for _, s := range steps {
+			if s.closeRouter != nil {
+				b.Queue(closeRouterSessionsSQL, s.closeRouter.RouterID, s.closeRouter.EventTime)
+				continue
+			}
+			b.Queue(upsertAccountingSQL, s.upsert.args()...)
+		}
+		return tx.SendBatch(ctx, b).Close()
+	})
+	if err != nil {
+		return fmt.Errorf("apply accounting batch of %d: %w", len(batch), err)
+	}
+	return nil
+}
+
+// step is one statement of a batch: an Accounting-On/Off, or an upsert of
+// records with distinct acctuniqueids (ON CONFLICT cannot touch a row twice).
+type step struct {
+	closeRouter *nettportal.AccountingRecord
+	upsert      *columns
+}
+
+// planBatch splits a batch into statements that keep arrival order: records
+// of one session go to successive upserts, and an Accounting-On/Off is a
+// barrier. Rows in each upsert are sorted by acctuniqueid so concurrent
+// batches lock in the same order and rarely deadlock.
+func planBatch(batch []nettportal.AccountingRecord) []step {
+	var steps []step
+	var rounds [][]*nettportal.AccountingRecord
+	lastRound := map[string]int{} // acctuniqueid -> round of its latest record
+	flush := func() {
+		for _, recs := range rounds {
+			sort.SliceStable(recs, func(i, j int) bool { return recs[i].UniqueID < recs[j].UniqueID })
+			c := newColumns(len(recs))
+			for _, r := range recs {
+				c.add(r)
+			}
+			steps = append(steps, step{upsert: c})
+		}
+		rounds = nil
+		clear(lastRound)
+	}
+	for i := range batch {
+		rec := &batch[i]
+		if rec.Status == nettportal.StatusAccountingOn || rec.Status == nettportal.StatusAccountingOff {
+			flush()
+			steps = append(steps, step{closeRouter: rec})
+			continue
+		}
+		k := 0
+		if prev, ok := lastRound[rec.UniqueID]; ok {
+			k = prev + 1
+		}
+		if k == len(rounds) {
+			rounds = append(rounds, nil)
+		}
+		rounds[k] = append(rounds[k], rec)
+		lastRound[rec.UniqueID] = k
+	}
+	flush()
+	return steps
+}
+
+// columns holds one upsert's records as arrays, the fastest way to send many
+// rows through pgx in one statement.
+type columns struct {
+	status                                  []int32
+	nasID                                   []int64
+	eventTime                               []time.Time
+	uniqueID, sessionID, username, realm    []string
+	nasIP, nasIdent, nasPortID, nasPortType []string
+	sessionTime, inOctets, outOctets        []*int64
+	inPackets, outPackets                   []*int64
+	authentic, connectInfo, called, calling []string
+	cause, serviceType, framedProtocol      []string
+	framedIP, framedIPv6, framedIPv6Prefix  []string
+	delegated, ifaceID, class               []string
+	interim                                 []*int64
+	profile                                 []string
+}
+
+func newColumns(n int) *columns {
+	return &columns{
+		status: make([]int32, 0, n), nasID: make([]int64, 0, n), eventTime: make([]time.Time, 0, n),
+	}
+}
+
+func optU32(v *uint32) *int64 {
+	if v == nil {
+		return nil
+	}
+	x := int64(*v)
+	return &x
+}
+
+func optU64(v *uint64) *int64 {
+	if v == nil {
+		return nil
+	}
+	x := int64(*v) // octet totals stay far below 2^63
+	return &x
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+func (c *columns) add(r *nettportal.AccountingRecord) {
+	c.status = append(c.status, int32(r.Status))
+	c.nasID = append(c.nasID, r.RouterID)
+	c.eventTime = append(c.eventTime, r.EventTime)
+	c.uniqueID = append(c.uniqueID, r.UniqueID)
+	c.sessionID = append(c.sessionID, r.SessionID)
+	c.username = append(c.username, r.Username)
+	c.realm = append(c.realm, r.Realm)
+	c.nasIP = append(c.nasIP, addrString(r.NASIP))
+	c.nasIdent = append(c.nasIdent, r.NASIdent)
+	c.nasPortID = append(c.nasPortID, r.NASPortID)
+	c.nasPortType = append(c.nasPortType, r.NASPortTyp)
+	c.sessionTime = append(c.sessionTime, optU32(r.SessionTime))
+	c.inOctets = append(c.inOctets, optU64(r.InputOctets))
+	c.outOctets = append(c.outOctets, optU64(r.OutputOctets))
+	c.inPackets = append(c.inPackets, optU32(r.InputPackets))
+	c.outPackets = append(c.outPackets, optU32(r.OutputPackets))
+	c.authentic = append(c.authentic, r.Authentic)
+	c.connectInfo = append(c.connectInfo, r.ConnectInfo)
+	c.called = append(c.called, r.CalledStation)
+	c.calling = append(c.calling, r.CallingStation)
+	c.cause = append(c.cause, r.TerminateCause)
+	c.serviceType = append(c.serviceType, r.ServiceType)
+	c.framedProtocol = append(c.framedProtocol, r.FramedProtocol)
+	c.framedIP = append(c.framedIP, addrString(r.FramedIP))
+	c.framedIPv6 = append(c.framedIPv6, addrString(r.FramedIPv6Addr))
+	c.framedIPv6Prefix = append(c.framedIPv6Prefix, r.FramedIPv6Pfx)
+	c.delegated = append(c.delegated, r.DelegatedPfx)
+	c.ifaceID = append(c.ifaceID, r.FramedIfaceID)
+	c.class = append(c.class, r.Class)
+	c.interim = append(c.interim, optU32(r.InterimSeconds))
+	c.profile = append(c.profile, r.Profile)
+}
+
+func (c *columns) args() []any {
+	return []any{
+		c.status, c.nasID, c.eventTime, c.uniqueID, c.sessionID, c.username, c.realm,
+		c.nasIP, c.nasIdent, c.nasPortID, c.nasPortType, c.sessionTime, c.inOctets, c.outOctets,
+		c.inPackets, c.outPackets, c.authentic, c.connectInfo, c.called, c.calling, c.cause,
+		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
+		c.class, c.interim, c.profile,
+	}
+}

@@ -1,0 +1,147 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nettportal/nettportal"
+)
+
+const routerColumns = `id, nasname, shortname, secret, coa_port, api_addr, api_user, api_password, api_tls,
+	coalesce(description, ''), interim_seconds`
+
+func scanRouter(row pgx.Row) (nettportal.Router, error) {
+	var r nettportal.Router
+	var ip string
+	var interim int
+	err := row.Scan(&r.ID, &ip, &r.Name, &r.Secret, &r.CoAPort, &r.APIAddr, &r.APIUser, &r.APIPassword,
+		&r.APITLS, &r.Description, &interim)
+	if err != nil {
+		return r, err
+	}
+	r.IP, err = netip.ParseAddr(ip)
+	if err != nil {
+		return r, fmt.Errorf("router %q has a bad nasname %q: %w", r.Name, ip, err)
+	}
+	r.InterimInterval = time.Duration(interim) * time.Second
+	return r, nil
+}
+
+// Routers returns every router, ordered by name.
+func (db *DB) Routers(ctx context.Context) ([]nettportal.Router, error) {
+	rows, err := db.Pool.Query(ctx, "SELECT "+routerColumns+" FROM nas ORDER BY shortname")
+	if err != nil {
+		return nil, fmt.Errorf("list routers: %w", err)
+	}
+	defer rows.Close()
+	var out []nettportal.Router
+	for rows.Next() {
+		r, err := scanRouter(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list routers: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list routers: %w", err)
+	}
+	return out, nil
+}
+
+// Router finds a router by id, name or IP address.
+func (db *DB) Router(ctx context.Context, idOrName string) (nettportal.Router, error) {
+	r, err := scanRouter(db.Pool.QueryRow(ctx, "SELECT "+routerColumns+
+		" FROM nas WHERE id::text = $1 OR shortname = $1 OR nasname = $1 ORDER BY (id::text = $1) DESC LIMIT 1", idOrName))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("router %q: %w", idOrName, nettportal.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("find router %q: %w", idOrName, err)
+	}
+	return r, nil
+}
+
+func validateRouter(r *nettportal.Router) error {
+	switch {
+	case r.Name == "":
+		return fmt.Errorf("router name is required: %w", nettportal.ErrInvalid)
+	case !r.IP.IsValid():
+		return fmt.Errorf("router %q needs an IP address: %w", r.Name, nettportal.ErrInvalid)
+	case r.Secret == "":
+		return fmt.Errorf("router %q needs a RADIUS secret: %w", r.Name, nettportal.ErrInvalid)
+	case r.CoAPort < 0 || r.CoAPort > 65535:
+		return fmt.Errorf("router %q: CoA port %d out of range: %w", r.Name, r.CoAPort, nettportal.ErrInvalid)
+	}
+	if r.CoAPort == 0 {
+		r.CoAPort = nettportal.DefaultCoAPort
+	}
+	if r.InterimInterval <= 0 {
+		r.InterimInterval = nettportal.DefaultInterimInterval
+	}
+	return nil
+}
+
+func uniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
+
+// CreateRouter adds a router and sets r.ID.
+func (db *DB) CreateRouter(ctx context.Context, r *nettportal.Router) error {
+	if err := validateRouter(r); err != nil {
+		return err
+	}
+	err := db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, type, secret, coa_port, api_addr, api_user,
+		api_password, api_tls, description, interim_seconds)
+		VALUES ($1, $2, 'mikrotik', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		r.IP.String(), r.Name, r.Secret, r.CoAPort, r.APIAddr, r.APIUser, r.APIPassword, r.APITLS,
+		r.Description, int(r.InterimInterval/time.Second)).Scan(&r.ID)
+	if uniqueViolation(err) {
+		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("create router %q: %w", r.Name, err)
+	}
+	return nil
+}
+
+// UpdateRouter changes every field of the router with r.ID.
+func (db *DB) UpdateRouter(ctx context.Context, r *nettportal.Router) error {
+	if err := validateRouter(r); err != nil {
+		return err
+	}
+	tag, err := db.Pool.Exec(ctx, `UPDATE nas SET nasname = $2, shortname = $3, secret = $4, coa_port = $5,
+		api_addr = $6, api_user = $7, api_password = $8, api_tls = $9, description = $10, interim_seconds = $11
+		WHERE id = $1`,
+		r.ID, r.IP.String(), r.Name, r.Secret, r.CoAPort, r.APIAddr, r.APIUser, r.APIPassword, r.APITLS,
+		r.Description, int(r.InterimInterval/time.Second))
+	if uniqueViolation(err) {
+		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)
+	}
+	if err != nil {
+		return fmt.Errorf("update router %q: %w", r.Name, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("router %d: %w", r.ID, nettportal.ErrNotFound)
+	}
+	return nil
+}
+
+// DeleteRouter removes a router by id, name or IP. Its accounting history
+// stays in radacct.
+func (db *DB) DeleteRouter(ctx context.Context, idOrName string) error {
+	r, err := db.Router(ctx, idOrName)
+	if err != nil {
+		return err
+	}
+	if _, err := db.Pool.Exec(ctx, "DELETE FROM nas WHERE id = $1", r.ID); err != nil {
+		return fmt.Errorf("delete router %q: %w", idOrName, err)
+	}
+	return nil
+}
