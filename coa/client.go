@@ -257,15 +257,21 @@ func (c *Client) send(ctx context.Context, t Target, p *radius.Packet, log zerol
 		return s
 	}
 
+	ctxDeadline, hasDeadline := ctx.Deadline()
+	// The read deadline can fire a moment before ctx's own timer marks it
+	// done; without this check the remaining attempts would all time out
+	// at once and be reported as sent.
+	pastDeadline := func() bool { return hasDeadline && !time.Now().Before(ctxDeadline) }
+
 attempts:
 	for sent < attempts {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || pastDeadline() {
 			break
 		}
 		start := time.Now()
 		deadline := start.Add(timeout)
-		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-			deadline = d
+		if hasDeadline && ctxDeadline.Before(deadline) {
+			deadline = ctxDeadline
 		}
 		if err := conn.SetReadDeadline(deadline); err != nil {
 			return Response{Result: ResultError, Detail: detail(fmt.Sprintf("set deadline: %v", err)), Attempts: sent}
@@ -309,7 +315,7 @@ attempts:
 	}
 
 	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) || (ctx.Err() == nil && pastDeadline()):
 		return Response{Result: ResultTimeout, Attempts: sent,
 			Detail: detail(fmt.Sprintf("no response before the context deadline after %d attempt(s)", sent))}
 	case ctx.Err() != nil:
