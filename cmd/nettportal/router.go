@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/netip"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+)
+
+func runRouter(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("router needs a subcommand: add, list or rm")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("router "+sub, stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	var r nettportal.Router
+	var ip string
+	var interim time.Duration
+	switch sub {
+	case "add":
+		fs.StringVar(&r.Name, "name", "", "router name (its RouterOS identity)")
+		fs.StringVar(&ip, "ip", "", "address its RADIUS packets come from (NAS-IP)")
+		fs.StringVar(&r.Secret, "secret", "", "RADIUS shared secret")
+		fs.IntVar(&r.CoAPort, "coa-port", nettportal.DefaultCoAPort, "the router's /radius incoming port")
+		fs.StringVar(&r.APIAddr, "api-addr", "", "RouterOS API host:port (8728, or 8729 with --api-tls)")
+		fs.StringVar(&r.APIUser, "api-user", "", "RouterOS API user")
+		fs.StringVar(&r.APIPassword, "api-password", "", "RouterOS API password")
+		fs.BoolVar(&r.APITLS, "api-tls", false, "use TLS for the RouterOS API")
+		fs.DurationVar(&interim, "interim", nettportal.DefaultInterimInterval, "the router's interim-update interval")
+		fs.StringVar(&r.Description, "description", "", "free text")
+	case "list":
+	case "rm":
+		fs.StringVar(&r.Name, "name", "", "router name, id or IP (or give it as the argument)")
+	default:
+		return fmt.Errorf("unknown router subcommand %q (add, list, rm)", sub)
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+
+	switch sub {
+	case "add":
+		if r.Name == "" || ip == "" || r.Secret == "" {
+			return fmt.Errorf("router add needs --name, --ip and --secret")
+		}
+		if r.IP, err = netip.ParseAddr(ip); err != nil {
+			return fmt.Errorf("--ip %q is not an IP address", ip)
+		}
+		r.InterimInterval = interim
+		if err := db.CreateRouter(ctx, &r); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "router %s added (id %d, %s)\n", r.Name, r.ID, r.IP)
+	case "list":
+		routers, err := db.Routers(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tIP\tCOA PORT\tAPI\tINTERIM")
+		for _, r := range routers {
+			api := "-"
+			if r.HasAPI() {
+				api = r.APIUser + "@" + r.APIAddr
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Name, r.IP, r.CoAPort, api, r.InterimInterval)
+		}
+		return tw.Flush()
+	case "rm":
+		key := r.Name
+		if key == "" && fs.NArg() == 1 {
+			key = fs.Arg(0)
+		}
+		if key == "" {
+			return fmt.Errorf("router rm needs the router's name, id or IP")
+		}
+		if err := db.DeleteRouter(ctx, key); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "router %s removed\n", key)
+	}
+	return nil
+}

@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal/store"
+)
+
+const usage = `usage: nettportal <command> [flags]
+
+commands:
+  serve      run the accounting listener, CoA, reconciler and web server
+  migrate    apply the database schema and exit
+  router     add | list | rm routers (RADIUS clients)
+  demo       run serve with a simulated MikroTik fleet, nothing to configure
+  sim        run the MikroTik fleet simulator on its own
+
+Every flag can also be set as NETTPORTAL_<FLAG> (upper case, - as _);
+--db also reads DATABASE_URL. Run 'nettportal <command> -h' for its flags.
+`
+
+// run is the whole program; main only calls it, so tests run the real
+// wiring in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "router":
+		return runRouter(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", cmd)
+}
+
+// newFlagSet makes a flag set whose errors go to stderr and do not exit.
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("nettportal "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parseFlags parses args, then fills every flag not given on the command
+// line from NETTPORTAL_<FLAG>, and --db from DATABASE_URL as a last resort.
+func parseFlags(fs *flag.FlagSet, args []string, getenv func(string) string) error {
+	if err := fs.Parse(args); err != nil {
+		return fmt.Errorf("%s: %w", fs.Name(), err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "NETTPORTAL_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		v := getenv(env)
+		if v == "" && f.Name == "db" {
+			v = getenv("DATABASE_URL")
+		}
+		if v != "" {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func newLogger(stderr io.Writer, level string) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil {
+		return zerolog.Nop(), fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	var w io.Writer = stderr
+	if f, ok := stderr.(*os.File); ok && isTerminal(f) {
+		w = zerolog.ConsoleWriter{Out: stderr, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}
+
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// openDB opens and migrates the database named by --db.
+func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
+	if url == "" {
+		return nil, fmt.Errorf("no database: pass --db postgres://... or set DATABASE_URL")
+	}
+	db, err := store.Open(ctx, url, maxConns, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("migrate", stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "schema applied (version %d)\n", v)
+	return nil
+}

@@ -1,0 +1,170 @@
+// Package radius is NettPortal's RADIUS accounting listener (RFC 2866): it
+// verifies each Accounting-Request against its router's secret, decodes the
+// MikroTik attribute set, de-duplicates retransmissions, batches records into
+// one transaction and answers only after COMMIT.
+package radius
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
+	"layeh.com/radius/rfc4818"
+	"layeh.com/radius/rfc6911"
+	"layeh.com/radius/vendors/mikrotik"
+
+	"github.com/nettportal/nettportal"
+)
+
+// Decode errors; each is counted as a malformed packet.
+var (
+	ErrNoStatusType = errors.New("no Acct-Status-Type")
+	ErrNoSessionID  = errors.New("no Acct-Session-Id")
+	ErrBadStatus    = errors.New("unsupported Acct-Status-Type")
+)
+
+// Decode turns a parsed Accounting-Request from router into a record. src is
+// the packet's source address, used when NAS-IP-Address is absent; now is the
+// receive time, from which Acct-Delay-Time is subtracted when the packet has
+// no Event-Timestamp.
+func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Time) (nettportal.AccountingRecord, error) {
+	var r nettportal.AccountingRecord
+	status, err := rfc2866.AcctStatusType_Lookup(p)
+	if err != nil {
+		return r, ErrNoStatusType
+	}
+	r.Status = nettportal.StatusType(status)
+	r.RouterID = router.ID
+	switch r.Status {
+	case nettportal.StatusStart, nettportal.StatusInterimUpdate, nettportal.StatusStop,
+		nettportal.StatusAccountingOn, nettportal.StatusAccountingOff:
+	default:
+		return r, fmt.Errorf("%w %d", ErrBadStatus, status)
+	}
+
+	r.EventTime = now
+	if ts, err := rfc2869.EventTimestamp_Lookup(p); err == nil && !ts.IsZero() {
+		r.EventTime = ts
+	} else if delay, err := rfc2866.AcctDelayTime_Lookup(p); err == nil {
+		r.EventTime = now.Add(-time.Duration(delay) * time.Second)
+	}
+	r.EventTime = r.EventTime.UTC().Truncate(time.Microsecond) // what timestamptz keeps
+
+	nasIPAttr := ""
+	if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil {
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			r.NASIP = a.Unmap()
+			nasIPAttr = r.NASIP.String()
+		}
+	}
+	if !r.NASIP.IsValid() {
+		r.NASIP = src
+	}
+	r.NASIdent = rfc2865.NASIdentifier_GetString(p)
+	if r.Status == nettportal.StatusAccountingOn || r.Status == nettportal.StatusAccountingOff {
+		return r, nil
+	}
+
+	sid, err := rfc2866.AcctSessionID_LookupString(p)
+	if err != nil || sid == "" {
+		return r, ErrNoSessionID
+	}
+	r.SessionID = sid
+	r.Username = rfc2865.UserName_GetString(p)
+	r.NASPortID = rfc2869.NASPortID_GetString(p)
+	nasPort := ""
+	if port, err := rfc2865.NASPort_Lookup(p); err == nil {
+		v := uint32(port)
+		r.NASPort = &v
+		nasPort = strconv.FormatUint(uint64(v), 10)
+	}
+	r.UniqueID = nettportal.AcctUniqueID(r.Username, r.SessionID, nasIPAttr, r.NASIdent, r.NASPortID, nasPort)
+	if v, err := rfc2865.NASPortType_Lookup(p); err == nil {
+		r.NASPortTyp = v.String()
+	}
+	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
+		x := uint32(v)
+		r.SessionTime = &x
+	}
+	in, inErr := rfc2866.AcctInputOctets_Lookup(p)
+	inGiga, inGigaErr := rfc2869.AcctInputGigawords_Lookup(p)
+	r.InputOctets = octets(uint32(in), inErr == nil, uint32(inGiga), inGigaErr == nil)
+	out, outErr := rfc2866.AcctOutputOctets_Lookup(p)
+	outGiga, outGigaErr := rfc2869.AcctOutputGigawords_Lookup(p)
+	r.OutputOctets = octets(uint32(out), outErr == nil, uint32(outGiga), outGigaErr == nil)
+	if v, err := rfc2866.AcctInputPackets_Lookup(p); err == nil {
+		x := uint32(v)
+		r.InputPackets = &x
+	}
+	if v, err := rfc2866.AcctOutputPackets_Lookup(p); err == nil {
+		x := uint32(v)
+		r.OutputPackets = &x
+	}
+	if v, err := rfc2866.AcctAuthentic_Lookup(p); err == nil {
+		r.Authentic = v.String()
+	}
+	if v, err := rfc2866.AcctTerminateCause_Lookup(p); err == nil {
+		r.TerminateCause = v.String()
+	}
+	if v, err := rfc2865.ServiceType_Lookup(p); err == nil {
+		r.ServiceType = v.String()
+	}
+	if v, err := rfc2865.FramedProtocol_Lookup(p); err == nil {
+		r.FramedProtocol = v.String()
+	}
+	r.ConnectInfo = rfc2869.ConnectInfo_GetString(p)
+	r.CalledStation = rfc2865.CalledStationID_GetString(p)
+	r.CallingStation = rfc2865.CallingStationID_GetString(p)
+	if ip, err := rfc2865.FramedIPAddress_Lookup(p); err == nil {
+		r.FramedIP = addrFromIP(ip)
+	}
+	if ip, err := rfc6911.FramedIPv6Address_Lookup(p); err == nil {
+		r.FramedIPv6Addr = addrFromIP(ip)
+	}
+	if n, err := rfc3162.FramedIPv6Prefix_Lookup(p); err == nil && n != nil {
+		r.FramedIPv6Pfx = n.String()
+	}
+	if n, err := rfc4818.DelegatedIPv6Prefix_Lookup(p); err == nil && n != nil {
+		r.DelegatedPfx = n.String()
+	}
+	if id, err := rfc3162.FramedInterfaceID_Lookup(p); err == nil {
+		r.FramedIfaceID = id.String()
+	}
+	if class, err := rfc2865.Class_Lookup(p); err == nil {
+		// FreeRADIUS writes octets attributes as 0x-prefixed hex.
+		r.Class = "0x" + hex.EncodeToString(class)
+	}
+	if v, err := rfc2869.AcctInterimInterval_Lookup(p); err == nil {
+		x := uint32(v)
+		r.InterimSeconds = &x
+	}
+	r.Profile = mikrotik.MikrotikGroup_GetString(p)
+	return r, nil
+}
+
+// octets joins Acct-*-Octets with Acct-*-Gigawords into the 64-bit total;
+// nil when the packet carries neither.
+func octets(low uint32, hasLow bool, high uint32, hasHigh bool) *uint64 {
+	if !hasLow && !hasHigh {
+		return nil
+	}
+	v := uint64(high)<<32 | uint64(low)
+	return &v
+}
+
+func addrFromIP(ip net.IP) netip.Addr {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}

@@ -1,0 +1,518 @@
+package radius
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	rad "layeh.com/radius"
+
+	"github.com/nettportal/nettportal"
+)
+
+// RouterSource lists the routers allowed to send accounting.
+type RouterSource interface {
+	Routers(ctx context.Context) ([]nettportal.Router, error)
+}
+
+// Server is the accounting listener. Configure it through its fields, then
+// call ListenAndServe or Serve; zero values take the documented defaults.
+type Server struct {
+	// Addr is the UDP address to listen on; zero: ":1813".
+	Addr string
+	// Routers gives each router's secret by source address. Required.
+	Routers RouterSource
+	// Store makes batches durable. Required.
+	Store nettportal.AccountingStore
+	// Log receives the server's messages; zero: no logging.
+	Log zerolog.Logger
+
+	// QueueSize bounds the records waiting for a batch; when it is full new
+	// packets get no answer (the router retransmits). Zero: 65536.
+	QueueSize int
+	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
+	MaxBatch int
+	// Workers is the number of batches committed concurrently. Zero: 3.
+	Workers int
+	// Readers is the number of goroutines reading the socket. Zero: 2.
+	Readers int
+	// DedupeWindow is how long an answered request is remembered, so a
+	// retransmission gets the same answer without a second write. Zero: 10s.
+	DedupeWindow time.Duration
+	// CommitTimeout bounds how long a batch is retried while the database
+	// fails before its packets are given up (unanswered). Zero: 10s.
+	CommitTimeout time.Duration
+	// RouterRefresh is how often the router list is reloaded; an unknown
+	// source also triggers a reload (at most once a second). Zero: 10s.
+	RouterRefresh time.Duration
+	// OnCommit, when set, is called after each committed batch, before the
+	// answers go out. It must not keep the slice.
+	OnCommit func(batch []nettportal.AccountingRecord)
+	// Now is the clock; zero: time.Now.
+	Now func() time.Time
+
+	// Stats counts what happened to packets; read it at any time.
+	Stats Stats
+
+	mu       sync.Mutex
+	conn     net.PacketConn
+	started  bool
+	closing  atomic.Bool
+	queue    chan item
+	routers  atomic.Pointer[map[netip.Addr]*routerEntry]
+	refresh  chan struct{}
+	dedupe   *dedupeCache
+	logLimit rateLimiter
+	readers  sync.WaitGroup
+	workers  sync.WaitGroup
+	bg       sync.WaitGroup
+	stopBg   chan struct{}
+}
+
+// Stats are the server's counters.
+type Stats struct {
+	Received         atomic.Uint64
+	Acknowledged     atomic.Uint64 // answered after commit
+	Duplicates       atomic.Uint64 // retransmissions answered from the cache or dropped while pending
+	UnknownRouter    atomic.Uint64
+	BadAuthenticator atomic.Uint64
+	Malformed        atomic.Uint64
+	QueueFull        atomic.Uint64
+	Batches          atomic.Uint64
+	CommitErrors     atomic.Uint64
+	GivenUp          atomic.Uint64 // records dropped after CommitTimeout
+	// ByStatus counts acknowledged records by Acct-Status-Type.
+	Starts, Interims, Stops, OnOffs atomic.Uint64
+}
+
+type routerEntry struct {
+	router nettportal.Router
+	secret []byte
+}
+
+// item is one verified packet waiting for its batch.
+type item struct {
+	rec    nettportal.AccountingRecord
+	addr   net.Addr
+	id     byte
+	auth   [16]byte
+	secret []byte
+	key    dedupeKey
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("radius: server closed")
+
+func (s *Server) defaults() {
+	if s.Addr == "" {
+		s.Addr = ":1813"
+	}
+	if s.QueueSize <= 0 {
+		s.QueueSize = 65536
+	}
+	if s.MaxBatch <= 0 {
+		s.MaxBatch = 4096
+	}
+	if s.Workers <= 0 {
+		s.Workers = 3
+	}
+	if s.Readers <= 0 {
+		s.Readers = 2
+	}
+	if s.DedupeWindow <= 0 {
+		s.DedupeWindow = 10 * time.Second
+	}
+	if s.CommitTimeout <= 0 {
+		s.CommitTimeout = 10 * time.Second
+	}
+	if s.RouterRefresh <= 0 {
+		s.RouterRefresh = 10 * time.Second
+	}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+}
+
+// Listen opens the UDP socket without serving yet, so callers learn the
+// bound address (for ":0") before Serve.
+func (s *Server) Listen() (net.PacketConn, error) {
+	s.defaults()
+	conn, err := net.ListenPacket("udp", s.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen for accounting on %s: %w", s.Addr, err)
+	}
+	if uc, ok := conn.(*net.UDPConn); ok {
+		// A burst from many routers must wait in the kernel, not be dropped.
+		_ = uc.SetReadBuffer(8 << 20)
+		_ = uc.SetWriteBuffer(4 << 20)
+	}
+	return conn, nil
+}
+
+// ListenAndServe listens on Addr and serves until Shutdown.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	conn, err := s.Listen()
+	if err != nil {
+		return err
+	}
+	return s.Serve(ctx, conn)
+}
+
+// Serve answers accounting on conn until Shutdown. It loads the routers
+// first, so it fails fast when the database cannot be read.
+func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+	s.defaults()
+	if s.Routers == nil || s.Store == nil {
+		return errors.New("radius: Server needs Routers and Store")
+	}
+	s.mu.Lock()
+	if s.started {
+		s.mu.Unlock()
+		return errors.New("radius: Serve called twice")
+	}
+	s.started = true
+	s.conn = conn
+	s.queue = make(chan item, s.QueueSize)
+	s.refresh = make(chan struct{}, 1)
+	s.stopBg = make(chan struct{})
+	s.dedupe = newDedupeCache(s.DedupeWindow)
+	s.mu.Unlock()
+
+	if err := s.loadRouters(ctx); err != nil {
+		return err
+	}
+	s.bg.Add(2)
+	go s.refreshLoop()
+	go s.dedupeLoop()
+	for i := 0; i < s.Workers; i++ {
+		s.workers.Add(1)
+		go s.worker()
+	}
+	for i := 0; i < s.Readers; i++ {
+		s.readers.Add(1)
+		go s.read()
+	}
+	s.readers.Wait()
+	return ErrServerClosed
+}
+
+// Shutdown stops reading, commits and answers everything queued, then
+// closes the socket. When ctx ends first, what is left stays unanswered (the
+// routers retransmit to the next server).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if !started || !s.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	// Wake the readers; the socket stays open for the answers.
+	_ = s.conn.SetReadDeadline(time.Now())
+	s.readers.Wait()
+	close(s.queue)
+	done := make(chan struct{})
+	go func() { s.workers.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("radius shutdown: %w", ctx.Err())
+	}
+	close(s.stopBg)
+	s.bg.Wait()
+	s.conn.Close()
+	return err
+}
+
+func (s *Server) read() {
+	defer s.readers.Done()
+	buf := make([]byte, 4096)
+	for {
+		n, addr, err := s.conn.ReadFrom(buf)
+		if err != nil {
+			if s.closing.Load() {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.Log.Warn().Err(err).Msg("read accounting packet")
+			continue
+		}
+		s.handle(buf[:n], addr)
+	}
+}
+
+// handle verifies and queues one packet. It never panics on input: every
+// failure is a counted drop.
+func (s *Server) handle(raw []byte, addr net.Addr) {
+	now := s.Now()
+	s.Stats.Received.Add(1)
+	src := sourceAddr(addr)
+	if len(raw) < 20 || int(raw[2])<<8|int(raw[3]) > len(raw) || int(raw[2])<<8|int(raw[3]) < 20 {
+		s.Stats.Malformed.Add(1)
+		s.logDrop("malformed accounting packet", src, nil)
+		return
+	}
+	routers := s.routers.Load()
+	entry := (*routers)[src]
+	if entry == nil {
+		s.Stats.UnknownRouter.Add(1)
+		s.logDrop("accounting from an unknown address (add it with `nettportal router add`)", src, nil)
+		select {
+		case s.refresh <- struct{}{}:
+		default:
+		}
+		return
+	}
+	if rad.Code(raw[0]) != rad.CodeAccountingRequest {
+		s.Stats.Malformed.Add(1)
+		s.logDrop("not an Accounting-Request", src, nil)
+		return
+	}
+	if !rad.IsAuthenticRequest(raw, entry.secret) {
+		s.Stats.BadAuthenticator.Add(1)
+		s.logDrop("bad Request Authenticator (wrong secret?)", src, nil)
+		return
+	}
+	key := newDedupeKey(addr, raw)
+	if resp, pending := s.dedupe.begin(key, now); resp != nil || pending {
+		s.Stats.Duplicates.Add(1)
+		if resp != nil {
+			_, _ = s.conn.WriteTo(resp, addr)
+		}
+		return
+	}
+	p, err := rad.Parse(raw, entry.secret)
+	if err != nil {
+		s.dedupe.forget(key)
+		s.Stats.Malformed.Add(1)
+		s.logDrop("unparsable accounting packet", src, err)
+		return
+	}
+	rec, err := Decode(p, entry.router, src, now)
+	if err != nil {
+		s.dedupe.forget(key)
+		s.Stats.Malformed.Add(1)
+		s.logDrop("undecodable accounting packet", src, err)
+		return
+	}
+	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key}
+	select {
+	case s.queue <- it:
+	default:
+		s.dedupe.forget(key)
+		s.Stats.QueueFull.Add(1)
+		s.logDrop("accounting queue full: not answering, the router will retransmit", src, nil)
+	}
+}
+
+func (s *Server) worker() {
+	defer s.workers.Done()
+	batch := make([]item, 0, s.MaxBatch)
+	recs := make([]nettportal.AccountingRecord, 0, s.MaxBatch)
+	for {
+		first, ok := <-s.queue
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < s.MaxBatch {
+			select {
+			case it, ok := <-s.queue:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, it)
+			default:
+				break fill
+			}
+		}
+		recs = recs[:0]
+		for i := range batch {
+			recs = append(recs, batch[i].rec)
+		}
+		if !s.commit(recs) {
+			for i := range batch {
+				s.dedupe.forget(batch[i].key)
+			}
+			s.Stats.GivenUp.Add(uint64(len(batch)))
+			continue
+		}
+		if s.OnCommit != nil {
+			s.OnCommit(recs)
+		}
+		s.answer(batch)
+	}
+}
+
+// commit retries a failing batch with backoff for up to CommitTimeout: a
+// short database hiccup then costs latency, not retransmissions.
+func (s *Server) commit(recs []nettportal.AccountingRecord) bool {
+	deadline := time.Now().Add(s.CommitTimeout)
+	backoff := 50 * time.Millisecond
+	for {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		err := s.Store.ApplyAccounting(ctx, recs)
+		cancel()
+		if err == nil {
+			s.Stats.Batches.Add(1)
+			return true
+		}
+		s.Stats.CommitErrors.Add(1)
+		if time.Now().Add(backoff).After(deadline) {
+			s.Log.Error().Err(err).Int("records", len(recs)).Msg("giving up a batch: its packets stay unanswered and will be retransmitted")
+			return false
+		}
+		s.Log.Warn().Err(err).Int("records", len(recs)).Dur("retry_in", backoff).Msg("commit accounting batch")
+		time.Sleep(backoff)
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func (s *Server) answer(batch []item) {
+	now := s.Now()
+	for i := range batch {
+		it := &batch[i]
+		resp := rad.Packet{Code: rad.CodeAccountingResponse, Identifier: it.id, Authenticator: it.auth, Secret: it.secret}
+		b, err := resp.Encode()
+		if err != nil {
+			s.Log.Error().Err(err).Msg("encode Accounting-Response")
+			continue
+		}
+		s.dedupe.done(it.key, b, now)
+		if _, err := s.conn.WriteTo(b, it.addr); err != nil {
+			s.Log.Warn().Err(err).Msg("send Accounting-Response")
+			continue
+		}
+		s.Stats.Acknowledged.Add(1)
+		switch it.rec.Status {
+		case nettportal.StatusStart:
+			s.Stats.Starts.Add(1)
+		case nettportal.StatusInterimUpdate:
+			s.Stats.Interims.Add(1)
+		case nettportal.StatusStop:
+			s.Stats.Stops.Add(1)
+		default:
+			s.Stats.OnOffs.Add(1)
+		}
+	}
+}
+
+func (s *Server) loadRouters(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	list, err := s.Routers.Routers(ctx)
+	if err != nil {
+		return fmt.Errorf("load routers: %w", err)
+	}
+	m := make(map[netip.Addr]*routerEntry, len(list))
+	for _, r := range list {
+		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret)}
+	}
+	s.routers.Store(&m)
+	return nil
+}
+
+func (s *Server) refreshLoop() {
+	defer s.bg.Done()
+	tick := time.NewTicker(s.RouterRefresh)
+	defer tick.Stop()
+	var last time.Time
+	for {
+		select {
+		case <-s.stopBg:
+			return
+		case <-tick.C:
+		case <-s.refresh:
+			// Unknown sources may arrive at line rate; reload at most once a second.
+			if time.Since(last) < time.Second {
+				continue
+			}
+		}
+		last = time.Now()
+		if err := s.loadRouters(context.Background()); err != nil {
+			s.Log.Warn().Err(err).Msg("reload routers")
+		}
+	}
+}
+
+func (s *Server) dedupeLoop() {
+	defer s.bg.Done()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-s.stopBg:
+			return
+		case <-tick.C:
+			s.dedupe.expire(s.Now())
+		}
+	}
+}
+
+// LocalAddr is the bound address once Serve has started.
+func (s *Server) LocalAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	return s.conn.LocalAddr()
+}
+
+// QueueDepth is the number of records waiting for a batch.
+func (s *Server) QueueDepth() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue)
+}
+
+func (s *Server) logDrop(msg string, src netip.Addr, err error) {
+	if !s.logLimit.allow(time.Now()) {
+		return
+	}
+	s.Log.Warn().Err(err).Str("source", src.String()).Msg(msg)
+}
+
+func sourceAddr(addr net.Addr) netip.Addr {
+	if ua, ok := addr.(*net.UDPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ua.IP); ok {
+			return a.Unmap()
+		}
+	}
+	ap, err := netip.ParseAddrPort(addr.String())
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ap.Addr().Unmap()
+}
+
+// rateLimiter lets a few log lines a second through, so a flood of bad
+// packets cannot fill the disk with logs.
+type rateLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	n      int
+}
+
+func (l *rateLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	l.n++
+	return l.n <= 5
+}
