@@ -272,7 +272,7 @@ func TestNetworkErrorsAreResults(t *testing.T) {
 	closed := c.LocalAddr().String()
 	c.Close()
 
-	for _, addr := range []string{"no-port-here", "256.0.0.1:3799", closed} {
+	for _, addr := range []string{"no-port-here", "127.0.0.1:99999", closed} {
 		t.Run(addr, func(t *testing.T) {
 			resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: addr, Secret: secret}, bob)
 			if err != nil {
