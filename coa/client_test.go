@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
@@ -369,5 +370,20 @@ func TestTargetFor(t *testing.T) {
 	want := coa.Target{Addr: "192.0.2.9:3799", Secret: "x", NASIP: r.IP}
 	if got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestLogsOutcome(t *testing.T) {
+	srv := startServer(t, coatest.NAK(rfc3576.ErrorCause_Value_SessionContextNotFound))
+	var buf bytes.Buffer
+	c := fast()
+	c.Log = zerolog.New(&buf)
+	if _, err := c.Disconnect(t.Context(), target(srv), bob); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"op":"disconnect"`, `"user":"bob"`, `"result":"nak"`, `"error_cause":503`, `"attempts":1`} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("log lacks %s:\n%s", want, buf.String())
+		}
 	}
 }
