@@ -65,7 +65,7 @@ func refResponse(code byte, request, rest []byte, secret string) []byte {
 }
 
 // userNameBob is the User-Name attribute "bob" on the wire.
-var userNameBob = []byte{1, 5, 'b', 'o', 'b'}
+const userNameBob = "\x01\x05bob"
 
 // Frozen vectors: secret "s3cret", identifier 0x2a, User-Name "bob". They
 // were computed by refRequest/refResponse and, separately, by a few lines of
@@ -103,7 +103,7 @@ func TestEncodeRequestVector(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := refRequest(40, 0x2a, userNameBob, "s3cret"); !bytes.Equal(got, want) {
+	if want := refRequest(40, 0x2a, []byte(userNameBob), "s3cret"); !bytes.Equal(got, want) {
 		t.Fatalf("EncodeRequest against reference:\n got %x\nwant %x", got, want)
 	}
 	if want := mustHex(t, bobRequestHex); !bytes.Equal(got, want) {
@@ -179,9 +179,9 @@ func TestVerifyRequest(t *testing.T) {
 		h := md5.New()
 		h.Write(hdr)
 		h.Write(make([]byte, 16))
-		h.Write(userNameBob)
+		h.Write([]byte(userNameBob))
 		h.Write(secret)
-		return append(append(hdr, h.Sum(nil)...), userNameBob...)
+		return append(append(hdr, h.Sum(nil)...), []byte(userNameBob)...)
 	}()
 
 	flip := func(b []byte, i int) []byte {
@@ -201,7 +201,7 @@ func TestVerifyRequest(t *testing.T) {
 		copy(c[4:20], h.Sum(nil))
 		return c
 	}()
-	coa := refRequest(43, 9, userNameBob, "s3cret")
+	coa := refRequest(43, 9, []byte(userNameBob), "s3cret")
 	twoMA := refRequest(40, 1, append([]byte{80, 18}, make([]byte, 16)...), "s3cret")
 	shortMA := refRequest(40, 1, []byte{80, 4, 0, 0}, "s3cret")
 
@@ -225,7 +225,7 @@ func TestVerifyRequest(t *testing.T) {
 		{"short packet", good[:19], secret, ErrMalformed},
 		{"length beyond datagram", good[:30], secret, ErrMalformed},
 		{"response code", mustHex(t, bobACKHex), secret, ErrMalformed},
-		{"access request", refRequest(1, 1, userNameBob, "s3cret"), secret, ErrMalformed},
+		{"access request", refRequest(1, 1, []byte(userNameBob), "s3cret"), secret, ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -248,7 +248,7 @@ func TestVerifyResponse(t *testing.T) {
 	req := mustHex(t, bobRequestHex)
 	ack := mustHex(t, bobACKHex)
 	otherReq := refRequest(40, 0x2a, []byte{1, 5, 'e', 'v', 'e'}, "s3cret")
-	coaReq := refRequest(43, 0x2a, userNameBob, "s3cret")
+	coaReq := refRequest(43, 0x2a, []byte(userNameBob), "s3cret")
 
 	// ACK without Message-Authenticator: allowed by RFC 5176.
 	plainACK := func() []byte {

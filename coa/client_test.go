@@ -25,10 +25,13 @@ import (
 
 const secret = "s3cret"
 
-var bob = coa.Session{
-	Username:      "bob",
-	AcctSessionID: "8100000c",
-	FramedIP:      netip.MustParseAddr("10.0.0.7"),
+// bob is the session most tests disconnect.
+func bobSession() coa.Session {
+	return coa.Session{
+		Username:      "bob",
+		AcctSessionID: "8100000c",
+		FramedIP:      netip.MustParseAddr("10.0.0.7"),
+	}
 }
 
 // fast keeps timeout tests short; loopback answers in microseconds.
@@ -55,7 +58,7 @@ func target(srv *coatest.Server) coa.Target {
 func TestDisconnectACK(t *testing.T) {
 	srv := startServer(t, coatest.ACK)
 	before := time.Now().Truncate(time.Second)
-	resp, err := fast().Disconnect(t.Context(), target(srv), bob)
+	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +101,7 @@ func TestDisconnectACK(t *testing.T) {
 
 func TestDisconnectNAK(t *testing.T) {
 	srv := startServer(t, coatest.NAK(rfc3576.ErrorCause_Value_SessionContextNotFound))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bob)
+	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +115,7 @@ func TestDisconnectNAK(t *testing.T) {
 
 func TestDisconnectRetransmitsSamePacket(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.DropFirst(1))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bob)
+	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +142,7 @@ func TestDisconnectRetransmitsSamePacket(t *testing.T) {
 func TestDisconnectTimeout(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.Ignore())
 	start := time.Now()
-	resp, err := fast().Disconnect(t.Context(), target(srv), bob)
+	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +159,7 @@ func TestDisconnectTimeout(t *testing.T) {
 
 func TestDisconnectWrongSecretResponderTimesOut(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.ResponseSecret("not-"+secret))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bob)
+	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +217,7 @@ func TestDisconnectIgnoresForgeries(t *testing.T) {
 		}
 	}()
 
-	resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: conn.LocalAddr().String(), Secret: secret}, bob)
+	resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: conn.LocalAddr().String(), Secret: secret}, bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +231,7 @@ func TestDisconnectIgnoresForgeries(t *testing.T) {
 
 func TestChangeRateLimit(t *testing.T) {
 	srv := startServer(t, coatest.ACK)
-	resp, err := fast().ChangeRateLimit(t.Context(), target(srv), bob, "10M/20M")
+	resp, err := fast().ChangeRateLimit(t.Context(), target(srv), bobSession(), "10M/20M")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +257,7 @@ func TestChangeRateLimit(t *testing.T) {
 
 func TestChangeRateLimitNAK(t *testing.T) {
 	srv := startServer(t, coatest.NAK(rfc3576.ErrorCause_Value_UnsupportedAttribute))
-	resp, err := fast().ChangeRateLimit(t.Context(), target(srv), bob, "1M/1M")
+	resp, err := fast().ChangeRateLimit(t.Context(), target(srv), bobSession(), "1M/1M")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,7 +278,7 @@ func TestNetworkErrorsAreResults(t *testing.T) {
 
 	for _, addr := range []string{"no-port-here", "127.0.0.1:99999", closed} {
 		t.Run(addr, func(t *testing.T) {
-			resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: addr, Secret: secret}, bob)
+			resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: addr, Secret: secret}, bobSession())
 			if err != nil {
 				t.Fatalf("network outcome returned as error: %v", err)
 			}
@@ -294,7 +297,7 @@ func TestContextEndsAttempts(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	resp, err := slow.Disconnect(ctx, target(srv), bob)
+	resp, err := slow.Disconnect(ctx, target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +311,7 @@ func TestContextEndsAttempts(t *testing.T) {
 	ctx, cancel = context.WithCancel(t.Context())
 	time.AfterFunc(100*time.Millisecond, cancel)
 	start = time.Now()
-	resp, err = slow.Disconnect(ctx, target(srv), bob)
+	resp, err = slow.Disconnect(ctx, target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -323,7 +326,7 @@ func TestContextEndsAttempts(t *testing.T) {
 func TestRetriesNegativeMeansOneAttempt(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.Ignore())
 	c := &coa.Client{Timeout: 50 * time.Millisecond, Retries: -1}
-	resp, err := c.Disconnect(t.Context(), target(srv), bob)
+	resp, err := c.Disconnect(t.Context(), target(srv), bobSession())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -340,7 +343,7 @@ func TestInvalidArguments(t *testing.T) {
 		call func() (coa.Response, error)
 	}{
 		{"empty secret", func() (coa.Response, error) {
-			return c.Disconnect(t.Context(), coa.Target{Addr: ok.Addr}, bob)
+			return c.Disconnect(t.Context(), coa.Target{Addr: ok.Addr}, bobSession())
 		}},
 		{"empty session", func() (coa.Response, error) {
 			return c.Disconnect(t.Context(), ok, coa.Session{})
@@ -352,7 +355,7 @@ func TestInvalidArguments(t *testing.T) {
 			return c.Disconnect(t.Context(), ok, coa.Session{Username: strings.Repeat("x", 300)})
 		}},
 		{"empty rate limit", func() (coa.Response, error) {
-			return c.ChangeRateLimit(t.Context(), ok, bob, "")
+			return c.ChangeRateLimit(t.Context(), ok, bobSession(), "")
 		}},
 	}
 	for _, tc := range cases {
@@ -378,7 +381,7 @@ func TestLogsOutcome(t *testing.T) {
 	var buf bytes.Buffer
 	c := fast()
 	c.Log = zerolog.New(&buf)
-	if _, err := c.Disconnect(t.Context(), target(srv), bob); err != nil {
+	if _, err := c.Disconnect(t.Context(), target(srv), bobSession()); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`"op":"disconnect"`, `"user":"bob"`, `"result":"nak"`, `"error_cause":503`, `"attempts":1`} {

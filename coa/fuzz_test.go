@@ -12,7 +12,7 @@ import (
 func FuzzVerifyResponse(f *testing.F) {
 	secret := []byte("s3cret")
 	req := mustHex(f, bobRequestHex)
-	coaReq := refRequest(43, 0x2a, userNameBob, "s3cret")
+	coaReq := refRequest(43, 0x2a, []byte(userNameBob), "s3cret")
 	ack := mustHex(f, bobACKHex)
 	nak := mustHex(f, bobNAKHex)
 

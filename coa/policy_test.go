@@ -97,7 +97,7 @@ func TestDisconnectorPolicy(t *testing.T) {
 			if !tc.noAPI {
 				api = tc.api
 			}
-			out := d.Disconnect(t.Context(), target(srv), bob, api)
+			out := d.Disconnect(t.Context(), target(srv), bobSession(), api)
 			if out.OK != tc.wantOK || out.Method != tc.wantMethod || out.Result != tc.wantResult || out.ErrorCause != tc.wantCause {
 				t.Errorf("outcome %+v", out)
 			}
@@ -131,7 +131,7 @@ func TestDisconnectorPolicy(t *testing.T) {
 func TestDisconnectorRouterWithoutRADIUS(t *testing.T) {
 	api := &fakeRemover{removed: true}
 	var d coa.Disconnector
-	out := d.Disconnect(t.Context(), coa.Target{Addr: "192.0.2.1:3799"}, bob, api)
+	out := d.Disconnect(t.Context(), coa.Target{Addr: "192.0.2.1:3799"}, bobSession(), api)
 	if !out.OK || out.Method != "routeros" || len(out.Attempts) != 2 || out.Attempts[0].Result != coa.ResultError {
 		t.Fatalf("outcome %+v", out)
 	}
