@@ -106,6 +106,34 @@ type item struct {
 	key    dedupeKey
 }
 
+var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
+
+// decodePacket checks and decodes one datagram from a known router. It is
+// the whole input path short of the socket, and what FuzzDecode exercises.
+func decodePacket(raw []byte, entry *routerEntry, src netip.Addr, now time.Time) (nettportal.AccountingRecord, *rad.Packet, error) {
+	if len(raw) < 20 {
+		return nettportal.AccountingRecord{}, nil, errors.New("shorter than a RADIUS header")
+	}
+	if length := int(raw[2])<<8 | int(raw[3]); length < 20 || length > len(raw) {
+		return nettportal.AccountingRecord{}, nil, fmt.Errorf("length field %d does not fit the %d bytes received", length, len(raw))
+	}
+	if rad.Code(raw[0]) != rad.CodeAccountingRequest {
+		return nettportal.AccountingRecord{}, nil, fmt.Errorf("code %d is not an Accounting-Request", raw[0])
+	}
+	if !rad.IsAuthenticRequest(raw, entry.secret) {
+		return nettportal.AccountingRecord{}, nil, errBadAuthenticator
+	}
+	p, err := rad.Parse(raw, entry.secret)
+	if err != nil {
+		return nettportal.AccountingRecord{}, nil, fmt.Errorf("parse: %w", err)
+	}
+	rec, err := Decode(p, entry.router, src, now)
+	if err != nil {
+		return rec, nil, fmt.Errorf("decode: %w", err)
+	}
+	return rec, p, nil
+}
+
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("radius: server closed")
 
@@ -259,9 +287,9 @@ func (s *Server) handle(raw []byte, addr net.Addr) {
 	now := s.Now()
 	s.Stats.Received.Add(1)
 	src := sourceAddr(addr)
-	if len(raw) < 20 || int(raw[2])<<8|int(raw[3]) > len(raw) || int(raw[2])<<8|int(raw[3]) < 20 {
+	if len(raw) < 20 {
 		s.Stats.Malformed.Add(1)
-		s.logDrop("malformed accounting packet", src, nil)
+		s.logDrop("accounting packet shorter than a RADIUS header", src, nil)
 		return
 	}
 	routers := s.routers.Load()
@@ -275,36 +303,25 @@ func (s *Server) handle(raw []byte, addr net.Addr) {
 		}
 		return
 	}
-	if rad.Code(raw[0]) != rad.CodeAccountingRequest {
-		s.Stats.Malformed.Add(1)
-		s.logDrop("not an Accounting-Request", src, nil)
-		return
-	}
-	if !rad.IsAuthenticRequest(raw, entry.secret) {
-		s.Stats.BadAuthenticator.Add(1)
-		s.logDrop("bad Request Authenticator (wrong secret?)", src, nil)
-		return
-	}
 	key := newDedupeKey(addr, raw)
 	if resp, pending := s.dedupe.begin(key, now); resp != nil || pending {
+		// Checked before the authenticator: a cached answer exists only for
+		// a request that authenticated, and byte-equal copies need no MD5.
 		s.Stats.Duplicates.Add(1)
 		if resp != nil {
 			_, _ = s.conn.WriteTo(resp, addr)
 		}
 		return
 	}
-	p, err := rad.Parse(raw, entry.secret)
+	rec, p, err := decodePacket(raw, entry, src, now)
 	if err != nil {
 		s.dedupe.forget(key)
-		s.Stats.Malformed.Add(1)
-		s.logDrop("unparsable accounting packet", src, err)
-		return
-	}
-	rec, err := Decode(p, entry.router, src, now)
-	if err != nil {
-		s.dedupe.forget(key)
-		s.Stats.Malformed.Add(1)
-		s.logDrop("undecodable accounting packet", src, err)
+		if errors.Is(err, errBadAuthenticator) {
+			s.Stats.BadAuthenticator.Add(1)
+		} else {
+			s.Stats.Malformed.Add(1)
+		}
+		s.logDrop("dropped accounting packet", src, err)
 		return
 	}
 	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key}

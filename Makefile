@@ -1,0 +1,41 @@
+# NettPortal sessions. `make demo` runs the product, `make test` the tests.
+GO ?= go
+PKGS := ./...
+# The test timeout covers the end-to-end suites (browser, simulated fleet).
+TESTFLAGS ?= -count=1 -timeout 20m
+
+.PHONY: build demo test check race fuzz bench clean
+
+build:
+	$(GO) build -o bin/nettportal ./cmd/nettportal
+
+demo:
+	$(GO) run ./cmd/nettportal demo
+
+# Finds a PostgreSQL (DATABASE_URL, else the local server) or starts a
+# throwaway cluster with the installed initdb/pg_ctl, then runs every test.
+test: check
+	$(GO) run ./tools/withpg -- $(GO) test $(TESTFLAGS) $(PKGS)
+
+check:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet $(PKGS)
+
+race:
+	$(GO) run ./tools/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
+
+# Short runs of every fuzz target; FUZZTIME=5m for a longer one.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./radius
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyResponse$$' -fuzztime $(FUZZTIME) ./coa
+	$(GO) test -run '^$$' -fuzz '^FuzzReadSentence$$' -fuzztime $(FUZZTIME) ./routeros/routerostest
+
+# Load benchmarks against the real serve wiring and a local PostgreSQL with
+# fsync and synchronous_commit on. They print their figures.
+bench:
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/nettportal ./store
+
+clean:
+	rm -rf bin

@@ -1,0 +1,328 @@
+package radius_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+const secret = "s3cret"
+
+// startServer runs a Server on 127.0.0.1:0 against a real database that
+// knows 127.0.0.1 as a router; it shuts down at cleanup.
+func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *radius.Server {
+	t.Helper()
+	r := nettportal.Router{Name: "core-1", IP: netip.MustParseAddr("127.0.0.1"), Secret: secret}
+	if err := db.CreateRouter(context.Background(), &r); err != nil {
+		t.Fatal(err)
+	}
+	srv := &radius.Server{Addr: "127.0.0.1:0", Routers: db, Store: db}
+	if configure != nil {
+		configure(srv)
+	}
+	conn, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(context.Background(), conn) }()
+	for srv.LocalAddr() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; !errors.Is(err, radius.ErrServerClosed) {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return srv
+}
+
+func request(t *testing.T, sid string, status rfc2866.AcctStatusType, secret string) []byte {
+	t.Helper()
+	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
+	rfc2865.UserName_SetString(p, "user-"+sid)
+	rfc2866.AcctSessionID_SetString(p, sid)
+	rfc2866.AcctStatusType_Set(p, status)
+	raw, err := p.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// client is a router's socket: it sends requests and collects answers.
+type client struct {
+	t    *testing.T
+	conn *net.UDPConn
+}
+
+func newClient(t *testing.T, srv *radius.Server) *client {
+	conn, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn}
+}
+
+func (c *client) send(raw []byte) {
+	if _, err := c.conn.Write(raw); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// answers counts the authentic answers to reqs arriving within d.
+func (c *client) answers(reqs [][]byte, d time.Duration) int {
+	deadline := time.Now().Add(d)
+	got := map[int]bool{}
+	buf := make([]byte, 4096)
+	for len(got) < len(reqs) {
+		c.conn.SetReadDeadline(deadline)
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			break
+		}
+		for i, req := range reqs {
+			if rad.IsAuthenticResponse(buf[:n], req, []byte(secret)) {
+				got[i] = true
+			}
+		}
+	}
+	return len(got)
+}
+
+// lockAccounting holds radacct locked until the returned func is called:
+// commits wait, as they would for a stalled database.
+func lockAccounting(t *testing.T, db *store.DB) func() {
+	t.Helper()
+	tx, err := db.Pool.Begin(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(context.Background(), "LOCK TABLE radacct IN EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	var once atomic.Bool
+	release := func() {
+		if once.CompareAndSwap(false, true) {
+			tx.Rollback(context.Background())
+		}
+	}
+	t.Cleanup(release)
+	return release
+}
+
+func countRows(t *testing.T, db *store.DB) int {
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM radacct").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestNoAnswerBeforeCommit(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	srv := startServer(t, db, nil)
+	c := newClient(t, srv)
+	unlock := lockAccounting(t, db)
+	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(req)
+	if n := c.answers([][]byte{req}, 700*time.Millisecond); n != 0 {
+		t.Fatal("answered while the commit was blocked")
+	}
+	unlock()
+	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+		t.Fatal("no answer after the commit could proceed")
+	}
+	if countRows(t, db) != 1 {
+		t.Fatal("answered but not in radacct")
+	}
+}
+
+func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 2; s.Workers = 1; s.MaxBatch = 1 })
+	c := newClient(t, srv)
+	unlock := lockAccounting(t, db)
+	var reqs [][]byte
+	for i := 0; i < 6; i++ {
+		req := request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret)
+		reqs = append(reqs, req)
+		c.send(req)
+		time.Sleep(20 * time.Millisecond) // let the worker take the first
+	}
+	if n := c.answers(reqs, 500*time.Millisecond); n != 0 {
+		t.Fatalf("%d answers while blocked", n)
+	}
+	if full := srv.Stats.QueueFull.Load(); full != 3 {
+		t.Errorf("queue full drops = %d, want 3 (1 in the worker, 2 queued)", full)
+	}
+	unlock()
+	if n := c.answers(reqs, 5*time.Second); n != 3 {
+		t.Errorf("%d answers after unblocking, want the 3 accepted", n)
+	}
+	// The router retransmits the dropped ones; now they go through.
+	for _, req := range reqs[3:] {
+		c.send(req)
+	}
+	if n := c.answers(reqs[3:], 5*time.Second); n != 3 {
+		t.Errorf("%d answers to the retransmissions, want 3", n)
+	}
+	if got := countRows(t, db); got != 6 {
+		t.Errorf("%d rows, want 6", got)
+	}
+}
+
+// flakyStore fails its first calls the way an unreachable database does.
+type flakyStore struct {
+	db       *store.DB
+	failures atomic.Int32
+}
+
+func (f *flakyStore) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
+	if f.failures.Add(-1) >= 0 {
+		return errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
+	}
+	return f.db.ApplyAccounting(ctx, batch)
+}
+
+func TestRecoversWhenTheDatabaseReturns(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	flaky := &flakyStore{db: db}
+	flaky.failures.Store(4)
+	srv := startServer(t, db, func(s *radius.Server) { s.Store = flaky })
+	c := newClient(t, srv)
+	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(req)
+	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+		t.Fatal("no answer after the database came back")
+	}
+	if srv.Stats.CommitErrors.Load() != 4 || countRows(t, db) != 1 {
+		t.Errorf("commit errors %d rows %d", srv.Stats.CommitErrors.Load(), countRows(t, db))
+	}
+}
+
+func TestGivesUpAfterCommitTimeoutThenAcceptsRetransmission(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	flaky := &flakyStore{db: db}
+	flaky.failures.Store(1000)
+	srv := startServer(t, db, func(s *radius.Server) { s.Store = flaky; s.CommitTimeout = 300 * time.Millisecond })
+	c := newClient(t, srv)
+	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(req)
+	if n := c.answers([][]byte{req}, time.Second); n != 0 {
+		t.Fatal("answered although nothing was committed")
+	}
+	if srv.Stats.GivenUp.Load() != 1 {
+		t.Fatalf("given up %d", srv.Stats.GivenUp.Load())
+	}
+	flaky.failures.Store(0)
+	c.send(req)
+	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+		t.Fatal("the retransmission after recovery was not answered")
+	}
+}
+
+func TestBadPacketsAreCountedAndDropped(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	srv := startServer(t, db, nil)
+	c := newClient(t, srv)
+	wrong := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, "not-the-secret")
+	c.send(wrong)
+	c.send([]byte{4, 1, 0})               // shorter than a header
+	c.send([]byte{4, 1, 0, 200, 1, 2, 3}) // length beyond the datagram
+	noSession := request(t, "", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(noSession)
+	if n := c.answers([][]byte{wrong, noSession}, 500*time.Millisecond); n != 0 {
+		t.Fatal("a bad packet was answered")
+	}
+	if srv.Stats.BadAuthenticator.Load() != 1 || srv.Stats.Malformed.Load() != 3 {
+		t.Errorf("bad authenticator %d malformed %d", srv.Stats.BadAuthenticator.Load(), srv.Stats.Malformed.Load())
+	}
+	if countRows(t, db) != 0 {
+		t.Error("a bad packet was written")
+	}
+	// From an address that is not a router.
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 99)}, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(request(t, "81000002", rfc2866.AcctStatusType_Value_Start, secret))
+	deadline := time.Now().Add(2 * time.Second)
+	for srv.Stats.UnknownRouter.Load() != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if srv.Stats.UnknownRouter.Load() != 1 {
+		t.Error("unknown router not counted")
+	}
+}
+
+func TestShutdownAnswersWhatIsQueued(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	srv := &radius.Server{Addr: "127.0.0.1:0", Routers: db, Store: db}
+	r := nettportal.Router{Name: "core-1", IP: netip.MustParseAddr("127.0.0.1"), Secret: secret}
+	if err := db.CreateRouter(context.Background(), &r); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := srv.Listen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(context.Background(), conn)
+	for srv.LocalAddr() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	c := newClient(t, srv)
+	unlock := lockAccounting(t, db)
+	var reqs [][]byte
+	for i := 0; i < 20; i++ {
+		req := request(t, fmt.Sprintf("810000%02d", i), rfc2866.AcctStatusType_Value_Start, secret)
+		reqs = append(reqs, req)
+		c.send(req)
+	}
+	time.Sleep(200 * time.Millisecond)
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	time.Sleep(200 * time.Millisecond)
+	unlock()
+	if n := c.answers(reqs, 5*time.Second); n != 20 {
+		t.Errorf("%d of 20 queued packets answered during shutdown", n)
+	}
+	if err := <-shut; err != nil {
+		t.Error(err)
+	}
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM radacct").Scan(&n); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatal(err)
+	}
+	if n != 20 {
+		t.Errorf("%d rows", n)
+	}
+}
