@@ -85,4 +85,78 @@ CREATE INDEX IF NOT EXISTS radacct_open_nasip_idx ON radacct (nasipaddress, acct
 -- FreeRADIUS's statistics index, for billing queries by period.
 CREATE INDEX IF NOT EXISTS radacct_start_user_idx ON radacct (acctstarttime, username);
 
+-- Rate history for the session chart: one sample per interim (or API read).
+-- Kept for a configurable number of days, then deleted in bulk.
+CREATE TABLE IF NOT EXISTS session_samples (
+	acctuniqueid  text NOT NULL,
+	at            timestamptz NOT NULL,
+	input_octets  bigint NOT NULL,
+	output_octets bigint NOT NULL,
+	PRIMARY KEY (acctuniqueid, at)
+);
+CREATE INDEX IF NOT EXISTS session_samples_at_idx ON session_samples USING brin (at);
+
+-- Each router's state for the routers page.
+CREATE TABLE IF NOT EXISTS router_status (
+	nas_id                integer PRIMARY KEY,
+	last_acct_at          timestamptz,
+	last_reconcile_at     timestamptz,
+	last_reconcile_result text NOT NULL DEFAULT '',
+	api_reachable         boolean,
+	api_checked_at        timestamptz,
+	coa_reachable         boolean,
+	coa_checked_at        timestamptz,
+	boot_time             timestamptz
+);
+
+-- Every Disconnect and CoA attempt: who, when, what, how, result.
+CREATE TABLE IF NOT EXISTS control_audit (
+	id          bigserial PRIMARY KEY,
+	at          timestamptz NOT NULL DEFAULT now(),
+	actor       text NOT NULL,
+	action      text NOT NULL,
+	radacctid   bigint,
+	username    text NOT NULL DEFAULT '',
+	nas_id      integer,
+	router      text NOT NULL DEFAULT '',
+	method      text NOT NULL DEFAULT '',
+	result      text NOT NULL DEFAULT '',
+	ok          boolean NOT NULL DEFAULT false,
+	detail      text NOT NULL DEFAULT '',
+	error_cause integer,
+	rate_limit  text NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS control_audit_at_idx ON control_audit (at DESC);
+
+-- Operators and API tokens.
+CREATE TABLE IF NOT EXISTS users (
+	id            serial PRIMARY KEY,
+	name          text NOT NULL UNIQUE,
+	password_hash text NOT NULL,
+	role          text NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+	created_at    timestamptz NOT NULL DEFAULT now(),
+	disabled      boolean NOT NULL DEFAULT false
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+	id           serial PRIMARY KEY,
+	name         text NOT NULL UNIQUE,
+	token_hash   text NOT NULL UNIQUE,
+	role         text NOT NULL CHECK (role IN ('admin', 'operator', 'viewer')),
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	last_used_at timestamptz,
+	revoked_at   timestamptz
+);
+
+-- Customers from the billing system, linked to sessions by PPPoE username.
+CREATE TABLE IF NOT EXISTS customers (
+	id         serial PRIMARY KEY,
+	name       text NOT NULL,
+	username   text NOT NULL UNIQUE,
+	profile    text NOT NULL DEFAULT '',
+	phone      text NOT NULL DEFAULT '',
+	address    text NOT NULL DEFAULT '',
+	created_at timestamptz NOT NULL DEFAULT now(),
+	updated_at timestamptz NOT NULL DEFAULT now()
+);
+
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
