@@ -76,12 +76,18 @@ ALTER TABLE radacct ADD COLUMN IF NOT EXISTS has_start boolean NOT NULL DEFAULT 
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_updatetime timestamptz;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_inputoctets bigint;
 ALTER TABLE radacct ADD COLUMN IF NOT EXISTS prev_outputoctets bigint;
+-- Where the row came from: 'radius' (accounting packets) or 'api' (the
+-- reconciler saw the session on the router before any accounting did).
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'radius';
 -- Open sessions are what the live view, the sweeps and Accounting-On/Off
 -- read; partial indexes keep them fast however large the history grows.
 CREATE INDEX IF NOT EXISTS radacct_open_nas_idx ON radacct (nas_id, acctstarttime) WHERE acctstoptime IS NULL;
 CREATE INDEX IF NOT EXISTS radacct_open_user_idx ON radacct (username) WHERE acctstoptime IS NULL;
 CREATE INDEX IF NOT EXISTS radacct_open_ip_idx ON radacct (framedipaddress) WHERE acctstoptime IS NULL;
 CREATE INDEX IF NOT EXISTS radacct_open_nasip_idx ON radacct (nasipaddress, acctstarttime) WHERE acctstoptime IS NULL;
+-- Rows the reconciler made; few, so this index stays tiny. Accounting that
+-- arrives later for the same session replaces them.
+CREATE INDEX IF NOT EXISTS radacct_api_rows_idx ON radacct (nas_id, acctsessionid) WHERE source = 'api';
 -- FreeRADIUS's statistics index, for billing queries by period.
 CREATE INDEX IF NOT EXISTS radacct_start_user_idx ON radacct (acctstarttime, username);
 
@@ -160,3 +166,38 @@ CREATE TABLE IF NOT EXISTS customers (
 );
 
 INSERT INTO schema_version (version) VALUES (1) ON CONFLICT DO NOTHING;
+
+-- Live view (web). Search by username and customer name is a substring
+-- match; trigram indexes make it fast. pg_trgm ships with PostgreSQL's
+-- contrib and is a trusted extension (the database owner may create it),
+-- but without it everything still works, only searches scan.
+DO $$ BEGIN
+	CREATE EXTENSION IF NOT EXISTS pg_trgm;
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE 'pg_trgm unavailable (%): session search will scan', SQLERRM;
+END $$;
+DO $$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+		EXECUTE 'CREATE INDEX IF NOT EXISTS radacct_open_user_trgm_idx ON radacct USING gin (username gin_trgm_ops) WHERE acctstoptime IS NULL';
+		EXECUTE 'CREATE INDEX IF NOT EXISTS customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops)';
+	END IF;
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE 'trigram indexes not created (%): session search will scan', SQLERRM;
+END $$;
+-- The default order of the live page (newest first). Only columns that an
+-- interim never changes are indexed, so interim updates stay HOT.
+CREATE INDEX IF NOT EXISTS radacct_open_start_idx ON radacct (acctstarttime, radacctid) WHERE acctstoptime IS NULL;
+
+-- Web logins, in the database so every instance behind a load balancer
+-- knows them. id_hash is the sha256 of the cookie value.
+CREATE TABLE IF NOT EXISTS web_sessions (
+	id_hash      text PRIMARY KEY,
+	user_id      integer NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+	csrf_token   text NOT NULL,
+	created_at   timestamptz NOT NULL DEFAULT now(),
+	last_seen_at timestamptz NOT NULL DEFAULT now(),
+	expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS web_sessions_expires_idx ON web_sessions (expires_at);
+
+INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
