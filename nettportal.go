@@ -159,6 +159,9 @@ type AccountingRecord struct {
 	Class          string
 	InterimSeconds *uint32 // Acct-Interim-Interval when the router sends it
 	Profile        string  // Mikrotik-Group
+	// FromAPI marks a record the reconciler built from the RouterOS API
+	// rather than an accounting packet.
+	FromAPI bool
 }
 
 // AcctUniqueID is FreeRADIUS's default acctuniqueid: md5 hex of

@@ -28,7 +28,7 @@ INSERT INTO radacct AS r (
 	connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets,
 	calledstationid, callingstationid, acctterminatecause, servicetype, framedprotocol,
 	framedipaddress, framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix,
-	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start)
+	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start, source)
 SELECT
 	u.sessionid, u.uniqueid, u.username, nullif(u.realm, ''), u.nasip::inet, nullif(u.nasportid, ''), nullif(u.nasporttype, ''),
 	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
@@ -45,18 +45,19 @@ SELECT
 	nullif(u.ifaceid, ''), nullif(u.delegated, '')::inet,
 	nullif(u.class, ''), u.nasid, nullif(u.nasident, ''),
 	CASE WHEN u.status = 2 THEN 'stop' END,
-	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1
+	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1,
+	CASE WHEN u.fromapi THEN 'api' ELSE 'radius' END
 FROM unnest(
 	$1::int[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
 	$15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
 	$22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
-	$29::text[], $30::bigint[], $31::text[]
+	$29::text[], $30::bigint[], $31::text[], $32::bool[]
 ) AS u(status, nasid, eventtime, uniqueid, sessionid, username, realm,
 	nasip, nasident, nasportid, nasporttype, sessiontime, inoctets, outoctets,
 	inpackets, outpackets, authentic, connectinfo, called, calling, cause,
 	servicetype, framedprotocol, framedip, framedipv6, framedipv6prefix, delegated, ifaceid,
-	class, interim, profile)
+	class, interim, profile, fromapi)
 ON CONFLICT (acctuniqueid) DO UPDATE SET
 	acctstarttime = CASE
 		WHEN EXCLUDED.has_start AND NOT r.has_start THEN EXCLUDED.acctstarttime
@@ -121,6 +122,15 @@ UPDATE radacct SET
 	acctsessiontime = greatest(acctsessiontime, floor(extract(epoch FROM $2 - acctstarttime))::bigint)
 WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2`
 
+// retireAPIRowsSQL deletes the stand-in rows the reconciler made for
+// sessions whose accounting has now arrived: the accounting row carries the
+// same session totals, and billing must not count the session twice. The
+// partial index on api rows makes this a few probes of a tiny index.
+const retireAPIRowsSQL = `
+DELETE FROM radacct r USING unnest($1::bigint[], $2::text[]) AS u(nasid, sessionid)
+WHERE r.source = 'api' AND r.nas_id = u.nasid AND r.acctsessionid = u.sessionid
+	AND EXISTS (SELECT 1 FROM radacct WHERE source = 'api')` // evaluated once: skips the join when there are none
+
 // ApplyAccounting makes a batch durable in one transaction, applying records
 // in the order given. It returns after COMMIT.
 func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
@@ -136,6 +146,9 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 				continue
 			}
 			b.Queue(upsertAccountingSQL, s.upsert.args()...)
+			if len(s.upsert.radiusNAS) > 0 {
+				b.Queue(retireAPIRowsSQL, s.upsert.radiusNAS, s.upsert.radiusSID)
+			}
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -209,6 +222,11 @@ type columns struct {
 	delegated, ifaceID, class               []string
 	interim                                 []*int64
 	profile                                 []string
+	fromAPI                                 []bool
+	// radiusNAS and radiusSID hold (router, session id) of accounting
+	// records, to retire rows the reconciler made for the same sessions.
+	radiusNAS []int64
+	radiusSID []string
 }
 
 func newColumns(n int) *columns {
@@ -272,6 +290,11 @@ func (c *columns) add(r *nettportal.AccountingRecord) {
 	c.class = append(c.class, r.Class)
 	c.interim = append(c.interim, optU32(r.InterimSeconds))
 	c.profile = append(c.profile, r.Profile)
+	c.fromAPI = append(c.fromAPI, r.FromAPI)
+	if !r.FromAPI {
+		c.radiusNAS = append(c.radiusNAS, r.RouterID)
+		c.radiusSID = append(c.radiusSID, r.SessionID)
+	}
 }
 
 func (c *columns) args() []any {
@@ -280,6 +303,6 @@ func (c *columns) args() []any {
 		c.nasIP, c.nasIdent, c.nasPortID, c.nasPortType, c.sessionTime, c.inOctets, c.outOctets,
 		c.inPackets, c.outPackets, c.authentic, c.connectInfo, c.called, c.calling, c.cause,
 		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
-		c.class, c.interim, c.profile,
+		c.class, c.interim, c.profile, c.fromAPI,
 	}
 }

@@ -1,0 +1,117 @@
+package store_test
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+func TestAccountingRetiresTheReconcilersRow(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	fromAPI := withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", time.Minute), 60, 100, 200)
+	fromAPI.UniqueID = "api-made-id"
+	fromAPI.FromAPI = true
+	mustApply(t, db, []nettportal.AccountingRecord{fromAPI})
+	open, err := db.OpenSessions(ctx, 1)
+	if err != nil || len(open) != 1 || !open[0].FromAPI {
+		t.Fatalf("open sessions %+v %v", open, err)
+	}
+	// The router's own interim for the same session arrives later.
+	mustApply(t, db, []nettportal.AccountingRecord{withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", 2*time.Minute), 120, 300, 400)})
+	var n int
+	var in int64
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*), max(acctinputoctets) FROM radacct").Scan(&n, &in); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || in != 300 {
+		t.Fatalf("rows %d, input %d: the session would be billed twice", n, in)
+	}
+}
+
+func TestSweepStaleAndClose(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	withoutAPI := nettportal.Router{Name: "r1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s", InterimInterval: time.Minute}
+	withAPI := nettportal.Router{Name: "r2", IP: netip.MustParseAddr("127.0.0.12"), Secret: "s", InterimInterval: time.Minute, APIAddr: "127.0.0.12:8728", APIUser: "api"}
+	for _, r := range []*nettportal.Router{&withoutAPI, &withAPI} {
+		if err := db.CreateRouter(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	mk := func(r nettportal.Router, user, sid string, lastUpdate time.Duration) nettportal.AccountingRecord {
+		x := withCounters(rec(nettportal.StatusInterimUpdate, user, sid, 0), 60, 1, 1)
+		x.EventTime = now.Add(-lastUpdate)
+		x.RouterID = r.ID
+		x.UniqueID = nettportal.AcctUniqueID(user, sid, r.IP.String(), "", "", "")
+		return x
+	}
+	stale := mk(withoutAPI, "old", "81000001", 3*time.Minute) // > 2 x 1m + 30s
+	fresh := mk(withoutAPI, "new", "81000002", time.Minute)   // within
+	apiStale := mk(withAPI, "checked", "81000003", time.Hour) // the reconciler decides for API routers
+	mustApply(t, db, []nettportal.AccountingRecord{stale, fresh, apiStale})
+	n, err := db.SweepStale(ctx, 30*time.Second, now)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want 1", n, err)
+	}
+	var cause, closedBy string
+	var stop time.Time
+	if err := db.Pool.QueryRow(ctx, "SELECT acctterminatecause, closed_by, acctstoptime FROM radacct WHERE acctuniqueid = $1", stale.UniqueID).Scan(&cause, &closedBy, &stop); err != nil {
+		t.Fatal(err)
+	}
+	if cause != nettportal.CauseLostService || closedBy != nettportal.ClosedByStale || !stop.Equal(stale.EventTime) {
+		t.Errorf("stale row: %s %s %v", cause, closedBy, stop)
+	}
+	// A real Stop arriving late replaces the inferred close.
+	late := stop2(mk(withoutAPI, "old", "81000001", 2*time.Minute), "User-Request")
+	mustApply(t, db, []nettportal.AccountingRecord{late})
+	if err := db.Pool.QueryRow(ctx, "SELECT acctterminatecause, closed_by FROM radacct WHERE acctuniqueid = $1", stale.UniqueID).Scan(&cause, &closedBy); err != nil {
+		t.Fatal(err)
+	}
+	if cause != "User-Request" || closedBy != "stop" {
+		t.Errorf("after the late Stop: %s %s", cause, closedBy)
+	}
+
+	open, err := db.OpenSessions(ctx, withAPI.ID)
+	if err != nil || len(open) != 1 {
+		t.Fatalf("%v %v", open, err)
+	}
+	if n, err := db.CloseSessions(ctx, []int64{open[0].ID}, nettportal.CauseLostService, nettportal.ClosedByReconciler); err != nil || n != 1 {
+		t.Fatalf("closed %d %v", n, err)
+	}
+	if n, err := db.CloseSessions(ctx, []int64{open[0].ID}, nettportal.CauseLostService, nettportal.ClosedByReconciler); err != nil || n != 0 {
+		t.Fatalf("closed again: %d %v", n, err)
+	}
+}
+
+func stop2(r nettportal.AccountingRecord, cause string) nettportal.AccountingRecord {
+	r.Status = nettportal.StatusStop
+	r.TerminateCause = cause
+	return r
+}
+
+func TestAuditRoundTrip(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	e := nettportal.AuditEntry{Actor: "alice", Action: nettportal.ActionDisconnect, SessionID: 7, Username: "bob",
+		Router: "r1", Method: "routeros", Result: "ack", OK: true, Detail: "radius timeout; removed via RouterOS API", ErrorCause: 503}
+	if err := db.RecordAudit(ctx, &e); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.Audit(ctx, 10, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("%v %v", got, err)
+	}
+	g := got[0]
+	if g.Actor != "alice" || g.SessionID != 7 || g.Method != "routeros" || !g.OK || g.ErrorCause != 503 || g.At.IsZero() {
+		t.Errorf("audit %+v", g)
+	}
+}
