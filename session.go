@@ -131,3 +131,15 @@ type SessionsChanged struct {
 	RouterIDs []int64 `json:"routers"`
 	Records   int     `json:"n"`
 }
+
+// OpenSession is what the reconciler and the sweeps need of an open row.
+type OpenSession struct {
+	ID            int64
+	UniqueID      string
+	AcctSessionID string
+	Username      string
+	StartedAt     time.Time
+	UpdatedAt     time.Time
+	Interim       time.Duration // the session's Acct-Interim-Interval, else zero
+	FromAPI       bool          // made by the reconciler, not by accounting
+}

@@ -8,20 +8,8 @@ import (
 	"github.com/nettportal/nettportal"
 )
 
-// OpenSession is what the reconciler needs of an open radacct row.
-type OpenSession struct {
-	ID            int64
-	UniqueID      string
-	AcctSessionID string
-	Username      string
-	StartedAt     time.Time
-	UpdatedAt     time.Time
-	Interim       time.Duration // the session's Acct-Interim-Interval, else zero
-	FromAPI       bool
-}
-
 // OpenSessions lists a router's open sessions.
-func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]OpenSession, error) {
+func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]nettportal.OpenSession, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT radacctid, acctuniqueid, acctsessionid, coalesce(username, ''),
 		acctstarttime, coalesce(acctupdatetime, acctstarttime), coalesce(acctinterval, 0), source = 'api'
 		FROM radacct WHERE nas_id = $1 AND acctstoptime IS NULL`, routerID)
@@ -29,9 +17,9 @@ func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]OpenSession, 
 		return nil, fmt.Errorf("list open sessions of router %d: %w", routerID, err)
 	}
 	defer rows.Close()
-	var out []OpenSession
+	var out []nettportal.OpenSession
 	for rows.Next() {
-		var s OpenSession
+		var s nettportal.OpenSession
 		var interim int64
 		if err := rows.Scan(&s.ID, &s.UniqueID, &s.AcctSessionID, &s.Username, &s.StartedAt, &s.UpdatedAt, &interim, &s.FromAPI); err != nil {
 			return nil, fmt.Errorf("list open sessions of router %d: %w", routerID, err)
