@@ -7,11 +7,15 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/coa"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/routeros"
 	"github.com/nettportal/nettportal/store"
 )
 
@@ -24,11 +28,17 @@ type serveConfig struct {
 	DBConns   int
 	QueueSize int
 	MaxBatch  int
+
+	ReconcileInterval time.Duration
+	APIPollInterval   time.Duration
+	StaleGrace        time.Duration
+	APITimeout        time.Duration
 }
 
 func (c *serveConfig) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
 }) {
 	fs.StringVar(&c.DB, "db", "", "PostgreSQL URL (also DATABASE_URL)")
 	fs.StringVar(&c.AcctAddr, "acct-addr", ":1813", "UDP address for RADIUS accounting")
@@ -37,6 +47,10 @@ func (c *serveConfig) register(fs interface {
 	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
 	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "accounting records per transaction")
+	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", time.Minute, "how often routers with API access are compared with the database")
+	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
+	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")
+	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -92,6 +106,34 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	})
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
+	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
+	defer srv.apiClients.Close()
+	srv.control = &coa.Controller{
+		Sessions: db,
+		Routers:  db,
+		Audit:    db,
+		API:      func(r nettportal.Router) coa.Remover { return srv.apiClients.Client(r) },
+		OnResult: func(routerID int64, answered bool) {
+			if err := db.RouterCoAChecked(context.Background(), routerID, time.Now(), answered); err != nil {
+				log.Warn().Err(err).Msg("record CoA reachability")
+			}
+		},
+		Log: log.With().Str("component", "coa").Logger(),
+	}
+	srv.reconciler = &routeros.Reconciler{
+		Store:        db,
+		Clients:      srv.apiClients,
+		Interval:     cfg.ReconcileInterval,
+		FastInterval: cfg.APIPollInterval,
+		StaleGrace:   cfg.StaleGrace,
+		Log:          log.With().Str("component", "reconciler").Logger(),
+	}
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	var background sync.WaitGroup
+	background.Add(1)
+	go func() { defer background.Done(); srv.reconciler.Run(bgCtx) }()
+	defer func() { stopBackground(); background.Wait() }()
+
 	errc := make(chan error, 2)
 	go func() { errc <- srv.acct.Serve(ctx, acctConn) }()
 	go func() { errc <- httpSrv.Serve(httpLn) }()
@@ -122,9 +164,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 
 // server is the running wiring, exposed to demo and tests.
 type server struct {
-	db       *store.DB
-	log      zerolog.Logger
-	acct     *radius.Server
-	acctAddr string
-	httpAddr string
+	db         *store.DB
+	log        zerolog.Logger
+	acct       *radius.Server
+	acctAddr   string
+	httpAddr   string
+	apiClients *routeros.Pool
+	control    *coa.Controller
+	reconciler *routeros.Reconciler
 }
