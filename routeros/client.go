@@ -1,0 +1,468 @@
+// Package routeros is NettPortal's client for the MikroTik RouterOS API:
+// it reads active PPPoE sessions with their interface counters (for the
+// reconciler), removes sessions (the disconnect fallback when a router
+// NAKs or ignores a RADIUS Disconnect-Request), and reads secrets, identity
+// and resource data. It wraps github.com/go-routeros/routeros/v3.
+package routeros
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	ros "github.com/go-routeros/routeros/v3"
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+)
+
+// ErrClosed is returned by calls on a closed Client.
+var ErrClosed = errors.New("routeros client closed")
+
+// DefaultTimeout bounds each command (including a dial and login it needs)
+// when Config.Timeout is zero.
+const DefaultTimeout = 5 * time.Second
+
+// Reconnect backoff bounds. A router that is down is retried at most every
+// maxBackoff, so a fleet of dead routers does not keep the reconciler busy.
+const (
+	defaultMinBackoff = 500 * time.Millisecond
+	defaultMaxBackoff = 30 * time.Second
+)
+
+// Config is how to reach one router's API.
+type Config struct {
+	// Addr is host:port; without a port, 8728 (8729 with TLS) is used.
+	Addr, Username, Password string
+	// TLS selects the api-ssl service.
+	TLS bool
+	// TLSConfig is used with TLS. Nil means the router's certificate is not
+	// verified, because api-ssl almost always runs with a self-signed
+	// certificate; set it (with RootCAs) to pin a real one.
+	TLSConfig *tls.Config
+	// Timeout bounds each command; zero means DefaultTimeout.
+	Timeout time.Duration
+}
+
+// ActiveSession joins /ppp/active with the <pppoe-NAME> interface counters.
+type ActiveSession struct {
+	ID       string // .id in /ppp/active, for /ppp/active/remove
+	Name     string
+	Service  string
+	CallerID string
+	Address  string
+	Uptime   time.Duration
+	// SessionID is 8 lowercase hex digits without 0x, the same as the
+	// Acct-Session-Id of the session's accounting packets.
+	SessionID string
+	Radius    bool
+	// InputOctets and OutputOctets are rx-byte (upload from the
+	// subscriber) and tx-byte (download) of the session's interface; valid
+	// only when HasCounters (the interface may be missing for a moment
+	// while a session comes up or goes down).
+	InputOctets, OutputOctets uint64
+	HasCounters               bool
+}
+
+// Secret is a local /ppp/secret entry. Passwords are never read.
+type Secret struct{ Name, Profile, Service string }
+
+// Resource is the part of /system/resource the reconciler needs: uptime
+// detects reboots that RouterOS does not announce over RADIUS.
+type Resource struct {
+	Uptime             time.Duration
+	Version, BoardName string
+}
+
+// Client talks to one router. It keeps one API connection, redials after
+// errors with capped exponential backoff, and runs one command at a time
+// (the v3 library's synchronous mode cannot share a connection). A command
+// that outlives its timeout closes the connection, so the next call
+// redials instead of reading a stale reply.
+type Client struct {
+	cfg     Config
+	log     zerolog.Logger
+	timeout time.Duration
+
+	// sem is held while a command (and any dial it needs) runs; a channel
+	// rather than a mutex so waiting for it honours the context.
+	sem chan struct{}
+
+	// Guarded by sem.
+	failures   int
+	retryAt    time.Time
+	lastErr    error
+	minBackoff time.Duration
+	maxBackoff time.Duration
+
+	mu     sync.Mutex // guards conn and closed, so Close can abort a command
+	conn   *apiConn
+	closed bool
+}
+
+type apiConn struct {
+	nc net.Conn
+	rc *ros.Client
+}
+
+func (a *apiConn) close() { a.rc.Close() }
+
+// NewClient returns a client for cfg; it connects on first use.
+func NewClient(cfg Config, log zerolog.Logger) *Client {
+	if _, _, err := net.SplitHostPort(cfg.Addr); err != nil && cfg.Addr != "" {
+		port := "8728"
+		if cfg.TLS {
+			port = "8729"
+		}
+		cfg.Addr = net.JoinHostPort(cfg.Addr, port)
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Client{
+		cfg:        cfg,
+		log:        log.With().Str("router_api", cfg.Addr).Logger(),
+		timeout:    timeout,
+		sem:        make(chan struct{}, 1),
+		minBackoff: defaultMinBackoff,
+		maxBackoff: defaultMaxBackoff,
+	}
+}
+
+// Close closes the connection, aborting a running command; later calls
+// return ErrClosed.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed = true
+	if c.conn != nil {
+		c.conn.close()
+		c.conn = nil
+	}
+	return nil
+}
+
+// dropConn forgets a connection that failed, unless it was replaced.
+func (c *Client) dropConn(a *apiConn, err error) {
+	c.mu.Lock()
+	if c.conn == a {
+		c.conn = nil
+	}
+	c.mu.Unlock()
+	a.close()
+	c.log.Warn().Err(err).Msg("routeros connection dropped")
+}
+
+// connect returns the live connection or dials one. Called with sem held.
+func (c *Client) connect(ctx context.Context) (*apiConn, error) {
+	c.mu.Lock()
+	closed, conn := c.closed, c.conn
+	c.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	if conn != nil {
+		return conn, nil
+	}
+	if wait := time.Until(c.retryAt); wait > 0 {
+		if dl, ok := ctx.Deadline(); ok && c.retryAt.After(dl) {
+			return nil, fmt.Errorf("connect %s: next attempt in %s after: %w", c.cfg.Addr, wait.Round(time.Millisecond), c.lastErr)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("connect %s: %w", c.cfg.Addr, ctx.Err())
+		}
+	}
+	a, err := c.dial(ctx)
+	if err != nil {
+		c.failures++
+		c.lastErr = err
+		c.retryAt = time.Now().Add(c.backoff())
+		c.log.Warn().Err(err).Int("failures", c.failures).Time("retry_at", c.retryAt).Msg("routeros connect failed")
+		return nil, err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		a.close()
+		return nil, ErrClosed
+	}
+	c.conn = a
+	c.mu.Unlock()
+	if c.failures > 0 {
+		c.log.Info().Int("after_failures", c.failures).Msg("routeros reconnected")
+	} else {
+		c.log.Debug().Msg("routeros connected")
+	}
+	c.failures, c.lastErr, c.retryAt = 0, nil, time.Time{}
+	return a, nil
+}
+
+// backoff is the wait before the next dial: doubling per consecutive
+// failure up to maxBackoff, with jitter so routers that failed together
+// (a shared uplink) are not redialed in lockstep.
+func (c *Client) backoff() time.Duration {
+	d := c.minBackoff
+	for i := 1; i < c.failures && d < c.maxBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, c.maxBackoff)
+	return d/2 + rand.N(d/2+1)
+}
+
+func (c *Client) dial(ctx context.Context) (*apiConn, error) {
+	var nc net.Conn
+	var err error
+	if c.cfg.TLS {
+		cfg := c.cfg.TLSConfig
+		if cfg == nil {
+			cfg = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // see Config.TLSConfig
+		}
+		nc, err = (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", c.cfg.Addr)
+	} else {
+		nc, err = new(net.Dialer).DialContext(ctx, "tcp", c.cfg.Addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", c.cfg.Addr, err)
+	}
+	rc, err := ros.NewClient(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("new api client %s: %w", c.cfg.Addr, err)
+	}
+	rc.SetLogHandler(slog.DiscardHandler)
+	a := &apiConn{nc: nc, rc: rc}
+	if _, err := a.do(ctx, func() (*ros.Reply, error) {
+		return nil, rc.Login(c.cfg.Username, c.cfg.Password)
+	}); err != nil {
+		a.close()
+		return nil, fmt.Errorf("login %s as %q: %w", c.cfg.Addr, c.cfg.Username, err)
+	}
+	return a, nil
+}
+
+// do runs f, a blocking exchange on the connection, within ctx. The v3
+// client ignores contexts in its synchronous mode, so ctx is enforced by
+// moving the socket deadline into the past when it ends.
+func (a *apiConn) do(ctx context.Context, f func() (*ros.Reply, error)) (*ros.Reply, error) {
+	stop := context.AfterFunc(ctx, func() { a.nc.SetDeadline(time.Unix(1, 0)) })
+	r, err := f()
+	if !stop() {
+		// The deadline fired, maybe mid-sentence: the stream can no longer
+		// be trusted even if f happened to finish.
+		if err == nil {
+			err = errPoisoned
+		}
+		return nil, fmt.Errorf("%w (%w)", ctx.Err(), err)
+	}
+	return r, err
+}
+
+var errPoisoned = errors.New("connection deadline fired")
+
+// isTrap tells a command-level error (the connection is fine) from a
+// broken connection.
+func isTrap(err error) (*ros.DeviceError, bool) {
+	var de *ros.DeviceError
+	if errors.As(err, &de) && de.Sentence != nil && de.Sentence.Word == "!trap" {
+		return de, true
+	}
+	return nil, false
+}
+
+// run sends one read-only command and returns its !re rows as maps. A
+// connection that turns out dead when reused (the router rebooted or
+// dropped an idle connection) is redialed once, as nothing was changed.
+func (c *Client) run(ctx context.Context, words ...string) ([]map[string]string, error) {
+	return c.exec(ctx, true, words...)
+}
+
+// exec runs one command; retry allows a second attempt on a fresh
+// connection and must be false for commands that change the router,
+// since a lost reply does not tell whether the change happened.
+func (c *Client) exec(ctx context.Context, retry bool, words ...string) ([]map[string]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	select {
+	case c.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%s: wait for connection: %w", words[0], ctx.Err())
+	}
+	defer func() { <-c.sem }()
+	for {
+		c.mu.Lock()
+		reused := c.conn != nil
+		c.mu.Unlock()
+		a, err := c.connect(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", words[0], err)
+		}
+		r, err := a.do(ctx, func() (*ros.Reply, error) { return a.rc.RunArgs(words) })
+		if err == nil {
+			rows := make([]map[string]string, 0, len(r.Re))
+			for _, re := range r.Re {
+				rows = append(rows, re.Map)
+			}
+			return rows, nil
+		}
+		if _, ok := isTrap(err); ok && ctx.Err() == nil {
+			return nil, fmt.Errorf("%s: %w", words[0], err)
+		}
+		c.dropConn(a, err)
+		if !retry || !reused || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s on %s: %w", words[0], c.cfg.Addr, err)
+		}
+		retry = false
+	}
+}
+
+// ActiveSessions reads /ppp/active and joins each session with the
+// counters of its <pppoe-NAME> interface.
+func (c *Client) ActiveSessions(ctx context.Context) ([]ActiveSession, error) {
+	active, err := c.run(ctx, "/ppp/active/print",
+		"=.proplist=.id,name,service,caller-id,address,uptime,session-id,radius")
+	if err != nil {
+		return nil, fmt.Errorf("read active sessions: %w", err)
+	}
+	ifaces, err := c.run(ctx, "/interface/print", "?type=pppoe-in", "=.proplist=name,rx-byte,tx-byte")
+	if err != nil {
+		return nil, fmt.Errorf("read pppoe interfaces: %w", err)
+	}
+	type counters struct{ rx, tx uint64 }
+	byName := make(map[string]counters, len(ifaces))
+	for _, m := range ifaces {
+		rx, err1 := strconv.ParseUint(m["rx-byte"], 10, 64)
+		tx, err2 := strconv.ParseUint(m["tx-byte"], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		byName[m["name"]] = counters{rx, tx}
+	}
+	out := make([]ActiveSession, 0, len(active))
+	for _, m := range active {
+		s := ActiveSession{
+			ID:        m[".id"],
+			Name:      m["name"],
+			Service:   m["service"],
+			CallerID:  m["caller-id"],
+			Address:   m["address"],
+			SessionID: NormalizeSessionID(m["session-id"]),
+			Radius:    parseBool(m["radius"]),
+		}
+		if up, ok := m["uptime"]; ok {
+			d, err := ParseUptime(up)
+			if err != nil {
+				// One odd row must not blind the reconciler to the rest.
+				c.log.Warn().Err(err).Str("user", s.Name).Msg("routeros session uptime")
+			}
+			s.Uptime = d
+		}
+		if ct, ok := byName["<pppoe-"+s.Name+">"]; ok {
+			s.InputOctets, s.OutputOctets, s.HasCounters = ct.rx, ct.tx, true
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// RemoveActive removes the /ppp/active entry whose name and session id
+// both match, so a reconnect of the same user with a new session is never
+// hit. It reports false, nil when there is no such entry (already gone).
+func (c *Client) RemoveActive(ctx context.Context, name, sessionID string) (removed bool, err error) {
+	want := NormalizeSessionID(sessionID)
+	if name == "" || want == "" {
+		return false, fmt.Errorf("remove active session %q/%q: name and session id required: %w", name, sessionID, nettportal.ErrInvalid)
+	}
+	rows, err := c.run(ctx, "/ppp/active/print", "?name="+name, "=.proplist=.id,name,session-id")
+	if err != nil {
+		return false, fmt.Errorf("find active session %q: %w", name, err)
+	}
+	id := ""
+	for _, m := range rows {
+		if m["name"] == name && NormalizeSessionID(m["session-id"]) == want {
+			id = m[".id"]
+			break
+		}
+	}
+	if id == "" {
+		return false, nil
+	}
+	if _, err := c.exec(ctx, false, "/ppp/active/remove", "=.id="+id); err != nil {
+		if de, ok := isTrap(err); ok && strings.Contains(de.Sentence.Map["message"], "no such item") {
+			// It ended between the print and the remove.
+			return false, nil
+		}
+		return false, fmt.Errorf("remove active session %q (%s): %w", name, id, err)
+	}
+	c.log.Info().Str("user", name).Str("session_id", want).Msg("routeros removed active session")
+	return true, nil
+}
+
+// Secrets reads /ppp/secret (without passwords).
+func (c *Client) Secrets(ctx context.Context) ([]Secret, error) {
+	rows, err := c.run(ctx, "/ppp/secret/print", "=.proplist=name,profile,service")
+	if err != nil {
+		return nil, fmt.Errorf("read secrets: %w", err)
+	}
+	out := make([]Secret, 0, len(rows))
+	for _, m := range rows {
+		out = append(out, Secret{Name: m["name"], Profile: m["profile"], Service: m["service"]})
+	}
+	return out, nil
+}
+
+// Identity reads the router's /system/identity name (what it sends as
+// NAS-Identifier).
+func (c *Client) Identity(ctx context.Context) (string, error) {
+	rows, err := c.run(ctx, "/system/identity/print")
+	if err != nil {
+		return "", fmt.Errorf("read identity: %w", err)
+	}
+	if len(rows) == 0 {
+		return "", errors.New("read identity: empty reply")
+	}
+	return rows[0]["name"], nil
+}
+
+// Resource reads uptime, version and board name from /system/resource.
+func (c *Client) Resource(ctx context.Context) (Resource, error) {
+	rows, err := c.run(ctx, "/system/resource/print", "=.proplist=uptime,version,board-name")
+	if err != nil {
+		return Resource{}, fmt.Errorf("read resource: %w", err)
+	}
+	if len(rows) == 0 {
+		return Resource{}, errors.New("read resource: empty reply")
+	}
+	up, err := ParseUptime(rows[0]["uptime"])
+	if err != nil {
+		return Resource{}, fmt.Errorf("read resource: %w", err)
+	}
+	return Resource{Uptime: up, Version: rows[0]["version"], BoardName: rows[0]["board-name"]}, nil
+}
+
+// NormalizeSessionID turns RouterOS's "0x8100000C" and an Acct-Session-Id
+// like "8100000c" into the same 8 lowercase hex digits. Anything that is
+// not hex is returned lower-cased, so it still compares equal to itself.
+func NormalizeSessionID(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.TrimPrefix(s, "0x")
+	if _, err := strconv.ParseUint(s, 16, 32); err == nil && len(s) < 8 {
+		s = strings.Repeat("0", 8-len(s)) + s
+	}
+	return s
+}
+
+// parseBool accepts RouterOS 7's "true"/"false" and RouterOS 6's "yes"/"no".
+func parseBool(s string) bool { return s == "true" || s == "yes" }
