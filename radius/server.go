@@ -54,6 +54,10 @@ type Server struct {
 	// OnCommit, when set, is called after each committed batch, before the
 	// answers go out. It must not keep the slice.
 	OnCommit func(batch []nettportal.AccountingRecord)
+	// OnBatch, when set, learns every commit attempt: the records in the
+	// batch, how long ApplyAccounting took, and its error (nil: committed).
+	// It runs on the commit path, so it must be quick (metrics).
+	OnBatch func(size int, commit time.Duration, err error)
 	// Now is the clock; zero: time.Now.
 	Now func() time.Time
 
@@ -381,8 +385,12 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) bool {
 	backoff := 50 * time.Millisecond
 	for {
 		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		began := time.Now()
 		err := s.Store.ApplyAccounting(ctx, recs)
 		cancel()
+		if s.OnBatch != nil {
+			s.OnBatch(len(recs), time.Since(began), err)
+		}
 		if err == nil {
 			s.Stats.Batches.Add(1)
 			return true

@@ -47,6 +47,8 @@ type Reconciler struct {
 	StaleGrace time.Duration
 	// OnChange, when set, learns which routers' sessions a pass changed.
 	OnChange func(nettportal.SessionsChanged)
+	// OnResult, when set, learns every router's reconciliation (metrics).
+	OnResult func(nettportal.Router, Result)
 	Log      zerolog.Logger
 	Now      func() time.Time
 
@@ -184,6 +186,9 @@ func (rc *Reconciler) ReconcileRouter(ctx context.Context, r nettportal.Router) 
 		ev = rc.Log.Warn().Err(res.Err)
 	}
 	ev.Str("router", r.Name).Str("result", res.String()).Msg("reconciled")
+	if rc.OnResult != nil {
+		rc.OnResult(r, res)
+	}
 	if res.Closed > 0 || res.Added > 0 || res.Refreshed > 0 {
 		rc.changed(nettportal.SessionsChanged{RouterIDs: []int64{r.ID}, Records: int(res.Closed) + res.Added + res.Refreshed})
 	}
