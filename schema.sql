@@ -186,6 +186,18 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 -- The default order of the live page (newest first). Only columns that an
 -- interim never changes are indexed, so interim updates stay HOT.
+-- Current rate in bits/s from the last two updates, computed once per
+-- write instead of once per row of every page view and total. Not indexed,
+-- so interim updates stay HOT. A stopped session has no current rate, and
+-- counters that went backwards are not a rate.
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS input_bps bigint GENERATED ALWAYS AS (
+	CASE WHEN acctstoptime IS NULL AND acctupdatetime > prev_updatetime AND acctinputoctets >= prev_inputoctets
+	THEN ((acctinputoctets - prev_inputoctets) * 8 / date_part('epoch', acctupdatetime - prev_updatetime))::bigint
+	ELSE 0 END) STORED;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS output_bps bigint GENERATED ALWAYS AS (
+	CASE WHEN acctstoptime IS NULL AND acctupdatetime > prev_updatetime AND acctoutputoctets >= prev_outputoctets
+	THEN ((acctoutputoctets - prev_outputoctets) * 8 / date_part('epoch', acctupdatetime - prev_updatetime))::bigint
+	ELSE 0 END) STORED;
 CREATE INDEX IF NOT EXISTS radacct_open_start_idx ON radacct (acctstarttime, radacctid) WHERE acctstoptime IS NULL;
 
 -- Web logins, in the database so every instance behind a load balancer

@@ -1,0 +1,343 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/nettportal/nettportal"
+)
+
+// Session page limits: the live page shows 50; a script may ask for more,
+// but one answer never holds the whole table.
+const (
+	DefaultSessionLimit = 50
+	MaxSessionLimit     = 1000
+)
+
+// sessionSort maps an API sort name to SQL. Nothing from the request
+// reaches the SQL text except through this switch. Indexed columns keep
+// PostgreSQL's default NULLS placement so a partial index can serve the
+// ORDER BY ... LIMIT; the others put empty values last in both directions.
+// joins tells whether the expression needs the nas and customers joins.
+func sessionSort(name string) (expr string, indexed, joins, ok bool) {
+	switch name {
+	case "username":
+		return "r.username", true, false, true
+	case "customer":
+		return "c.name", false, true, true
+	case "router":
+		return "n.shortname", false, true, true
+	case "ip":
+		return "r.framedipaddress", true, false, true
+	case "profile":
+		return "coalesce(r.profile, c.profile, '')", false, true, true
+	case "started_at":
+		return "r.acctstarttime", true, false, true
+	case "uptime":
+		return "coalesce(r.acctstoptime, now()) - r.acctstarttime", false, false, true
+	case "input_octets":
+		return "r.acctinputoctets", false, false, true
+	case "output_octets":
+		return "r.acctoutputoctets", false, false, true
+	case "input_bps":
+		return "r.input_bps", false, false, true
+	case "output_bps":
+		return "r.output_bps", false, false, true
+	}
+	return "", false, false, false
+}
+
+// SessionSorts lists the sort names Sessions accepts.
+func SessionSorts() []string {
+	return []string{"username", "customer", "router", "ip", "profile", "started_at", "uptime",
+		"input_octets", "output_octets", "input_bps", "output_bps"}
+}
+
+const sessionColumns = `r.radacctid, r.acctsessionid, r.acctuniqueid, coalesce(r.username, ''), coalesce(c.name, ''),
+	coalesce(r.nas_id, 0), coalesce(n.shortname, ''), host(r.nasipaddress), coalesce(host(r.framedipaddress), ''),
+	coalesce(r.callingstationid, ''), coalesce(r.profile, c.profile, ''), coalesce(r.calledstationid, ''),
+	coalesce(r.nasportid, ''), r.acctstarttime, r.acctupdatetime, r.acctstoptime, coalesce(r.acctsessiontime, 0),
+	coalesce(r.acctinputoctets, 0), coalesce(r.acctoutputoctets, 0), r.input_bps, r.output_bps,
+	coalesce(r.acctterminatecause, ''), coalesce(r.closed_by, ''), r.has_start, coalesce(r.acctinterval, 0)`
+
+const sessionFrom = ` FROM radacct r
+	LEFT JOIN nas n ON n.id = r.nas_id
+	LEFT JOIN customers c ON c.username = r.username`
+
+func scanSession(row pgx.Row) (nettportal.Session, error) {
+	var s nettportal.Session
+	var nasIP, ip string
+	var start, update *time.Time
+	err := row.Scan(&s.ID, &s.AcctSessionID, &s.UniqueID, &s.Username, &s.Customer, &s.RouterID, &s.Router,
+		&nasIP, &ip, &s.MAC, &s.Profile, &s.Service, &s.Interface, &start, &update, &s.StoppedAt,
+		&s.SessionTime, &s.InputOctets, &s.OutputOctets, &s.InputBps, &s.OutputBps, &s.TerminateCause,
+		&s.ClosedBy, &s.HasStart, &s.InterimSeconds)
+	if err != nil {
+		return s, err
+	}
+	// Addresses come as text: host() drops the /32 that inet would carry.
+	s.NASIP, _ = netip.ParseAddr(nasIP)
+	s.IP, _ = netip.ParseAddr(ip)
+	if start != nil {
+		s.StartedAt = *start
+	}
+	if update != nil {
+		s.UpdatedAt = *update
+	}
+	return s, nil
+}
+
+// likePattern makes a substring pattern that matches q literally.
+func likePattern(q string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(q) + "%"
+}
+
+// ipQuery reads q as an address, a prefix, or a dotted prefix of whole
+// octets ("100.64" is 100.64.0.0/16), which is how operators type a subnet.
+func ipQuery(q string) (netip.Prefix, bool) {
+	if p, err := netip.ParsePrefix(q); err == nil {
+		return p.Masked(), true
+	}
+	if a, err := netip.ParseAddr(q); err == nil {
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	parts := strings.Split(strings.TrimSuffix(q, "."), ".")
+	if len(parts) < 2 || len(parts) > 3 {
+		return netip.Prefix{}, false
+	}
+	var b [4]byte
+	for i, p := range parts {
+		n, err := strconv.ParseUint(p, 10, 8)
+		if err != nil || p == "" || (len(p) > 1 && p[0] == '0') {
+			return netip.Prefix{}, false
+		}
+		b[i] = byte(n)
+	}
+	return netip.PrefixFrom(netip.AddrFrom4(b), 8*len(parts)), true
+}
+
+// sessionWhere builds the WHERE clause of f; args are numbered from 1.
+func sessionWhere(f nettportal.SessionFilter) (string, []any) {
+	var conds []string
+	var args []any
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if !f.Closed {
+		conds = append(conds, "r.acctstoptime IS NULL")
+	}
+	if f.Router != "" {
+		a := arg(f.Router)
+		// An initplan: resolved once, then the (nas_id, ...) index applies.
+		conds = append(conds, "r.nas_id = (SELECT id FROM nas WHERE id::text = "+a+" OR shortname = "+a+
+			" OR nasname = "+a+" ORDER BY (id::text = "+a+") DESC, (shortname = "+a+") DESC LIMIT 1)")
+	}
+	if q := strings.TrimSpace(f.Query); q != "" {
+		if p, ok := ipQuery(q); ok {
+			conds = append(conds, "r.framedipaddress <<= "+arg(p.String())+"::inet")
+		} else {
+			a := arg(likePattern(q))
+			// ANY(ARRAY(...)) rather than a join or IN: it keeps both sides
+			// of the OR indexable (trigram on username, btree on username).
+			conds = append(conds, "(r.username ILIKE "+a+" OR r.username = ANY(ARRAY(SELECT username FROM customers WHERE name ILIKE "+a+")))")
+		}
+	}
+	if f.IDs != nil {
+		conds = append(conds, "r.radacctid = ANY("+arg(f.IDs)+"::bigint[])")
+	}
+	if len(conds) == 0 {
+		return "", args
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// sessionOrder returns the ORDER BY clause for f, whether it needs the
+// nas and customers joins, or an ErrInvalid error.
+func sessionOrder(f nettportal.SessionFilter) (string, bool, error) {
+	sortName, order := f.Sort, strings.ToLower(f.Order)
+	if sortName == "" {
+		sortName = "started_at"
+		if order == "" {
+			order = "desc"
+		}
+	}
+	if order == "" {
+		order = "asc"
+	}
+	if order != "asc" && order != "desc" {
+		return "", false, fmt.Errorf("order %q is not asc or desc: %w", f.Order, nettportal.ErrInvalid)
+	}
+	expr, indexed, joins, ok := sessionSort(sortName)
+	if !ok {
+		return "", false, fmt.Errorf("cannot sort by %q (one of %s): %w", sortName, strings.Join(SessionSorts(), ", "), nettportal.ErrInvalid)
+	}
+	if sortName == "uptime" && !f.Closed {
+		// Open sessions only: the longest up is the earliest started, and
+		// the start index serves that order.
+		expr, indexed = "r.acctstarttime", true
+		if order == "asc" {
+			order = "desc"
+		} else {
+			order = "asc"
+		}
+	}
+	dir := strings.ToUpper(order)
+	nulls := ""
+	if !indexed {
+		nulls = " NULLS LAST"
+	}
+	return " ORDER BY " + expr + " " + dir + nulls + ", r.radacctid " + dir, joins, nil
+}
+
+// readOnly runs fn in a read-only transaction without parallel workers:
+// the page and the totals already run side by side, and on a small
+// machine the workers' start-up costs more than they save on 100,000 rows.
+func (db *DB) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, db.Pool, pgx.TxOptions{AccessMode: pgx.ReadOnly}, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL max_parallel_workers_per_gather = 0"); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// Sessions returns one page of the sessions f selects, with the total and
+// the traffic of the whole selection. The page and the totals are two
+// queries run at once on two connections.
+func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettportal.SessionPage, error) {
+	var page nettportal.SessionPage
+	switch {
+	case f.Limit < 0:
+		return page, fmt.Errorf("limit %d is negative: %w", f.Limit, nettportal.ErrInvalid)
+	case f.Limit == 0:
+		f.Limit = DefaultSessionLimit
+	case f.Limit > MaxSessionLimit:
+		return page, fmt.Errorf("limit %d is above %d: %w", f.Limit, MaxSessionLimit, nettportal.ErrInvalid)
+	}
+	if f.Offset < 0 {
+		return page, fmt.Errorf("offset %d is negative: %w", f.Offset, nettportal.ErrInvalid)
+	}
+	order, joins, err := sessionOrder(f)
+	if err != nil {
+		return page, err
+	}
+	where, args := sessionWhere(f)
+	// Pick the page's ids first and join the names to those rows only:
+	// joining 100,000 rows to customers before the sort costs more than the
+	// sort. Sorting by a joined column needs the joins inside.
+	inner := "SELECT r.radacctid FROM radacct r"
+	if joins {
+		inner = "SELECT r.radacctid" + sessionFrom
+	}
+	inner += where + order + " LIMIT " + strconv.Itoa(f.Limit) + " OFFSET " + strconv.Itoa(f.Offset)
+	pageSQL := "SELECT " + sessionColumns + " FROM (" + inner + ") p JOIN radacct r ON r.radacctid = p.radacctid" +
+		" LEFT JOIN nas n ON n.id = r.nas_id LEFT JOIN customers c ON c.username = r.username" + order
+	statsSQL := `SELECT count(*), coalesce(sum(r.acctinputoctets), 0)::bigint, coalesce(sum(r.acctoutputoctets), 0)::bigint,
+		coalesce(sum(r.input_bps), 0)::bigint, coalesce(sum(r.output_bps), 0)::bigint FROM radacct r` + where
+
+	var statsErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st := &page.Stats
+		statsErr = db.readOnly(ctx, func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, statsSQL, args...).Scan(&st.Sessions, &st.InputOctets, &st.OutputOctets, &st.InputBps, &st.OutputBps)
+		})
+	}()
+	err = db.readOnly(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, pageSQL, args...)
+		if err != nil {
+			return err
+		}
+		page.Sessions, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (nettportal.Session, error) { return scanSession(row) })
+		return err
+	})
+	wg.Wait()
+	if err != nil {
+		return page, fmt.Errorf("list sessions: %w", err)
+	}
+	if statsErr != nil {
+		return page, fmt.Errorf("count sessions: %w", statsErr)
+	}
+	if page.Sessions == nil {
+		page.Sessions = []nettportal.Session{}
+	}
+	page.Total = page.Stats.Sessions
+	return page, nil
+}
+
+// Session returns one session, open or closed, by radacctid.
+func (db *DB) Session(ctx context.Context, id int64) (nettportal.Session, error) {
+	s, err := scanSession(db.Pool.QueryRow(ctx, "SELECT "+sessionColumns+sessionFrom+" WHERE r.radacctid = $1", id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return s, fmt.Errorf("session %d: %w", id, nettportal.ErrNotFound)
+	}
+	if err != nil {
+		return s, fmt.Errorf("read session %d: %w", id, err)
+	}
+	return s, nil
+}
+
+// SessionAttributes returns every column of the session's radacct row, by
+// column name, for the detail view: whatever a billing system added to the
+// table shows up too.
+func (db *DB) SessionAttributes(ctx context.Context, id int64) (map[string]any, error) {
+	var raw []byte
+	err := db.Pool.QueryRow(ctx, "SELECT to_jsonb(r) FROM radacct r WHERE radacctid = $1", id).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("session %d: %w", id, nettportal.ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read session %d attributes: %w", id, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("decode session %d attributes: %w", id, err)
+	}
+	return m, nil
+}
+
+// SessionSamples returns the chart points of a session, oldest first, with
+// the rate since the point before (zero for the first point).
+func (db *DB) SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample, error) {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT at, input_octets, output_octets,
+			coalesce(greatest(input_octets - lag(input_octets) OVER w, 0) * 8
+				/ nullif(date_part('epoch', at - lag(at) OVER w), 0), 0)::bigint,
+			coalesce(greatest(output_octets - lag(output_octets) OVER w, 0) * 8
+				/ nullif(date_part('epoch', at - lag(at) OVER w), 0), 0)::bigint
+		FROM session_samples
+		WHERE acctuniqueid = (SELECT acctuniqueid FROM radacct WHERE radacctid = $1)
+		WINDOW w AS (ORDER BY at)
+		ORDER BY at`, id)
+	if err != nil {
+		return nil, fmt.Errorf("read samples of session %d: %w", id, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (nettportal.Sample, error) {
+		var s nettportal.Sample
+		err := row.Scan(&s.At, &s.InputOctets, &s.OutputOctets, &s.InputBps, &s.OutputBps)
+		return s, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read samples of session %d: %w", id, err)
+	}
+	if len(out) == 0 {
+		if _, err := db.Session(ctx, id); err != nil {
+			return nil, err
+		}
+		out = []nettportal.Sample{}
+	}
+	return out, nil
+}
