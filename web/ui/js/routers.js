@@ -1,0 +1,151 @@
+// Routers: state of every router; admins add, edit and remove them.
+import { h, clear } from './dom.js';
+import { api } from './api.js';
+import { fmtInt, fmtAgo, fmtDateTime } from './format.js';
+import { toast, openDialog, confirmDialog, badge, emptyRow } from './ui.js';
+
+function reach(v) {
+  if (v === true) return badge('Reachable', 'ok');
+  if (v === false) return badge('Unreachable', 'bad');
+  return badge('Unknown', 'muted');
+}
+
+function reconcileBadge(r) {
+  const res = r.last_reconcile_result;
+  if (!r.last_reconcile_at && !res) return badge('Never', 'muted');
+  const ok = /^(ok|success)/i.test(res || 'ok');
+  return h('span', { title: fmtDateTime(r.last_reconcile_at) }, badge(ok ? 'OK' : 'Error', ok ? 'ok' : 'bad'), ' ',
+    h('span', { class: 'muted small' }, `${res && !/^ok$/i.test(res) ? res + ' · ' : ''}${fmtAgo(r.last_reconcile_at)}`));
+}
+
+function accountingCell(r) {
+  if (!r.last_acct_at) return h('span', { class: 'muted' }, 'never');
+  const age = (Date.now() - Date.parse(r.last_acct_at)) / 1000;
+  return h('span', { title: fmtDateTime(r.last_acct_at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(r.last_acct_at));
+}
+
+export class RoutersPage {
+  constructor(app) {
+    this.app = app;
+    this.admin = app.role === 'admin';
+    this.tbody = h('tbody', { testid: 'router-rows' });
+    const cols = ['Name', 'IP', 'CoA port', 'RouterOS API', 'Open sessions', 'Last accounting', 'CoA', 'API', 'Last reconciliation'];
+    if (this.admin) cols.push('');
+    this.ncols = cols.length;
+    this.el = h('div', { class: 'page' },
+      h('div', { class: 'page-head' }, h('h1', { class: 'page-title' }, 'Routers'), h('span', { class: 'spacer' }),
+        this.admin ? h('button', { type: 'button', class: 'btn btn-primary', testid: 'add-router', onclick: () => this.edit(null) }, 'Add router') : null),
+      h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', testid: 'routers-table' },
+        h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i === 4 ? 'num' : '' }, c)))), this.tbody))),
+      h('p', { class: 'muted small' }, 'CoA: the router answers Disconnect/CoA on its incoming port. API: NettPortal can log in to the RouterOS API (reconciler and disconnect fallback).'));
+    this.tbody.append(emptyRow(this.ncols, 'Loading…'));
+    this.load();
+    this.timer = setInterval(() => this.load(), 10000);
+  }
+
+  destroy() {
+    clearInterval(this.timer);
+  }
+
+  async load() {
+    let routers;
+    try {
+      routers = await api('GET', '/api/routers');
+    } catch (e) {
+      clear(this.tbody).append(emptyRow(this.ncols, `Could not load routers: ${e.message}`));
+      return;
+    }
+    this.app.setRouters(routers);
+    clear(this.tbody);
+    if (!routers.length) {
+      this.tbody.append(emptyRow(this.ncols, this.admin ? 'No routers yet. Add one, then point its /radius at this server.' : 'No routers yet.'));
+      return;
+    }
+    for (const r of routers) {
+      const tr = h('tr', { testid: 'router-row', dataset: { name: r.name } },
+        h('td', {}, h('a', { href: '#/sessions?router=' + encodeURIComponent(r.name), title: 'Show its sessions' }, h('strong', {}, r.name))),
+        h('td', { class: 'mono' }, r.ip || '—'),
+        h('td', { class: 'mono' }, r.coa_port || '—'),
+        h('td', { class: 'mono' }, r.api_addr ? `${r.api_user || ''}${r.api_user ? '@' : ''}${r.api_addr}` : h('span', { class: 'muted' }, 'not configured')),
+        h('td', { class: 'num' }, fmtInt(r.open_sessions ?? 0)),
+        h('td', {}, accountingCell(r)),
+        h('td', {}, reach(r.coa_reachable)),
+        h('td', {}, r.api_addr ? reach(r.api_reachable) : badge('—', 'muted')),
+        h('td', {}, reconcileBadge(r)));
+      if (this.admin) {
+        tr.append(h('td', { class: 'col-actions' },
+          h('button', { type: 'button', class: 'btn btn-small', testid: 'edit-router', onclick: () => this.edit(r) }, 'Edit'),
+          h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', testid: 'remove-router', onclick: () => this.remove(r) }, 'Remove')));
+      }
+      this.tbody.append(tr);
+    }
+  }
+
+  async edit(r) {
+    const f = {};
+    const field = (name, label, attrs = {}, hint = '') => {
+      const id = 'rf-' + name;
+      f[name] = h('input', { id, name, ...attrs });
+      return h('div', { class: 'form-row' }, h('label', { for: id }, label), f[name], hint ? h('div', { class: 'field-hint' }, hint) : null);
+    };
+    const errBox = h('div', { class: 'field-error', role: 'alert' });
+    const body = h('div', { class: 'form-grid' },
+      field('name', 'Name', { required: true, value: r ? r.name : '', autocomplete: 'off' }),
+      field('ip', 'IP address (NAS-IP)', { required: true, value: r ? r.ip : '', autocomplete: 'off' }, 'The address its RADIUS packets come from.'),
+      field('secret', 'RADIUS secret', { type: 'password', autocomplete: 'new-password', placeholder: r && r.secret_set ? 'unchanged (set)' : '' }, r ? 'Leave empty to keep the current secret.' : ''),
+      field('coa_port', 'CoA port', { type: 'number', min: 1, max: 65535, value: r ? r.coa_port || 3799 : 3799 }),
+      field('api_addr', 'RouterOS API address', { value: r ? r.api_addr || '' : '', placeholder: '10.0.0.1:8728', autocomplete: 'off' }),
+      field('api_user', 'API user', { value: r ? r.api_user || '' : '', autocomplete: 'off' }),
+      field('api_password', 'API password', { type: 'password', autocomplete: 'new-password', placeholder: r ? 'unchanged' : '' }, r ? 'Leave empty to keep it.' : ''),
+      errBox);
+    const saved = await openDialog({
+      title: r ? `Edit router ${r.name}` : 'Add router',
+      testid: 'router-dialog',
+      body,
+      actions: [
+        ({ done }) => h('button', { type: 'button', class: 'btn', onclick: () => done(null) }, 'Cancel'),
+        ({ done, form }) => h('button', { type: 'submit', class: 'btn btn-primary', testid: 'confirm', onclick: async () => {
+          if (!form.reportValidity()) return;
+          if (!r && !f.secret.value) {
+            errBox.textContent = 'A new router needs its RADIUS secret.';
+            return;
+          }
+          const payload = {
+            name: f.name.value.trim(), ip: f.ip.value.trim(), coa_port: parseInt(f.coa_port.value, 10) || 3799,
+            api_addr: f.api_addr.value.trim(), api_user: f.api_user.value.trim(),
+          };
+          if (f.secret.value) payload.secret = f.secret.value;
+          if (f.api_password.value) payload.api_password = f.api_password.value;
+          try {
+            if (r) await api('PUT', `/api/routers/${encodeURIComponent(r.id)}`, payload);
+            else await api('POST', '/api/routers', payload);
+            done(true);
+          } catch (e) {
+            errBox.textContent = e.message;
+          }
+        } }, r ? 'Save' : 'Add router'),
+      ],
+      onOpen: () => f.name.focus(),
+    });
+    if (saved) {
+      toast(r ? `Router ${f.name.value.trim()} saved` : `Router ${f.name.value.trim()} added`, 'ok');
+      this.load();
+    }
+  }
+
+  async remove(r) {
+    const ok = await confirmDialog({
+      title: 'Remove router',
+      message: h('p', {}, 'Remove ', h('strong', {}, r.name), ` (${r.ip})? Its accounting packets will be dropped from now on. Session history stays.`),
+      confirmLabel: 'Remove', danger: true,
+    });
+    if (!ok) return;
+    try {
+      await api('DELETE', `/api/routers/${encodeURIComponent(r.id)}`);
+      toast(`Router ${r.name} removed`, 'ok');
+    } catch (e) {
+      toast(`Could not remove ${r.name}: ${e.message}`, 'error');
+    }
+    this.load();
+  }
+}

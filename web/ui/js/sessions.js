@@ -1,0 +1,446 @@
+// The Active Sessions page: totals, filters, a live table fed by /ws.
+import { h, clear, setText, debounce } from './dom.js';
+import { query } from './api.js';
+import { fmtInt, fmtBytes, fmtRate, fmtUptime, parseTime, fmtDateTime } from './format.js';
+import { disconnectOne, changeSpeed, disconnectSelected, disconnectRouter } from './actions.js';
+
+export const defaultView = { router: '', q: '', sort: 'started_at', order: 'desc', limit: 50, offset: 0 };
+const pageSizes = [50, 100, 250];
+const sortKeys = new Set(['username', 'customer', 'router', 'ip', 'profile', 'started_at', 'uptime',
+  'input_octets', 'output_octets', 'input_bps', 'output_bps']);
+// Numbers sort largest first on the first click: that is what one looks for.
+const descFirst = new Set(['started_at', 'uptime', 'input_octets', 'output_octets', 'input_bps', 'output_bps']);
+
+export function viewFromParams(p) {
+  const v = { ...defaultView };
+  if (p.get('router')) v.router = p.get('router');
+  if (p.get('q')) v.q = p.get('q');
+  if (sortKeys.has(p.get('sort'))) v.sort = p.get('sort');
+  if (p.get('order') === 'asc' || p.get('order') === 'desc') v.order = p.get('order');
+  const lim = parseInt(p.get('limit'), 10);
+  if (pageSizes.includes(lim)) v.limit = lim;
+  const off = parseInt(p.get('offset'), 10);
+  if (off > 0) v.offset = off - (off % v.limit);
+  return v;
+}
+
+export function viewToHash(v) {
+  const p = {};
+  for (const k of Object.keys(defaultView)) if (v[k] !== defaultView[k]) p[k] = v[k];
+  return '#/sessions' + query(p);
+}
+
+export class SessionsPage {
+  constructor(app, params) {
+    this.app = app;
+    this.view = viewFromParams(params);
+    this.canControl = app.role !== 'viewer';
+    this.rows = new Map(); // id -> {tr, cells, s}
+    this.selected = new Set();
+    this.last = null; // last snapshot
+    this.offset = 0; // server clock minus ours, ms
+    this.viewChangedAt = Date.now();
+    this.pending = new Set(); // ids disconnected, waiting for their Stop
+    this.el = this.render();
+    this.tick = setInterval(() => this.tickUptime(), 1000);
+  }
+
+  destroy() {
+    clearInterval(this.tick);
+    this.searchDebounced.cancel();
+  }
+
+  // --- view -------------------------------------------------------------
+
+  setView(patch, { resetOffset = true } = {}) {
+    const prevKey = JSON.stringify(this.view);
+    this.view = { ...this.view, ...patch };
+    if (resetOffset && !('offset' in patch)) this.view.offset = 0;
+    if (JSON.stringify(this.view) === prevKey) return;
+    this.viewChangedAt = Date.now();
+    history.replaceState(null, '', viewToHash(this.view));
+    this.app.rememberSessionsHash(viewToHash(this.view));
+    this.app.live.subscribe(this.view);
+    this.syncControls();
+    this.renderHead();
+    if (this.last) this.renderPager(this.last.total);
+  }
+
+  // applyParams handles a hash change from outside (back/forward, reload).
+  applyParams(params) {
+    const v = viewFromParams(params);
+    if (JSON.stringify(v) === JSON.stringify(this.view)) return;
+    this.view = v;
+    this.viewChangedAt = Date.now();
+    this.app.live.subscribe(this.view);
+    this.syncControls();
+    this.renderHead();
+  }
+
+  // --- layout -----------------------------------------------------------
+
+  render() {
+    const card = (label, testid, sub) => {
+      const value = h('div', { class: 'card-value', testid }, '—');
+      const subEl = h('div', { class: 'card-sub', testid: testid + '-sub' }, sub || '');
+      return { el: h('section', { class: 'card', 'aria-label': label }, h('div', { class: 'card-label' }, label), value, subEl), value, sub: subEl };
+    };
+    this.cards = {
+      sessions: card('Total Sessions', 'total-sessions'),
+      download: card('Total Download', 'total-download'),
+      upload: card('Total Upload', 'total-upload'),
+      combined: card('Combined', 'total-combined'),
+      rate: card('Current Rate ↓ / ↑', 'total-rate'),
+    };
+
+    this.routerSelect = h('select', { id: 'router-filter', testid: 'router-filter', onchange: () => this.setView({ router: this.routerSelect.value }) },
+      h('option', { value: '' }, 'All routers'));
+    this.searchDebounced = debounce(() => this.setView({ q: this.search.value.trim() }), 250);
+    this.search = h('input', { type: 'search', id: 'search', testid: 'search', placeholder: 'Username, customer name or IP', autocomplete: 'off', spellcheck: 'false',
+      oninput: () => this.searchDebounced(),
+      onkeydown: (e) => { if (e.key === 'Enter') { this.searchDebounced.cancel(); this.setView({ q: this.search.value.trim() }); } } });
+    this.pageSize = h('select', { id: 'page-size', testid: 'page-size', onchange: () => this.setView({ limit: parseInt(this.pageSize.value, 10) }) },
+      pageSizes.map((n) => h('option', { value: n }, `${n} per page`)));
+    this.csv = h('a', { class: 'btn', testid: 'export-csv', href: '/api/sessions.csv', download: 'sessions.csv' }, 'Export CSV');
+
+    this.bulkBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', testid: 'disconnect-selected', disabled: true, onclick: () => this.onDisconnectSelected() }, 'Disconnect selected');
+    this.routerBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', testid: 'disconnect-router', hidden: true, onclick: () => this.onDisconnectRouter() }, 'Disconnect all on router');
+
+    this.updated = h('span', { class: 'muted small', testid: 'updated-at', 'aria-live': 'off' });
+    this.pageInfo = h('span', { class: 'page-info', testid: 'page-info' }, '');
+    this.prev = h('button', { type: 'button', class: 'btn btn-small', testid: 'page-prev', 'aria-label': 'Previous page', onclick: () => this.setView({ offset: Math.max(0, this.view.offset - this.view.limit) }, { resetOffset: false }) }, '‹ Prev');
+    this.next = h('button', { type: 'button', class: 'btn btn-small', testid: 'page-next', 'aria-label': 'Next page', onclick: () => this.setView({ offset: this.view.offset + this.view.limit }, { resetOffset: false }) }, 'Next ›');
+
+    this.thead = h('thead');
+    this.tbody = h('tbody', { testid: 'session-rows' });
+    this.table = h('table', { class: 'grid sessions', testid: 'sessions-table' }, this.thead, this.tbody);
+    this.renderHead();
+    this.tbody.append(this.messageRow('Connecting…'));
+
+    const toolbar = h('div', { class: 'toolbar' },
+      h('div', { class: 'field' }, h('label', { for: 'router-filter' }, 'Router'), this.routerSelect),
+      h('div', { class: 'field field-grow' }, h('label', { for: 'search' }, 'Search'), this.search),
+      h('div', { class: 'field' }, h('label', { for: 'page-size' }, 'Rows'), this.pageSize),
+      h('div', { class: 'toolbar-actions' }, this.canControl ? [this.bulkBtn, this.routerBtn] : null, this.csv));
+
+    const pager = h('div', { class: 'pager' }, this.updated, h('span', { class: 'spacer' }), this.pageInfo, this.prev, this.next);
+
+    this.syncControls();
+    this.loadRouters();
+    return h('div', { class: 'page page-sessions' },
+      h('div', { class: 'cards' }, Object.values(this.cards).map((c) => c.el)),
+      h('div', { class: 'panel' }, toolbar, h('div', { class: 'table-wrap' }, this.table), pager));
+  }
+
+  async loadRouters() {
+    const routers = await this.app.routers();
+    const cur = this.view.router;
+    clear(this.routerSelect);
+    this.routerSelect.append(h('option', { value: '' }, 'All routers'));
+    let found = !cur;
+    for (const r of routers) {
+      this.routerSelect.append(h('option', { value: r.name }, r.name));
+      if (r.name === cur || String(r.id) === cur) found = true;
+    }
+    if (!found) this.routerSelect.append(h('option', { value: cur }, cur));
+    this.syncControls();
+  }
+
+  syncControls() {
+    const v = this.view;
+    this.routerSelect.value = v.router;
+    if (document.activeElement !== this.search) this.search.value = v.q;
+    this.pageSize.value = String(v.limit);
+    this.csv.href = '/api/sessions.csv' + query({ router: v.router, q: v.q, sort: v.sort, order: v.order });
+    this.routerBtn.hidden = !v.router;
+    if (v.router) setText(this.routerBtn, `Disconnect all on ${v.router}`);
+  }
+
+  columns() {
+    const cols = [];
+    if (this.canControl) cols.push({ key: 'sel', cls: 'col-sel' });
+    cols.push(
+      { key: 'username', label: 'Username', sort: 'username' },
+      { key: 'customer', label: 'Customer Name', sort: 'customer' },
+      { key: 'router', label: 'Router', sort: 'router' },
+      { key: 'ip', label: 'IP Address', sort: 'ip' },
+      { key: 'profile', label: 'Profile', sort: 'profile' },
+      { key: 'uptime', label: 'Uptime', sort: 'uptime', cls: 'num' },
+      { key: 'download', label: 'Download', sort: 'output_octets', cls: 'num' },
+      { key: 'upload', label: 'Upload', sort: 'input_octets', cls: 'num' },
+      { key: 'rate', label: 'Rate', cls: 'num col-rate' },
+    );
+    if (this.canControl) cols.push({ key: 'actions', label: 'Actions', cls: 'col-actions' });
+    return cols;
+  }
+
+  sortButton(key, label, title) {
+    const active = this.view.sort === key || (key === 'uptime' && this.view.sort === 'started_at');
+    // started_at desc (newest first) is uptime ascending.
+    let dir = '';
+    if (this.view.sort === key) dir = this.view.order;
+    else if (key === 'uptime' && this.view.sort === 'started_at') dir = this.view.order === 'desc' ? 'asc' : 'desc';
+    return h('button', { type: 'button', class: 'sort' + (active ? ' sort-active' : ''), testid: 'sort-' + key, title: title || `Sort by ${label}`,
+      dataset: { sort: key, dir }, onclick: () => this.onSort(key) },
+    label, h('span', { class: 'arrow', 'aria-hidden': 'true' }, dir === 'asc' ? '▲' : dir === 'desc' ? '▼' : ''));
+  }
+
+  onSort(key) {
+    let order;
+    if (this.view.sort === key) order = this.view.order === 'asc' ? 'desc' : 'asc';
+    else order = descFirst.has(key) ? 'desc' : 'asc';
+    this.setView({ sort: key, order });
+  }
+
+  renderHead() {
+    const tr = h('tr');
+    for (const c of this.columns()) {
+      const th = h('th', { class: c.cls || '', scope: 'col' });
+      if (c.key === 'sel') {
+        this.selAll = h('input', { type: 'checkbox', 'aria-label': 'Select all on this page', testid: 'select-all', onchange: () => this.onSelectAll() });
+        th.append(this.selAll);
+      } else if (c.key === 'rate') {
+        th.append(h('span', { class: 'th-label' }, 'Rate'), ' ',
+          this.sortButton('output_bps', '↓', 'Sort by current download rate'), ' / ',
+          this.sortButton('input_bps', '↑', 'Sort by current upload rate'));
+        const sortKey = this.view.sort === 'output_bps' || this.view.sort === 'input_bps';
+        if (sortKey) th.setAttribute('aria-sort', this.view.order === 'asc' ? 'ascending' : 'descending');
+      } else if (c.sort) {
+        th.append(this.sortButton(c.sort, c.label));
+        if (this.view.sort === c.sort) th.setAttribute('aria-sort', this.view.order === 'asc' ? 'ascending' : 'descending');
+      } else {
+        th.append(c.label || '');
+      }
+      tr.append(th);
+    }
+    clear(this.thead).append(tr);
+    this.ncols = this.columns().length;
+    this.syncSelection();
+  }
+
+  messageRow(text) {
+    return h('tr', { class: 'empty-row', testid: 'empty-row' }, h('td', { colspan: this.ncols || 12 }, text));
+  }
+
+  // --- live data --------------------------------------------------------
+
+  onSnapshot(msg) {
+    const now = Date.now();
+    const st = parseTime(msg.server_time);
+    if (st !== null) this.offset = st - now;
+    this.last = msg;
+    this.renderCards(msg);
+    this.renderRows(msg.sessions || [], now - this.viewChangedAt > 1500);
+    this.renderPager(msg.total || 0);
+    setText(this.updated, st !== null ? `Updated ${fmtDateTime(st).slice(11)}` : '');
+  }
+
+  renderCards(msg) {
+    const s = msg.stats || {};
+    const filtered = this.view.router || this.view.q;
+    const scope = filtered ? 'matching the filter' : 'all routers';
+    setText(this.cards.sessions.value, fmtInt(s.sessions ?? msg.total ?? 0));
+    setText(this.cards.sessions.sub, scope);
+    setText(this.cards.download.value, fmtBytes(s.output_octets ?? 0));
+    setText(this.cards.download.sub, 'to subscribers, open sessions');
+    setText(this.cards.upload.value, fmtBytes(s.input_octets ?? 0));
+    setText(this.cards.upload.sub, 'from subscribers, open sessions');
+    setText(this.cards.combined.value, fmtBytes((s.output_octets ?? 0) + (s.input_octets ?? 0)));
+    setText(this.cards.combined.sub, 'download + upload');
+    let down = s.output_bps;
+    let up = s.input_bps;
+    let rateScope = scope;
+    if (down === undefined || up === undefined) {
+      // Older servers give no rate totals: sum what is on screen.
+      down = 0;
+      up = 0;
+      for (const x of msg.sessions || []) {
+        down += x.output_bps || 0;
+        up += x.input_bps || 0;
+      }
+      rateScope = 'sessions on this page';
+    }
+    setText(this.cards.rate.value, `${fmtRate(down)} / ${fmtRate(up)}`);
+    setText(this.cards.rate.sub, rateScope);
+  }
+
+  renderRows(sessions, highlight) {
+    const seen = new Set();
+    const empty = this.tbody.querySelector('.empty-row');
+    if (empty) empty.remove();
+    let prev = null;
+    for (const s of sessions) {
+      seen.add(s.id);
+      let row = this.rows.get(s.id);
+      if (!row) {
+        row = this.createRow(s);
+        this.rows.set(s.id, row);
+        if (highlight) {
+          row.tr.classList.add('row-new');
+          setTimeout(() => row.tr.classList.remove('row-new'), 4000);
+        }
+      }
+      this.updateRow(row, s);
+      // Keep DOM order equal to the server's order, moving only what moved.
+      const want = prev ? prev.nextSibling : this.tbody.firstChild;
+      if (want !== row.tr) this.tbody.insertBefore(row.tr, want);
+      prev = row.tr;
+    }
+    for (const [id, row] of this.rows) {
+      if (!seen.has(id)) {
+        row.tr.remove();
+        this.rows.delete(id);
+        this.selected.delete(id);
+        this.pending.delete(id);
+      }
+    }
+    if (sessions.length === 0) {
+      this.tbody.append(this.messageRow(this.view.q || this.view.router ? 'No open sessions match this filter.' : 'No open sessions.'));
+    }
+    this.syncSelection();
+  }
+
+  createRow(s) {
+    const c = {};
+    const tr = h('tr', { testid: 'session-row', dataset: { id: s.id, username: s.username } });
+    if (this.canControl) {
+      c.sel = h('input', { type: 'checkbox', 'aria-label': `Select ${s.username}`, testid: 'select-row',
+        onchange: () => { if (c.sel.checked) this.selected.add(row.s.id); else this.selected.delete(row.s.id); this.syncSelection(); } });
+      tr.append(h('td', { class: 'col-sel' }, c.sel));
+    }
+    c.userLink = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'user-link', testid: 'session-link' });
+    tr.append(h('td', { class: 'col-user' }, c.userLink));
+    c.customer = h('td', { class: 'col-customer', testid: 'cell-customer' });
+    c.router = h('td', { class: 'col-router', testid: 'cell-router' });
+    c.ip = h('td', { class: 'mono', testid: 'cell-ip' });
+    c.profile = h('td', { testid: 'cell-profile' });
+    c.uptime = h('td', { class: 'num mono', testid: 'cell-uptime' });
+    c.download = h('td', { class: 'num', testid: 'cell-download' });
+    c.upload = h('td', { class: 'num', testid: 'cell-upload' });
+    c.rateDown = h('span', { class: 'rate rate-down' });
+    c.rateUp = h('span', { class: 'rate rate-up' });
+    c.rateBar = h('span', { class: 'rate-bar', 'aria-hidden': 'true' });
+    tr.append(c.customer, c.router, c.ip, c.profile, c.uptime, c.download, c.upload,
+      h('td', { class: 'num col-rate', testid: 'cell-rate' }, h('span', { class: 'rate-wrap' }, c.rateBar, c.rateDown, c.rateUp)));
+    if (this.canControl) {
+      c.speed = h('button', { type: 'button', class: 'btn btn-small', testid: 'change-speed', title: 'Change speed (CoA)', onclick: () => changeSpeed(row.s) }, 'Speed');
+      c.disc = h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', testid: 'disconnect', onclick: () => this.onDisconnect(row) }, 'Disconnect');
+      tr.append(h('td', { class: 'col-actions' }, c.speed, c.disc));
+    }
+    const row = { tr, c, s };
+    return row;
+  }
+
+  updateRow(row, s) {
+    const c = row.c;
+    row.s = s;
+    row.started = parseTime(s.started_at);
+    row.uptimeAt = Date.now();
+    setText(c.userLink, s.username || '(no username)');
+    if (row.tr.dataset.username !== s.username) row.tr.dataset.username = s.username;
+    setText(c.customer, s.customer || '—');
+    c.customer.classList.toggle('muted', !s.customer);
+    setText(c.router, s.router || '—');
+    setText(c.ip, s.ip || '—');
+    setText(c.profile, s.profile || '—');
+    c.profile.classList.toggle('muted', !s.profile);
+    setText(c.uptime, fmtUptime(this.uptimeOf(row)));
+    setText(c.download, fmtBytes(s.output_octets));
+    setText(c.upload, fmtBytes(s.input_octets));
+    setText(c.rateDown, '↓ ' + fmtRate(s.output_bps || 0));
+    setText(c.rateUp, '↑ ' + fmtRate(s.input_bps || 0));
+    // A log-scale bar: 10 kbps .. 1 Gbps spans the cell.
+    const bps = s.output_bps || 0;
+    const frac = bps <= 1e4 ? 0 : Math.min(1, Math.log10(bps / 1e4) / 5);
+    const w = Math.round(frac * 100) + '%';
+    if (c.rateBar.style.width !== w) c.rateBar.style.width = w;
+    c.rateBar.classList.toggle('rate-heavy', bps >= 20e6);
+    if (c.sel) c.sel.checked = this.selected.has(s.id);
+    row.tr.classList.toggle('row-pending', this.pending.has(s.id));
+    row.tr.classList.toggle('row-selected', this.selected.has(s.id));
+  }
+
+  uptimeOf(row) {
+    if (row.started !== null) return (Date.now() + this.offset - row.started) / 1000;
+    return (row.s.uptime_seconds || 0) + (Date.now() - row.uptimeAt) / 1000;
+  }
+
+  tickUptime() {
+    for (const row of this.rows.values()) setText(row.c.uptime, fmtUptime(this.uptimeOf(row)));
+  }
+
+  renderPager(total) {
+    const v = this.view;
+    if (total > 0 && v.offset >= total) {
+      // The page emptied under us (sessions ended): step back to the last page.
+      const last = Math.max(0, Math.floor((total - 1) / v.limit) * v.limit);
+      if (last !== v.offset) {
+        this.setView({ offset: last }, { resetOffset: false });
+        return;
+      }
+    }
+    const from = total === 0 ? 0 : v.offset + 1;
+    const to = Math.min(total, v.offset + v.limit);
+    setText(this.pageInfo, total === 0 ? '0 of 0' : `${fmtInt(from)}–${fmtInt(to)} of ${fmtInt(total)}`);
+    this.prev.disabled = v.offset === 0;
+    this.next.disabled = v.offset + v.limit >= total;
+  }
+
+  // --- selection and actions ---------------------------------------------
+
+  syncSelection() {
+    if (!this.canControl) return;
+    const n = this.selected.size;
+    this.bulkBtn.disabled = n === 0;
+    setText(this.bulkBtn, n ? `Disconnect selected (${n})` : 'Disconnect selected');
+    if (this.selAll) {
+      const total = this.rows.size;
+      this.selAll.checked = total > 0 && n === total;
+      this.selAll.indeterminate = n > 0 && n < total;
+    }
+    for (const row of this.rows.values()) row.tr.classList.toggle('row-selected', this.selected.has(row.s.id));
+  }
+
+  onSelectAll() {
+    const on = this.selAll.checked;
+    this.selected.clear();
+    for (const row of this.rows.values()) {
+      if (on) this.selected.add(row.s.id);
+      if (row.c.sel) row.c.sel.checked = on;
+    }
+    this.syncSelection();
+  }
+
+  markPending(ids) {
+    for (const id of ids) {
+      this.pending.add(id);
+      const row = this.rows.get(id);
+      if (row) row.tr.classList.add('row-pending');
+    }
+  }
+
+  async onDisconnect(row) {
+    const s = row.s;
+    const r = await disconnectOne(s);
+    if (r && r.ok) this.markPending([s.id]);
+  }
+
+  async onDisconnectSelected() {
+    const list = [...this.selected].map((id) => this.rows.get(id)).filter(Boolean).map((r) => r.s);
+    if (!list.length) return;
+    const r = await disconnectSelected(list);
+    if (r && r.results) {
+      this.markPending(r.results.filter((x) => x.ok).map((x) => x.id));
+      for (const x of r.results) if (x.ok) this.selected.delete(x.id);
+      this.syncSelection();
+    }
+  }
+
+  async onDisconnectRouter() {
+    const router = this.view.router;
+    if (!router) return;
+    const count = this.view.q ? null : (this.last ? this.last.total : null);
+    const r = await disconnectRouter(router, count);
+    if (r && r.results) this.markPending(r.results.filter((x) => x.ok).map((x) => x.id));
+  }
+}
