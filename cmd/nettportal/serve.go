@@ -14,6 +14,7 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/coa"
+	"github.com/nettportal/nettportal/metrics"
 	"github.com/nettportal/nettportal/radius"
 	"github.com/nettportal/nettportal/routeros"
 	"github.com/nettportal/nettportal/store"
@@ -85,6 +86,8 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		QueueSize: cfg.QueueSize,
 		MaxBatch:  cfg.MaxBatch,
 	}
+	srv.metrics = newMetrics(srv, log)
+	srv.acct.OnBatch = srv.metrics.ObserveBatch
 	acctConn, err := srv.acct.Listen()
 	if err != nil {
 		return err
@@ -104,6 +107,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		}
 		fmt.Fprintln(w, "ok")
 	})
+	mux.Handle("GET /metrics", srv.metrics.Handler())
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 
 	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
@@ -111,7 +115,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	srv.control = &coa.Controller{
 		Sessions: db,
 		Routers:  db,
-		Audit:    db,
+		Audit:    srv.metrics.WrapAudit(db),
 		API:      func(r nettportal.Router) coa.Remover { return srv.apiClients.Client(r) },
 		OnResult: func(routerID int64, answered bool) {
 			if err := db.RouterCoAChecked(context.Background(), routerID, time.Now(), answered); err != nil {
@@ -126,6 +130,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Interval:     cfg.ReconcileInterval,
 		FastInterval: cfg.APIPollInterval,
 		StaleGrace:   cfg.StaleGrace,
+		OnResult:     observeReconcile(srv.metrics),
 		Log:          log.With().Str("component", "reconciler").Logger(),
 	}
 	bgCtx, stopBackground := context.WithCancel(ctx)
@@ -172,4 +177,6 @@ type server struct {
 	apiClients *routeros.Pool
 	control    *coa.Controller
 	reconciler *routeros.Reconciler
+	metrics    *metrics.Metrics
+	hooks      metricsHooks
 }

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/metrics"
+	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/routeros"
+)
+
+// metricsHooks are the gauges whose sources may not exist in this build
+// yet; serve sets them before it starts serving, /metrics reads them on
+// every scrape, and a nil hook reads 0.
+type metricsHooks struct {
+	// spoolDepth: records in the local accounting spool. TODO(spool): set
+	// it to the spool's depth once the spool exists.
+	spoolDepth func() int
+	// wsClients: the WebSocket hub's connected browsers (anything with
+	// Clients() int).
+	wsClients metrics.ClientCounter
+}
+
+// newMetrics makes the server's registry: the accounting listener's
+// counters read at scrape time, open sessions per router counted on
+// scrape (cached), and the hooks' gauges.
+func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
+	return metrics.New(metrics.Sources{
+		Accounting: func() metrics.AccountingCounts { return accountingCounts(srv.acct) },
+		SpoolDepth: func() int {
+			if srv.hooks.spoolDepth == nil {
+				return 0
+			}
+			return srv.hooks.spoolDepth()
+		},
+		WebSocketClients: func() int {
+			if srv.hooks.wsClients == nil {
+				return 0
+			}
+			return srv.hooks.wsClients.Clients()
+		},
+		OpenSessions: func(ctx context.Context) ([]metrics.RouterSessions, error) {
+			counts, err := srv.db.OpenSessionCounts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			out := make([]metrics.RouterSessions, len(counts))
+			for i, c := range counts {
+				out[i] = metrics.RouterSessions{Router: c.Router, Open: c.Open}
+			}
+			return out, nil
+		},
+		Log: log.With().Str("component", "metrics").Logger(),
+	})
+}
+
+// accountingCounts snapshots the listener's atomic counters.
+func accountingCounts(s *radius.Server) metrics.AccountingCounts {
+	st := &s.Stats
+	return metrics.AccountingCounts{
+		Received:         st.Received.Load(),
+		Duplicates:       st.Duplicates.Load(),
+		UnknownRouter:    st.UnknownRouter.Load(),
+		BadAuthenticator: st.BadAuthenticator.Load(),
+		Malformed:        st.Malformed.Load(),
+		QueueFull:        st.QueueFull.Load(),
+		GivenUp:          st.GivenUp.Load(),
+		Batches:          st.Batches.Load(),
+		CommitErrors:     st.CommitErrors.Load(),
+		Starts:           st.Starts.Load(),
+		Interims:         st.Interims.Load(),
+		Stops:            st.Stops.Load(),
+		OnOffs:           st.OnOffs.Load(),
+		QueueDepth:       s.QueueDepth(),
+	}
+}
+
+// observeReconcile feeds Reconciler.OnResult into the metrics.
+func observeReconcile(m *metrics.Metrics) func(nettportal.Router, routeros.Result) {
+	return func(r nettportal.Router, res routeros.Result) {
+		m.ObserveReconcile(r.Name, metrics.ReconcileOutcome{
+			Reachable: res.Reachable, Err: res.Err, Closed: int(res.Closed), Added: res.Added, Refreshed: res.Refreshed,
+		})
+	}
+}
