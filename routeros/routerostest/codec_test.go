@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLengthEncodingBoundaries(t *testing.T) {
@@ -138,6 +140,55 @@ func FuzzReadSentence(f *testing.F) {
 				req := parseRequest(words)
 				_, _ = match(req.queries, row{{"name", "a"}, {"rx-byte", "10"}})
 			}
+		}
+	})
+}
+
+// FuzzServe feeds arbitrary bytes to a connection handler, logged in or
+// not, and checks that it neither panics nor hangs.
+func FuzzServe(f *testing.F) {
+	seed := func(sentences ...[]string) []byte {
+		var buf bytes.Buffer
+		w := bufio.NewWriter(&buf)
+		for _, s := range sentences {
+			if err := writeSentence(w, s); err != nil {
+				f.Fatal(err)
+			}
+		}
+		return buf.Bytes()
+	}
+	login := []string{"/login", "=name=admin", "=password="}
+	f.Add(seed(login, []string{"/ppp/active/print", "?name=a", "?#|!", "=.proplist=name"}))
+	f.Add(seed(login, []string{"/ppp/active/remove", "=.id=*10,*99"}))
+	f.Add(seed(login, []string{"/interface/listen", ".tag=1"}, []string{"/cancel", "=tag=1"}))
+	f.Add(seed(login, []string{"/ppp/active/print", "=interval=0.01"}, []string{"/cancel"}))
+	f.Add(seed([]string{"/login"}, []string{"/login", "=name=admin", "=response=00"}))
+	f.Add(seed(login, []string{"/ppp/secret/print", "=count-only="}, []string{"/quit"}))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		s := &Server{LegacyLogin: len(in)%2 == 1, EmptyReplies: true}
+		s.mu.Lock()
+		s.initLocked()
+		s.mu.Unlock()
+		s.BootTime = time.Now()
+		s.SetSession(Session{Name: "a", SessionID: 1})
+		s.SetSecret(Secret{Name: "b"})
+		client, server := net.Pipe()
+		c := newConn(s, server)
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go c.serve()
+		go io.Copy(io.Discard, client)
+		client.SetWriteDeadline(time.Now().Add(2 * time.Second))
+		client.Write(in)
+		client.Close()
+		done := make(chan struct{})
+		go func() { s.Close(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Fatal("server did not stop")
 		}
 	})
 }
