@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+)
+
+// SessionsChannel is the LISTEN/NOTIFY channel of session changes.
+const SessionsChannel = "nettportal_sessions"
+
+// maxNotifyRouters bounds the router list in one notification: NOTIFY
+// payloads must stay under 8000 bytes, and a change on hundreds of
+// routers is "everything changed" (an empty list) for every listener.
+const maxNotifyRouters = 500
+
+// NotifySessionsChanged tells every instance listening on the database that
+// sessions changed. It must run outside the accounting transaction: a
+// transaction that has sent NOTIFY holds a database-wide lock from its
+// commit until the commit is done, which would serialize the batchers.
+func (db *DB) NotifySessionsChanged(ctx context.Context, c nettportal.SessionsChanged) error {
+	if len(c.RouterIDs) > maxNotifyRouters {
+		c.RouterIDs = nil
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return fmt.Errorf("notify sessions changed: %w", err)
+	}
+	if _, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, $2)", SessionsChannel, string(payload)); err != nil {
+		return fmt.Errorf("notify sessions changed: %w", err)
+	}
+	return nil
+}
+
+// Notifier coalesces committed accounting batches into at most one
+// notification per Interval. Changed never blocks the accounting path.
+type Notifier struct {
+	DB *DB
+	// Interval is the shortest time between two notifications. Zero: 100ms.
+	Interval time.Duration
+	Log      zerolog.Logger
+
+	mu      sync.Mutex
+	routers map[int64]struct{}
+	records int
+	wake    chan struct{}
+}
+
+func (n *Notifier) init() {
+	if n.wake == nil {
+		n.wake = make(chan struct{}, 1)
+		n.routers = map[int64]struct{}{}
+		if n.Interval <= 0 {
+			n.Interval = 100 * time.Millisecond
+		}
+	}
+}
+
+// Changed records a committed batch; it fits radius.Server.OnCommit.
+func (n *Notifier) Changed(batch []nettportal.AccountingRecord) {
+	if len(batch) == 0 {
+		return
+	}
+	n.mu.Lock()
+	n.init()
+	for i := range batch {
+		n.routers[batch[i].RouterID] = struct{}{}
+	}
+	n.records += len(batch)
+	n.mu.Unlock()
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run sends the notifications until ctx ends.
+func (n *Notifier) Run(ctx context.Context) {
+	n.mu.Lock()
+	n.init()
+	n.mu.Unlock()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.wake:
+		}
+		n.mu.Lock()
+		c := nettportal.SessionsChanged{Records: n.records}
+		for id := range n.routers {
+			c.RouterIDs = append(c.RouterIDs, id)
+		}
+		clear(n.routers)
+		n.records = 0
+		n.mu.Unlock()
+		if c.Records > 0 {
+			sort.Slice(c.RouterIDs, func(i, j int) bool { return c.RouterIDs[i] < c.RouterIDs[j] })
+			nctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			if err := n.DB.NotifySessionsChanged(nctx, c); err != nil && ctx.Err() == nil {
+				// Viewers still get the periodic refresh; nothing is lost.
+				n.Log.Warn().Err(err).Msg("notify sessions changed")
+			}
+			cancel()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(n.Interval):
+		}
+	}
+}
+
+// ListenSessionsChanged calls fn with every session change announced on the
+// database, by this instance or any other, until ctx ends. It uses its own
+// connection (not one of the pool's) and reconnects after errors. After
+// each (re)connection it calls fn once with an empty SessionsChanged:
+// changes may have been missed while it was not listening, so viewers
+// should refresh. fn runs on the listening goroutine and must be quick.
+func (db *DB) ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error {
+	backoff := 100 * time.Millisecond
+	for {
+		err := db.listenOnce(ctx, fn)
+		if ctx.Err() != nil {
+			return nil
+		}
+		db.log.Warn().Err(err).Dur("retry_in", backoff).Msg("listen for session changes")
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (db *DB) listenOnce(ctx context.Context, fn func(nettportal.SessionsChanged)) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	conn, err := pgx.ConnectConfig(cctx, db.Pool.Config().ConnConfig.Copy())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+SessionsChannel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	fn(nettportal.SessionsChanged{})
+	for {
+		// A bounded wait doubles as a liveness check of the connection: a
+		// silently dead TCP connection would otherwise wait forever.
+		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		note, err := conn.WaitForNotification(wctx)
+		cancel()
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if wctx.Err() != nil {
+				pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				err = conn.Ping(pctx)
+				cancel()
+				if err == nil {
+					continue
+				}
+			}
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+		var c nettportal.SessionsChanged
+		if err := json.Unmarshal([]byte(note.Payload), &c); err != nil {
+			db.log.Warn().Err(err).Str("payload", note.Payload).Msg("bad session change notification")
+			c = nettportal.SessionsChanged{}
+		}
+		fn(c)
+	}
+}
