@@ -124,27 +124,14 @@ func (db *DB) DeleteCustomer(ctx context.Context, id int64) error {
 	return nil
 }
 
-// ImportLineError is one CSV line that was not imported, and why.
-type ImportLineError struct {
-	Line  int    `json:"line"`
-	Error string `json:"error"`
-}
-
-// ImportResult is what a customer import did.
-type ImportResult struct {
-	Created int               `json:"created"`
-	Updated int               `json:"updated"`
-	Errors  []ImportLineError `json:"errors"`
-}
-
 // ImportCustomersCSV creates or updates customers from a CSV export of the
 // billing system. The header names the columns: name and username are
 // required, profile, phone and address optional, in any order; other
 // columns are ignored. Bad lines are reported and skipped; the good ones
 // are written in one transaction. A username repeated in the file takes
 // its last line.
-func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (ImportResult, error) {
-	res := ImportResult{Errors: []ImportLineError{}}
+func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.ImportResult, error) {
+	res := nettportal.ImportResult{Errors: []nettportal.ImportLineError{}}
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
@@ -180,7 +167,7 @@ func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (ImportResult
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
-				res.Errors = append(res.Errors, ImportLineError{Line: pe.Line, Error: pe.Err.Error()})
+				res.Errors = append(res.Errors, nettportal.ImportLineError{Line: pe.Line, Error: pe.Err.Error()})
 				continue
 			}
 			return res, fmt.Errorf("read CSV: %w", err)
@@ -188,11 +175,11 @@ func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (ImportResult
 		c := nettportal.Customer{Name: field(rec, "name"), Username: field(rec, "username"), Profile: field(rec, "profile"),
 			Phone: field(rec, "phone"), Address: field(rec, "address")}
 		if err := validCustomer(&c); err != nil {
-			res.Errors = append(res.Errors, ImportLineError{Line: line, Error: strings.TrimSuffix(err.Error(), ": "+nettportal.ErrInvalid.Error())})
+			res.Errors = append(res.Errors, nettportal.ImportLineError{Line: line, Error: strings.TrimSuffix(err.Error(), ": "+nettportal.ErrInvalid.Error())})
 			continue
 		}
 		if i, dup := byUser[c.Username]; dup {
-			res.Errors = append(res.Errors, ImportLineError{Line: lines[i],
+			res.Errors = append(res.Errors, nettportal.ImportLineError{Line: lines[i],
 				Error: fmt.Sprintf("username %q appears again on line %d, which wins", c.Username, line)})
 			rows[i], lines[i] = c, line
 			continue

@@ -341,3 +341,30 @@ func (db *DB) SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample
 	}
 	return out, nil
 }
+
+// RouterStates returns, per router id, its open sessions, last accounting
+// and what the reconciler last saw.
+func (db *DB) RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error) {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT n.id, coalesce(o.open, 0), greatest(o.last_update, s.last_acct_at), s.last_reconcile_at,
+			coalesce(s.last_reconcile_result, ''), s.api_reachable, s.coa_reachable, s.boot_time
+		FROM nas n
+		LEFT JOIN router_status s ON s.nas_id = n.id
+		LEFT JOIN (SELECT nas_id, count(*) AS open, max(acctupdatetime) AS last_update
+			FROM radacct WHERE acctstoptime IS NULL GROUP BY nas_id) o ON o.nas_id = n.id`)
+	if err != nil {
+		return nil, fmt.Errorf("read router states: %w", err)
+	}
+	out := map[int64]nettportal.RouterState{}
+	_, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct{}, error) {
+		var s nettportal.RouterState
+		err := row.Scan(&s.RouterID, &s.OpenSessions, &s.LastAccountingAt, &s.LastReconcileAt, &s.LastReconcileResult,
+			&s.APIReachable, &s.CoAReachable, &s.BootTime)
+		out[s.RouterID] = s
+		return struct{}{}, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read router states: %w", err)
+	}
+	return out, nil
+}
