@@ -24,6 +24,8 @@ type acctPacket struct {
 	SessionTime     uint32
 	In, Out         uint32
 	NASIP           net.IP
+	// Event, when set, is sent as Event-Timestamp.
+	Event time.Time
 }
 
 func (a acctPacket) encode(t testing.TB, secret string) []byte {
@@ -40,6 +42,9 @@ func (a acctPacket) encode(t testing.TB, secret string) []byte {
 		rfc2866.AcctSessionTime_Set(p, rfc2866.AcctSessionTime(a.SessionTime))
 		rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(a.In))
 		rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(a.Out))
+	}
+	if !a.Event.IsZero() {
+		rfc2869.EventTimestamp_Set(p, a.Event)
 	}
 	raw, err := p.Encode()
 	if err != nil {
