@@ -48,6 +48,14 @@ type Server struct {
 	// CommitTimeout bounds how long a batch is retried while the database
 	// fails before its packets are given up (unanswered). Zero: 10s.
 	CommitTimeout time.Duration
+	// Spool, when set, takes batches the database could not commit within
+	// SpoolAfter: they are acknowledged once durable there, and replayed
+	// into the database later. Without a spool such packets go unanswered
+	// and routers retransmit (and give up after a few tries).
+	Spool Spooler
+	// SpoolAfter is how long a failing batch is retried before it goes to
+	// the spool. Zero: 2s.
+	SpoolAfter time.Duration
 	// RouterRefresh is how often the router list is reloaded; an unknown
 	// source also triggers a reload (at most once a second). Zero: 10s.
 	RouterRefresh time.Duration
@@ -79,6 +87,11 @@ type Server struct {
 	stopBg   chan struct{}
 }
 
+// Spooler keeps records durably when the database cannot.
+type Spooler interface {
+	Append(recs []nettportal.AccountingRecord) error
+}
+
 // Stats are the server's counters.
 type Stats struct {
 	Received         atomic.Uint64
@@ -91,6 +104,8 @@ type Stats struct {
 	Batches          atomic.Uint64
 	CommitErrors     atomic.Uint64
 	GivenUp          atomic.Uint64 // records dropped after CommitTimeout
+	Spooled          atomic.Uint64 // records acknowledged from the spool
+	SpoolErrors      atomic.Uint64
 	// ByStatus counts acknowledged records by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs atomic.Uint64
 }
@@ -162,6 +177,9 @@ func (s *Server) defaults() {
 	}
 	if s.CommitTimeout <= 0 {
 		s.CommitTimeout = 10 * time.Second
+	}
+	if s.SpoolAfter <= 0 {
+		s.SpoolAfter = 2 * time.Second
 	}
 	if s.RouterRefresh <= 0 {
 		s.RouterRefresh = 10 * time.Second
@@ -364,27 +382,50 @@ func (s *Server) worker() {
 		for i := range batch {
 			recs = append(recs, batch[i].rec)
 		}
-		if !s.commit(recs) {
+		switch s.commit(recs) {
+		case givenUp:
 			for i := range batch {
 				s.dedupe.forget(batch[i].key)
 			}
 			s.Stats.GivenUp.Add(uint64(len(batch)))
 			continue
-		}
-		if s.OnCommit != nil {
-			s.OnCommit(recs)
+		case committed:
+			if s.OnCommit != nil {
+				s.OnCommit(recs)
+			}
+		case spooled:
+			s.Stats.Spooled.Add(uint64(len(batch)))
 		}
 		s.answer(batch)
 	}
 }
 
-// commit retries a failing batch with backoff for up to CommitTimeout: a
-// short database hiccup then costs latency, not retransmissions.
-func (s *Server) commit(recs []nettportal.AccountingRecord) bool {
-	deadline := time.Now().Add(s.CommitTimeout)
+type commitOutcome int
+
+const (
+	committed commitOutcome = iota
+	spooled
+	givenUp
+)
+
+// commit retries a failing batch with backoff: a short database hiccup
+// costs latency, not retransmissions. After SpoolAfter the batch goes to the
+// spool when there is one; after CommitTimeout it is given up unanswered.
+func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
+	start := time.Now()
+	deadline := start.Add(s.CommitTimeout)
+	spoolAt := start.Add(s.SpoolAfter)
 	backoff := 50 * time.Millisecond
 	for {
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		// With a spool, an attempt must not outlive SpoolAfter: a hung
+		// database must not hold packets past the point they could be
+		// spooled. A cancelled COMMIT may still have landed; spooling the
+		// batch as well is harmless, as every record is idempotent.
+		attemptEnd := deadline
+		if s.Spool != nil && time.Now().Before(spoolAt) {
+			attemptEnd = spoolAt
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), attemptEnd)
 		began := time.Now()
 		err := s.Store.ApplyAccounting(ctx, recs)
 		cancel()
@@ -393,12 +434,21 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) bool {
 		}
 		if err == nil {
 			s.Stats.Batches.Add(1)
-			return true
+			return committed
 		}
 		s.Stats.CommitErrors.Add(1)
+		if s.Spool != nil && !time.Now().Before(spoolAt) {
+			spoolErr := s.Spool.Append(recs)
+			if spoolErr == nil {
+				s.Log.Warn().Err(err).Int("records", len(recs)).Msg("database cannot commit: batch spooled to disk and acknowledged")
+				return spooled
+			}
+			s.Stats.SpoolErrors.Add(1)
+			s.Log.Error().Err(spoolErr).Msg("spool append failed: still retrying the database")
+		}
 		if time.Now().Add(backoff).After(deadline) {
 			s.Log.Error().Err(err).Int("records", len(recs)).Msg("giving up a batch: its packets stay unanswered and will be retransmitted")
-			return false
+			return givenUp
 		}
 		s.Log.Warn().Err(err).Int("records", len(recs)).Dur("retry_in", backoff).Msg("commit accounting batch")
 		time.Sleep(backoff)

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/rs/zerolog"
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
@@ -324,5 +326,42 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	}
 	if n != 20 {
 		t.Errorf("%d rows", n)
+	}
+}
+
+func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	sp, err := spool.Open(t.TempDir(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	down := &flakyStore{db: db}
+	down.failures.Store(1 << 30)
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.Store = down
+		s.Spool = sp
+		s.SpoolAfter = 300 * time.Millisecond
+	})
+	c := newClient(t, srv)
+	var reqs [][]byte
+	for i := 0; i < 10; i++ {
+		req := request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret)
+		reqs = append(reqs, req)
+		c.send(req)
+	}
+	if n := c.answers(reqs, 5*time.Second); n != 10 {
+		t.Fatalf("%d of 10 answered during the outage", n)
+	}
+	if srv.Stats.Spooled.Load() != 10 || sp.Depth() != 10 || countRows(t, db) != 0 {
+		t.Fatalf("spooled %d, depth %d, rows %d", srv.Stats.Spooled.Load(), sp.Depth(), countRows(t, db))
+	}
+	// The database is back: replay.
+	if n, err := sp.Replay(context.Background(), db, 0); err != nil || n != 10 {
+		t.Fatalf("replayed %d: %v", n, err)
+	}
+	if countRows(t, db) != 10 {
+		t.Fatalf("%d rows after replay", countRows(t, db))
 	}
 }

@@ -80,7 +80,8 @@ func startServe(t testing.TB, dbURL string, extra ...string) *testServer {
 	ts := &testServer{AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	args := append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr, "--log-level", "debug"}, extra...)
+	args := append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr, "--log-level", "debug",
+		"--spool-dir", t.TempDir()}, extra...)
 	go func() { done <- run(ctx, args, noEnv, os.Stdout, ts.Log) }()
 	var once sync.Once
 	ts.stop = func() {

@@ -17,6 +17,7 @@ import (
 	"github.com/nettportal/nettportal/metrics"
 	"github.com/nettportal/nettportal/radius"
 	"github.com/nettportal/nettportal/routeros"
+	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
 )
 
@@ -34,6 +35,8 @@ type serveConfig struct {
 	APIPollInterval   time.Duration
 	StaleGrace        time.Duration
 	APITimeout        time.Duration
+	SpoolDir          string
+	SpoolAfter        time.Duration
 }
 
 func (c *serveConfig) register(fs interface {
@@ -52,6 +55,8 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
 	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")
 	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
+	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
+	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -88,6 +93,16 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	srv.metrics = newMetrics(srv, log)
 	srv.acct.OnBatch = srv.metrics.ObserveBatch
+	if cfg.SpoolDir != "off" && cfg.SpoolDir != "" {
+		sp, err := spool.Open(cfg.SpoolDir, log.With().Str("component", "spool").Logger())
+		if err != nil {
+			return fmt.Errorf("%w (set --spool-dir to a writable directory, or off)", err)
+		}
+		defer sp.Close()
+		srv.spool = sp
+		srv.acct.Spool = sp
+		srv.acct.SpoolAfter = cfg.SpoolAfter
+	}
 	acctConn, err := srv.acct.Listen()
 	if err != nil {
 		return err
@@ -137,6 +152,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	var background sync.WaitGroup
 	background.Add(1)
 	go func() { defer background.Done(); srv.reconciler.Run(bgCtx) }()
+	if srv.spool != nil {
+		background.Add(1)
+		go func() { defer background.Done(); srv.spool.Run(bgCtx, db, time.Second, nil) }()
+	}
 	defer func() { stopBackground(); background.Wait() }()
 
 	errc := make(chan error, 2)
@@ -179,4 +198,5 @@ type server struct {
 	reconciler *routeros.Reconciler
 	metrics    *metrics.Metrics
 	hooks      metricsHooks
+	spool      *spool.Spool
 }
