@@ -1,0 +1,232 @@
+package web
+
+import (
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nettportal/nettportal"
+)
+
+// cookieName is the login cookie. It holds a random secret; the server
+// keeps only its hash (web_sessions), so every instance knows the login.
+const cookieName = "nettportal_session"
+
+// csrfHeader carries the login's CSRF token on state-changing requests.
+const csrfHeader = "X-CSRF-Token"
+
+// identity is who made a request and how.
+type identity struct {
+	user nettportal.User
+	csrf string // empty for bearer tokens
+}
+
+// authenticate finds the caller from a bearer token or the login cookie.
+func (s *Server) authenticate(r *http.Request) (identity, error) {
+	if h := r.Header.Get("Authorization"); h != "" {
+		secret, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return identity{}, fmt.Errorf("authorization header is not a bearer token: %w", nettportal.ErrUnauthorized)
+		}
+		u, err := s.Accounts.TokenUser(r.Context(), strings.TrimSpace(secret))
+		return identity{user: u}, err
+	}
+	c, err := r.Cookie(cookieName)
+	if err != nil || c.Value == "" {
+		return identity{}, fmt.Errorf("no login: %w", nettportal.ErrUnauthorized)
+	}
+	u, csrf, err := s.Accounts.LoginUser(r.Context(), c.Value, s.LoginTTL)
+	return identity{user: u, csrf: csrf}, err
+}
+
+type authedHandler func(w http.ResponseWriter, r *http.Request, u nettportal.User)
+
+// auth lets through callers with at least role min. A request made with
+// the login cookie that changes anything must carry the login's CSRF
+// token: the cookie is an ambient credential a foreign page could make
+// the browser send. Bearer tokens are never sent by a browser on its own,
+// so they need no CSRF token.
+func (s *Server) auth(min nettportal.Role, h authedHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, err := s.authenticate(r)
+		if err != nil {
+			if errors.Is(err, nettportal.ErrUnauthorized) {
+				writeError(w, http.StatusUnauthorized, "not logged in (log in, or send Authorization: Bearer <token>)")
+				return
+			}
+			s.fail(w, r, err)
+			return
+		}
+		if !id.user.Token && !safeMethod(r.Method) {
+			got := r.Header.Get(csrfHeader)
+			if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(id.csrf)) != 1 {
+				writeError(w, http.StatusForbidden, "missing or wrong "+csrfHeader+" header")
+				return
+			}
+		}
+		if !id.user.Role.AtLeast(min) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("%s %s needs the %s role; you are %s", r.Method, r.URL.Path, min, id.user.Role))
+			return
+		}
+		h(w, r, id.user)
+	})
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// clientIP is the address the request came from. X-Forwarded-For is not
+// trusted: anyone could set it to dodge the login limiter.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type meJSON struct {
+	User      string          `json:"user"`
+	Role      nettportal.Role `json:"role"`
+	CSRFToken string          `json:"csrf_token,omitempty"`
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Username string `json:"username"`
+		Password string `json:"password"`
+	}
+	if err := decodeJSON(r, &req); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if req.Username == "" || req.Password == "" {
+		writeError(w, http.StatusBadRequest, "username and password are required")
+		return
+	}
+	keys := []string{"ip:" + clientIP(r), "user:" + req.Username}
+	if wait := s.limiter.blocked(keys...); wait > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
+		return
+	}
+	u, err := s.Accounts.Authenticate(r.Context(), req.Username, req.Password)
+	if errors.Is(err, nettportal.ErrUnauthorized) {
+		s.limiter.fail(keys...)
+		s.Log.Info().Str("user", req.Username).Str("ip", clientIP(r)).Msg("login failed")
+		writeError(w, http.StatusUnauthorized, "wrong username or password")
+		return
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cookie, csrf, err := s.Accounts.CreateLogin(r.Context(), u.ID, s.LoginTTL)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: cookieName, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
+		Secure: r.TLS != nil || s.SecureCookies,
+	})
+	s.Log.Info().Str("user", u.Name).Str("ip", clientIP(r)).Msg("login")
+	writeJSON(w, http.StatusOK, meJSON{User: u.Name, Role: u.Role, CSRFToken: csrf})
+}
+
+// logout ends the login. It needs no CSRF token: the worst a foreign page
+// can do with it is log the operator out.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	if c, err := r.Cookie(cookieName); err == nil && c.Value != "" {
+		if err := s.Accounts.DeleteLogin(r.Context(), c.Value); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil || s.SecureCookies})
+	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
+}
+
+func (s *Server) me(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+	out := meJSON{User: u.Name, Role: u.Role}
+	if !u.Token {
+		// authenticate again only to read the CSRF token; cheap, and it
+		// keeps authedHandler's signature small.
+		if id, err := s.authenticate(r); err == nil {
+			out.CSRFToken = id.csrf
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// loginLimiter counts failed logins per key (client address, user name)
+// in a sliding window. It is per instance: behind a load balancer each
+// instance allows its own share, which still stops password guessing.
+type loginLimiter struct {
+	max    int
+	window time.Duration
+	mu     sync.Mutex
+	fails  map[string][]time.Time
+}
+
+func newLoginLimiter(max int, window time.Duration) *loginLimiter {
+	return &loginLimiter{max: max, window: window, fails: map[string][]time.Time{}}
+}
+
+// blocked returns how long until a login for these keys is allowed again,
+// or zero.
+func (l *loginLimiter) blocked(keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	var wait time.Duration
+	for _, k := range keys {
+		f := l.recent(k, now)
+		if len(f) >= l.max {
+			wait = max(wait, f[len(f)-l.max].Add(l.window).Sub(now))
+		}
+	}
+	return wait
+}
+
+func (l *loginLimiter) fail(keys ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if len(l.fails) > 100000 {
+		// An attacker spraying names must not grow the map without bound.
+		for k := range l.fails {
+			if len(l.recent(k, now)) == 0 {
+				delete(l.fails, k)
+			}
+		}
+	}
+	for _, k := range keys {
+		l.fails[k] = append(l.recent(k, now), now)
+	}
+}
+
+// recent drops the failures of k older than the window.
+func (l *loginLimiter) recent(k string, now time.Time) []time.Time {
+	f := l.fails[k]
+	i := 0
+	for i < len(f) && now.Sub(f[i]) >= l.window {
+		i++
+	}
+	f = f[i:]
+	if len(f) == 0 {
+		delete(l.fails, k)
+		return nil
+	}
+	l.fails[k] = f
+	return f
+}

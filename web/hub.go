@@ -1,0 +1,384 @@
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/nettportal/nettportal"
+)
+
+// WebSocket protocol (web/ui codes against it):
+//
+//	client -> server  {"type":"subscribe","router":"","q":"","sort":"started_at","order":"desc","limit":50,"offset":0}
+//	server -> client  {"type":"hello","user":"alice","role":"operator"}  once, first
+//	                  {"type":"sessions","seq":N,"total":n,"sessions":[...],"stats":{...},"server_time":"RFC3339"}
+//	                  {"type":"error","error":"message"}  a subscribe the server cannot serve
+//
+// A snapshot of the client's view follows each subscribe at once, then
+// every change (at most one per WSMinInterval) and every WSRefresh.
+
+const (
+	wsPingEvery = 20 * time.Second
+	// wsReadTimeout: a client that answers no ping for this long is gone.
+	wsReadTimeout = 60 * time.Second
+	wsMaxMessage  = 64 << 10
+	// wsQueryConcurrency bounds the snapshot queries of one push: clients
+	// with the same view share one, different views run a few at a time.
+	wsQueryConcurrency = 4
+)
+
+type subscribeMsg struct {
+	Type   string `json:"type"`
+	Router string `json:"router"`
+	Q      string `json:"q"`
+	Sort   string `json:"sort"`
+	Order  string `json:"order"`
+	Limit  int    `json:"limit"`
+	Offset int    `json:"offset"`
+}
+
+// key identifies a view: clients with equal keys share one query.
+func (m subscribeMsg) key() string {
+	b, _ := json.Marshal([]any{m.Router, strings.TrimSpace(m.Q), m.Sort, strings.ToLower(m.Order), m.Limit, m.Offset})
+	return string(b)
+}
+
+func (m subscribeMsg) filter() nettportal.SessionFilter {
+	return nettportal.SessionFilter{Router: m.Router, Query: m.Q, Sort: m.Sort, Order: m.Order, Limit: m.Limit, Offset: m.Offset}
+}
+
+type wsClient struct {
+	conn *websocket.Conn
+	user nettportal.User
+	send chan []byte
+	done chan struct{}
+
+	mu     sync.Mutex
+	sub    *subscribeMsg
+	key    string
+	seq    int64
+	closed bool
+}
+
+type hub struct {
+	s       *Server
+	mu      sync.Mutex
+	clients map[*wsClient]struct{}
+	changed chan struct{}
+}
+
+func newHub(s *Server) *hub {
+	return &hub{s: s, clients: map[*wsClient]struct{}{}, changed: make(chan struct{}, 1)}
+}
+
+// run pushes snapshots: on changes (coalesced to one push per
+// WSMinInterval) and every WSRefresh, so uptimes and rates stay fresh.
+func (h *hub) run(ctx context.Context) {
+	if h.s.Changes != nil {
+		go func() {
+			err := h.s.Changes.ListenSessionsChanged(ctx, func(nettportal.SessionsChanged) {
+				select {
+				case h.changed <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				h.s.Log.Error().Err(err).Msg("session change listener stopped")
+			}
+		}()
+	}
+	refresh := time.NewTicker(h.s.WSRefresh)
+	defer refresh.Stop()
+	var last time.Time
+	var pending <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			h.closeAll()
+			return
+		case <-h.changed:
+			if pending != nil {
+				continue
+			}
+			wait := h.s.WSMinInterval - time.Since(last)
+			if wait <= 0 {
+				last = time.Now()
+				h.push(ctx)
+				continue
+			}
+			pending = time.After(wait)
+		case <-pending:
+			pending = nil
+			last = time.Now()
+			h.push(ctx)
+		case <-refresh.C:
+			if pending == nil {
+				last = time.Now()
+				h.push(ctx)
+			}
+		}
+	}
+}
+
+func (h *hub) closeAll() {
+	h.mu.Lock()
+	clients := make([]*wsClient, 0, len(h.clients))
+	for c := range h.clients {
+		clients = append(clients, c)
+	}
+	h.mu.Unlock()
+	for _, c := range clients {
+		c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "server shutting down"), //nolint:errcheck // closing anyway
+			time.Now().Add(time.Second))
+		h.drop(c)
+	}
+}
+
+// push sends every subscribed client a fresh snapshot of its view, one
+// query per distinct view.
+func (h *hub) push(ctx context.Context) {
+	groups := map[string][]*wsClient{}
+	subs := map[string]subscribeMsg{}
+	h.mu.Lock()
+	for c := range h.clients {
+		c.mu.Lock()
+		if c.sub != nil {
+			groups[c.key] = append(groups[c.key], c)
+			subs[c.key] = *c.sub
+		}
+		c.mu.Unlock()
+	}
+	h.mu.Unlock()
+	sem := make(chan struct{}, wsQueryConcurrency)
+	var wg sync.WaitGroup
+	for key, clients := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			body, err := h.snapshot(ctx, subs[key])
+			if err != nil {
+				if ctx.Err() == nil {
+					h.s.Log.Warn().Err(err).Str("view", key).Msg("websocket snapshot")
+				}
+				return
+			}
+			for _, c := range clients {
+				h.deliver(c, key, body)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// snapshot returns the shared part of a sessions message: everything
+// after "seq", which differs per client.
+func (h *hub) snapshot(ctx context.Context, sub subscribeMsg) ([]byte, error) {
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	page, err := h.s.Sessions.Sessions(qctx, sub.filter())
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	p := toPageJSON(page, now)
+	b, err := json.Marshal(struct {
+		Total      int64         `json:"total"`
+		Sessions   []sessionJSON `json:"sessions"`
+		Stats      statsJSON     `json:"stats"`
+		ServerTime string        `json:"server_time"`
+	}{p.Total, p.Sessions, p.Stats, now.UTC().Format(time.RFC3339)})
+	if err != nil {
+		return nil, err
+	}
+	return b[1:], nil // without "{"
+}
+
+// deliver queues a snapshot for c if c still has the view key. A client
+// whose queue is full is too slow and is dropped, so it never holds up
+// the others.
+func (h *hub) deliver(c *wsClient, key string, body []byte) {
+	c.mu.Lock()
+	if c.closed || c.key != key {
+		c.mu.Unlock()
+		return
+	}
+	c.seq++
+	msg := make([]byte, 0, len(body)+40)
+	msg = append(msg, `{"type":"sessions","seq":`...)
+	msg = strconv.AppendInt(msg, c.seq, 10)
+	msg = append(msg, ',')
+	msg = append(msg, body...)
+	var full bool
+	select {
+	case c.send <- msg:
+	default:
+		full = true
+	}
+	c.mu.Unlock()
+	if full {
+		h.s.Log.Info().Str("user", c.user.Name).Msg("websocket client too slow, dropped")
+		h.drop(c)
+	}
+}
+
+func (h *hub) sendJSON(c *wsClient, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	var full bool
+	if !c.closed {
+		select {
+		case c.send <- b:
+		default:
+			full = true
+		}
+	}
+	c.mu.Unlock()
+	if full {
+		h.drop(c)
+	}
+}
+
+// drop forgets a client and closes its connection; its goroutines end.
+func (h *hub) drop(c *wsClient) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		close(c.done)
+	}
+	c.mu.Unlock()
+	c.conn.Close()
+}
+
+// clientCount is for tests and metrics.
+func (h *hub) clientCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.clients)
+}
+
+// checkOrigin allows pages from the same host as the request, or from a
+// configured origin. Cross-site pages must not ride on the login cookie.
+// Clients that send no Origin are not browsers and authenticate with a
+// token or a cookie they hold themselves.
+func (s *Server) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	for _, o := range s.AllowedOrigins {
+		if strings.EqualFold(strings.TrimSuffix(o, "/"), origin) {
+			return true
+		}
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
+	id, err := s.authenticate(r)
+	if err != nil {
+		if errors.Is(err, nettportal.ErrUnauthorized) {
+			writeError(w, http.StatusUnauthorized, "not logged in")
+			return
+		}
+		s.fail(w, r, err)
+		return
+	}
+	if !s.checkOrigin(r) {
+		writeError(w, http.StatusForbidden, "origin "+r.Header.Get("Origin")+" may not open the WebSocket")
+		return
+	}
+	up := websocket.Upgrader{CheckOrigin: s.checkOrigin, EnableCompression: true}
+	conn, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	c := &wsClient{conn: conn, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{})}
+	h := s.hub
+	h.mu.Lock()
+	h.clients[c] = struct{}{}
+	h.mu.Unlock()
+	go h.writeLoop(c)
+	h.sendJSON(c, map[string]any{"type": "hello", "user": id.user.Name, "role": id.user.Role})
+	h.readLoop(r.Context(), c)
+}
+
+func (h *hub) writeLoop(c *wsClient) {
+	ping := time.NewTicker(wsPingEvery)
+	defer ping.Stop()
+	defer h.drop(c)
+	for {
+		select {
+		case <-c.done:
+			return
+		case msg := <-c.send:
+			c.conn.SetWriteDeadline(time.Now().Add(h.s.WSWriteTimeout)) //nolint:errcheck // the write reports it
+			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+				return
+			}
+		case <-ping.C:
+			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(h.s.WSWriteTimeout)); err != nil {
+				return
+			}
+		}
+	}
+}
+
+func (h *hub) readLoop(ctx context.Context, c *wsClient) {
+	defer h.drop(c)
+	c.conn.SetReadLimit(wsMaxMessage)
+	c.conn.SetReadDeadline(time.Now().Add(wsReadTimeout)) //nolint:errcheck // the read reports it
+	c.conn.SetPongHandler(func(string) error {
+		return c.conn.SetReadDeadline(time.Now().Add(wsReadTimeout))
+	})
+	for {
+		_, data, err := c.conn.ReadMessage()
+		if err != nil {
+			return
+		}
+		c.conn.SetReadDeadline(time.Now().Add(wsReadTimeout)) //nolint:errcheck // the read reports it
+		var m subscribeMsg
+		if err := json.Unmarshal(data, &m); err != nil {
+			h.sendJSON(c, map[string]string{"type": "error", "error": "bad JSON: " + err.Error()})
+			continue
+		}
+		if m.Type != "subscribe" {
+			h.sendJSON(c, map[string]string{"type": "error", "error": "unknown message type " + strconv.Quote(m.Type) + " (want subscribe)"})
+			continue
+		}
+		// The first snapshot is queried here, not by the hub, so a new
+		// view shows at once; it also validates the view.
+		key := m.key()
+		body, err := h.snapshot(ctx, m)
+		if err != nil {
+			msg := "internal error"
+			if errors.Is(err, nettportal.ErrInvalid) {
+				msg = publicMessage(err)
+			} else {
+				h.s.Log.Warn().Err(err).Msg("websocket subscribe")
+			}
+			h.sendJSON(c, map[string]string{"type": "error", "error": msg})
+			continue
+		}
+		c.mu.Lock()
+		c.sub, c.key = &m, key
+		c.mu.Unlock()
+		h.deliver(c, key, body)
+	}
+}

@@ -1,0 +1,291 @@
+// Package web is NettPortal's HTTP side: the JSON API, the WebSocket hub
+// that pushes the live sessions view, logins and API tokens, and the
+// embedded browser UI (web/ui).
+package web
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+)
+
+// SessionSource is what the page reads about sessions.
+type SessionSource interface {
+	nettportal.SessionStore
+	SessionAttributes(ctx context.Context, id int64) (map[string]any, error)
+	SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample, error)
+}
+
+// RouterSource reads and changes routers and their health.
+type RouterSource interface {
+	nettportal.RouterStore
+	Router(ctx context.Context, idOrName string) (nettportal.Router, error)
+	RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error)
+}
+
+// Accounts keeps users, API tokens and web logins.
+type Accounts interface {
+	CreateUser(ctx context.Context, name, password string, role nettportal.Role) (nettportal.User, error)
+	Authenticate(ctx context.Context, name, password string) (nettportal.User, error)
+	Users(ctx context.Context) ([]nettportal.User, error)
+	DeleteUser(ctx context.Context, nameOrID string) error
+	CreateToken(ctx context.Context, name string, role nettportal.Role) (string, error)
+	TokenUser(ctx context.Context, secret string) (nettportal.User, error)
+	RevokeToken(ctx context.Context, nameOrID string) error
+	Tokens(ctx context.Context) ([]nettportal.Token, error)
+	CreateLogin(ctx context.Context, userID int64, ttl time.Duration) (cookie, csrf string, err error)
+	LoginUser(ctx context.Context, cookie string, ttl time.Duration) (nettportal.User, string, error)
+	DeleteLogin(ctx context.Context, cookie string) error
+}
+
+// CustomerSource keeps customers.
+type CustomerSource interface {
+	Customers(ctx context.Context, q string, limit, offset int) ([]nettportal.Customer, int64, error)
+	SaveCustomer(ctx context.Context, c *nettportal.Customer) (created bool, err error)
+	UpdateCustomer(ctx context.Context, c *nettportal.Customer) error
+	DeleteCustomer(ctx context.Context, id int64) error
+	ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.ImportResult, error)
+}
+
+// ChangeSource announces session changes, from every instance on the
+// database, and an empty change whenever changes may have been missed.
+type ChangeSource interface {
+	ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error
+}
+
+// Server serves the API, the WebSocket and the UI. Set the fields, then use
+// Handler and run Run for the live updates.
+type Server struct {
+	Sessions  SessionSource
+	Routers   RouterSource
+	Accounts  Accounts
+	Customers CustomerSource
+	Changes   ChangeSource
+	// Control disconnects sessions and changes their speed; nil answers
+	// 503 until it is configured.
+	Control nettportal.SessionControl
+	// Audit is the control audit; nil answers 503.
+	Audit nettportal.AuditStore
+	Log   zerolog.Logger
+
+	// AllowedOrigins are extra origins (scheme://host[:port]) whose pages
+	// may open the WebSocket, e.g. behind a proxy that rewrites Host.
+	AllowedOrigins []string
+	// SecureCookies marks the login cookie Secure even on plain HTTP (TLS
+	// terminated by a proxy). On TLS connections it is always Secure.
+	SecureCookies bool
+	// LoginTTL is how long a login lasts without use. Zero: 12h.
+	LoginTTL time.Duration
+	// LoginFailures per LoginWindow per client address and per user name
+	// before logins answer 429. Zero: 5 per minute.
+	LoginFailures int
+	LoginWindow   time.Duration
+
+	// WebSocket tuning; zero values are the defaults in parentheses.
+	WSRefresh      time.Duration // periodic snapshot without changes (5s)
+	WSMinInterval  time.Duration // shortest time between pushes on changes (500ms)
+	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
+	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
+
+	limiter *loginLimiter
+	hub     *hub
+}
+
+// maxBody is the largest request body, except customer imports.
+const maxBody = 1 << 20
+
+// maxImportBody bounds a customer CSV import: a billing export of a large
+// ISP is several MiB.
+const maxImportBody = 64 << 20
+
+func (s *Server) init() {
+	if s.limiter != nil {
+		return
+	}
+	if s.LoginTTL <= 0 {
+		s.LoginTTL = 12 * time.Hour
+	}
+	if s.LoginFailures <= 0 {
+		s.LoginFailures = 5
+	}
+	if s.LoginWindow <= 0 {
+		s.LoginWindow = time.Minute
+	}
+	if s.WSRefresh <= 0 {
+		s.WSRefresh = 5 * time.Second
+	}
+	if s.WSMinInterval <= 0 {
+		s.WSMinInterval = 500 * time.Millisecond
+	}
+	if s.WSWriteTimeout <= 0 {
+		s.WSWriteTimeout = 10 * time.Second
+	}
+	if s.WSSendBuffer <= 0 {
+		s.WSSendBuffer = 8
+	}
+	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow)
+	s.hub = newHub(s)
+}
+
+// Handler returns the HTTP handler: API, WebSocket and UI. Call it once.
+func (s *Server) Handler() http.Handler {
+	s.init()
+	mux := http.NewServeMux()
+	v, op, ad := nettportal.RoleViewer, nettportal.RoleOperator, nettportal.RoleAdmin
+
+	mux.HandleFunc("POST /api/login", s.login)
+	mux.HandleFunc("POST /api/logout", s.logout)
+	mux.Handle("GET /api/me", s.auth(v, s.me))
+
+	mux.Handle("GET /api/sessions", s.auth(v, s.listSessions))
+	mux.Handle("GET /api/sessions.csv", s.auth(v, s.exportSessions))
+	mux.Handle("GET /api/sessions/{id}", s.auth(v, s.getSession))
+	mux.Handle("GET /api/sessions/{id}/samples", s.auth(v, s.getSamples))
+	mux.Handle("POST /api/sessions/{id}/disconnect", s.auth(op, s.disconnect))
+	mux.Handle("POST /api/sessions/{id}/coa", s.auth(op, s.changeRate))
+	mux.Handle("POST /api/disconnect", s.auth(op, s.disconnectMany))
+	mux.Handle("GET /api/audit", s.auth(op, s.listAudit))
+
+	mux.Handle("GET /api/routers", s.auth(v, s.listRouters))
+	mux.Handle("POST /api/routers", s.auth(ad, s.createRouter))
+	mux.Handle("PUT /api/routers/{id}", s.auth(ad, s.updateRouter))
+	mux.Handle("DELETE /api/routers/{id}", s.auth(ad, s.deleteRouter))
+
+	mux.Handle("GET /api/customers", s.auth(v, s.listCustomers))
+	mux.Handle("POST /api/customers", s.auth(op, s.saveCustomer))
+	mux.Handle("PUT /api/customers/{id}", s.auth(op, s.updateCustomer))
+	mux.Handle("DELETE /api/customers/{id}", s.auth(op, s.deleteCustomer))
+	mux.Handle("POST /api/customers/import", s.auth(ad, s.importCustomers))
+
+	mux.Handle("GET /api/users", s.auth(ad, s.listUsers))
+	mux.Handle("POST /api/users", s.auth(ad, s.createUser))
+	mux.Handle("DELETE /api/users/{name}", s.auth(ad, s.deleteUser))
+	mux.Handle("GET /api/tokens", s.auth(ad, s.listTokens))
+	mux.Handle("POST /api/tokens", s.auth(ad, s.createToken))
+	mux.Handle("DELETE /api/tokens/{name}", s.auth(ad, s.revokeToken))
+
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
+	})
+	mux.HandleFunc("GET /ws", s.serveWS)
+	mux.Handle("GET /", uiHandler())
+	return s.recoverer(s.limitBody(mux))
+}
+
+// Run pushes session changes to WebSocket clients until ctx ends.
+func (s *Server) Run(ctx context.Context) {
+	s.init()
+	s.hub.run(ctx)
+}
+
+// recoverer turns a panic in a handler into a logged 500, so one bad
+// request never takes the server down.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.Log.Error().Str("method", r.Method).Str("path", r.URL.Path).Interface("panic", v).Msg("handler panicked")
+				writeError(w, http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) limitBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := int64(maxBody)
+		if r.URL.Path == "/api/customers/import" {
+			limit = maxImportBody
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		next.ServeHTTP(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v) //nolint:errcheck // the client went away
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// publicMessage strips the error code suffix the store adds for us.
+func publicMessage(err error) string {
+	msg := err.Error()
+	for _, code := range []error{nettportal.ErrInvalid, nettportal.ErrNotFound, nettportal.ErrConflict,
+		nettportal.ErrUnauthorized, nettportal.ErrForbidden} {
+		msg = strings.TrimSuffix(msg, ": "+code.Error())
+	}
+	return msg
+}
+
+// fail answers with the status an error's code means; anything else is a
+// 500 whose details go to the log, not to the client.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
+	case errors.Is(err, nettportal.ErrInvalid):
+		writeError(w, http.StatusBadRequest, publicMessage(err))
+	case errors.Is(err, nettportal.ErrNotFound):
+		writeError(w, http.StatusNotFound, publicMessage(err))
+	case errors.Is(err, nettportal.ErrConflict):
+		writeError(w, http.StatusConflict, publicMessage(err))
+	case errors.Is(err, nettportal.ErrUnauthorized):
+		writeError(w, http.StatusUnauthorized, "not logged in")
+	case errors.Is(err, nettportal.ErrForbidden):
+		writeError(w, http.StatusForbidden, publicMessage(err))
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		// The client left; nobody reads the answer.
+	default:
+		s.Log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
+		writeError(w, http.StatusInternalServerError, "internal error")
+	}
+}
+
+// decodeJSON reads exactly one JSON object into v, refusing unknown fields
+// so a typo in a field name is an error rather than silently ignored.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &tooBig):
+			return err
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("request body is empty, want a JSON object: %w", nettportal.ErrInvalid)
+		case errors.As(err, &syntax):
+			return fmt.Errorf("bad JSON at byte %d: %v: %w", syntax.Offset, syntax, nettportal.ErrInvalid)
+		case errors.As(err, &typ):
+			return fmt.Errorf("bad JSON: field %q must be %s, not %s: %w", typ.Field, typ.Type, typ.Value, nettportal.ErrInvalid)
+		case strings.HasPrefix(err.Error(), "json: unknown field"):
+			return fmt.Errorf("bad JSON: %s: %w", strings.TrimPrefix(err.Error(), "json: "), nettportal.ErrInvalid)
+		}
+		return fmt.Errorf("bad JSON: %v: %w", err, nettportal.ErrInvalid)
+	}
+	if dec.More() {
+		return fmt.Errorf("bad JSON: more than one value in the body: %w", nettportal.ErrInvalid)
+	}
+	return nil
+}

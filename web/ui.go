@@ -1,0 +1,36 @@
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+)
+
+// uiFiles is the browser UI: index.html, app.js, style.css and friends.
+//
+//go:embed ui
+var uiFiles embed.FS
+
+// contentSecurityPolicy allows only our own scripts, styles and
+// connections (plus the WebSocket): no inline script, no third party.
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+
+// uiHandler serves the embedded UI, index.html for "/". The browser
+// revalidates every time (no-cache), so a new release shows at once.
+func uiHandler() http.Handler {
+	sub, err := fs.Sub(uiFiles, "ui")
+	if err != nil {
+		panic(err) // the embed pattern guarantees the directory
+	}
+	files := http.FileServerFS(sub)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "same-origin")
+		files.ServeHTTP(w, r)
+	})
+}
