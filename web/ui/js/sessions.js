@@ -260,7 +260,14 @@ export class SessionsPage {
       }
       rateScope = 'sessions on this page';
     }
-    setText(this.cards.rate.value, `${fmtRate(down)} / ${fmtRate(up)}`);
+    if (!this.cards.rate.down) {
+      this.cards.rate.down = h('span', { class: 'down' });
+      this.cards.rate.up = h('span', { class: 'up' });
+      clear(this.cards.rate.value).append('↓ ', this.cards.rate.down, h('span', { class: 'gap' }), '↑ ', this.cards.rate.up);
+      this.cards.rate.value.classList.add('card-value-rate');
+    }
+    setText(this.cards.rate.down, fmtRate(down));
+    setText(this.cards.rate.up, fmtRate(up));
     setText(this.cards.rate.sub, rateScope);
   }
 

@@ -5,8 +5,8 @@ import { h, clear } from './dom.js';
 export function toast(message, kind = 'info', timeout = 8000) {
   const box = document.getElementById('toasts');
   const close = h('button', { class: 'toast-close', type: 'button', 'aria-label': 'Dismiss' }, '×');
-  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', testid: 'result' },
-    h('span', { class: 'toast-msg' }, message), close);
+  const el = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : 'status', testid: 'toast', dataset: { kind } },
+    h('span', { class: 'toast-msg', testid: 'result' }, message), close);
   close.addEventListener('click', () => el.remove());
   box.appendChild(el);
   if (timeout) setTimeout(() => el.remove(), kind === 'error' ? timeout * 2 : timeout);
