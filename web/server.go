@@ -177,7 +177,15 @@ func (s *Server) Handler() http.Handler {
 		writeError(w, http.StatusNotFound, "no such API endpoint: "+r.Method+" "+r.URL.Path)
 	})
 	mux.HandleFunc("GET /ws", s.serveWS)
-	mux.Handle("GET /", uiHandler())
+	ui := uiHandler()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed here")
+			return
+		}
+		ui.ServeHTTP(w, r)
+	})
 	return s.recoverer(s.limitBody(mux))
 }
 
@@ -288,4 +296,12 @@ func decodeJSON(r *http.Request, v any) error {
 		return fmt.Errorf("bad JSON: more than one value in the body: %w", nettportal.ErrInvalid)
 	}
 	return nil
+}
+
+// Clients returns how many WebSocket clients are connected (for metrics).
+func (s *Server) Clients() int {
+	if s.hub == nil {
+		return 0
+	}
+	return s.hub.clientCount()
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/nettportal/nettportal/routeros"
 	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/web"
 )
 
 // serveConfig is everything `serve` is told.
@@ -37,6 +38,7 @@ type serveConfig struct {
 	APITimeout        time.Duration
 	SpoolDir          string
 	SpoolAfter        time.Duration
+	SamplesKeep       time.Duration
 }
 
 func (c *serveConfig) register(fs interface {
@@ -57,6 +59,7 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
+	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -148,8 +151,29 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		OnResult:     observeReconcile(srv.metrics),
 		Log:          log.With().Str("component", "reconciler").Logger(),
 	}
+	// Web: committed batches wake the live view (through NOTIFY, so every
+	// instance on the database sees them) and feed the traffic chart.
+	notifier := &store.Notifier{DB: db, Log: log.With().Str("component", "events").Logger()}
+	sampler := &store.Sampler{DB: db, Log: log.With().Str("component", "samples").Logger()}
+	srv.acct.OnCommit = func(recs []nettportal.AccountingRecord) {
+		notifier.Changed(recs)
+		sampler.Add(recs)
+	}
+	srv.web = &web.Server{
+		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
+		Control: srv.control, Audit: db,
+		Log: log.With().Str("component", "web").Logger(),
+	}
+	srv.hooks.wsClients = srv.web
+	mux.Handle("/", srv.web.Handler())
+
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	var background sync.WaitGroup
+	background.Add(4)
+	go func() { defer background.Done(); notifier.Run(bgCtx) }()
+	go func() { defer background.Done(); sampler.Run(bgCtx) }()
+	go func() { defer background.Done(); srv.web.Run(bgCtx) }()
+	go func() { defer background.Done(); pruneSamples(bgCtx, db, cfg.SamplesKeep, log) }()
 	background.Add(1)
 	go func() { defer background.Done(); srv.reconciler.Run(bgCtx) }()
 	if srv.spool != nil {
@@ -198,5 +222,28 @@ type server struct {
 	reconciler *routeros.Reconciler
 	metrics    *metrics.Metrics
 	hooks      metricsHooks
+	web        *web.Server
 	spool      *spool.Spool
+}
+
+// pruneSamples deletes old chart points every hour.
+func pruneSamples(ctx context.Context, db *store.DB, keep time.Duration, log zerolog.Logger) {
+	if keep <= 0 {
+		return
+	}
+	tick := time.NewTicker(time.Hour)
+	defer tick.Stop()
+	for {
+		n, err := db.PruneSamples(ctx, keep)
+		if err != nil && ctx.Err() == nil {
+			log.Warn().Err(err).Msg("prune traffic samples")
+		} else if n > 0 {
+			log.Info().Int64("deleted", n).Msg("pruned traffic samples")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
