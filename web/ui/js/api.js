@@ -60,6 +60,14 @@ export async function api(method, path, body, opts = {}) {
   return data;
 }
 
+// listOf accepts a bare array or an object wrapping one under key
+// ({"routers": [...]}), so the page reads either form of a list.
+export function listOf(data, key) {
+  if (Array.isArray(data)) return data;
+  if (data && Array.isArray(data[key])) return data[key];
+  return [];
+}
+
 export function query(params) {
   const u = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {

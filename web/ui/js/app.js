@@ -1,6 +1,6 @@
 // NettPortal sessions: boot, login, header, hash routing.
 import { h, clear, setText } from './dom.js';
-import { api, setCSRF, setUnauthorizedHandler } from './api.js';
+import { api, listOf, setCSRF, setUnauthorizedHandler } from './api.js';
 import { Live } from './live.js';
 import { toast } from './ui.js';
 import { SessionsPage, viewFromParams } from './sessions.js';
@@ -31,7 +31,7 @@ const app = {
     return this.routerList;
   },
   setRouters(list) {
-    this.routerList = Array.isArray(list) ? list : [];
+    this.routerList = listOf(list, 'routers');
     this.routerListAt = Date.now();
   },
   rememberSessionsHash(hash) {
@@ -143,6 +143,8 @@ function enter(me) {
   setText($('user-name'), me.user);
   setText($('user-role'), me.role);
   $('user-role').className = 'role role-' + me.role;
+  // The audit is for operators and admins; the API refuses viewers.
+  document.querySelector('[data-nav="audit"]').hidden = me.role === 'viewer';
   app.routerList = null;
   if (!app.live) {
     app.live = new Live({
@@ -152,6 +154,7 @@ function enter(me) {
         app.lastSnapshotView = app.live.view;
         if (app.pageKind === 'sessions' && app.page) app.page.onSnapshot(msg);
       },
+      onError: (msg) => toast(`Live view: ${msg}`, 'error'),
       checkAuth: async () => {
         try {
           await api('GET', '/api/me', undefined, { quiet401: true });

@@ -1,6 +1,6 @@
 // Audit: every disconnect and CoA attempt, who asked, how it went.
 import { h, clear } from './dom.js';
-import { api, query } from './api.js';
+import { api, listOf, query } from './api.js';
 import { fmtDateTime, errorCauseText } from './format.js';
 import { badge, emptyRow } from './ui.js';
 
@@ -41,7 +41,7 @@ export class AuditPage {
       clear(this.tbody).append(emptyRow(8, `Could not load the audit: ${e.message}`));
       return;
     }
-    list = Array.isArray(list) ? list : (list && list.entries) || [];
+    list = listOf(list, 'entries');
     clear(this.tbody);
     if (!list.length) this.tbody.append(emptyRow(8, this.offset ? 'No older entries.' : 'No disconnects or speed changes yet.'));
     for (const a of list) {

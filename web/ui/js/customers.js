@@ -1,6 +1,6 @@
 // Customers: the names behind PPPoE usernames; add/link and CSV import.
 import { h, clear, debounce } from './dom.js';
-import { api, query } from './api.js';
+import { api, listOf, query } from './api.js';
 import { fmtInt } from './format.js';
 import { toast, openDialog, emptyRow, busy } from './ui.js';
 
@@ -8,6 +8,7 @@ export class CustomersPage {
   constructor(app, params) {
     this.app = app;
     this.canEdit = app.role !== 'viewer';
+    this.canImport = app.role === 'admin';
     this.q = params.get('q') || '';
     this.tbody = h('tbody', { testid: 'customer-rows' });
     this.count = h('span', { class: 'muted small' });
@@ -26,7 +27,7 @@ export class CustomersPage {
       h('div', { class: 'panel' },
         h('div', { class: 'toolbar' },
           h('div', { class: 'field field-grow' }, h('label', { for: 'cust-search' }, 'Search'), this.search),
-          this.canEdit ? h('div', { class: 'field' }, h('label', { for: 'cust-csv' }, 'CSV from billing (name,username,profile,phone,address)'),
+          this.canImport ? h('div', { class: 'field' }, h('label', { for: 'cust-csv' }, 'CSV from billing (name,username,profile,phone,address)'),
             h('div', { class: 'inline' }, this.file, this.importBtn)) : null),
         this.importResult,
         h('div', { class: 'table-wrap' }, h('table', { class: 'grid', testid: 'customers-table' },
@@ -46,7 +47,8 @@ export class CustomersPage {
       clear(this.tbody).append(emptyRow(5, `Could not load customers: ${e.message}`));
       return;
     }
-    list = Array.isArray(list) ? list : (list && list.customers) || [];
+    const total = list && typeof list.total === 'number' ? list.total : null;
+    list = listOf(list, 'customers');
     clear(this.tbody);
     if (!list.length) this.tbody.append(emptyRow(5, this.q ? 'No customer matches.' : 'No customers yet. Add one or import a CSV from your billing system.'));
     for (const c of list) {
@@ -55,7 +57,8 @@ export class CustomersPage {
         h('td', { class: 'mono' }, c.username ? h('a', { href: '#/sessions?q=' + encodeURIComponent(c.username), title: 'Show sessions' }, c.username) : '—'),
         h('td', {}, c.profile || '—'), h('td', {}, c.phone || '—'), h('td', {}, c.address || '—')));
     }
-    this.count.textContent = `${fmtInt(list.length)} customer${list.length === 1 ? '' : 's'}`;
+    const n = total ?? list.length;
+    this.count.textContent = `${total !== null && total > list.length ? `${fmtInt(list.length)} shown of ` : ''}${fmtInt(n)} customer${n === 1 ? '' : 's'}`;
   }
 
   async add() {
@@ -109,7 +112,7 @@ export class CustomersPage {
         clear(this.importResult).append(
           h('div', { class: errs.length ? 'banner banner-warn' : 'banner banner-ok' },
             `Imported ${file.name}: ${fmtInt(r.created || 0)} created, ${fmtInt(r.updated || 0)} updated, ${fmtInt(errs.length)} errors.`,
-            errs.length ? h('ul', { class: 'small' }, errs.slice(0, 20).map((e) => h('li', {}, typeof e === 'string' ? e : JSON.stringify(e)))) : null));
+            errs.length ? h('ul', { class: 'small' }, errs.slice(0, 20).map((e) => h('li', {}, typeof e === 'string' ? e : e && e.line ? `line ${e.line}: ${e.error}` : JSON.stringify(e)))) : null));
         this.load();
       } catch (e) {
         clear(this.importResult).append(h('div', { class: 'banner banner-error' }, `Import failed: ${e.message}`));

@@ -43,6 +43,8 @@ export class DetailPage {
     this.status = h('span');
     this.actions = h('div', { class: 'detail-actions' });
     this.attrs = h('dl', { class: 'attrs', testid: 'session-attrs' });
+    this.radius = h('dl', { class: 'attrs', testid: 'session-radius' });
+    this.radiusPanel = h('section', { class: 'panel panel-pad', hidden: true }, h('h2', {}, 'Accounting attributes (radacct)'), this.radius);
     this.err = h('div', { class: 'banner banner-error', hidden: true, role: 'alert' });
     this.el = h('div', { class: 'page page-detail' },
       h('div', { class: 'detail-head' },
@@ -52,7 +54,9 @@ export class DetailPage {
         h('section', { class: 'panel panel-pad' }, h('h2', {}, 'Rate over the session'),
           h('div', { class: 'legend' }, h('span', { class: 'key key-down' }), 'Download (to subscriber)', h('span', { class: 'key key-up' }), 'Upload (from subscriber)'),
           this.canvas),
-        h('section', { class: 'panel panel-pad' }, h('h2', {}, 'Attributes'), this.attrs)));
+        h('div', { class: 'detail-side' },
+          h('section', { class: 'panel panel-pad' }, h('h2', {}, 'Session'), this.attrs),
+          this.radiusPanel)));
     this.load();
     this.timer = setInterval(() => this.load(), 10000);
   }
@@ -77,11 +81,21 @@ export class DetailPage {
     }
   }
 
+  showRadius(attrs) {
+    clear(this.radius);
+    const entries = attrs && typeof attrs === 'object' ? Object.entries(attrs) : [];
+    this.radiusPanel.hidden = entries.length === 0;
+    for (const [k, v] of entries) {
+      this.radius.append(h('dt', {}, k), h('dd', { class: 'mono' }, v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v)));
+    }
+  }
+
   show(s) {
     this.session = s;
     this.title.textContent = s.customer ? `${s.username} — ${s.customer}` : s.username || `Session #${this.id}`;
-    const open = !s.stopped_at;
-    clear(this.status).append(open ? badge('Online', 'ok') : badge('Closed', 'muted'));
+    const open = s.open !== undefined ? !!s.open : !s.stopped_at;
+    clear(this.status).append(open ? badge('Online', 'ok') : badge(`Closed${s.terminate_cause ? ': ' + s.terminate_cause : ''}`, 'muted'));
+    this.showRadius(s.attributes);
     clear(this.actions);
     if (this.app.role !== 'viewer' && open) {
       this.actions.append(
@@ -93,6 +107,7 @@ export class DetailPage {
     }
     clear(this.attrs);
     for (const [k, v] of Object.entries(s)) {
+      if (k === 'attributes' && v && typeof v === 'object') continue;
       this.attrs.append(h('dt', {}, humanKey(k)), h('dd', { class: typeof v === 'number' || k === 'ip' || k === 'mac' ? 'mono' : '', dataset: { key: k } }, fmtValue(k, v)));
     }
   }

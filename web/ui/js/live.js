@@ -9,9 +9,10 @@ const OFFLINE_AFTER = 20000; // ms without a connection before "Offline"
 const STALE_AFTER = 16000; // the server sends a snapshot every ~5 s
 
 export class Live {
-  constructor({ onSnapshot, onHello, onState, onAuthLost, checkAuth }) {
+  constructor({ onSnapshot, onHello, onState, onAuthLost, checkAuth, onError }) {
     this.onSnapshot = onSnapshot;
     this.onHello = onHello || (() => {});
+    this.onError = onError || (() => {});
     this.onState = onState;
     this.onAuthLost = onAuthLost || (() => {});
     this.checkAuth = checkAuth || (async () => true);
@@ -92,6 +93,10 @@ export class Live {
       }
       if (msg.type === 'hello') {
         this.onHello(msg);
+        return;
+      }
+      if (msg.type === 'error') {
+        this.onError(msg.error || 'error');
         return;
       }
       if (msg.type === 'sessions') {

@@ -1,6 +1,6 @@
 // Routers: state of every router; admins add, edit and remove them.
 import { h, clear } from './dom.js';
-import { api } from './api.js';
+import { api, listOf } from './api.js';
 import { fmtInt, fmtAgo, fmtDateTime } from './format.js';
 import { toast, openDialog, confirmDialog, badge, emptyRow } from './ui.js';
 
@@ -14,14 +14,18 @@ function reconcileBadge(r) {
   const res = r.last_reconcile_result;
   if (!r.last_reconcile_at && !res) return badge('Never', 'muted');
   const ok = /^(ok|success)/i.test(res || 'ok');
-  return h('span', { title: fmtDateTime(r.last_reconcile_at) }, badge(ok ? 'OK' : 'Error', ok ? 'ok' : 'bad'), ' ',
-    h('span', { class: 'muted small' }, `${res && !/^ok$/i.test(res) ? res + ' · ' : ''}${fmtAgo(r.last_reconcile_at)}`));
+  const unreachable = /^unreachable/i.test(res || '');
+  const text = (res || '').replace(/^(ok|error|unreachable):?\s*/i, '');
+  return h('span', { title: `${fmtDateTime(r.last_reconcile_at)}: ${res || ''}` },
+    badge(ok ? 'OK' : unreachable ? 'Unreachable' : 'Error', ok ? 'ok' : 'bad'), ' ',
+    h('span', { class: 'muted small' }, `${text ? text + ' · ' : ''}${fmtAgo(r.last_reconcile_at)}`));
 }
 
 function accountingCell(r) {
-  if (!r.last_acct_at) return h('span', { class: 'muted' }, 'never');
-  const age = (Date.now() - Date.parse(r.last_acct_at)) / 1000;
-  return h('span', { title: fmtDateTime(r.last_acct_at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(r.last_acct_at));
+  const at = r.last_accounting_at || r.last_acct_at;
+  if (!at) return h('span', { class: 'muted' }, 'never');
+  const age = (Date.now() - Date.parse(at)) / 1000;
+  return h('span', { title: fmtDateTime(at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(at));
 }
 
 export class RoutersPage {
@@ -50,7 +54,7 @@ export class RoutersPage {
   async load() {
     let routers;
     try {
-      routers = await api('GET', '/api/routers');
+      routers = listOf(await api('GET', '/api/routers'), 'routers');
     } catch (e) {
       clear(this.tbody).append(emptyRow(this.ncols, `Could not load routers: ${e.message}`));
       return;
@@ -96,7 +100,7 @@ export class RoutersPage {
       field('coa_port', 'CoA port', { type: 'number', min: 1, max: 65535, value: r ? r.coa_port || 3799 : 3799 }),
       field('api_addr', 'RouterOS API address', { value: r ? r.api_addr || '' : '', placeholder: '10.0.0.1:8728', autocomplete: 'off' }),
       field('api_user', 'API user', { value: r ? r.api_user || '' : '', autocomplete: 'off' }),
-      field('api_password', 'API password', { type: 'password', autocomplete: 'new-password', placeholder: r ? 'unchanged' : '' }, r ? 'Leave empty to keep it.' : ''),
+      field('api_password', 'API password', { type: 'password', autocomplete: 'new-password', placeholder: r && r.api_password_set ? 'unchanged (set)' : '' }, r ? 'Leave empty to keep it.' : ''),
       errBox);
     const saved = await openDialog({
       title: r ? `Edit router ${r.name}` : 'Add router',
