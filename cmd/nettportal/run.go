@@ -20,6 +20,8 @@ commands:
   serve      run the accounting listener, CoA, reconciler and web server
   migrate    apply the database schema and exit
   router     add | list | rm routers (RADIUS clients)
+  user       add | list | rm web users (admin, operator, viewer)
+  token      create | list | revoke API tokens (Authorization: Bearer)
   demo       run serve with a simulated MikroTik fleet, nothing to configure
   sim        run the MikroTik fleet simulator on its own
 
@@ -42,6 +44,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "router":
 		return runRouter(ctx, rest, getenv, stdout, stderr)
+	case "user":
+		return runUser(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, getenv, stdout, stderr)
 	case "sim":
 		return runSim(ctx, rest, getenv, stdout, stderr)
 	case "demo":

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+)
+
+func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("user needs a subcommand: add, list or rm")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("user "+sub, stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	var name, password, role string
+	switch sub {
+	case "add":
+		fs.StringVar(&name, "name", "", "login name")
+		fs.StringVar(&password, "password", "", "password (at least 8 characters)")
+		fs.StringVar(&role, "role", "", "admin, operator or viewer")
+	case "list":
+	case "rm":
+		fs.StringVar(&name, "name", "", "login name (or give it as the argument)")
+	default:
+		return fmt.Errorf("unknown user subcommand %q (add, list, rm)", sub)
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if sub == "rm" && name == "" {
+		name = fs.Arg(0)
+	}
+	switch {
+	case sub == "add" && (name == "" || password == "" || role == ""):
+		return fmt.Errorf("user add needs --name, --password and --role (admin, operator or viewer)")
+	case sub == "rm" && name == "":
+		return fmt.Errorf("user rm needs --name")
+	}
+	r, err := parseRoleFlag(sub, role)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch sub {
+	case "add":
+		u, err := db.CreateUser(ctx, name, password, r)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s added (%s)\n", u.Name, u.Role)
+	case "list":
+		users, err := db.Users(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED")
+		for _, u := range users {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", u.ID, u.Name, u.Role, u.CreatedAt.Format(time.DateTime))
+		}
+		return tw.Flush()
+	case "rm":
+		if err := db.DeleteUser(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "user %s removed\n", name)
+	}
+	return nil
+}
+
+// parseRoleFlag checks --role for the subcommands that take one.
+func parseRoleFlag(sub, role string) (nettportal.Role, error) {
+	if sub != "add" && sub != "create" {
+		return "", nil
+	}
+	r, err := nettportal.ParseRole(role)
+	if err != nil {
+		return "", fmt.Errorf("--role %q: use admin, operator or viewer", role)
+	}
+	return r, nil
+}
+
+func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return fmt.Errorf("token needs a subcommand: create, list or revoke")
+	}
+	sub, args := args[0], args[1:]
+	fs := newFlagSet("token "+sub, stderr)
+	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	var name, role string
+	switch sub {
+	case "create":
+		fs.StringVar(&name, "name", "", "what the token is for (e.g. billing)")
+		fs.StringVar(&role, "role", "viewer", "admin, operator or viewer")
+	case "list":
+	case "revoke":
+		fs.StringVar(&name, "name", "", "token name (or give it as the argument)")
+	default:
+		return fmt.Errorf("unknown token subcommand %q (create, list, revoke)", sub)
+	}
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if sub == "revoke" && name == "" {
+		name = fs.Arg(0)
+	}
+	if (sub == "create" || sub == "revoke") && name == "" {
+		return fmt.Errorf("token %s needs --name", sub)
+	}
+	r, err := parseRoleFlag(sub, role)
+	if err != nil {
+		return err
+	}
+	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	switch sub {
+	case "create":
+		secret, err := db.CreateToken(ctx, name, r)
+		if err != nil {
+			return err
+		}
+		// The secret alone on stdout, so scripts can capture it; it is
+		// stored only as a hash and cannot be shown again.
+		fmt.Fprintln(stdout, secret)
+		fmt.Fprintf(stderr, "token %s (%s) created; use it as 'Authorization: Bearer <token>'. It is not shown again.\n", name, r)
+	case "list":
+		toks, err := db.Tokens(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tCREATED\tLAST USED\tREVOKED")
+		for _, t := range toks {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Role, t.CreatedAt.Format(time.DateTime),
+				optTime(t.LastUsedAt), optTime(t.RevokedAt))
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := db.RevokeToken(ctx, name); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "token %s revoked\n", name)
+	}
+	return nil
+}
+
+func optTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.DateTime)
+}
