@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// benchEnvInt reads a size knob for a benchmark (tests may read the
+// environment; nothing else outside cmd does).
+func benchEnvInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// BenchmarkIngest drives the real serve wiring with the fleet simulator's
+// load mode: every session sends Start, interims and Stop, each only after
+// the previous one was answered, from many sockets on their own loopback
+// addresses. It prints acknowledged packets/s and latency at full speed and
+// at 20,000 packets/s, checks every acknowledged packet against radacct, and
+// measures the store alone on the same machine as the limit.
+func BenchmarkIngest(b *testing.B) {
+	routers := benchEnvInt("NETTPORTAL_BENCH_ROUTERS", 50)
+	sessions := benchEnvInt("NETTPORTAL_BENCH_SESSIONS", 400) // per router
+	interims := benchEnvInt("NETTPORTAL_BENCH_INTERIMS", 8)
+	for n := 0; n < b.N; n++ {
+		dbURL := storetest.MustCreateDatabase(b)
+		db, err := store.Open(context.Background(), dbURL, 4, zerolog.Nop())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		if err := db.Migrate(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		var fsync, syncCommit string
+		db.Pool.QueryRow(context.Background(), "SHOW fsync").Scan(&fsync)
+		db.Pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&syncCommit)
+		fmt.Printf("postgres: fsync=%s synchronous_commit=%s\n", fsync, syncCommit)
+
+		full := sim.LoadConfig{Secret: "bench-secret", Routers: routers, SessionsPerRouter: sessions,
+			InterimsPerSession: interims, Concurrency: 4096}
+		half := full
+		half.BaseIP = addrPlus(sim.DefaultBaseIP(), routers) // its own routers, so its rows are new
+		half.Rate = 20000
+		half.Concurrency = 2048
+		halfRouters := half.NASRouters()
+		for i := range halfRouters {
+			halfRouters[i].Name = "capped-" + halfRouters[i].Name
+		}
+		for _, r := range append(full.NASRouters(), halfRouters...) {
+			if err := db.CreateRouter(context.Background(), &r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		srv := startServe(b, dbURL, "--log-level", "warn", "--db-conns", "8")
+		full.Server, half.Server = srv.AcctAddr, srv.AcctAddr
+
+		b.ResetTimer()
+		res, err := sim.RunLoad(context.Background(), full)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, "full speed", res)
+		b.ReportMetric(res.PacketsPerSecond(), "acked/s")
+		checkLedger(b, db, res)
+
+		res, err = sim.RunLoad(context.Background(), half)
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, "capped at 20000/s", res)
+		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms@20k")
+		checkLedger(b, db, res)
+
+		// The limit on this machine: the same number of records applied
+		// straight to the store, no network, no server.
+		limit := storeOnlyRate(b, db, routers*sessions*(interims+2))
+		fmt.Printf("store alone (same machine, same run): %.0f records/s\n", limit)
+		b.ReportMetric(limit, "store-only/s")
+	}
+}
+
+func addrPlus(a netip.Addr, n int) netip.Addr {
+	for i := 0; i < n; i++ {
+		a = a.Next()
+	}
+	return a
+}
+
+func report(b *testing.B, what string, r sim.LoadResult) {
+	fmt.Printf("ingest %s: %d sent, %d acknowledged in %.1fs = %.0f acknowledged packets/s; latency p50 %v p90 %v p99 %v max %v; %d retransmits, %d failed\n",
+		what, r.Sent, r.Acked, r.Duration.Seconds(), r.PacketsPerSecond(), r.P50, r.P90, r.P99, r.Max, r.Retransmits, r.Failed)
+}
+
+// checkLedger verifies that radacct holds, for every session, at least what
+// its newest acknowledged packet said.
+func checkLedger(b *testing.B, db *store.DB, r sim.LoadResult) {
+	type row struct {
+		in, out int64
+		stopped bool
+	}
+	rows, err := db.Pool.Query(context.Background(), `SELECT host(nasipaddress), username, acctsessionid,
+		coalesce(acctinputoctets, 0), coalesce(acctoutputoctets, 0), acctstoptime IS NOT NULL FROM radacct`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	have := map[string]row{}
+	for rows.Next() {
+		var ip, user, sid string
+		var x row
+		if err := rows.Scan(&ip, &user, &sid, &x.in, &x.out, &x.stopped); err != nil {
+			b.Fatal(err)
+		}
+		have[ip+"|"+user+"|"+sid] = x
+	}
+	rows.Close()
+	missing := 0
+	for _, e := range r.Ledger {
+		if e.Acked == 0 {
+			continue
+		}
+		x, ok := have[e.NASIP.String()+"|"+e.Username+"|"+e.SessionID]
+		if !ok || x.in < int64(e.InputOctets) || x.out < int64(e.OutputOctets) || (e.Status == nettportal.StatusStop && !x.stopped) {
+			missing++
+			if missing <= 5 {
+				fmt.Printf("ledger mismatch: %+v in db: %+v (found %v)\n", e, x, ok)
+			}
+		}
+	}
+	fmt.Printf("ledger check: %d sessions, %d acknowledged packets, %d not in radacct\n", len(r.Ledger), r.Acked, missing)
+	if missing > 0 {
+		b.Fatalf("%d acknowledged sessions are not in radacct as acknowledged", missing)
+	}
+}
+
+func storeOnlyRate(b *testing.B, db *store.DB, records int) float64 {
+	const batch = 4096
+	recs := make([]nettportal.AccountingRecord, batch)
+	start := time.Now()
+	done := 0
+	for done < records {
+		for i := range recs {
+			k := done + i
+			user := fmt.Sprintf("limit%07d", k%50000)
+			sid := fmt.Sprintf("%08x", 0x90000000+k%50000)
+			st, in, out := uint32(k), uint64(k)*100, uint64(k)*500
+			recs[i] = nettportal.AccountingRecord{Status: nettportal.StatusInterimUpdate, RouterID: 1,
+				EventTime: time.Unix(1764000000+int64(k), 0).UTC(), UniqueID: nettportal.AcctUniqueID(user, sid, "127.0.0.1", "", "", ""),
+				SessionID: sid, Username: user, NASIP: sim.DefaultBaseIP(), SessionTime: &st, InputOctets: &in, OutputOctets: &out}
+		}
+		if err := db.ApplyAccounting(context.Background(), recs); err != nil {
+			b.Fatal(err)
+		}
+		done += batch
+	}
+	return float64(done) / time.Since(start).Seconds()
+}
