@@ -32,6 +32,9 @@ type AccountingCounts struct {
 	GivenUp          uint64
 	Batches          uint64
 	CommitErrors     uint64
+	// Spooled records were acknowledged once durable in the local spool
+	// (they are also in the ok counts); SpoolErrors are failed appends.
+	Spooled, SpoolErrors uint64
 	// Acknowledged packets by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs uint64
 	// QueueDepth is the number of records waiting for a batch.
@@ -224,6 +227,8 @@ type accountingCollector struct {
 	batches    *prometheus.Desc
 	commitErrs *prometheus.Desc
 	queue      *prometheus.Desc
+	spooled    *prometheus.Desc
+	spoolErrs  *prometheus.Desc
 }
 
 func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
@@ -237,6 +242,9 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		commitErrs: prometheus.NewDesc("nettportal_radius_commit_errors_total",
 			"Failed accounting commit attempts (each is retried until the commit timeout).", nil, nil),
 		queue: prometheus.NewDesc("nettportal_radius_queue_records", "Accounting records waiting for a batch.", nil, nil),
+		spooled: prometheus.NewDesc("nettportal_radius_spooled_records_total",
+			"Records acknowledged once durable in the local spool because the database could not commit them in time (also counted as ok).", nil, nil),
+		spoolErrs: prometheus.NewDesc("nettportal_radius_spool_errors_total", "Failed appends to the local spool.", nil, nil),
 	}
 }
 
@@ -246,6 +254,8 @@ func (c *accountingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.batches
 	ch <- c.commitErrs
 	ch <- c.queue
+	ch <- c.spooled
+	ch <- c.spoolErrs
 }
 
 func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
@@ -269,6 +279,8 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.received, s.Received)
 	counter(c.batches, s.Batches)
 	counter(c.commitErrs, s.CommitErrors)
+	counter(c.spooled, s.Spooled)
+	counter(c.spoolErrs, s.SpoolErrors)
 	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.QueueDepth))
 }
 

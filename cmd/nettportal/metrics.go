@@ -11,13 +11,9 @@ import (
 	"github.com/nettportal/nettportal/routeros"
 )
 
-// metricsHooks are the gauges whose sources may not exist in this build
-// yet; serve sets them before it starts serving, /metrics reads them on
-// every scrape, and a nil hook reads 0.
+// metricsHooks are gauge sources serve sets before it starts serving;
+// /metrics reads them on every scrape, and a nil hook reads 0.
 type metricsHooks struct {
-	// spoolDepth: records in the local accounting spool. TODO(spool): set
-	// it to the spool's depth once the spool exists.
-	spoolDepth func() int
 	// wsClients: the WebSocket hub's connected browsers (anything with
 	// Clients() int).
 	wsClients metrics.ClientCounter
@@ -30,10 +26,10 @@ func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
 		Accounting: func() metrics.AccountingCounts { return accountingCounts(srv.acct) },
 		SpoolDepth: func() int {
-			if srv.hooks.spoolDepth == nil {
+			if srv.spool == nil { // --spool-dir off
 				return 0
 			}
-			return srv.hooks.spoolDepth()
+			return int(srv.spool.Depth())
 		},
 		WebSocketClients: func() int {
 			if srv.hooks.wsClients == nil {
@@ -69,6 +65,8 @@ func accountingCounts(s *radius.Server) metrics.AccountingCounts {
 		GivenUp:          st.GivenUp.Load(),
 		Batches:          st.Batches.Load(),
 		CommitErrors:     st.CommitErrors.Load(),
+		Spooled:          st.Spooled.Load(),
+		SpoolErrors:      st.SpoolErrors.Load(),
 		Starts:           st.Starts.Load(),
 		Interims:         st.Interims.Load(),
 		Stops:            st.Stops.Load(),

@@ -200,6 +200,7 @@ func TestMetricsCountKnownTraffic(t *testing.T) {
 		`nettportal_open_sessions{router="core-1"}`:                                   4,
 		`nettportal_open_sessions{router="edge-idle"}`:                                0,
 		"nettportal_spool_records":                                                    0,
+		"nettportal_radius_spooled_records_total":                                     0,
 		"nettportal_websocket_clients":                                                0,
 	}
 	for k, v := range want {
