@@ -218,6 +218,12 @@ func (s *Server) limitBody(next http.Handler) http.Handler {
 		if r.URL.Path == "/api/customers/import" {
 			limit = maxImportBody
 		}
+		// A declared length over the limit is refused before reading; a
+		// chunked body is cut off by MaxBytesReader as it is read.
+		if r.ContentLength > limit {
+			writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", limit))
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		next.ServeHTTP(w, r)
 	})
