@@ -88,6 +88,10 @@ CREATE INDEX IF NOT EXISTS radacct_open_nasip_idx ON radacct (nasipaddress, acct
 -- Rows the reconciler made; few, so this index stays tiny. Accounting that
 -- arrives later for the same session replaces them.
 CREATE INDEX IF NOT EXISTS radacct_api_rows_idx ON radacct (nas_id, acctsessionid) WHERE source = 'api';
+-- Sessions by router and Acct-Session-Id, to tell whether accounting has
+-- a row for a session the reconciler sees. Only inserts touch it, so
+-- interim updates stay HOT.
+CREATE INDEX IF NOT EXISTS radacct_nas_session_idx ON radacct (nas_id, acctsessionid);
 -- FreeRADIUS's statistics index, for billing queries by period.
 CREATE INDEX IF NOT EXISTS radacct_start_user_idx ON radacct (acctstarttime, username);
 

@@ -20,6 +20,7 @@ type reconcileStore interface {
 	ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error
 	RouterReconciled(ctx context.Context, routerID int64, at time.Time, apiReachable bool, result string) error
 	SweepStale(ctx context.Context, grace time.Duration, now time.Time) (int64, error)
+	RetireSupersededAPIRows(ctx context.Context, routerID int64) (int64, error)
 }
 
 // routerAPI is what the reconciler asks a router.
@@ -58,6 +59,11 @@ type Reconciler struct {
 	mu      sync.Mutex
 	lastRun map[int64]time.Time
 	apiOnly map[int64]bool
+	// unaccounted holds, per router, the sessions the last pass saw on the
+	// router but not in the database. They are added only if still
+	// unaccounted on the next pass: a Start being committed right now
+	// would otherwise race the reconciler's row and bill the session twice.
+	unaccounted map[int64]map[sessionKey]bool
 }
 
 // Result is one router's reconciliation.
@@ -66,6 +72,7 @@ type Result struct {
 	Active    int // sessions the router has
 	Closed    int64
 	Added     int
+	Pending   int // seen on the router, not accounted: added next pass if still so
 	Refreshed int
 	Err       error
 }
@@ -77,7 +84,7 @@ func (r Result) String() string {
 	if r.Err != nil {
 		return fmt.Sprintf("error: %v", r.Err)
 	}
-	return fmt.Sprintf("ok: %d active, %d closed, %d added, %d refreshed", r.Active, r.Closed, r.Added, r.Refreshed)
+	return fmt.Sprintf("ok: %d active, %d closed, %d added, %d refreshed, %d awaiting accounting", r.Active, r.Closed, r.Added, r.Refreshed, r.Pending)
 }
 
 func (rc *Reconciler) now() time.Time {
@@ -197,6 +204,10 @@ func (rc *Reconciler) ReconcileRouter(ctx context.Context, r nettportal.Router) 
 
 func (rc *Reconciler) reconcile(ctx context.Context, r nettportal.Router) Result {
 	var res Result
+	if _, err := rc.Store.RetireSupersededAPIRows(ctx, r.ID); err != nil {
+		res.Reachable, res.Err = true, err
+		return res
+	}
 	// Read the database first: a session that starts between the two reads
 	// is then only "added" (and later merged), never wrongly closed.
 	open, err := rc.Store.OpenSessions(ctx, r.ID)
@@ -205,7 +216,6 @@ func (rc *Reconciler) reconcile(ctx context.Context, r nettportal.Router) Result
 		return res
 	}
 	api := rc.client(r)
-	readAt := rc.now()
 	active, err := api.ActiveSessions(ctx)
 	if err != nil {
 		res.Err = err
@@ -235,8 +245,11 @@ func (rc *Reconciler) reconcile(ctx context.Context, r nettportal.Router) Result
 		}
 		k := sessionKey{o.Username, strings.ToLower(o.AcctSessionID)}
 		inDB[k] = o
-		// Updated after we asked the router: accounting says it is alive.
-		if _, ok := onRouter[k]; !ok && o.UpdatedAt.Before(readAt.Add(-5*time.Second)) {
+		// Rows were read before the router was asked, and RouterOS lists a
+		// session before it sends its Start, so a row the router does not
+		// list is gone. If its Stop is merely late, the Stop replaces this
+		// inferred close when it comes.
+		if _, ok := onRouter[k]; !ok {
 			gone = append(gone, o.ID)
 		}
 	}
@@ -256,6 +269,14 @@ func (rc *Reconciler) reconcile(ctx context.Context, r nettportal.Router) Result
 	}
 
 	now := rc.now()
+	rc.mu.Lock()
+	if rc.unaccounted == nil {
+		rc.unaccounted = map[int64]map[sessionKey]bool{}
+	}
+	seenBefore := rc.unaccounted[r.ID]
+	unaccounted := map[sessionKey]bool{}
+	rc.unaccounted[r.ID] = unaccounted
+	rc.mu.Unlock()
 	var batch []nettportal.AccountingRecord
 	for k, a := range onRouter {
 		o, known := inDB[k]
@@ -264,6 +285,10 @@ func (rc *Reconciler) reconcile(ctx context.Context, r nettportal.Router) Result
 			interim = o.Interim
 		}
 		switch {
+		case !known && !seenBefore[k]:
+			unaccounted[k] = true
+			res.Pending++
+			continue
 		case !known:
 			res.Added++
 		case o.FromAPI || now.Sub(o.UpdatedAt) > interim+30*time.Second:

@@ -46,7 +46,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Spool is an open spool directory. Create it with Open.
 type Spool struct {
-	dir string
+	dir         string
 	log         zerolog.Logger
 	segmentSize int64
 

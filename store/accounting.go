@@ -58,6 +58,10 @@ FROM unnest(
 	inpackets, outpackets, authentic, connectinfo, called, calling, cause,
 	servicetype, framedprotocol, framedip, framedipv6, framedipv6prefix, delegated, ifaceid,
 	class, interim, profile, fromapi)
+-- A record the reconciler built never stands in for a session that
+-- accounting already has a row for: billing must see each session once.
+WHERE NOT (u.fromapi AND EXISTS (SELECT 1 FROM radacct x
+	WHERE x.nas_id = u.nasid AND x.acctsessionid = u.sessionid AND x.source = 'radius'))
 ON CONFLICT (acctuniqueid) DO UPDATE SET
 	acctstarttime = CASE
 		WHEN EXCLUDED.has_start AND NOT r.has_start THEN EXCLUDED.acctstarttime

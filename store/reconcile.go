@@ -91,3 +91,17 @@ func (db *DB) RouterCoAChecked(ctx context.Context, routerID int64, at time.Time
 	}
 	return nil
 }
+
+// RetireSupersededAPIRows deletes a router's rows the reconciler made for
+// sessions that accounting has a row for too. Accounting arriving after the
+// reconciler's row retires it in the same transaction, and the reconciler
+// does not insert over an accounting row; this catches the two racing in
+// concurrent transactions.
+func (db *DB) RetireSupersededAPIRows(ctx context.Context, routerID int64) (int64, error) {
+	tag, err := db.Pool.Exec(ctx, `DELETE FROM radacct a WHERE a.source = 'api' AND a.nas_id = $1
+		AND EXISTS (SELECT 1 FROM radacct x WHERE x.nas_id = a.nas_id AND x.acctsessionid = a.acctsessionid AND x.source = 'radius')`, routerID)
+	if err != nil {
+		return 0, fmt.Errorf("retire superseded api rows of router %d: %w", routerID, err)
+	}
+	return tag.RowsAffected(), nil
+}

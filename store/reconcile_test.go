@@ -115,3 +115,28 @@ func TestAuditRoundTrip(t *testing.T) {
 		t.Errorf("audit %+v", g)
 	}
 }
+
+func TestReconcilerNeverStandsInForAnAccountedSession(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	start := rec(nettportal.StatusStart, "alice", "81000001", 0)
+	mustApply(t, db, []nettportal.AccountingRecord{start})
+	// The reconciler read the database before the Start committed and now
+	// offers its own row for the same session.
+	fromAPI := withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", time.Minute), 60, 100, 200)
+	fromAPI.UniqueID, fromAPI.FromAPI = "api-made-id", true
+	mustApply(t, db, []nettportal.AccountingRecord{fromAPI})
+	var n int
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM radacct").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("%d rows (%v): the session would be billed twice", n, err)
+	}
+	// Had both committed concurrently, the next pass retires the api row.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, nas_id, source, acctstarttime)
+		VALUES ('81000001', 'raced', 'alice', '127.0.0.11', 1, 'api', now())`); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.RetireSupersededAPIRows(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("retired %d: %v", n, err)
+	}
+}

@@ -38,6 +38,8 @@ type serveConfig struct {
 	APITimeout        time.Duration
 	SpoolDir          string
 	SpoolAfter        time.Duration
+	CoATimeout        time.Duration
+	CoARetries        int
 	SamplesKeep       time.Duration
 }
 
@@ -57,6 +59,8 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
 	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")
 	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
+	fs.DurationVar(&c.CoATimeout, "coa-timeout", 2*time.Second, "how long one Disconnect/CoA attempt waits for the router's answer")
+	fs.IntVar(&c.CoARetries, "coa-retries", 2, "Disconnect/CoA retransmissions before the RouterOS API fallback")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
@@ -246,4 +250,13 @@ func pruneSamples(ctx context.Context, db *store.DB, keep time.Duration, log zer
 		case <-tick.C:
 		}
 	}
+}
+
+// coaRetries maps the flag (0 means none) to coa.Client.Retries (0 means
+// the default, negative none).
+func coaRetries(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
 }
