@@ -69,12 +69,25 @@ func (n *Notifier) Changed(batch []nettportal.AccountingRecord) {
 	if len(batch) == 0 {
 		return
 	}
+	c := nettportal.SessionsChanged{Records: len(batch)}
+	for i := range batch {
+		c.RouterIDs = append(c.RouterIDs, batch[i].RouterID)
+	}
+	n.Announce(c)
+}
+
+// Announce records changes made outside the accounting path (reconciler,
+// stale sweep, spool replay). It never blocks.
+func (n *Notifier) Announce(c nettportal.SessionsChanged) {
+	if c.Records == 0 {
+		return
+	}
 	n.mu.Lock()
 	n.init()
-	for i := range batch {
-		n.routers[batch[i].RouterID] = struct{}{}
+	for _, id := range c.RouterIDs {
+		n.routers[id] = struct{}{}
 	}
-	n.records += len(batch)
+	n.records += c.Records
 	n.mu.Unlock()
 	select {
 	case n.wake <- struct{}{}:

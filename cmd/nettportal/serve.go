@@ -138,7 +138,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Sessions: db,
 		Routers:  db,
 		Audit:    srv.metrics.WrapAudit(db),
-		API:      func(r nettportal.Router) coa.Remover { return srv.apiClients.Client(r) },
+		Disconnector: coa.Disconnector{Client: &coa.Client{
+			Timeout: cfg.CoATimeout, Retries: coaRetries(cfg.CoARetries), Log: log.With().Str("component", "coa").Logger(),
+		}},
+		API: func(r nettportal.Router) coa.Remover { return srv.apiClients.Client(r) },
 		OnResult: func(routerID int64, answered bool) {
 			if err := db.RouterCoAChecked(context.Background(), routerID, time.Now(), answered); err != nil {
 				log.Warn().Err(err).Msg("record CoA reachability")
@@ -146,7 +149,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		},
 		Log: log.With().Str("component", "coa").Logger(),
 	}
+	// Committed changes wake the live view (through NOTIFY, so every
+	// instance on the database sees them).
+	notifier := &store.Notifier{DB: db, Log: log.With().Str("component", "events").Logger()}
 	srv.reconciler = &routeros.Reconciler{
+		OnChange:     notifier.Announce,
 		Store:        db,
 		Clients:      srv.apiClients,
 		Interval:     cfg.ReconcileInterval,
@@ -155,9 +162,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		OnResult:     observeReconcile(srv.metrics),
 		Log:          log.With().Str("component", "reconciler").Logger(),
 	}
-	// Web: committed batches wake the live view (through NOTIFY, so every
-	// instance on the database sees them) and feed the traffic chart.
-	notifier := &store.Notifier{DB: db, Log: log.With().Str("component", "events").Logger()}
+	// Committed batches also feed the traffic chart.
 	sampler := &store.Sampler{DB: db, Log: log.With().Str("component", "samples").Logger()}
 	srv.acct.OnCommit = func(recs []nettportal.AccountingRecord) {
 		notifier.Changed(recs)
@@ -182,7 +187,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	go func() { defer background.Done(); srv.reconciler.Run(bgCtx) }()
 	if srv.spool != nil {
 		background.Add(1)
-		go func() { defer background.Done(); srv.spool.Run(bgCtx, db, time.Second, nil) }()
+		go func() {
+			defer background.Done()
+			srv.spool.Run(bgCtx, db, time.Second, func(n int) {
+				notifier.Announce(nettportal.SessionsChanged{Records: n})
+			})
+		}()
 	}
 	defer func() { stopBackground(); background.Wait() }()
 
