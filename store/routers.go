@@ -16,7 +16,7 @@ import (
 const routerColumns = `id, nasname, shortname, secret, coa_port, api_addr, api_user, api_password, api_tls,
 	coalesce(description, ''), interim_seconds`
 
-func scanRouter(row pgx.Row) (nettportal.Router, error) {
+func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
 	var r nettportal.Router
 	var ip string
 	var interim int
@@ -24,6 +24,12 @@ func scanRouter(row pgx.Row) (nettportal.Router, error) {
 		&r.APITLS, &r.Description, &interim)
 	if err != nil {
 		return r, err
+	}
+	if r.Secret, err = db.sealer.open(r.Secret); err != nil {
+		return r, fmt.Errorf("router %q: RADIUS secret: %w", r.Name, err)
+	}
+	if r.APIPassword, err = db.sealer.open(r.APIPassword); err != nil {
+		return r, fmt.Errorf("router %q: API password: %w", r.Name, err)
 	}
 	r.IP, err = netip.ParseAddr(ip)
 	if err != nil {
@@ -42,7 +48,7 @@ func (db *DB) Routers(ctx context.Context) ([]nettportal.Router, error) {
 	defer rows.Close()
 	var out []nettportal.Router
 	for rows.Next() {
-		r, err := scanRouter(rows)
+		r, err := db.scanRouter(rows)
 		if err != nil {
 			return nil, fmt.Errorf("list routers: %w", err)
 		}
@@ -56,7 +62,7 @@ func (db *DB) Routers(ctx context.Context) ([]nettportal.Router, error) {
 
 // Router finds a router by id, name or IP address.
 func (db *DB) Router(ctx context.Context, idOrName string) (nettportal.Router, error) {
-	r, err := scanRouter(db.Pool.QueryRow(ctx, "SELECT "+routerColumns+
+	r, err := db.scanRouter(db.Pool.QueryRow(ctx, "SELECT "+routerColumns+
 		" FROM nas WHERE id::text = $1 OR shortname = $1 OR nasname = $1 ORDER BY (id::text = $1) DESC LIMIT 1", idOrName))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("router %q: %w", idOrName, nettportal.ErrNotFound)
@@ -87,6 +93,17 @@ func validateRouter(r *nettportal.Router) error {
 	return nil
 }
 
+// sealCredentials returns the RADIUS secret and API password as stored.
+func (db *DB) sealCredentials(r *nettportal.Router) (secret, apiPassword string, err error) {
+	if secret, err = db.sealValue(r.Secret); err != nil {
+		return "", "", err
+	}
+	if apiPassword, err = db.sealValue(r.APIPassword); err != nil {
+		return "", "", err
+	}
+	return secret, apiPassword, nil
+}
+
 func uniqueViolation(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505"
@@ -97,10 +114,14 @@ func (db *DB) CreateRouter(ctx context.Context, r *nettportal.Router) error {
 	if err := validateRouter(r); err != nil {
 		return err
 	}
-	err := db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, type, secret, coa_port, api_addr, api_user,
+	secret, apiPassword, err := db.sealCredentials(r)
+	if err != nil {
+		return fmt.Errorf("create router %q: %w", r.Name, err)
+	}
+	err = db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, type, secret, coa_port, api_addr, api_user,
 		api_password, api_tls, description, interim_seconds)
 		VALUES ($1, $2, 'mikrotik', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		r.IP.String(), r.Name, r.Secret, r.CoAPort, r.APIAddr, r.APIUser, r.APIPassword, r.APITLS,
+		r.IP.String(), r.Name, secret, r.CoAPort, r.APIAddr, r.APIUser, apiPassword, r.APITLS,
 		r.Description, int(r.InterimInterval/time.Second)).Scan(&r.ID)
 	if uniqueViolation(err) {
 		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)
@@ -116,10 +137,16 @@ func (db *DB) UpdateRouter(ctx context.Context, r *nettportal.Router) error {
 	if err := validateRouter(r); err != nil {
 		return err
 	}
+	// Every update writes both credentials again, so a plaintext row from
+	// before encryption is encrypted by its next change.
+	secret, apiPassword, err := db.sealCredentials(r)
+	if err != nil {
+		return fmt.Errorf("update router %q: %w", r.Name, err)
+	}
 	tag, err := db.Pool.Exec(ctx, `UPDATE nas SET nasname = $2, shortname = $3, secret = $4, coa_port = $5,
 		api_addr = $6, api_user = $7, api_password = $8, api_tls = $9, description = $10, interim_seconds = $11
 		WHERE id = $1`,
-		r.ID, r.IP.String(), r.Name, r.Secret, r.CoAPort, r.APIAddr, r.APIUser, r.APIPassword, r.APITLS,
+		r.ID, r.IP.String(), r.Name, secret, r.CoAPort, r.APIAddr, r.APIUser, apiPassword, r.APITLS,
 		r.Description, int(r.InterimInterval/time.Second))
 	if uniqueViolation(err) {
 		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)

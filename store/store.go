@@ -21,6 +21,9 @@ import (
 type DB struct {
 	Pool *pgxpool.Pool
 	log  zerolog.Logger
+	// sealer encrypts router credentials; nil until UseSecretKey, and then
+	// credentials are written in plaintext (tools and tests without a key).
+	sealer *sealer
 }
 
 // schemaLockID serializes schema application between instances starting
