@@ -9,6 +9,8 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -36,8 +38,18 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	sessions := fs.Int("sessions", 60, "sessions per router")
 	interim := fs.Duration("interim", 10*time.Second, "interim-update interval of the simulated routers")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
+	keyFile := fs.String("secret-key-file", "", "key that encrypts router credentials; default: demo-secret.key in the user's cache directory, created when missing")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
+	}
+	if *keyFile == "" {
+		// Not serve's /var/lib default: the demo runs as anyone, and its
+		// database outlives one run, so the key must too.
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			return fmt.Errorf("demo: no cache directory for the secret key: %w (pass --secret-key-file)", err)
+		}
+		*keyFile = filepath.Join(dir, "nettportal", "demo-secret.key")
 	}
 	log, err := newLogger(stderr, *logLevel)
 	if err != nil {
@@ -52,13 +64,14 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	var cfg serveConfig
 	cfg.register(flag.NewFlagSet("defaults", flag.ContinueOnError)) // serve's defaults
 	cfg.DB, cfg.LogLevel = dbu, *logLevel
+	cfg.SecretKeyFile, cfg.SecretKey = *keyFile, getenv(secretKeyEnv)
 	cfg.AcctAddr = freeOr(*acctAddr, "udp")
 	cfg.HTTPAddr = freeOr(*httpAddr, "tcp")
 	password := randomPassword()
 
 	// The routers go into the database before serve loads its router list,
 	// so their first packets are not dropped as coming from strangers.
-	fleet, err := demoFleet(ctx, dbu, cfg.AcctAddr, *routers, *sessions, *interim, log)
+	fleet, err := demoFleet(ctx, cfg, *routers, *sessions, *interim, log)
 	if err != nil {
 		return err
 	}
@@ -87,19 +100,22 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 }
 
 // demoFleet makes the demo's routers and registers them in the database.
-func demoFleet(ctx context.Context, dbURL, acctAddr string, routers, sessions int, interim time.Duration, log zerolog.Logger) (*sim.Fleet, error) {
+func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, interim time.Duration, log zerolog.Logger) (*sim.Fleet, error) {
 	fleet, err := sim.NewFleet(sim.FleetConfig{
-		Routers: routers, Secret: demoSecret, Server: loopbackAddr(acctAddr), Sessions: sessions,
+		Routers: routers, Secret: demoSecret, Server: loopbackAddr(cfg.AcctAddr), Sessions: sessions,
 		Interim: interim, Churn: 0.05, APIUser: "admin", APIPassword: "admin", AccountingOnAtBoot: true, Seed: 1,
 	}, log.With().Str("component", "sim").Logger())
 	if err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
 	}
-	db, err := openDB(ctx, dbURL, 2, log)
+	db, err := openDB(ctx, cfg.DB, 2, log)
 	if err != nil {
 		return nil, err
 	}
 	defer db.Close()
+	if err := useSecretKey(ctx, db, cfg.SecretKeyFile, cfg.SecretKey); err != nil {
+		return nil, err
+	}
 	if err := fleet.Register(ctx, db); err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
 	}

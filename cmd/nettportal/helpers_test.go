@@ -61,7 +61,18 @@ func mustRun(t testing.TB, args ...string) string {
 	return out.String()
 }
 
-func noEnv(string) string { return "" }
+// noEnv is an empty environment but for the secret key, so in-process
+// serve and router commands never create the default /var/lib key file and
+// all agree on one key.
+func noEnv(name string) string {
+	if name == secretKeyEnv {
+		return testSecretKey
+	}
+	return ""
+}
+
+// testSecretKey is the in-process tests' key (base64 of 32 bytes).
+const testSecretKey = "bmV0dHBvcnRhbC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI="
 
 // testServer is `nettportal serve` running in-process on loopback ports.
 type testServer struct {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -143,5 +144,59 @@ func runMigrate(ctx context.Context, args []string, getenv func(string) string, 
 		return err
 	}
 	fmt.Fprintf(stdout, "schema applied (version %d)\n", v)
+	return nil
+}
+
+// defaultSecretKeyFile sits in the service's state directory, next to the
+// spool (deploy/nettportal.service makes /var/lib/nettportal).
+const defaultSecretKeyFile = "/var/lib/nettportal/secret.key"
+
+// secretKeyEnv holds the key itself (base64 of 32 bytes). There is no flag
+// for it: a key on the command line is visible in ps to every local user.
+const secretKeyEnv = "NETTPORTAL_SECRET_KEY"
+
+// useSecretKey makes db encrypt router credentials with the key from
+// NETTPORTAL_SECRET_KEY, else from keyFile. A missing key file is created
+// only for a database that never had a key; otherwise the old key is
+// needed, and a new one would make every stored credential unreadable.
+func useSecretKey(ctx context.Context, db *store.DB, keyFile, envKey string) error {
+	var key []byte
+	var source string
+	var err error
+	switch {
+	case envKey != "":
+		source = secretKeyEnv
+		if key, err = store.ParseSecretKey(envKey); err != nil {
+			return fmt.Errorf("%s: %w", secretKeyEnv, err)
+		}
+	case keyFile == "":
+		return fmt.Errorf("no secret key: pass --secret-key-file or set %s", secretKeyEnv)
+	default:
+		source = keyFile
+		key, err = store.ReadSecretKeyFile(keyFile)
+		if errors.Is(err, os.ErrNotExist) {
+			var has bool
+			if has, err = db.HasSecretKeyCheck(ctx); err != nil {
+				return err
+			}
+			if has {
+				return fmt.Errorf("secret key file %s is missing, but this database's router credentials were encrypted with a key: "+
+					"restore that file (or set %s to the key)", keyFile, secretKeyEnv)
+			}
+			key, err = store.CreateSecretKeyFile(keyFile)
+			if err != nil {
+				return fmt.Errorf("%w (pass --secret-key-file with a writable path, or set %s)", err, secretKeyEnv)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if err := db.UseSecretKey(ctx, key); err != nil {
+		if errors.Is(err, store.ErrSecretKeyMismatch) {
+			return fmt.Errorf("%w: the key from %s is a different one; use the key this database was first used with", err, source)
+		}
+		return err
+	}
 	return nil
 }

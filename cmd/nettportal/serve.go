@@ -41,6 +41,9 @@ type serveConfig struct {
 	CoATimeout        time.Duration
 	CoARetries        int
 	SamplesKeep       time.Duration
+	SecretKeyFile     string
+	// SecretKey is NETTPORTAL_SECRET_KEY; it overrides SecretKeyFile.
+	SecretKey string
 }
 
 func (c *serveConfig) register(fs interface {
@@ -64,6 +67,7 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts router secrets and API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -73,6 +77,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
+	cfg.SecretKey = getenv(secretKeyEnv)
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
@@ -88,6 +93,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		return err
 	}
 	defer db.Close()
+	// Before anything reads a router: their secrets are encrypted.
+	if err := useSecretKey(ctx, db, cfg.SecretKeyFile, cfg.SecretKey); err != nil {
+		return err
+	}
 
 	srv := &server{db: db, log: log}
 	srv.acct = &radius.Server{
