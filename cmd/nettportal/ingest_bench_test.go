@@ -109,7 +109,7 @@ func report(b *testing.B, what string, r sim.LoadResult) {
 
 // checkLedger verifies that radacct holds, for every session, at least what
 // its newest acknowledged packet said.
-func checkLedger(b *testing.B, db *store.DB, r sim.LoadResult) {
+func checkLedger(b testing.TB, db *store.DB, r sim.LoadResult) {
 	type row struct {
 		in, out int64
 		stopped bool

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
+)
+
+// buildBinary builds the real nettportal binary into a temporary directory.
+// Crash and outage tests need a separate process: kill -9 of the test binary
+// would end the test too.
+func buildBinary(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "nettportal")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeTestKey writes a fresh secret key file and returns its path.
+func writeTestKey(t testing.TB) string {
+	t.Helper()
+	key, err := store.NewSecretKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "secret.key")
+	if err := os.WriteFile(path, []byte(key+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// serveProc is `nettportal serve` as its own process.
+type serveProc struct {
+	t        testing.TB
+	bin      string
+	args     []string
+	AcctAddr string
+	HTTPURL  string
+	Log      *lockedBuffer // stderr of every start, appended
+	cmd      *exec.Cmd
+	done     chan error
+}
+
+// newServeProc prepares serve on fresh loopback ports with its own spool
+// directory and key file; Start runs it. It is stopped at cleanup.
+func newServeProc(t testing.TB, bin, dbURL string, extra ...string) *serveProc {
+	t.Helper()
+	acct := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
+	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	p := &serveProc{t: t, bin: bin, AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
+	p.args = append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr,
+		"--spool-dir", filepath.Join(t.TempDir(), "spool"), "--secret-key-file", writeTestKey(t)}, extra...)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Start runs the process and waits until /healthz answers (or, with
+// needDB false, until /metrics answers: the database may be down on purpose).
+func (p *serveProc) Start(needDB bool) {
+	p.t.Helper()
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Stdout = p.Log
+	cmd.Stderr = p.Log
+	// Only the variables the child needs: the tests' own NETTPORTAL_* and
+	// DATABASE_URL must not leak into its flags.
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	if err := cmd.Start(); err != nil {
+		p.t.Fatalf("start serve: %v", err)
+	}
+	p.cmd = cmd
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	p.done = done
+	path := "/healthz"
+	if !needDB {
+		path = "/metrics"
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			p.done = nil
+			p.t.Fatalf("serve exited: %v\n%s", err, p.Log.String())
+		default:
+		}
+		resp, err := http.Get(p.HTTPURL + path)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("serve not ready: %v\n%s", err, p.Log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Kill sends SIGKILL: no shutdown, no flushing, like a power cut to the
+// process (the kernel still has what was written).
+func (p *serveProc) Kill() {
+	p.t.Helper()
+	if p.done == nil {
+		return
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		p.t.Fatalf("kill -9 serve: %v", err)
+	}
+	<-p.done
+	p.done = nil
+}
+
+// Stop asks serve to shut down (SIGTERM) and waits.
+func (p *serveProc) Stop() {
+	if p.done == nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.cmd.Process.Kill()
+		<-p.done
+		p.t.Errorf("serve did not stop on SIGTERM")
+	}
+	p.done = nil
+}
+
+// PID is the running process's id.
+func (p *serveProc) PID() int { return p.cmd.Process.Pid }
+
+// metric reads one unlabelled sample from /metrics.
+func metric(url, name string) (float64, error) {
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return 0, err
+	}
+	return 0, fmt.Errorf("metric %s not found", name)
+}
+
+// registerLoad puts the load routers of cfg into the database.
+func registerLoad(t testing.TB, db *store.DB, cfg sim.LoadConfig) {
+	t.Helper()
+	for _, r := range cfg.NASRouters() {
+		if err := db.CreateRouter(context.Background(), &r); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// checkNoDuplicates fails when radacct has two rows for one session.
+func checkNoDuplicates(t testing.TB, db *store.DB) {
+	t.Helper()
+	var rows, unique, sessions int
+	err := db.Pool.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT acctuniqueid),
+		count(DISTINCT (host(nasipaddress), username, acctsessionid)) FROM radacct`).Scan(&rows, &unique, &sessions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != unique || rows != sessions {
+		t.Fatalf("radacct has %d rows for %d unique ids and %d sessions: duplicates", rows, unique, sessions)
+	}
+}
