@@ -153,6 +153,45 @@ max_connections = 200
 	return lastErr
 }
 
+// StopServer stops the server abruptly (pg_ctl stop -m immediate: no
+// checkpoint, crash recovery at the next start) and keeps the data, so
+// tests can take the database away and give it back with StartServer.
+func (c *Cluster) StopServer() error {
+	ctx, cancel := context.WithTimeout(context.Background(), (pgCtlWait+10)*time.Second)
+	defer cancel()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return fmt.Errorf("pglocal: stop server: cluster in %s is removed", c.Dir)
+	}
+	if out, err := c.run(ctx, c.pgCtl, "stop", "-D", c.dataDir, "-m", "immediate",
+		"-w", "-t", strconv.Itoa(pgCtlWait)); err != nil {
+		return fmt.Errorf("pglocal: stop server in %s: pg_ctl stop: %w: %s", c.Dir, err, out)
+	}
+	return nil
+}
+
+// StartServer starts a server stopped by StopServer on the same port and
+// returns once it accepts connections (after crash recovery).
+func (c *Cluster) StartServer(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return fmt.Errorf("pglocal: start server: cluster in %s is removed", c.Dir)
+	}
+	logFile := filepath.Join(c.Dir, "postgres.log")
+	if out, err := c.run(ctx, c.pgCtl, "start", "-D", c.dataDir, "-l", logFile,
+		"-w", "-t", strconv.Itoa(pgCtlWait), "-o", "-p "+strconv.Itoa(c.Port)); err != nil {
+		return fmt.Errorf("pglocal: start server in %s: pg_ctl start: %w: %s\n%s", c.Dir, err, out, logTail(logFile))
+	}
+	pctx, cancel := context.WithTimeout(ctx, explicitTimeout)
+	defer cancel()
+	if err := probe(pctx, c.URL); err != nil {
+		return fmt.Errorf("pglocal: start server in %s: %w", c.Dir, err)
+	}
+	return nil
+}
+
 // Stop stops the server (pg_ctl stop -m fast) and removes Dir. Calling it
 // again does nothing.
 func (c *Cluster) Stop() error {

@@ -155,7 +155,6 @@ func TestStartStop(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT s FROM t WHERE id = 1`).Scan(&s); err != nil || s != "æøå" {
 		t.Errorf("read back %q, %v", s, err)
 	}
-	// Left open on purpose: fast shutdown must not wait for clients.
 
 	if os.Geteuid() == 0 {
 		fi, err := os.Stat(filepath.Join(c.Dir, "data"))
@@ -167,6 +166,26 @@ func TestStartStop(t *testing.T) {
 		}
 	}
 
+	// An outage and a recovery: the data survives an immediate stop.
+	conn.Close(ctx)
+	if err := c.StopServer(); err != nil {
+		t.Fatalf("StopServer: %v", err)
+	}
+	if err := probe(ctx, c.URL); err == nil {
+		t.Fatal("server answers after StopServer")
+	}
+	if err := c.StartServer(ctx); err != nil {
+		t.Fatalf("StartServer: %v", err)
+	}
+	conn, err = pgx.Connect(ctx, c.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT s FROM t WHERE id = 1`).Scan(&s); err != nil || s != "æøå" {
+		t.Errorf("after restart: read back %q, %v", s, err)
+	}
+
+	// Left open on purpose: fast shutdown must not wait for clients.
 	stopped = true
 	if err := c.Stop(); err != nil {
 		t.Fatalf("Stop: %v", err)
