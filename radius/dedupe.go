@@ -2,7 +2,7 @@ package radius
 
 import (
 	"hash/maphash"
-	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -10,13 +10,13 @@ import (
 // dedupeKey identifies a request: a retransmission has the same source,
 // Identifier and Request Authenticator (RFC 2866 keeps them on retransmit).
 type dedupeKey struct {
-	addr string
+	addr netip.AddrPort
 	id   byte
 	auth [16]byte
 }
 
-func newDedupeKey(addr net.Addr, raw []byte) dedupeKey {
-	k := dedupeKey{addr: addr.String(), id: raw[1]}
+func newDedupeKey(addr netip.AddrPort, raw []byte) dedupeKey {
+	k := dedupeKey{addr: addr, id: raw[1]}
 	copy(k.auth[:], raw[4:20])
 	return k
 }
@@ -29,71 +29,90 @@ type dedupeEntry struct {
 const dedupeShards = 64
 
 // dedupeCache remembers requests in flight and the answers of recent ones.
+// Each shard keeps two generations, rotated once per window, so expiring
+// old answers costs nothing per entry: an answer lives between one and two
+// windows.
 type dedupeCache struct {
 	window time.Duration
 	seed   maphash.Seed
-	shards [dedupeShards]struct {
-		mu sync.Mutex
-		m  map[dedupeKey]dedupeEntry
-	}
+	shards [dedupeShards]dedupeShard
 }
 
-func newDedupeCache(window time.Duration) *dedupeCache {
+type dedupeShard struct {
+	mu        sync.Mutex
+	cur, prev map[dedupeKey]dedupeEntry
+	rotated   time.Time
+}
+
+func newDedupeCache(window time.Duration, now time.Time) *dedupeCache {
 	c := &dedupeCache{window: window, seed: maphash.MakeSeed()}
 	for i := range c.shards {
-		c.shards[i].m = make(map[dedupeKey]dedupeEntry)
+		c.shards[i].cur = make(map[dedupeKey]dedupeEntry)
+		c.shards[i].prev = make(map[dedupeKey]dedupeEntry)
+		c.shards[i].rotated = now
 	}
 	return c
 }
 
-func (c *dedupeCache) shard(k dedupeKey) int {
-	var h maphash.Hash
-	h.SetSeed(c.seed)
-	h.WriteString(k.addr)
-	h.WriteByte(k.id)
-	h.Write(k.auth[:])
-	return int(h.Sum64() % dedupeShards)
+func (c *dedupeCache) shard(k dedupeKey) *dedupeShard {
+	return &c.shards[maphash.Comparable(c.seed, k)%dedupeShards]
+}
+
+func (sh *dedupeShard) get(k dedupeKey) (dedupeEntry, bool) {
+	if e, ok := sh.cur[k]; ok {
+		return e, true
+	}
+	e, ok := sh.prev[k]
+	return e, ok
 }
 
 // begin records a new request. For a known one it returns the cached
 // answer, or pending=true while the first copy is still being committed.
 func (c *dedupeCache) begin(k dedupeKey, now time.Time) (resp []byte, pending bool) {
-	sh := &c.shards[c.shard(k)]
+	sh := c.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if e, ok := sh.m[k]; ok {
+	if e, ok := sh.get(k); ok {
 		return e.resp, e.resp == nil
 	}
-	sh.m[k] = dedupeEntry{at: now}
+	sh.cur[k] = dedupeEntry{at: now}
 	return nil, false
 }
 
 func (c *dedupeCache) done(k dedupeKey, resp []byte, now time.Time) {
-	sh := &c.shards[c.shard(k)]
+	sh := c.shard(k)
 	sh.mu.Lock()
-	sh.m[k] = dedupeEntry{resp: resp, at: now}
+	delete(sh.prev, k)
+	sh.cur[k] = dedupeEntry{resp: resp, at: now}
 	sh.mu.Unlock()
 }
 
 // forget drops a request that was not committed, so its retransmission is
 // processed afresh.
 func (c *dedupeCache) forget(k dedupeKey) {
-	sh := &c.shards[c.shard(k)]
+	sh := c.shard(k)
 	sh.mu.Lock()
-	delete(sh.m, k)
+	delete(sh.cur, k)
+	delete(sh.prev, k)
 	sh.mu.Unlock()
 }
 
-// expire drops answers older than the window. Pending entries are kept:
-// their batch still owns them.
+// expire drops the older generation of each shard once per window. A
+// request still pending that falls out is only processed again if
+// retransmitted, which the idempotent store makes harmless.
 func (c *dedupeCache) expire(now time.Time) {
 	for i := range c.shards {
 		sh := &c.shards[i]
 		sh.mu.Lock()
-		for k, e := range sh.m {
-			if e.resp != nil && now.Sub(e.at) > c.window {
-				delete(sh.m, k)
+		if now.Sub(sh.rotated) >= c.window {
+			// Keep the pending ones: their batch still owns them.
+			for k, e := range sh.prev {
+				if e.resp == nil {
+					sh.cur[k] = e
+				}
 			}
+			sh.prev, sh.cur = sh.cur, make(map[dedupeKey]dedupeEntry, len(sh.cur))
+			sh.rotated = now
 		}
 		sh.mu.Unlock()
 	}

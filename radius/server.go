@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -36,6 +37,11 @@ type Server struct {
 	// QueueSize bounds the records waiting for a batch; when it is full new
 	// packets get no answer (the router retransmits). Zero: 65536.
 	QueueSize int
+	// PerRouterQueue bounds the records one router may have waiting, so a
+	// flood from one router cannot crowd out the others: its excess goes
+	// unanswered while the rest are served. Zero: a quarter of QueueSize
+	// (all of it when only one router is known).
+	PerRouterQueue int
 	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
 	MaxBatch int
 	// Workers is the number of batches committed concurrently. Zero: 3.
@@ -73,7 +79,7 @@ type Server struct {
 	Stats Stats
 
 	mu       sync.Mutex
-	conn     net.PacketConn
+	conn     udpConn
 	started  bool
 	closing  atomic.Bool
 	queue    chan item
@@ -101,6 +107,7 @@ type Stats struct {
 	BadAuthenticator atomic.Uint64
 	Malformed        atomic.Uint64
 	QueueFull        atomic.Uint64
+	OverQuota        atomic.Uint64 // dropped: the router had PerRouterQueue records waiting
 	Batches          atomic.Uint64
 	CommitErrors     atomic.Uint64
 	GivenUp          atomic.Uint64 // records dropped after CommitTimeout
@@ -113,16 +120,29 @@ type Stats struct {
 type routerEntry struct {
 	router nettportal.Router
 	secret []byte
+	queued *atomic.Int64 // records waiting; survives router reloads
+	quota  int64
+}
+
+// udpConn is what the server needs of its socket; *net.UDPConn has it.
+// The AddrPort forms read and write without allocating per packet.
+type udpConn interface {
+	ReadFromUDPAddrPort(b []byte) (int, netip.AddrPort, error)
+	WriteToUDPAddrPort(b []byte, addr netip.AddrPort) (int, error)
+	SetReadDeadline(t time.Time) error
+	LocalAddr() net.Addr
+	Close() error
 }
 
 // item is one verified packet waiting for its batch.
 type item struct {
 	rec    nettportal.AccountingRecord
-	addr   net.Addr
+	addr   netip.AddrPort
 	id     byte
 	auth   [16]byte
 	secret []byte
 	key    dedupeKey
+	queued *atomic.Int64
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
@@ -221,17 +241,21 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	if s.Routers == nil || s.Store == nil {
 		return errors.New("radius: Server needs Routers and Store")
 	}
+	uc, ok := conn.(udpConn)
+	if !ok {
+		return fmt.Errorf("radius: Serve needs a UDP socket, got %T", conn)
+	}
 	s.mu.Lock()
 	if s.started {
 		s.mu.Unlock()
 		return errors.New("radius: Serve called twice")
 	}
 	s.started = true
-	s.conn = conn
+	s.conn = uc
 	s.queue = make(chan item, s.QueueSize)
 	s.refresh = make(chan struct{}, 1)
 	s.stopBg = make(chan struct{})
-	s.dedupe = newDedupeCache(s.DedupeWindow)
+	s.dedupe = newDedupeCache(s.DedupeWindow, s.Now())
 	s.mu.Unlock()
 
 	if err := s.loadRouters(ctx); err != nil {
@@ -284,7 +308,7 @@ func (s *Server) read() {
 	defer s.readers.Done()
 	buf := make([]byte, 4096)
 	for {
-		n, addr, err := s.conn.ReadFrom(buf)
+		n, addr, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			if s.closing.Load() {
 				return
@@ -305,10 +329,10 @@ func (s *Server) read() {
 
 // handle verifies and queues one packet. It never panics on input: every
 // failure is a counted drop.
-func (s *Server) handle(raw []byte, addr net.Addr) {
+func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	now := s.Now()
 	s.Stats.Received.Add(1)
-	src := sourceAddr(addr)
+	src := addr.Addr().Unmap()
 	if len(raw) < 20 {
 		s.Stats.Malformed.Add(1)
 		s.logDrop("accounting packet shorter than a RADIUS header", src, nil)
@@ -331,7 +355,7 @@ func (s *Server) handle(raw []byte, addr net.Addr) {
 		// a request that authenticated, and byte-equal copies need no MD5.
 		s.Stats.Duplicates.Add(1)
 		if resp != nil {
-			_, _ = s.conn.WriteTo(resp, addr)
+			_, _ = s.conn.WriteToUDPAddrPort(resp, addr)
 		}
 		return
 	}
@@ -346,10 +370,18 @@ func (s *Server) handle(raw []byte, addr net.Addr) {
 		s.logDrop("dropped accounting packet", src, err)
 		return
 	}
-	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key}
+	if entry.queued.Add(1) > entry.quota {
+		entry.queued.Add(-1)
+		s.dedupe.forget(key)
+		s.Stats.OverQuota.Add(1)
+		s.logDrop("router over its queue share: not answering, it will retransmit", src, nil)
+		return
+	}
+	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued}
 	select {
 	case s.queue <- it:
 	default:
+		entry.queued.Add(-1)
 		s.dedupe.forget(key)
 		s.Stats.QueueFull.Add(1)
 		s.logDrop("accounting queue full: not answering, the router will retransmit", src, nil)
@@ -377,6 +409,9 @@ func (s *Server) worker() {
 			default:
 				break fill
 			}
+		}
+		for i := range batch {
+			batch[i].queued.Add(-1)
 		}
 		recs = recs[:0]
 		for i := range batch {
@@ -467,7 +502,7 @@ func (s *Server) answer(batch []item) {
 			continue
 		}
 		s.dedupe.done(it.key, b, now)
-		if _, err := s.conn.WriteTo(b, it.addr); err != nil {
+		if _, err := s.conn.WriteToUDPAddrPort(b, it.addr); err != nil {
 			s.Log.Warn().Err(err).Msg("send Accounting-Response")
 			continue
 		}
@@ -492,9 +527,24 @@ func (s *Server) loadRouters(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("load routers: %w", err)
 	}
+	// With one router the queue itself is the bound.
+	quota := int64(math.MaxInt64)
+	if len(list) > 1 {
+		quota = int64(max(s.QueueSize/4, 1))
+	}
+	if s.PerRouterQueue > 0 {
+		quota = int64(s.PerRouterQueue)
+	}
+	old := s.routers.Load()
 	m := make(map[netip.Addr]*routerEntry, len(list))
 	for _, r := range list {
-		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret)}
+		queued := new(atomic.Int64)
+		if old != nil {
+			if e := (*old)[r.IP]; e != nil {
+				queued = e.queued
+			}
+		}
+		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota}
 	}
 	s.routers.Store(&m)
 	return nil
@@ -559,19 +609,6 @@ func (s *Server) logDrop(msg string, src netip.Addr, err error) {
 		return
 	}
 	s.Log.Warn().Err(err).Str("source", src.String()).Msg(msg)
-}
-
-func sourceAddr(addr net.Addr) netip.Addr {
-	if ua, ok := addr.(*net.UDPAddr); ok {
-		if a, ok := netip.AddrFromSlice(ua.IP); ok {
-			return a.Unmap()
-		}
-	}
-	ap, err := netip.ParseAddrPort(addr.String())
-	if err != nil {
-		return netip.Addr{}
-	}
-	return ap.Addr().Unmap()
 }
 
 // rateLimiter lets a few log lines a second through, so a flood of bad

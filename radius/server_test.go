@@ -365,3 +365,48 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 		t.Fatalf("%d rows after replay", countRows(t, db))
 	}
 }
+
+func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+	if err := db.CreateRouter(context.Background(), &other); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 100; s.PerRouterQueue = 20; s.Workers = 1; s.MaxBatch = 1 })
+	flooder := newClient(t, srv)
+	quiet, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quiet.Close()
+	quietClient := &client{t: t, conn: quiet}
+	unlock := lockAccounting(t, db)
+	var flood [][]byte
+	for i := 0; i < 200; i++ {
+		req := request(t, fmt.Sprintf("8%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
+		flood = append(flood, req)
+		flooder.send(req)
+	}
+	var calm [][]byte
+	for i := 0; i < 5; i++ {
+		req := request(t, fmt.Sprintf("9%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
+		calm = append(calm, req)
+		quietClient.send(req)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for srv.Stats.Received.Load() < 205 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if depth := srv.QueueDepth(); depth > 100 {
+		t.Fatalf("queue depth %d beyond its bound", depth)
+	}
+	unlock()
+	if n := quietClient.answers(calm, 5*time.Second); n != 5 {
+		t.Errorf("the quiet router got %d of 5 answers during another router's flood", n)
+	}
+	answered := flooder.answers(flood, 5*time.Second)
+	if over := srv.Stats.OverQuota.Load(); over < 150 || answered > 50 {
+		t.Errorf("flooder: %d over quota, %d answered; its share is 20 queued", over, answered)
+	}
+}
