@@ -146,8 +146,9 @@ func (p *serveProc) Stop() {
 // PID is the running process's id.
 func (p *serveProc) PID() int { return p.cmd.Process.Pid }
 
-// metric reads one unlabelled sample from /metrics.
-func metric(url, name string) (float64, error) {
+// metric reads a series from /metrics: the sum of every sample of name
+// whose labels contain each of labels (e.g. `outcome="ok"`).
+func metric(url, name string, labels ...string) (float64, error) {
 	resp, err := http.Get(url + "/metrics")
 	if err != nil {
 		return 0, err
@@ -155,16 +156,35 @@ func metric(url, name string) (float64, error) {
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	var sum float64
+	found := false
+lines:
 	for sc.Scan() {
 		line := sc.Text()
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest == "" || (rest[0] != ' ' && rest[0] != '{')) {
+			continue
 		}
+		i := strings.LastIndexByte(rest, ' ')
+		for _, l := range labels {
+			if !strings.Contains(rest[:i], l) {
+				continue lines
+			}
+		}
+		v, err := strconv.ParseFloat(rest[i+1:], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric %s: %w", name, err)
+		}
+		sum += v
+		found = true
 	}
 	if err := sc.Err(); err != nil {
 		return 0, err
 	}
-	return 0, fmt.Errorf("metric %s not found", name)
+	if !found {
+		return 0, fmt.Errorf("metric %s not found", name)
+	}
+	return sum, nil
 }
 
 // registerLoad puts the load routers of cfg into the database.
