@@ -24,8 +24,11 @@ type Sampler struct {
 	MinInterval time.Duration
 	// Buffer bounds the points waiting to be written. Zero: 100000.
 	Buffer int
-	// FlushEvery is how often the buffer is written. Zero: 1s.
+	// FlushEvery is how often the buffer is written. Zero: 200ms: small,
+	// frequent writes keep the chart from stalling accounting commits.
 	FlushEvery time.Duration
+	// FlushMax bounds the points in one write. Zero: 2000.
+	FlushMax int
 	Log        zerolog.Logger
 
 	// Dropped counts points lost to a full buffer or a failed write.
@@ -54,7 +57,10 @@ func (s *Sampler) init() {
 			s.Buffer = 100000
 		}
 		if s.FlushEvery <= 0 {
-			s.FlushEvery = time.Second
+			s.FlushEvery = 200 * time.Millisecond
+		}
+		if s.FlushMax <= 0 {
+			s.FlushMax = 2000
 		}
 	}
 }
@@ -110,9 +116,10 @@ func (s *Sampler) Run(ctx context.Context) {
 	}
 }
 
-// Flush writes the buffered points now.
+// Flush writes the buffered points now, in writes of at most FlushMax.
 func (s *Sampler) Flush(ctx context.Context) {
 	s.mu.Lock()
+	s.init()
 	batch := s.pending
 	s.pending = nil
 	// Sessions that vanished without a Stop would stay in the map forever.
@@ -120,9 +127,14 @@ func (s *Sampler) Flush(ctx context.Context) {
 		clear(s.last)
 	}
 	s.mu.Unlock()
-	if len(batch) == 0 {
-		return
+	for len(batch) > 0 {
+		n := min(len(batch), s.FlushMax)
+		s.write(ctx, batch[:n])
+		batch = batch[n:]
 	}
+}
+
+func (s *Sampler) write(ctx context.Context, batch []sample) {
 	sort.Slice(batch, func(i, j int) bool { return batch[i].uniqueID < batch[j].uniqueID })
 	ids := make([]string, len(batch))
 	at := make([]time.Time, len(batch))
