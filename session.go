@@ -143,3 +143,27 @@ type OpenSession struct {
 	Interim       time.Duration // the session's Acct-Interim-Interval, else zero
 	FromAPI       bool          // made by the reconciler, not by accounting
 }
+
+// Usage periods.
+const (
+	PeriodDay   = "day"
+	PeriodMonth = "month"
+)
+
+// UsageFilter selects billing usage: days From to To (inclusive, dates in
+// the billing time zone), one username or all, per day or per month.
+type UsageFilter struct {
+	From, To time.Time
+	Username string
+	Period   string // PeriodDay (default) or PeriodMonth
+}
+
+// UsageRow is one username's usage on one day (or month, Day being its
+// first day). Input is upload from the subscriber, output download.
+type UsageRow struct {
+	Username     string    `json:"username"`
+	Day          time.Time `json:"day"`
+	InputOctets  int64     `json:"input_octets"`
+	OutputOctets int64     `json:"output_octets"`
+	Sessions     int64     `json:"sessions,omitempty"`
+}

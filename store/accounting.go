@@ -131,9 +131,28 @@ WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2`
 // same session totals, and billing must not count the session twice. The
 // partial index on api rows makes this a few probes of a tiny index.
 const retireAPIRowsSQL = `
-DELETE FROM radacct r USING unnest($1::bigint[], $2::text[]) AS u(nasid, sessionid)
-WHERE r.source = 'api' AND r.nas_id = u.nasid AND r.acctsessionid = u.sessionid
-	AND EXISTS (SELECT 1 FROM radacct WHERE source = 'api')` // evaluated once: skips the join when there are none
+WITH gone AS (
+	DELETE FROM radacct r USING unnest($1::bigint[], $2::text[]) AS u(nasid, sessionid)
+	WHERE r.source = 'api' AND r.nas_id = u.nasid AND r.acctsessionid = u.sessionid
+		AND EXISTS (SELECT 1 FROM radacct WHERE source = 'api') -- evaluated once: skips the join when there are none
+	RETURNING r.acctuniqueid
+)
+DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone)`
+
+// upsertUsageSQL raises each (session, day) mark to the batch's highest
+// counters for that day. Like the radacct upsert it refuses the
+// reconciler's stand-in for a session accounting already has, so usage is
+// never counted twice.
+const upsertUsageSQL = `
+INSERT INTO usage_days AS d (acctuniqueid, day, username, nas_id, input_octets, output_octets)
+SELECT u.uniqueid, u.day, u.username, u.nasid, u.inoctets, u.outoctets
+FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bool[])
+	AS u(uniqueid, day, username, nasid, inoctets, outoctets, sessionid, fromapi)
+WHERE NOT (u.fromapi AND EXISTS (SELECT 1 FROM radacct x
+	WHERE x.nas_id = u.nasid AND x.acctsessionid = u.sessionid AND x.source = 'radius'))
+ON CONFLICT (acctuniqueid, day) DO UPDATE SET
+	input_octets = greatest(d.input_octets, EXCLUDED.input_octets),
+	output_octets = greatest(d.output_octets, EXCLUDED.output_octets)`
 
 // ApplyAccounting makes a batch durable in one transaction, applying records
 // in the order given. It returns after COMMIT.
@@ -142,6 +161,7 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 		return nil
 	}
 	steps := planBatch(batch)
+	usage := newUsageMarks(batch, db.usageLocation())
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, s := range steps {
@@ -153,6 +173,9 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 			if len(s.upsert.radiusNAS) > 0 {
 				b.Queue(retireAPIRowsSQL, s.upsert.radiusNAS, s.upsert.radiusSID)
 			}
+		}
+		if len(usage.uniqueID) > 0 {
+			b.Queue(upsertUsageSQL, usage.uniqueID, usage.day, usage.username, usage.nasID, usage.in, usage.out, usage.sessionID, usage.fromAPI)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -309,4 +332,64 @@ func (c *columns) args() []any {
 		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
 		c.class, c.interim, c.profile, c.fromAPI,
 	}
+}
+
+// usageMarks are a batch's highest counters per (session, billing day).
+type usageMarks struct {
+	uniqueID, username, sessionID []string
+	day                           []time.Time
+	nasID, in, out                []int64
+	fromAPI                       []bool
+}
+
+func newUsageMarks(batch []nettportal.AccountingRecord, loc *time.Location) usageMarks {
+	type key struct {
+		id  string
+		day time.Time
+	}
+	best := map[key]int{}
+	var m usageMarks
+	for i := range batch {
+		r := &batch[i]
+		if r.InputOctets == nil || r.OutputOctets == nil || r.UniqueID == "" {
+			continue
+		}
+		y, mo, d := r.EventTime.In(loc).Date()
+		k := key{r.UniqueID, time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)}
+		in, out := int64(*r.InputOctets), int64(*r.OutputOctets)
+		if j, ok := best[k]; ok {
+			m.in[j], m.out[j] = max(m.in[j], in), max(m.out[j], out)
+			continue
+		}
+		best[k] = len(m.uniqueID)
+		m.uniqueID = append(m.uniqueID, r.UniqueID)
+		m.day = append(m.day, k.day)
+		m.username = append(m.username, r.Username)
+		m.nasID = append(m.nasID, r.RouterID)
+		m.in = append(m.in, in)
+		m.out = append(m.out, out)
+		m.sessionID = append(m.sessionID, r.SessionID)
+		m.fromAPI = append(m.fromAPI, r.FromAPI)
+	}
+	sort.Sort(&m)
+	return m
+}
+
+// Sorted by key so concurrent batches lock usage rows in one order.
+func (m *usageMarks) Len() int { return len(m.uniqueID) }
+func (m *usageMarks) Less(i, j int) bool {
+	if m.uniqueID[i] != m.uniqueID[j] {
+		return m.uniqueID[i] < m.uniqueID[j]
+	}
+	return m.day[i].Before(m.day[j])
+}
+func (m *usageMarks) Swap(i, j int) {
+	m.uniqueID[i], m.uniqueID[j] = m.uniqueID[j], m.uniqueID[i]
+	m.username[i], m.username[j] = m.username[j], m.username[i]
+	m.sessionID[i], m.sessionID[j] = m.sessionID[j], m.sessionID[i]
+	m.day[i], m.day[j] = m.day[j], m.day[i]
+	m.nasID[i], m.nasID[j] = m.nasID[j], m.nasID[i]
+	m.in[i], m.in[j] = m.in[j], m.in[i]
+	m.out[i], m.out[j] = m.out[j], m.out[i]
+	m.fromAPI[i], m.fromAPI[j] = m.fromAPI[j], m.fromAPI[i]
 }

@@ -98,10 +98,15 @@ func (db *DB) RouterCoAChecked(ctx context.Context, routerID int64, at time.Time
 // does not insert over an accounting row; this catches the two racing in
 // concurrent transactions.
 func (db *DB) RetireSupersededAPIRows(ctx context.Context, routerID int64) (int64, error) {
-	tag, err := db.Pool.Exec(ctx, `DELETE FROM radacct a WHERE a.source = 'api' AND a.nas_id = $1
-		AND EXISTS (SELECT 1 FROM radacct x WHERE x.nas_id = a.nas_id AND x.acctsessionid = a.acctsessionid AND x.source = 'radius')`, routerID)
+	var n int64
+	err := db.Pool.QueryRow(ctx, `WITH gone AS (
+			DELETE FROM radacct a WHERE a.source = 'api' AND a.nas_id = $1
+			AND EXISTS (SELECT 1 FROM radacct x WHERE x.nas_id = a.nas_id AND x.acctsessionid = a.acctsessionid AND x.source = 'radius')
+			RETURNING a.acctuniqueid),
+		usage AS (DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone))
+		SELECT count(*) FROM gone`, routerID).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("retire superseded api rows of router %d: %w", routerID, err)
 	}
-	return tag.RowsAffected(), nil
+	return n, nil
 }

@@ -29,7 +29,7 @@ type Sampler struct {
 	FlushEvery time.Duration
 	// FlushMax bounds the points in one write. Zero: 2000.
 	FlushMax int
-	Log        zerolog.Logger
+	Log      zerolog.Logger
 
 	// Dropped counts points lost to a full buffer or a failed write.
 	Dropped atomic.Uint64

@@ -20,7 +20,10 @@ import (
 // DB is the PostgreSQL store. Create it with Open.
 type DB struct {
 	Pool *pgxpool.Pool
-	log  zerolog.Logger
+	// UsageLocation is the time zone of billing days; nil means UTC. Set
+	// it once, before accounting flows: days already written keep theirs.
+	UsageLocation *time.Location
+	log           zerolog.Logger
 	// sealer encrypts router credentials; nil until UseSecretKey, and then
 	// credentials are written in plaintext (tools and tests without a key).
 	sealer *sealer
@@ -51,6 +54,13 @@ func Open(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (
 		return nil, fmt.Errorf("connect to database %s: %w", redactURL(url), err)
 	}
 	return &DB{Pool: pool, log: log}, nil
+}
+
+func (db *DB) usageLocation() *time.Location {
+	if db.UsageLocation == nil {
+		return time.UTC
+	}
+	return db.UsageLocation
 }
 
 // Close closes every connection.
