@@ -75,6 +75,8 @@ type Server struct {
 	Control nettportal.SessionControl
 	// Audit is the control audit; nil answers 503.
 	Audit nettportal.AuditStore
+	// Usage is billing usage; nil answers 503.
+	Usage UsageSource
 	Log   zerolog.Logger
 
 	// AllowedOrigins are extra origins (scheme://host[:port]) whose pages
@@ -154,6 +156,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("POST /api/sessions/{id}/coa", s.auth(op, s.changeRate))
 	mux.Handle("POST /api/disconnect", s.auth(op, s.disconnectMany))
 	mux.Handle("GET /api/audit", s.auth(op, s.listAudit))
+	mux.Handle("GET /api/usage", s.auth(v, s.listUsage))
+	mux.Handle("GET /api/usage.csv", s.auth(v, s.exportUsage))
 
 	mux.Handle("GET /api/routers", s.auth(v, s.listRouters))
 	mux.Handle("POST /api/routers", s.auth(ad, s.createRouter))
@@ -269,10 +273,23 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusForbidden, publicMessage(err))
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client left; nobody reads the answer.
+	case dataException(err):
+		// The request carried text or a number PostgreSQL cannot hold (a
+		// NUL byte, invalid UTF-8, out of range): the client's fault, and
+		// cheaper to catch here, once, than at every field.
+		s.Log.Warn().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request value refused by the database")
+		writeError(w, http.StatusBadRequest, "a value in the request cannot be stored (NUL byte, invalid UTF-8 or out of range)")
 	default:
 		s.Log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// dataException reports a PostgreSQL error of class 22 (data exception).
+// pgconn.PgError has SQLState; matching the method keeps pgx out of web.
+func dataException(err error) bool {
+	var pg interface{ SQLState() string }
+	return errors.As(err, &pg) && strings.HasPrefix(pg.SQLState(), "22")
 }
 
 // decodeJSON reads exactly one JSON object into v, refusing unknown fields

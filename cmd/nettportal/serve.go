@@ -38,6 +38,7 @@ type serveConfig struct {
 	APITimeout        time.Duration
 	SpoolDir          string
 	SpoolAfter        time.Duration
+	UsageTimeZone     string
 	CoATimeout        time.Duration
 	CoARetries        int
 	SamplesKeep       time.Duration
@@ -62,6 +63,7 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
 	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")
 	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
+	fs.StringVar(&c.UsageTimeZone, "usage-timezone", "UTC", "time zone of billing days (IANA name, e.g. Asia/Dhaka); set it once, before accounting flows")
 	fs.DurationVar(&c.CoATimeout, "coa-timeout", 2*time.Second, "how long one Disconnect/CoA attempt waits for the router's answer")
 	fs.IntVar(&c.CoARetries, "coa-retries", 2, "Disconnect/CoA retransmissions before the RouterOS API fallback")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
@@ -98,6 +100,11 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		return err
 	}
 
+	loc, err := time.LoadLocation(cfg.UsageTimeZone)
+	if err != nil {
+		return fmt.Errorf("--usage-timezone %q: %w", cfg.UsageTimeZone, err)
+	}
+	db.UsageLocation = loc
 	srv := &server{db: db, log: log}
 	srv.acct = &radius.Server{
 		Addr:      cfg.AcctAddr,
@@ -179,7 +186,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	srv.web = &web.Server{
 		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
-		Control: srv.control, Audit: db,
+		Control: srv.control, Audit: db, Usage: db,
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web
