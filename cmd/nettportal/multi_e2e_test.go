@@ -174,9 +174,13 @@ func TestTwoInstancesOnOneDatabase(t *testing.T) {
 func compareLiveViews(t *testing.T, dbURL string, servers []*testServer, open int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	if err := run(context.Background(), []string{"token", "create", "--db", dbURL, "--name", "multi-e2e", "--role", "viewer"}, noEnv, &out, &errOut); err != nil {
-		t.Logf("live views not compared through the API (no `token create` yet: %v)", err)
+	err := run(context.Background(), []string{"token", "create", "--db", dbURL, "--name", "multi-e2e", "--role", "viewer"}, noEnv, &out, &errOut)
+	if err != nil && strings.Contains(err.Error(), "unknown command") {
+		t.Logf("live views not compared through the API (no `token create` in this build)")
 		return
+	}
+	if err != nil {
+		t.Fatalf("nettportal token create: %v\n%s", err, errOut.String())
 	}
 	token := strings.TrimSpace(out.String())
 	if i := strings.LastIndexAny(token, " \n\t"); i >= 0 {
