@@ -45,19 +45,12 @@ func (db *DB) CreateUser(ctx context.Context, name, password string, role nettpo
 	if _, err := nettportal.ParseRole(string(role)); err != nil {
 		return u, err
 	}
-	if len(password) < MinPasswordLength {
-		return u, fmt.Errorf("password for %q must be at least %d characters: %w", name, MinPasswordLength, nettportal.ErrInvalid)
-	}
-	if len(password) > 72 {
-		// bcrypt ignores everything after 72 bytes; refusing is more honest.
-		return u, fmt.Errorf("password for %q must be at most 72 bytes: %w", name, nettportal.ErrInvalid)
-	}
-	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	hash, err := hashPassword(name, password)
 	if err != nil {
-		return u, fmt.Errorf("hash password of %q: %w", name, err)
+		return u, err
 	}
 	err = db.Pool.QueryRow(ctx, "INSERT INTO users (name, password_hash, role) VALUES ($1, $2, $3) RETURNING id, created_at",
-		name, string(hash), string(role)).Scan(&u.ID, &u.CreatedAt)
+		name, hash, string(role)).Scan(&u.ID, &u.CreatedAt)
 	if uniqueViolation(err) {
 		return u, fmt.Errorf("user %q exists already: %w", name, nettportal.ErrConflict)
 	}
@@ -65,6 +58,42 @@ func (db *DB) CreateUser(ctx context.Context, name, password string, role nettpo
 		return u, fmt.Errorf("create user %q: %w", name, err)
 	}
 	return u, nil
+}
+
+// hashPassword checks a new password and returns its bcrypt hash.
+func hashPassword(name, password string) (string, error) {
+	if len(password) < MinPasswordLength {
+		return "", fmt.Errorf("password for %q must be at least %d characters: %w", name, MinPasswordLength, nettportal.ErrInvalid)
+	}
+	if len(password) > 72 {
+		// bcrypt ignores everything after 72 bytes; refusing is more honest.
+		return "", fmt.Errorf("password for %q must be at most 72 bytes: %w", name, nettportal.ErrInvalid)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.DefaultCost)
+	if err != nil {
+		return "", fmt.Errorf("hash password of %q: %w", name, err)
+	}
+	return string(hash), nil
+}
+
+// SetPassword replaces a user's password and ends their logins.
+func (db *DB) SetPassword(ctx context.Context, name, password string) error {
+	hash, err := hashPassword(name, password)
+	if err != nil {
+		return err
+	}
+	var id int64
+	err = db.Pool.QueryRow(ctx, "UPDATE users SET password_hash = $2 WHERE name = $1 RETURNING id", name, hash).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("user %q: %w", name, nettportal.ErrNotFound)
+	}
+	if err != nil {
+		return fmt.Errorf("set password of %q: %w", name, err)
+	}
+	if _, err := db.Pool.Exec(ctx, "DELETE FROM web_sessions WHERE user_id = $1", id); err != nil {
+		return fmt.Errorf("end logins of %q: %w", name, err)
+	}
+	return nil
 }
 
 // Authenticate checks a user's password. Any failure (unknown user, wrong

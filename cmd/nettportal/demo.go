@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
+	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store/pglocal"
 )
@@ -65,6 +66,8 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	cfg.register(flag.NewFlagSet("defaults", flag.ContinueOnError)) // serve's defaults
 	cfg.DB, cfg.LogLevel = dbu, *logLevel
 	cfg.SecretKeyFile, cfg.SecretKey = *keyFile, getenv(secretKeyEnv)
+	// Not serve's /var/lib default either, for the same reasons as the key.
+	cfg.SpoolDir = filepath.Join(filepath.Dir(*keyFile), "demo-spool")
 	cfg.AcctAddr = freeOr(*acctAddr, "udp")
 	cfg.HTTPAddr = freeOr(*httpAddr, "tcp")
 	password := randomPassword()
@@ -83,11 +86,16 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 			cancel(fmt.Errorf("start the simulated routers: %w (is another demo or sim running?)", err))
 			return
 		}
-		// USER ACCOUNTS (later issue): create the admin login here, e.g.
-		// srv.db.CreateUser(ctx, "admin", password, "admin"), once the store
-		// has users. Until then the password is printed but checked nowhere.
-		fmt.Fprintf(stdout, "NettPortal demo: open http://%s, login admin / %s (login page arrives with the web issue)\n",
-			srv.httpAddr, password)
+		// A new password every run; the demo database may outlive a run.
+		_, err := srv.db.CreateUser(ctx, "admin", password, nettportal.RoleAdmin)
+		if errors.Is(err, nettportal.ErrConflict) {
+			err = srv.db.SetPassword(ctx, "admin", password)
+		}
+		if err != nil {
+			cancel(fmt.Errorf("create the admin login: %w", err))
+			return
+		}
+		fmt.Fprintf(stdout, "NettPortal demo: open http://%s and log in as admin / %s\n", srv.httpAddr, password)
 		fmt.Fprintf(stdout, "%d simulated routers from %s with %d sessions each, accounting on %s (secret %q). Ctrl-C stops.\n",
 			*routers, sim.DefaultBaseIP(), *sessions, srv.acctAddr, demoSecret)
 	}

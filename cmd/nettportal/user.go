@@ -14,7 +14,7 @@ import (
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return fmt.Errorf("user needs a subcommand: add, list or rm")
+		return fmt.Errorf("user needs a subcommand: add, passwd, list or rm")
 	}
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("user "+sub, stderr)
@@ -25,11 +25,14 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 		fs.StringVar(&name, "name", "", "login name")
 		fs.StringVar(&password, "password", "", "password (at least 8 characters)")
 		fs.StringVar(&role, "role", "", "admin, operator or viewer")
+	case "passwd":
+		fs.StringVar(&name, "name", "", "login name")
+		fs.StringVar(&password, "password", "", "new password (at least 8 characters)")
 	case "list":
 	case "rm":
 		fs.StringVar(&name, "name", "", "login name (or give it as the argument)")
 	default:
-		return fmt.Errorf("unknown user subcommand %q (add, list, rm)", sub)
+		return fmt.Errorf("unknown user subcommand %q (add, passwd, list, rm)", sub)
 	}
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -40,10 +43,16 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	switch {
 	case sub == "add" && (name == "" || password == "" || role == ""):
 		return fmt.Errorf("user add needs --name, --password and --role (admin, operator or viewer)")
+	case sub == "passwd" && (name == "" || password == ""):
+		return fmt.Errorf("user passwd needs --name and --password")
 	case sub == "rm" && name == "":
 		return fmt.Errorf("user rm needs --name")
 	}
-	r, err := parseRoleFlag(sub, role)
+	var r nettportal.Role
+	var err error
+	if sub == "add" {
+		r, err = parseRoleFlag(sub, role)
+	}
 	if err != nil {
 		return err
 	}
@@ -59,6 +68,11 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 			return err
 		}
 		fmt.Fprintf(stdout, "user %s added (%s)\n", u.Name, u.Role)
+	case "passwd":
+		if err := db.SetPassword(ctx, name, password); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "password of %s changed; their logins were ended\n", name)
 	case "list":
 		users, err := db.Users(ctx)
 		if err != nil {
@@ -118,7 +132,11 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if (sub == "create" || sub == "revoke") && name == "" {
 		return fmt.Errorf("token %s needs --name", sub)
 	}
-	r, err := parseRoleFlag(sub, role)
+	var r nettportal.Role
+	var err error
+	if sub == "add" {
+		r, err = parseRoleFlag(sub, role)
+	}
 	if err != nil {
 		return err
 	}
