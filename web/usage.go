@@ -45,19 +45,29 @@ func usageFilter(q url.Values, now time.Time) (nettportal.UsageFilter, error) {
 	return f, nil
 }
 
-func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+// usage answers the request's usage query; false when it already answered
+// with an error.
+func (s *Server) usage(w http.ResponseWriter, r *http.Request) (nettportal.UsageFilter, []nettportal.UsageRow, bool) {
 	if s.Usage == nil {
 		writeError(w, http.StatusServiceUnavailable, "usage not configured")
-		return
+		return nettportal.UsageFilter{}, nil, false
 	}
 	f, err := usageFilter(r.URL.Query(), time.Now())
 	if err != nil {
 		s.fail(w, r, err)
-		return
+		return f, nil, false
 	}
 	rows, err := s.Usage.Usage(r.Context(), f)
 	if err != nil {
 		s.fail(w, r, err)
+		return f, nil, false
+	}
+	return f, rows, true
+}
+
+func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+	f, rows, ok := s.usage(w, r)
+	if !ok {
 		return
 	}
 	type row struct {
@@ -77,18 +87,8 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.
 }
 
 func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
-	if s.Usage == nil {
-		writeError(w, http.StatusServiceUnavailable, "usage not configured")
-		return
-	}
-	f, err := usageFilter(r.URL.Query(), time.Now())
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	rows, err := s.Usage.Usage(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err)
+	f, rows, ok := s.usage(w, r)
+	if !ok {
 		return
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")

@@ -88,6 +88,13 @@ func startServe(t testing.TB, dbURL string, extra ...string) *testServer {
 	t.Helper()
 	acct := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
 	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	return startServeAt(t, dbURL, acct, httpAddr, extra...)
+}
+
+// startServeAt is startServe on given addresses, so a test can restart the
+// server where the browser and the routers expect it.
+func startServeAt(t testing.TB, dbURL, acct, httpAddr string, extra ...string) *testServer {
+	t.Helper()
 	ts := &testServer{AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
