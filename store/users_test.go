@@ -152,3 +152,35 @@ func TestCustomers(t *testing.T) {
 		t.Errorf("update to a taken username: %v", err)
 	}
 }
+
+func TestSetPasswordEndsLogins(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	u, err := db.CreateUser(ctx, "admin", "old-password", nettportal.RoleAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie, _, err := db.CreateLogin(ctx, u.ID, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetPassword(ctx, "admin", "new-password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Authenticate(ctx, "admin", "old-password"); !errors.Is(err, nettportal.ErrUnauthorized) {
+		t.Errorf("old password: %v", err)
+	}
+	if _, err := db.Authenticate(ctx, "admin", "new-password"); err != nil {
+		t.Errorf("new password: %v", err)
+	}
+	if _, _, err := db.LoginUser(ctx, cookie, time.Hour); err == nil {
+		t.Error("a login from before the change still works")
+	}
+	if err := db.SetPassword(ctx, "nobody", "whatever-123"); !errors.Is(err, nettportal.ErrNotFound) {
+		t.Errorf("unknown user: %v", err)
+	}
+	if err := db.SetPassword(ctx, "admin", "short"); !errors.Is(err, nettportal.ErrInvalid) {
+		t.Errorf("short password: %v", err)
+	}
+}

@@ -48,11 +48,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	case sub == "rm" && name == "":
 		return fmt.Errorf("user rm needs --name")
 	}
-	var r nettportal.Role
-	var err error
-	if sub == "add" {
-		r, err = parseRoleFlag(sub, role)
-	}
+	r, err := parseRoleFlag(sub, role)
 	if err != nil {
 		return err
 	}
@@ -132,11 +128,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if (sub == "create" || sub == "revoke") && name == "" {
 		return fmt.Errorf("token %s needs --name", sub)
 	}
-	var r nettportal.Role
-	var err error
-	if sub == "add" {
-		r, err = parseRoleFlag(sub, role)
-	}
+	r, err := parseRoleFlag(sub, role)
 	if err != nil {
 		return err
 	}
