@@ -35,6 +35,8 @@ type FleetConfig struct {
 	APIUser            string
 	APIPassword        string
 	AccountingOnAtBoot bool
+	BootDigit          uint8
+	FirstSession       uint32
 	Seed               int64
 	Now                func() time.Time
 	Timeout            time.Duration
@@ -76,6 +78,7 @@ func NewFleet(cfg FleetConfig, log zerolog.Logger) (*Fleet, error) {
 			Secret: cfg.Secret, Server: cfg.Server, CoAPort: cfg.CoAPort, APIPort: cfg.APIPort,
 			APIUser: cfg.APIUser, APIPassword: cfg.APIPassword, Interim: cfg.Interim, Sessions: cfg.Sessions,
 			Churn: cfg.Churn, Loss: cfg.Loss, AccountingOnAtBoot: cfg.AccountingOnAtBoot, Seed: cfg.Seed + int64(i),
+			BootDigit: cfg.BootDigit, FirstSession: cfg.FirstSession,
 			Now: cfg.Now, Timeout: cfg.Timeout, Retries: cfg.Retries, OnAck: cfg.OnAck,
 		}, log)
 		if err != nil {

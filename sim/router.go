@@ -71,6 +71,12 @@ type RouterConfig struct {
 	// Retries is the number of retransmissions before a request is given
 	// up; zero means DefaultRetries, negative none.
 	Retries int
+	// BootDigit is the first hex digit of session ids until a Reboot; zero
+	// means 8, what a freshly installed RouterOS shows. FirstSession is the
+	// counter of the first session id. A router that keeps its database
+	// across runs (demo) sets them, as a real router's ids never repeat.
+	BootDigit    uint8
+	FirstSession uint32
 	// Service is the PPPoE service name, sent as Called-Station-Id; zero:
 	// "pppoe-" + Name.
 	Service string
@@ -254,6 +260,9 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 	if cfg.Service == "" {
 		cfg.Service = "pppoe-" + cfg.Name
 	}
+	if cfg.BootDigit > 15 {
+		return nil, fmt.Errorf("sim: router %s: boot digit %d is not one hex digit", cfg.Name, cfg.BootDigit)
+	}
 	r := &Router{
 		cfg:      cfg,
 		log:      log.With().Str("router", cfg.Name).Logger(),
@@ -262,11 +271,15 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 		retries:  cfg.Retries,
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), uint64(cfg.Addr.As4()[3])<<8|uint64(cfg.Addr.As4()[2]))),
 		boot:     8, // what a freshly installed RouterOS shows
+		seq:      cfg.FirstSession & 0xffffff,
 		sessions: make(map[string]*session),
 		ended:    make(map[string]*session),
 		coaSeen:  make(map[coaKey]coaAnswer),
 		notify:   make(chan struct{}),
 		target:   cfg.Sessions,
+	}
+	if cfg.BootDigit != 0 {
+		r.boot = cfg.BootDigit
 	}
 	if r.timeout <= 0 {
 		r.timeout = DefaultTimeout

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"net/url"
 	"os"
@@ -112,6 +113,9 @@ func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, inte
 	fleet, err := sim.NewFleet(sim.FleetConfig{
 		Routers: routers, Secret: demoSecret, Server: loopbackAddr(cfg.AcctAddr), Sessions: sessions,
 		Interim: interim, Churn: 0.05, APIUser: "admin", APIPassword: "admin", AccountingOnAtBoot: true, Seed: 1,
+		// The demo database outlives a run; like a rebooted router, each
+		// run's session ids differ from the last run's.
+		BootDigit: uint8(1 + mrand.IntN(15)), FirstSession: mrand.Uint32N(1 << 23),
 	}, log.With().Str("component", "sim").Logger())
 	if err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
