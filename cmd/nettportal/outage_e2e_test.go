@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -140,8 +141,12 @@ func TestDatabaseOutage(t *testing.T) {
 
 // BenchmarkOutage (`make outage`) is the same with PostgreSQL down a full
 // minute (NETTPORTAL_OUTAGE_SECONDS) at 5,000 packets/s
-// (NETTPORTAL_OUTAGE_RATE).
+// (NETTPORTAL_OUTAGE_RATE). It runs only when NETTPORTAL_OUTAGE_BENCH is
+// set, so `make bench` stays short.
 func BenchmarkOutage(b *testing.B) {
+	if os.Getenv("NETTPORTAL_OUTAGE_BENCH") == "" {
+		b.Skip("set NETTPORTAL_OUTAGE_BENCH=1, or run `make outage`")
+	}
 	outage := time.Duration(benchEnvInt("NETTPORTAL_OUTAGE_SECONDS", 60)) * time.Second
 	rate := benchEnvInt("NETTPORTAL_OUTAGE_RATE", 5000)
 	for n := 0; n < b.N; n++ {
