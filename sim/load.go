@@ -492,7 +492,11 @@ func (s *loadSock) sendNew(sl *loadSlot) {
 }
 
 func (s *loadSock) refill(now time.Duration) {
-	s.tokens = min(s.tokens+s.rate*(now-s.tokenAt).Seconds(), max(s.rate/100, 1))
+	// A burst of a few tokens at least: a socket of a large, slow run
+	// (50,000 slots at 10,000/s is 51/s a socket) wakes a little late
+	// every time, and with a bucket of one token that lateness was lost
+	// rate (about 20% of it).
+	s.tokens = min(s.tokens+s.rate*(now-s.tokenAt).Seconds(), max(s.rate/100, 4))
 	s.tokenAt = now
 }
 
