@@ -23,6 +23,8 @@ type soakSample struct {
 	at         time.Duration
 	rssKB      int64
 	goroutines float64
+	queue      float64 // records waiting for a batch
+	answered   float64 // packets answered so far
 }
 
 // BenchmarkSoak (`make soak`) runs the fleet simulator at 10,000 packets/s
@@ -64,7 +66,9 @@ func BenchmarkSoak(b *testing.B) {
 			InterimsPerSession: perSession - 2, Rate: rate, Concurrency: sessions,
 			BaseIP: netip.MustParseAddr("127.0.50.1"), Timeout: 2 * time.Second}
 		registerLoad(b, db, load)
-		srv := newServeProc(b, buildBinary(b), dbURL, "--log-level", "warn")
+		// The load's event times are virtual (five-minute interims a few
+		// seconds apart), so its sessions look hours old to the stale sweep.
+		srv := newServeProc(b, buildBinary(b), dbURL, "--log-level", "warn", "--stale-grace", "1000h")
 		srv.Start(true)
 		load.Server = srv.AcctAddr
 
@@ -120,6 +124,16 @@ func BenchmarkSoak(b *testing.B) {
 		peak := slices.MaxFunc(samples, func(a, b soakSample) int { return int(a.rssKB - b.rssKB) })
 		fmt.Printf("soak footprint: RSS %.0f MB early, %.0f MB late (%+.1f%%), peak %.0f MB at %v; goroutines %.0f early, %.0f late (%+.1f%%); %d samples\n",
 			rss0/1024, rss1/1024, 100*(rss1/rss0-1), float64(peak.rssKB)/1024, peak.at.Round(time.Second), g0, g1, 100*(g1/g0-1), len(samples))
+		// The timeline shows when a stall happened, if one did.
+		var tl strings.Builder
+		for i, s := range samples {
+			rate := s.answered / s.at.Seconds()
+			if i > 0 {
+				rate = (s.answered - samples[i-1].answered) / (s.at - samples[i-1].at).Seconds()
+			}
+			fmt.Fprintf(&tl, " %v:%.0f/s,q%.0f,%.0fMB", s.at.Round(time.Second), rate, s.queue, float64(s.rssKB)/1024)
+		}
+		fmt.Printf("soak timeline (answered/s, queue, RSS):%s\n", tl.String())
 		b.ReportMetric(o.res.PacketsPerSecond(), "acked/s")
 		b.ReportMetric(float64(o.res.P99.Microseconds())/1000, "p99-ms")
 		b.ReportMetric(rss1/1024, "rss-MB-late")
@@ -153,7 +167,13 @@ func sampleServe(p *serveProc) (soakSample, error) {
 			}
 		}
 	}
-	s.goroutines, err = metric(p.HTTPURL, "go_goroutines")
+	if s.goroutines, err = metric(p.HTTPURL, "go_goroutines"); err != nil {
+		return s, err
+	}
+	if s.queue, err = metric(p.HTTPURL, "nettportal_radius_queue_records"); err != nil {
+		return s, err
+	}
+	s.answered, err = metric(p.HTTPURL, "nettportal_radius_packets_total", `outcome="ok"`)
 	return s, err
 }
 
