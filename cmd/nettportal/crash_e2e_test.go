@@ -38,7 +38,9 @@ func TestKill9DuringLoad(t *testing.T) {
 	registerLoad(t, db, load)
 
 	bin := buildBinary(t)
-	srv := newServeProc(t, bin, dbURL, "--log-level", "warn", "--max-batch", "512")
+	// --stale-grace: the load's event times are virtual and look hours
+	// old; the stale sweep has nothing to do with this test.
+	srv := newServeProc(t, bin, dbURL, "--log-level", "warn", "--max-batch", "512", "--stale-grace", "1000h")
 	srv.Start(true)
 	load.Server = srv.AcctAddr
 
