@@ -4,7 +4,7 @@ PKGS := ./...
 # The test timeout covers the end-to-end suites (browser, simulated fleet).
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build demo test check race fuzz bench clean
+.PHONY: build demo test check race fuzz bench bench-history clean
 
 build:
 	$(GO) build -o bin/nettportal ./cmd/nettportal
@@ -34,9 +34,17 @@ fuzz:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -fuzz '^FuzzAPIJSON$$' -fuzztime $(FUZZTIME) ./web
 
 # Load benchmarks against the real serve wiring and a local PostgreSQL with
-# fsync and synchronous_commit on. They print their figures.
+# fsync and synchronous_commit on. They print their figures: ingest through
+# serve (packets/s, p50/p99, at full speed and at 20,000/s, ledger check),
+# the accounting upsert alone, and the sessions API over 100,000 sessions.
 bench:
-	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./cmd/nettportal ./store
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^Benchmark(Ingest|ApplyAccounting|SessionsAPI)$$' \
+		-benchtime 1x -timeout 30m ./cmd/nettportal ./store
+
+# History: ingest and live-page latency with and without 20 million closed
+# sessions (NETTPORTAL_BENCH_HISTORY_ROWS to change); the fill takes ~10 min.
+bench-history:
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^BenchmarkHistory$$' -benchtime 1x -timeout 2h ./cmd/nettportal
 
 clean:
 	rm -rf bin
