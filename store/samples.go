@@ -24,6 +24,11 @@ type Sampler struct {
 	MinInterval time.Duration
 	// Buffer bounds the points waiting to be written. Zero: 100000.
 	Buffer int
+	// MaxRate bounds the points written per second, so chart writes can
+	// never take the database from accounting: a fleet of 100,000 sessions
+	// at 5-minute interims makes 333 a second; a reconnect storm makes far
+	// more, and then charts thin out. Zero: 2000.
+	MaxRate int
 	// FlushEvery is how often the buffer is written. Zero: 200ms: small,
 	// frequent writes keep the chart from stalling accounting commits.
 	FlushEvery time.Duration
@@ -62,6 +67,9 @@ func (s *Sampler) init() {
 		if s.FlushMax <= 0 {
 			s.FlushMax = 2000
 		}
+		if s.MaxRate <= 0 {
+			s.MaxRate = 2000
+		}
 	}
 }
 
@@ -88,12 +96,17 @@ func (s *Sampler) Add(batch []nettportal.AccountingRecord) {
 		} else {
 			s.last[r.UniqueID] = r.EventTime
 		}
-		if len(s.pending) >= s.Buffer {
+		if len(s.pending) >= min(s.Buffer, s.perFlush()) {
 			s.Dropped.Add(1)
 			continue
 		}
 		s.pending = append(s.pending, sample{r.UniqueID, r.EventTime, int64(*r.InputOctets), int64(*r.OutputOctets)})
 	}
+}
+
+// perFlush is how many points one flush may write under MaxRate.
+func (s *Sampler) perFlush() int {
+	return max(1, int(float64(s.MaxRate)*s.FlushEvery.Seconds()))
 }
 
 // Run writes buffered points until ctx ends, then writes what is left.
@@ -103,7 +116,16 @@ func (s *Sampler) Run(ctx context.Context) {
 	s.mu.Unlock()
 	tick := time.NewTicker(s.FlushEvery)
 	defer tick.Stop()
+	var reported uint64
+	lastReport := time.Now()
 	for {
+		if time.Since(lastReport) >= time.Minute {
+			if d := s.Dropped.Load(); d > reported {
+				s.Log.Info().Uint64("points", d-reported).Int("max_per_second", s.MaxRate).Msg("rate chart thinned: more updates than its write budget")
+				reported = d
+			}
+			lastReport = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			flushCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -36,6 +36,10 @@ func BenchmarkIngest(b *testing.B) {
 	routers := benchEnvInt("NETTPORTAL_BENCH_ROUTERS", 50)
 	sessions := benchEnvInt("NETTPORTAL_BENCH_SESSIONS", 400) // per router
 	interims := benchEnvInt("NETTPORTAL_BENCH_INTERIMS", 8)
+	// Requests in flight: as routers do, each waits for its answer; more
+	// than the server answers within the 1 s retransmit timeout only
+	// measures retransmission storms.
+	inflight := benchEnvInt("NETTPORTAL_BENCH_INFLIGHT", 1024)
 	for n := 0; n < b.N; n++ {
 		dbURL := storetest.MustCreateDatabase(b)
 		db, err := store.Open(context.Background(), dbURL, 4, zerolog.Nop())
@@ -52,11 +56,11 @@ func BenchmarkIngest(b *testing.B) {
 		fmt.Printf("postgres: fsync=%s synchronous_commit=%s\n", fsync, syncCommit)
 
 		full := sim.LoadConfig{Secret: "bench-secret", Routers: routers, SessionsPerRouter: sessions,
-			InterimsPerSession: interims, Concurrency: 4096}
+			InterimsPerSession: interims, Concurrency: inflight}
 		half := full
 		half.BaseIP = addrPlus(sim.DefaultBaseIP(), routers) // its own routers, so its rows are new
 		half.Rate = 20000
-		half.Concurrency = 2048
+		half.Concurrency = inflight
 		halfRouters := half.NASRouters()
 		for i := range halfRouters {
 			halfRouters[i].Name = "capped-" + halfRouters[i].Name
