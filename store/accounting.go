@@ -119,12 +119,17 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 // stopping), so every session it had before that moment is gone. Sessions
 // that started after the event (a reordered Start) stay open.
 const closeRouterSessionsSQL = `
-UPDATE radacct SET
+WITH picked AS (
+	SELECT radacctid FROM radacct
+	WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2
+	ORDER BY acctuniqueid FOR UPDATE -- the order batches lock in: no deadlock
+)
+UPDATE radacct r SET
 	acctstoptime = $2,
 	acctterminatecause = 'NAS-Reboot',
 	closed_by = 'nas-reboot',
-	acctsessiontime = greatest(acctsessiontime, floor(extract(epoch FROM $2 - acctstarttime))::bigint)
-WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2`
+	acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM $2 - r.acctstarttime))::bigint)
+FROM picked WHERE r.radacctid = picked.radacctid`
 
 // retireAPIRowsSQL deletes the stand-in rows the reconciler made for
 // sessions whose accounting has now arrived: the accounting row carries the

@@ -33,6 +33,35 @@ func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]nettportal.Op
 	return out, nil
 }
 
+// closeChunk is how many rows one close transaction takes: short
+// transactions keep accounting batches waiting for at most one chunk.
+const closeChunk = 1000
+
+// closeInChunks closes the open rows that pick (a query of radacctid over
+// radacct r, with its own WHERE) selects, as of their last update, in
+// chunks. Rows are locked in acctuniqueid order, the order accounting
+// batches lock in, so the two never deadlock; rows a batch holds right now
+// are skipped: accounting is updating them, and the next pass decides.
+func (db *DB) closeInChunks(ctx context.Context, what, pick string, args []any, cause, closedBy string) (int64, error) {
+	n := len(args)
+	q := `WITH picked AS (` + pick + ` ORDER BY r.acctuniqueid LIMIT ` + fmt.Sprint(closeChunk) + ` FOR UPDATE OF r SKIP LOCKED)
+		UPDATE radacct r SET acctstoptime = coalesce(r.acctupdatetime, r.acctstarttime),
+			acctterminatecause = $` + fmt.Sprint(n+1) + `, closed_by = $` + fmt.Sprint(n+2) + `
+		FROM picked WHERE r.radacctid = picked.radacctid AND r.acctstoptime IS NULL`
+	args = append(args, cause, closedBy)
+	var total int64
+	for {
+		tag, err := db.Pool.Exec(ctx, q, args...)
+		if err != nil {
+			return total, fmt.Errorf("%s: %w", what, err)
+		}
+		total += tag.RowsAffected()
+		if tag.RowsAffected() < closeChunk {
+			return total, nil
+		}
+	}
+}
+
 // CloseSessions closes the given open rows as of their last update (the
 // last moment they were known alive), with cause and closedBy. Rows closed
 // meanwhile are left alone. It returns the number closed.
@@ -40,14 +69,9 @@ func (db *DB) CloseSessions(ctx context.Context, ids []int64, cause, closedBy st
 	if len(ids) == 0 {
 		return 0, nil
 	}
-	tag, err := db.Pool.Exec(ctx, `UPDATE radacct SET
-		acctstoptime = coalesce(acctupdatetime, acctstarttime),
-		acctterminatecause = $2, closed_by = $3
-		WHERE radacctid = ANY($1) AND acctstoptime IS NULL`, ids, cause, closedBy)
-	if err != nil {
-		return 0, fmt.Errorf("close %d sessions (%s): %w", len(ids), closedBy, err)
-	}
-	return tag.RowsAffected(), nil
+	return db.closeInChunks(ctx, fmt.Sprintf("close %d sessions (%s)", len(ids), closedBy),
+		`SELECT r.radacctid FROM radacct r WHERE r.radacctid = ANY($1) AND r.acctstoptime IS NULL`,
+		[]any{ids}, cause, closedBy)
 }
 
 // SweepStale closes, as stale, the open sessions of routers without API
@@ -55,19 +79,11 @@ func (db *DB) CloseSessions(ctx context.Context, ids []int64, cause, closedBy st
 // router lost them without a Stop (reboot, power loss, lost packets). A
 // session's own Acct-Interim-Interval wins over its router's.
 func (db *DB) SweepStale(ctx context.Context, grace time.Duration, now time.Time) (int64, error) {
-	tag, err := db.Pool.Exec(ctx, `UPDATE radacct r SET
-		acctstoptime = coalesce(r.acctupdatetime, r.acctstarttime),
-		acctterminatecause = $3, closed_by = $4
-		FROM nas
-		WHERE r.nas_id = nas.id AND r.acctstoptime IS NULL
-		AND (nas.api_addr = '' OR nas.api_user = '')
+	return db.closeInChunks(ctx, "sweep stale sessions", `SELECT r.radacctid FROM radacct r JOIN nas ON r.nas_id = nas.id
+		WHERE r.acctstoptime IS NULL AND (nas.api_addr = '' OR nas.api_user = '')
 		AND coalesce(r.acctupdatetime, r.acctstarttime) <
 			$1::timestamptz - 2 * make_interval(secs => coalesce(nullif(r.acctinterval, 0), nas.interim_seconds)) - make_interval(secs => $2)`,
-		now, grace.Seconds(), nettportal.CauseLostService, nettportal.ClosedByStale)
-	if err != nil {
-		return 0, fmt.Errorf("sweep stale sessions: %w", err)
-	}
-	return tag.RowsAffected(), nil
+		[]any{now, grace.Seconds()}, nettportal.CauseLostService, nettportal.ClosedByStale)
 }
 
 // RouterReconciled records a reconciliation pass for the routers page.

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -138,5 +139,65 @@ func TestReconcilerNeverStandsInForAnAccountedSession(t *testing.T) {
 	}
 	if n, err := db.RetireSupersededAPIRows(ctx, 1); err != nil || n != 1 {
 		t.Fatalf("retired %d: %v", n, err)
+	}
+}
+
+func TestSweepSkipsRowsABatchHoldsAndNeverDeadlocks(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r := nettportal.Router{Name: "r1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s", InterimInterval: time.Minute}
+	if err := db.CreateRouter(ctx, &r); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Hour).UTC()
+	var recs []nettportal.AccountingRecord
+	for i := 0; i < 3000; i++ {
+		sid := fmt.Sprintf("%08x", 0x81000000+i)
+		x := withCounters(rec(nettportal.StatusInterimUpdate, "u"+sid, sid, 0), 60, 1, 1)
+		x.EventTime, x.RouterID = old, r.ID
+		x.UniqueID = nettportal.AcctUniqueID(x.Username, sid, "", "", "", "")
+		recs = append(recs, x)
+	}
+	mustApply(t, db, recs)
+
+	// A batch holds one row while the sweep runs: the sweep must not wait.
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT 1 FROM radacct WHERE acctuniqueid = $1 FOR UPDATE", recs[0].UniqueID); err != nil {
+		t.Fatal(err)
+	}
+	// Meanwhile more batches update other stale rows, in their own order.
+	errc := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			var b []nettportal.AccountingRecord
+			for i := 1 + w; i < len(recs); i += 4 {
+				x := recs[i]
+				x.EventTime = old.Add(time.Second)
+				b = append(b, x)
+			}
+			errc <- db.ApplyAccounting(ctx, b)
+		}(w)
+	}
+	sweepCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	n, err := db.SweepStale(sweepCtx, time.Minute, time.Now())
+	cancel()
+	if err != nil {
+		t.Fatalf("sweep: %v", err)
+	}
+	for w := 0; w < 4; w++ {
+		if err := <-errc; err != nil {
+			t.Fatalf("a batch failed during the sweep: %v", err)
+		}
+	}
+	if n != 2999 {
+		t.Errorf("swept %d, want 2999 (the held row skipped)", n)
+	}
+	tx.Rollback(ctx)
+	if n, err := db.SweepStale(ctx, time.Minute, time.Now()); err != nil || n != 1 {
+		t.Errorf("second sweep closed %d (%v), want the 1 released row", n, err)
 	}
 }
