@@ -78,6 +78,12 @@ type Server struct {
 	// Stats counts what happened to packets; read it at any time.
 	Stats Stats
 
+	// dbDown is set once a batch had to be spooled: later batches go
+	// straight to the spool, and one probe at a time (lastProbe) tries the
+	// database, so an outage does not cost every batch SpoolAfter.
+	dbDown    atomic.Bool
+	lastProbe atomic.Int64
+
 	mu       sync.Mutex
 	conn     udpConn
 	started  bool
@@ -447,6 +453,15 @@ const (
 // costs latency, not retransmissions. After SpoolAfter the batch goes to the
 // spool when there is one; after CommitTimeout it is given up unanswered.
 func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
+	if s.Spool != nil && s.dbDown.Load() && !s.probeDue() {
+		if err := s.Spool.Append(recs); err == nil {
+			return spooled
+		}
+		s.Stats.SpoolErrors.Add(1)
+	}
+	// Past the fast path while the database is known down, this batch is
+	// the probe: one failed attempt sends it to the spool.
+	probing := s.Spool != nil && s.dbDown.Load()
 	start := time.Now()
 	deadline := start.Add(s.CommitTimeout)
 	spoolAt := start.Add(s.SpoolAfter)
@@ -469,13 +484,18 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
 		}
 		if err == nil {
 			s.Stats.Batches.Add(1)
+			if s.dbDown.CompareAndSwap(true, false) {
+				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")
+			}
 			return committed
 		}
 		s.Stats.CommitErrors.Add(1)
-		if s.Spool != nil && !time.Now().Before(spoolAt) {
+		if s.Spool != nil && (probing || !time.Now().Before(spoolAt)) {
 			spoolErr := s.Spool.Append(recs)
 			if spoolErr == nil {
-				s.Log.Warn().Err(err).Int("records", len(recs)).Msg("database cannot commit: batch spooled to disk and acknowledged")
+				if !s.dbDown.Swap(true) {
+					s.Log.Warn().Err(err).Int("records", len(recs)).Msg("database cannot commit: spooling to disk and acknowledging until it is back")
+				}
 				return spooled
 			}
 			s.Stats.SpoolErrors.Add(1)
@@ -489,6 +509,14 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// probeDue lets one batch every half second try the database while it is
+// known to be down.
+func (s *Server) probeDue() bool {
+	now := time.Now().UnixNano()
+	last := s.lastProbe.Load()
+	return now-last >= int64(500*time.Millisecond) && s.lastProbe.CompareAndSwap(last, now)
 }
 
 func (s *Server) answer(batch []item) {

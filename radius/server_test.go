@@ -357,11 +357,27 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 	if srv.Stats.Spooled.Load() != 10 || sp.Depth() != 10 || countRows(t, db) != 0 {
 		t.Fatalf("spooled %d, depth %d, rows %d", srv.Stats.Spooled.Load(), sp.Depth(), countRows(t, db))
 	}
+	// Known down: later packets go straight to the spool, not after
+	// SpoolAfter of retries each.
+	more := request(t, "82000001", rfc2866.AcctStatusType_Value_Start, secret)
+	sent := time.Now()
+	c.send(more)
+	if n := c.answers([][]byte{more}, 5*time.Second); n != 1 || time.Since(sent) > 250*time.Millisecond {
+		t.Fatalf("during a known outage: %d answers after %v (spool-after is 300ms)", n, time.Since(sent))
+	}
+	// Back: a probe finds the database and batches go to it again.
+	down.failures.Store(0)
+	back := request(t, "83000001", rfc2866.AcctStatusType_Value_Start, secret)
+	time.Sleep(600 * time.Millisecond) // the probe interval
+	c.send(back)
+	if n := c.answers([][]byte{back}, 5*time.Second); n != 1 || countRows(t, db) != 1 {
+		t.Fatalf("after recovery: %d answers, %d rows (want the new packet committed straight away)", n, countRows(t, db))
+	}
 	// The database is back: replay.
-	if n, err := sp.Replay(context.Background(), db, 0); err != nil || n != 10 {
+	if n, err := sp.Replay(context.Background(), db, 0); err != nil || n != 11 {
 		t.Fatalf("replayed %d: %v", n, err)
 	}
-	if countRows(t, db) != 10 {
+	if countRows(t, db) != 12 {
 		t.Fatalf("%d rows after replay", countRows(t, db))
 	}
 }
