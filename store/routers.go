@@ -94,14 +94,16 @@ func validateRouter(r *nettportal.Router) error {
 }
 
 // sealCredentials returns the RADIUS secret and API password as stored.
+// The RADIUS secret stays in plaintext, as FreeRADIUS keeps it in this
+// same `nas` table: a FreeRADIUS that reads its clients from here (often
+// the one still doing authentication) must keep working. The RouterOS API
+// password, which controls the router, is encrypted. Either is read in
+// both forms, so rows from any version stay readable.
 func (db *DB) sealCredentials(r *nettportal.Router) (secret, apiPassword string, err error) {
-	if secret, err = db.sealValue(r.Secret); err != nil {
-		return "", "", err
-	}
 	if apiPassword, err = db.sealValue(r.APIPassword); err != nil {
 		return "", "", err
 	}
-	return secret, apiPassword, nil
+	return r.Secret, apiPassword, nil
 }
 
 func uniqueViolation(err error) bool {

@@ -40,7 +40,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	sessions := fs.Int("sessions", 60, "sessions per router")
 	interim := fs.Duration("interim", 10*time.Second, "interim-update interval of the simulated routers")
 	logLevel := fs.String("log-level", "warn", "debug, info, warn or error")
-	keyFile := fs.String("secret-key-file", "", "key that encrypts router credentials; default: demo-secret.key in the user's cache directory, created when missing")
+	keyFile := fs.String("secret-key-file", "", "key that encrypts RouterOS API passwords; default: demo-secret.key in the user's cache directory, created when missing")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("router "+sub, stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
-	keyFile := fs.String("secret-key-file", defaultSecretKeyFile, "key that encrypts router secrets and API passwords (as for serve; "+secretKeyEnv+" overrides it)")
+	keyFile := fs.String("secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords (as for serve; "+secretKeyEnv+" overrides it)")
 	var r nettportal.Router
 	var ip string
 	var interim time.Duration

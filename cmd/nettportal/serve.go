@@ -69,7 +69,7 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
-	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts router secrets and API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
+	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
