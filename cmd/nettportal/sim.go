@@ -41,6 +41,7 @@ func runSim(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.IntVar(&f.routers, "routers", 5, "number of simulated routers")
 	fs.IntVar(&f.sessions, "sessions", 60, "PPPoE sessions per router")
 	fs.DurationVar(&f.interim, "interim", time.Minute, "interim-update interval")
+	keyFile := fs.String("secret-key-file", defaultSecretKeyFile, "with --db: the key serve uses, so the routers' API passwords are stored encrypted ("+secretKeyEnv+" overrides it)")
 	fs.Float64Var(&f.churn, "churn", 0.02, "fraction of sessions replaced per interim")
 	fs.Float64Var(&f.loss, "loss", 0, "probability that a packet is lost, either direction")
 	fs.StringVar(&f.baseIP, "base-ip", "127.0.0.11", "address of the first router; the others follow")
@@ -73,7 +74,10 @@ func runSim(ctx context.Context, args []string, getenv func(string) string, stdo
 		if err != nil {
 			return err
 		}
-		err = fleet.Register(ctx, db)
+		err = useSecretKey(ctx, db, *keyFile, getenv(secretKeyEnv))
+		if err == nil {
+			err = fleet.Register(ctx, db)
+		}
 		db.Close()
 		if err != nil {
 			return err
