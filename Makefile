@@ -30,7 +30,10 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./radius
 	$(GO) test -run '^$$' -fuzz '^FuzzVerifyResponse$$' -fuzztime $(FUZZTIME) ./coa
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyRequest$$' -fuzztime $(FUZZTIME) ./coa
 	$(GO) test -run '^$$' -fuzz '^FuzzReadSentence$$' -fuzztime $(FUZZTIME) ./routeros/routerostest
+	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./routeros/routerostest
+	$(GO) test -run '^$$' -fuzz '^FuzzParseUptime$$' -fuzztime $(FUZZTIME) ./routeros
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -fuzz '^FuzzAPIJSON$$' -fuzztime $(FUZZTIME) ./web
 
 # Load benchmarks against the real serve wiring and a local PostgreSQL with

@@ -163,7 +163,6 @@ func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.I
 		if err == io.EOF {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			var pe *csv.ParseError
 			if errors.As(err, &pe) {
@@ -172,6 +171,8 @@ func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.I
 			}
 			return res, fmt.Errorf("read CSV: %w", err)
 		}
+		// Only after a good record: FieldPos panics when Read failed.
+		line, _ := cr.FieldPos(0)
 		c := nettportal.Customer{Name: field(rec, "name"), Username: field(rec, "username"), Profile: field(rec, "profile"),
 			Phone: field(rec, "phone"), Address: field(rec, "address")}
 		if err := validCustomer(&c); err != nil {
