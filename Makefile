@@ -41,7 +41,7 @@ fuzz:
 # serve (packets/s, p50/p99, at full speed and at 20,000/s, ledger check),
 # the accounting upsert alone, and the sessions API over 100,000 sessions.
 bench:
-	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^Benchmark(Ingest|ApplyAccounting|SessionsAPI)$$' \
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^Benchmark(Ingest|LiveView|ApplyAccounting|SessionsAPI)$$' \
 		-benchtime 1x -timeout 30m ./cmd/nettportal ./store
 
 # History: ingest and live-page latency with and without 20 million closed
