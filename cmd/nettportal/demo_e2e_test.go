@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/cookiejar"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// TestDemoPrintsALoginThatSeesLiveSessions runs the README's first command
+// as a user would: it prints a URL and a login, and with that login the
+// API shows the simulated fleet's sessions, growing as they log in.
+func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
+	dbURL := storetest.MustCreateDatabase(t)
+	out := &lockedBuffer{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	acctAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
+	go func() {
+		done <- run(ctx, []string{"demo", "--db", dbURL, "--http-addr", httpAddr, "--acct-addr", acctAddr,
+			"--routers", "2", "--sessions", "10", "--interim", "2s",
+			"--secret-key-file", filepath.Join(t.TempDir(), "demo.key")}, noEnv, out, &lockedBuffer{})
+	}()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("demo: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("demo did not stop")
+		}
+	}()
+	login := regexp.MustCompile(`open (http://\S+) and log in as (\S+) / (\S+)`)
+	var m []string
+	deadline := time.Now().Add(30 * time.Second)
+	for m = login.FindStringSubmatch(out.String()); m == nil; m = login.FindStringSubmatch(out.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo printed no login:\n%s", out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	base, user, password := m[1], m[2], m[3]
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
+	resp, err := hc.Post(base+"/api/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("login with the printed credentials: %d", resp.StatusCode)
+	}
+	var page struct {
+		Total    int `json:"total"`
+		Sessions []struct {
+			Router string `json:"router"`
+		} `json:"sessions"`
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for {
+		resp, err := hc.Get(base + "/api/sessions?limit=100")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if page.Total == 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d live sessions, want the fleet's 20:\n%s", page.Total, out.String())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, s := range page.Sessions {
+		if !strings.HasPrefix(s.Router, "sim-") {
+			t.Errorf("session on router %q", s.Router)
+		}
+	}
+}
