@@ -416,11 +416,9 @@ func (s *Server) worker() {
 				break fill
 			}
 		}
-		for i := range batch {
-			batch[i].queued.Add(-1)
-		}
 		recs = recs[:0]
 		for i := range batch {
+			batch[i].queued.Add(-1) // out of the queue: its router's share is free again
 			recs = append(recs, batch[i].rec)
 		}
 		switch s.commit(recs) {
