@@ -108,12 +108,6 @@ func (tb *tab) login(base, user, password string) {
 	tb.waitJS("a live connection", `document.querySelector('[data-testid="conn-status"]').dataset.state === 'live'`, 15*time.Second)
 }
 
-// rows returns the usernames of the table's rows, in order.
-func (tb *tab) rows() []string {
-	tb.t.Helper()
-	return mustEval[[]string](tb, `[...document.querySelectorAll('[data-testid="session-row"]')].map((r) => r.dataset.username)`)
-}
-
 // waitRows waits until the table holds exactly these usernames (any order).
 func (tb *tab) waitRows(what string, want []string) {
 	tb.t.Helper()
@@ -373,7 +367,7 @@ func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
 
 	srv.stop()
 	tb.waitJS("the indicator to leave Live", `document.querySelector('[data-testid="conn-status"]').dataset.state !== 'live'`, 20*time.Second)
-	srv = startServeAt(t, dbURL, acct, httpAddr)
+	startServeAt(t, dbURL, acct, httpAddr) // stopped at cleanup
 	tb.waitJS("Live again", `document.querySelector('[data-testid="conn-status"]').dataset.state === 'live'`, 30*time.Second)
 	added := fleet.Router("rc-01").Connect(1)
 	tb.waitRows("a session that started after the restart", append(slices.Clone(all), added...))
