@@ -192,7 +192,7 @@ DO $$ BEGIN
 		-- A pending list is merged inside whichever insert overflows it: a
 		-- latency spike for a whole accounting batch. Without it each Start
 		-- pays a small, steady cost instead.
-		EXECUTE 'ALTER INDEX radacct_open_user_trgm_idx SET (fastupdate = off)';
+		EXECUTE 'ALTER INDEX radacct_open_user_trgm_idx SET (fastupdate = on, gin_pending_list_limit = 256)';
 		EXECUTE 'CREATE INDEX IF NOT EXISTS customers_name_trgm_idx ON customers USING gin (name gin_trgm_ops)';
 	END IF;
 EXCEPTION WHEN OTHERS THEN
