@@ -234,6 +234,15 @@ INSERT INTO schema_version (version) VALUES (2) ON CONFLICT DO NOTHING;
 -- minus its mark on its previous day; late packets and replays only raise
 -- a mark to its true value (GREATEST), unlike adding deltas as packets
 -- arrive, which loses a late Stop. Input = upload, output = download.
+--
+-- An open session's newest mark lives on its radacct row (mark_at,
+-- mark_day and the row's counters): writing a usage row for every interim
+-- cost a quarter of the ingest rate. usage_days receives a mark only when
+-- the row cannot carry it any more: the row's mark moves to a new day (the
+-- old day's mark is kept), a late record belongs to an earlier day, or the
+-- session closes (its last mark). So usage_days alone is complete for
+-- closed sessions only; read usage with usage_by_day / usage_daily, which
+-- add the open sessions' marks.
 CREATE TABLE IF NOT EXISTS usage_days (
 	acctuniqueid  text NOT NULL,
 	day           date NOT NULL,
@@ -244,19 +253,43 @@ CREATE TABLE IF NOT EXISTS usage_days (
 	PRIMARY KEY (acctuniqueid, day)
 ) WITH (fillfactor = 70);
 CREATE INDEX IF NOT EXISTS usage_days_day_idx ON usage_days (day, username);
+-- mark_at: event time of the newest record that carried counters;
+-- mark_day: its billing day. flush_*: the mark the last accounting
+-- statement took off the row (the previous day's, or a late record's),
+-- returned to the same statement, which writes it to usage_days.
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS mark_at timestamptz;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS mark_day date;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS flush_day date;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS flush_inputoctets bigint;
+ALTER TABLE radacct ADD COLUMN IF NOT EXISTS flush_outputoctets bigint;
 
 -- usage_by_day(from, to): per username and day, with the sessions counted.
 CREATE OR REPLACE FUNCTION usage_by_day(from_day date, to_day date)
 RETURNS TABLE (username text, day date, input_octets bigint, output_octets bigint, sessions bigint)
 LANGUAGE sql STABLE AS $$
 	WITH touched AS (
-		SELECT DISTINCT acctuniqueid FROM usage_days WHERE day BETWEEN from_day AND to_day
-	), marks AS (
-		SELECT u.acctuniqueid, u.username, u.day,
-			u.input_octets - coalesce(lag(u.input_octets) OVER w, 0) AS din,
-			u.output_octets - coalesce(lag(u.output_octets) OVER w, 0) AS dout
+		SELECT acctuniqueid FROM usage_days WHERE day BETWEEN from_day AND to_day
+		UNION
+		SELECT acctuniqueid FROM radacct
+		WHERE acctstoptime IS NULL AND mark_day BETWEEN from_day AND to_day
+	), all_marks AS (
+		SELECT u.acctuniqueid, u.username, u.day, u.input_octets, u.output_octets
 		FROM usage_days u JOIN touched t USING (acctuniqueid)
-		WINDOW w AS (PARTITION BY u.acctuniqueid ORDER BY u.day)
+		UNION ALL
+		SELECT r.acctuniqueid, coalesce(r.username, ''), r.mark_day, r.acctinputoctets, r.acctoutputoctets
+		FROM radacct r JOIN touched t USING (acctuniqueid)
+		WHERE r.acctstoptime IS NULL AND r.mark_day IS NOT NULL
+			AND r.acctinputoctets IS NOT NULL AND r.acctoutputoctets IS NOT NULL
+	), day_marks AS (
+		SELECT acctuniqueid, max(username) AS username, day,
+			max(input_octets) AS input_octets, max(output_octets) AS output_octets
+		FROM all_marks GROUP BY acctuniqueid, day
+	), marks AS (
+		SELECT m.acctuniqueid, m.username, m.day,
+			m.input_octets - coalesce(lag(m.input_octets) OVER w, 0) AS din,
+			m.output_octets - coalesce(lag(m.output_octets) OVER w, 0) AS dout
+		FROM day_marks m
+		WINDOW w AS (PARTITION BY m.acctuniqueid ORDER BY m.day)
 	)
 	SELECT m.username, m.day, sum(m.din)::bigint, sum(m.dout)::bigint, count(DISTINCT m.acctuniqueid)
 	FROM marks m WHERE m.day BETWEEN from_day AND to_day
@@ -276,3 +309,4 @@ $$;
 CREATE OR REPLACE VIEW usage_daily AS SELECT * FROM usage_by_day('-infinity', 'infinity');
 
 INSERT INTO schema_version (version) VALUES (3) ON CONFLICT DO NOTHING;
+INSERT INTO schema_version (version) VALUES (4) ON CONFLICT DO NOTHING;

@@ -22,13 +22,15 @@ import (
 //   - the previous counters are kept for the current rate only when the
 //     record is newer than what we have.
 const upsertAccountingSQL = `
+WITH up AS (
 INSERT INTO radacct AS r (
 	acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, nasporttype,
 	acctstarttime, acctupdatetime, acctstoptime, acctinterval, acctsessiontime, acctauthentic,
 	connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets,
 	calledstationid, callingstationid, acctterminatecause, servicetype, framedprotocol,
 	framedipaddress, framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix,
-	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start, source)
+	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start, source,
+	mark_at, mark_day)
 SELECT
 	u.sessionid, u.uniqueid, u.username, nullif(u.realm, ''), u.nasip::inet, nullif(u.nasportid, ''), nullif(u.nasporttype, ''),
 	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
@@ -46,18 +48,20 @@ SELECT
 	nullif(u.class, ''), u.nasid, nullif(u.nasident, ''),
 	CASE WHEN u.status = 2 THEN 'stop' END,
 	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1,
-	CASE WHEN u.fromapi THEN 'api' ELSE 'radius' END
+	CASE WHEN u.fromapi THEN 'api' ELSE 'radius' END,
+	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.eventtime END,
+	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.day END
 FROM unnest(
 	$1::int[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
 	$15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
 	$22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
-	$29::text[], $30::bigint[], $31::text[], $32::bool[]
+	$29::text[], $30::bigint[], $31::text[], $32::bool[], $33::date[]
 ) AS u(status, nasid, eventtime, uniqueid, sessionid, username, realm,
 	nasip, nasident, nasportid, nasporttype, sessiontime, inoctets, outoctets,
 	inpackets, outpackets, authentic, connectinfo, called, calling, cause,
 	servicetype, framedprotocol, framedip, framedipv6, framedipv6prefix, delegated, ifaceid,
-	class, interim, profile, fromapi)
+	class, interim, profile, fromapi, day)
 -- A record the reconciler built never stands in for a session that
 -- accounting already has a row for: billing must see each session once.
 WHERE NOT (u.fromapi AND EXISTS (SELECT 1 FROM radacct x
@@ -113,7 +117,55 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 	class = coalesce(r.class, EXCLUDED.class),
 	nas_id = coalesce(r.nas_id, EXCLUDED.nas_id),
 	nasidentifier = coalesce(r.nasidentifier, EXCLUDED.nasidentifier),
-	profile = coalesce(EXCLUDED.profile, r.profile)`
+	profile = coalesce(EXCLUDED.profile, r.profile),
+	-- The usage mark (see usage_days in schema.sql). A newer record with
+	-- counters takes the row's mark over; when that changes the day, the
+	-- previous day's mark (the counters so far) is flushed. An older record
+	-- from another day than the row's mark is flushed itself.
+	mark_at = CASE WHEN EXCLUDED.mark_at > r.mark_at OR (r.mark_at IS NULL AND EXCLUDED.mark_at IS NOT NULL)
+		THEN EXCLUDED.mark_at ELSE r.mark_at END,
+	mark_day = CASE WHEN EXCLUDED.mark_at > r.mark_at OR (r.mark_at IS NULL AND EXCLUDED.mark_at IS NOT NULL)
+		THEN EXCLUDED.mark_day ELSE r.mark_day END,
+	flush_day = CASE
+		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.mark_day
+		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.mark_day END,
+	flush_inputoctets = CASE
+		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.acctinputoctets
+		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.acctinputoctets END,
+	flush_outputoctets = CASE
+		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.acctoutputoctets
+		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.acctoutputoctets END
+RETURNING r.acctuniqueid, r.username, r.nas_id, r.acctstoptime, r.mark_day, r.acctinputoctets, r.acctoutputoctets,
+	r.flush_day, r.flush_inputoctets, r.flush_outputoctets
+), marks AS (
+	SELECT acctuniqueid, flush_day AS day, username, nas_id, flush_inputoctets AS inoctets, flush_outputoctets AS outoctets
+	FROM up WHERE flush_day IS NOT NULL AND flush_inputoctets IS NOT NULL AND flush_outputoctets IS NOT NULL
+	UNION ALL
+	-- A closed row keeps no mark of its own: its last one goes to usage_days.
+	SELECT acctuniqueid, mark_day, username, nas_id, acctinputoctets, acctoutputoctets
+	FROM up WHERE acctstoptime IS NOT NULL AND mark_day IS NOT NULL
+		AND acctinputoctets IS NOT NULL AND acctoutputoctets IS NOT NULL
+)
+` + insertMarksSQL
+
+// insertMarksSQL raises usage_days marks from a CTE named marks. Two marks
+// of one statement never share a (session, day): a flushed mark is from
+// another day than the row's.
+const insertMarksSQL = `
+INSERT INTO usage_days AS d (acctuniqueid, day, username, nas_id, input_octets, output_octets)
+SELECT acctuniqueid, day, coalesce(username, ''), nas_id, inoctets, outoctets FROM marks
+ON CONFLICT (acctuniqueid, day) DO UPDATE SET
+	input_octets = greatest(d.input_octets, EXCLUDED.input_octets),
+	output_octets = greatest(d.output_octets, EXCLUDED.output_octets)`
+
+// closedMarksSQL ends a close statement whose UPDATE is the CTE closed
+// (RETURNING *): the closed rows' last marks go to usage_days, where closed
+// sessions keep theirs. It returns how many rows were closed.
+const closedMarksSQL = `, marks AS (
+	SELECT acctuniqueid, mark_day AS day, username, nas_id, acctinputoctets AS inoctets, acctoutputoctets AS outoctets
+	FROM closed WHERE mark_day IS NOT NULL AND acctinputoctets IS NOT NULL AND acctoutputoctets IS NOT NULL
+), kept AS (` + insertMarksSQL + `)
+SELECT count(*) FROM closed`
 
 // closeRouterSessionsSQL is Accounting-On/Off: the router restarted (or is
 // stopping), so every session it had before that moment is gone. Sessions
@@ -123,13 +175,15 @@ WITH picked AS (
 	SELECT radacctid FROM radacct
 	WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2
 	ORDER BY acctuniqueid FOR UPDATE -- the order batches lock in: no deadlock
-)
-UPDATE radacct r SET
-	acctstoptime = $2,
-	acctterminatecause = 'NAS-Reboot',
-	closed_by = 'nas-reboot',
-	acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM $2 - r.acctstarttime))::bigint)
-FROM picked WHERE r.radacctid = picked.radacctid`
+), closed AS (
+	UPDATE radacct r SET
+		acctstoptime = $2,
+		acctterminatecause = 'NAS-Reboot',
+		closed_by = 'nas-reboot',
+		acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM $2 - r.acctstarttime))::bigint)
+	FROM picked WHERE r.radacctid = picked.radacctid
+	RETURNING r.*
+)` + closedMarksSQL
 
 // retireAPIRowsSQL deletes the stand-in rows the reconciler made for
 // sessions whose accounting has now arrived: the accounting row carries the
@@ -144,29 +198,13 @@ WITH gone AS (
 )
 DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone)`
 
-// upsertUsageSQL raises each (session, day) mark to the batch's highest
-// counters for that day. Like the radacct upsert it refuses the
-// reconciler's stand-in for a session accounting already has, so usage is
-// never counted twice.
-const upsertUsageSQL = `
-INSERT INTO usage_days AS d (acctuniqueid, day, username, nas_id, input_octets, output_octets)
-SELECT u.uniqueid, u.day, u.username, u.nasid, u.inoctets, u.outoctets
-FROM unnest($1::text[], $2::date[], $3::text[], $4::bigint[], $5::bigint[], $6::bigint[], $7::text[], $8::bool[])
-	AS u(uniqueid, day, username, nasid, inoctets, outoctets, sessionid, fromapi)
-WHERE NOT (u.fromapi AND EXISTS (SELECT 1 FROM radacct x
-	WHERE x.nas_id = u.nasid AND x.acctsessionid = u.sessionid AND x.source = 'radius'))
-ON CONFLICT (acctuniqueid, day) DO UPDATE SET
-	input_octets = greatest(d.input_octets, EXCLUDED.input_octets),
-	output_octets = greatest(d.output_octets, EXCLUDED.output_octets)`
-
 // ApplyAccounting makes a batch durable in one transaction, applying records
 // in the order given. It returns after COMMIT.
 func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	steps := planBatch(batch)
-	usage := newUsageMarks(batch, db.usageLocation())
+	steps := planBatch(batch, db.usageLocation())
 	err := db.inTx(ctx, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
 		for _, s := range steps {
@@ -178,9 +216,6 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 			if len(s.upsert.radiusNAS) > 0 {
 				b.Queue(retireAPIRowsSQL, s.upsert.radiusNAS, s.upsert.radiusSID)
 			}
-		}
-		if len(usage.uniqueID) > 0 {
-			b.Queue(upsertUsageSQL, usage.uniqueID, usage.day, usage.username, usage.nasID, usage.in, usage.out, usage.sessionID, usage.fromAPI)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
@@ -201,7 +236,7 @@ type step struct {
 // of one session go to successive upserts, and an Accounting-On/Off is a
 // barrier. Rows in each upsert are sorted by acctuniqueid so concurrent
 // batches lock in the same order and rarely deadlock.
-func planBatch(batch []nettportal.AccountingRecord) []step {
+func planBatch(batch []nettportal.AccountingRecord, loc *time.Location) []step {
 	var steps []step
 	var rounds [][]*nettportal.AccountingRecord
 	lastRound := map[string]int{} // acctuniqueid -> round of its latest record
@@ -210,7 +245,7 @@ func planBatch(batch []nettportal.AccountingRecord) []step {
 			sort.SliceStable(recs, func(i, j int) bool { return recs[i].UniqueID < recs[j].UniqueID })
 			c := newColumns(len(recs))
 			for _, r := range recs {
-				c.add(r)
+				c.add(r, loc)
 			}
 			steps = append(steps, step{upsert: c})
 		}
@@ -255,6 +290,7 @@ type columns struct {
 	interim                                 []*int64
 	profile                                 []string
 	fromAPI                                 []bool
+	day                                     []time.Time // billing day of the event
 	// radiusNAS and radiusSID hold (router, session id) of accounting
 	// records, to retire rows the reconciler made for the same sessions.
 	radiusNAS []int64
@@ -290,7 +326,7 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-func (c *columns) add(r *nettportal.AccountingRecord) {
+func (c *columns) add(r *nettportal.AccountingRecord, loc *time.Location) {
 	c.status = append(c.status, int32(r.Status))
 	c.nasID = append(c.nasID, r.RouterID)
 	c.eventTime = append(c.eventTime, r.EventTime)
@@ -323,6 +359,8 @@ func (c *columns) add(r *nettportal.AccountingRecord) {
 	c.interim = append(c.interim, optU32(r.InterimSeconds))
 	c.profile = append(c.profile, r.Profile)
 	c.fromAPI = append(c.fromAPI, r.FromAPI)
+	y, m, d := r.EventTime.In(loc).Date()
+	c.day = append(c.day, time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
 	if !r.FromAPI {
 		c.radiusNAS = append(c.radiusNAS, r.RouterID)
 		c.radiusSID = append(c.radiusSID, r.SessionID)
@@ -335,66 +373,6 @@ func (c *columns) args() []any {
 		c.nasIP, c.nasIdent, c.nasPortID, c.nasPortType, c.sessionTime, c.inOctets, c.outOctets,
 		c.inPackets, c.outPackets, c.authentic, c.connectInfo, c.called, c.calling, c.cause,
 		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
-		c.class, c.interim, c.profile, c.fromAPI,
+		c.class, c.interim, c.profile, c.fromAPI, c.day,
 	}
-}
-
-// usageMarks are a batch's highest counters per (session, billing day).
-type usageMarks struct {
-	uniqueID, username, sessionID []string
-	day                           []time.Time
-	nasID, in, out                []int64
-	fromAPI                       []bool
-}
-
-func newUsageMarks(batch []nettportal.AccountingRecord, loc *time.Location) usageMarks {
-	type key struct {
-		id  string
-		day time.Time
-	}
-	best := map[key]int{}
-	var m usageMarks
-	for i := range batch {
-		r := &batch[i]
-		if r.InputOctets == nil || r.OutputOctets == nil || r.UniqueID == "" {
-			continue
-		}
-		y, mo, d := r.EventTime.In(loc).Date()
-		k := key{r.UniqueID, time.Date(y, mo, d, 0, 0, 0, 0, time.UTC)}
-		in, out := int64(*r.InputOctets), int64(*r.OutputOctets)
-		if j, ok := best[k]; ok {
-			m.in[j], m.out[j] = max(m.in[j], in), max(m.out[j], out)
-			continue
-		}
-		best[k] = len(m.uniqueID)
-		m.uniqueID = append(m.uniqueID, r.UniqueID)
-		m.day = append(m.day, k.day)
-		m.username = append(m.username, r.Username)
-		m.nasID = append(m.nasID, r.RouterID)
-		m.in = append(m.in, in)
-		m.out = append(m.out, out)
-		m.sessionID = append(m.sessionID, r.SessionID)
-		m.fromAPI = append(m.fromAPI, r.FromAPI)
-	}
-	sort.Sort(&m)
-	return m
-}
-
-// Sorted by key so concurrent batches lock usage rows in one order.
-func (m *usageMarks) Len() int { return len(m.uniqueID) }
-func (m *usageMarks) Less(i, j int) bool {
-	if m.uniqueID[i] != m.uniqueID[j] {
-		return m.uniqueID[i] < m.uniqueID[j]
-	}
-	return m.day[i].Before(m.day[j])
-}
-func (m *usageMarks) Swap(i, j int) {
-	m.uniqueID[i], m.uniqueID[j] = m.uniqueID[j], m.uniqueID[i]
-	m.username[i], m.username[j] = m.username[j], m.username[i]
-	m.sessionID[i], m.sessionID[j] = m.sessionID[j], m.sessionID[i]
-	m.day[i], m.day[j] = m.day[j], m.day[i]
-	m.nasID[i], m.nasID[j] = m.nasID[j], m.nasID[i]
-	m.in[i], m.in[j] = m.in[j], m.in[i]
-	m.out[i], m.out[j] = m.out[j], m.out[i]
-	m.fromAPI[i], m.fromAPI[j] = m.fromAPI[j], m.fromAPI[i]
 }

@@ -44,19 +44,21 @@ const closeChunk = 1000
 // are skipped: accounting is updating them, and the next pass decides.
 func (db *DB) closeInChunks(ctx context.Context, what, pick string, args []any, cause, closedBy string) (int64, error) {
 	n := len(args)
-	q := `WITH picked AS (` + pick + ` ORDER BY r.acctuniqueid LIMIT ` + fmt.Sprint(closeChunk) + ` FOR UPDATE OF r SKIP LOCKED)
-		UPDATE radacct r SET acctstoptime = coalesce(r.acctupdatetime, r.acctstarttime),
-			acctterminatecause = $` + fmt.Sprint(n+1) + `, closed_by = $` + fmt.Sprint(n+2) + `
-		FROM picked WHERE r.radacctid = picked.radacctid AND r.acctstoptime IS NULL`
+	q := `WITH picked AS (` + pick + ` ORDER BY r.acctuniqueid LIMIT ` + fmt.Sprint(closeChunk) + ` FOR UPDATE OF r SKIP LOCKED),
+		closed AS (
+			UPDATE radacct r SET acctstoptime = coalesce(r.acctupdatetime, r.acctstarttime),
+				acctterminatecause = $` + fmt.Sprint(n+1) + `, closed_by = $` + fmt.Sprint(n+2) + `
+			FROM picked WHERE r.radacctid = picked.radacctid AND r.acctstoptime IS NULL
+			RETURNING r.*)` + closedMarksSQL
 	args = append(args, cause, closedBy)
 	var total int64
 	for {
-		tag, err := db.Pool.Exec(ctx, q, args...)
-		if err != nil {
+		var closed int64
+		if err := db.Pool.QueryRow(ctx, q, args...).Scan(&closed); err != nil {
 			return total, fmt.Errorf("%s: %w", what, err)
 		}
-		total += tag.RowsAffected()
-		if tag.RowsAffected() < closeChunk {
+		total += closed
+		if closed < closeChunk {
 			return total, nil
 		}
 	}

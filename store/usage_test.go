@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
@@ -158,5 +159,92 @@ func TestRetiredStandInTakesItsUsageAlong(t *testing.T) {
 	got := usage(t, db, nettportal.UsageFilter{From: day("2026-11-25"), To: day("2026-11-25")})
 	if got["alice 2026-11-25"] != [2]int64{150, 150} {
 		t.Fatalf("usage %v: counted twice or lost", got)
+	}
+}
+
+// usageDays counts a session's rows in usage_days.
+func usageDays(t *testing.T, db *store.DB, uniqueID string) int {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM usage_days WHERE acctuniqueid = $1`, uniqueID).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An open session's current mark stays on its radacct row: interims on one
+// day write no usage row, and each day the session crosses leaves exactly
+// one. Closes that only infer the end (Accounting-On, the stale sweep, the
+// reconciler) move the last mark to usage_days, so usage stays the same
+// once the session is closed.
+func TestOpenSessionMarksLiveOnTheRow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for _, close := range []string{"accounting-on", "close-sessions"} {
+		t.Run(close, func(t *testing.T) {
+			db := storetest.MustOpenDB(t)
+			s := at(nettportal.StatusStart, "83000001", "2026-11-24 22:00:00", 0, 0)
+			mustApply(t, db, []nettportal.AccountingRecord{s},
+				[]nettportal.AccountingRecord{at(nettportal.StatusInterimUpdate, "83000001", "2026-11-24 22:30:00", 10, 100)},
+				[]nettportal.AccountingRecord{at(nettportal.StatusInterimUpdate, "83000001", "2026-11-24 23:00:00", 20, 200)})
+			if n := usageDays(t, db, s.UniqueID); n != 0 {
+				t.Fatalf("interims of an open session on one day wrote %d usage rows", n)
+			}
+			f := nettportal.UsageFilter{From: day("2026-11-01"), To: day("2026-11-30")}
+			if got := usage(t, db, f); got["alice 2026-11-24"] != [2]int64{20, 200} {
+				t.Fatalf("open session usage %v", got)
+			}
+			// Past midnight, then two interims in one batch across the next.
+			mustApply(t, db, []nettportal.AccountingRecord{at(nettportal.StatusInterimUpdate, "83000001", "2026-11-25 00:30:00", 50, 500)},
+				[]nettportal.AccountingRecord{
+					at(nettportal.StatusInterimUpdate, "83000001", "2026-11-25 23:30:00", 70, 700),
+					at(nettportal.StatusInterimUpdate, "83000001", "2026-11-26 00:30:00", 90, 900),
+				})
+			if n := usageDays(t, db, s.UniqueID); n != 2 {
+				t.Fatalf("a session open over three days has %d usage rows, want 2 (the days it left)", n)
+			}
+			want := map[string][2]int64{"alice 2026-11-24": {20, 200}, "alice 2026-11-25": {50, 500}, "alice 2026-11-26": {20, 200}}
+			check := func(when string) {
+				t.Helper()
+				got := usage(t, db, f)
+				for k, v := range want {
+					if got[k] != v {
+						t.Fatalf("%s: %s = %v, want %v (all %v)", when, k, got[k], v, got)
+					}
+				}
+				// Asking for one day only still subtracts the day before.
+				one := usage(t, db, nettportal.UsageFilter{From: day("2026-11-26"), To: day("2026-11-26")})
+				if one["alice 2026-11-26"] != want["alice 2026-11-26"] {
+					t.Fatalf("%s: the 26th alone: %v", when, one)
+				}
+			}
+			check("open")
+
+			switch close {
+			case "accounting-on":
+				on := rec(nettportal.StatusAccountingOn, "", "", 0)
+				on.EventTime = time.Date(2026, 11, 26, 2, 0, 0, 0, time.UTC)
+				mustApply(t, db, []nettportal.AccountingRecord{on})
+			case "close-sessions":
+				var id int64
+				if err := db.Pool.QueryRow(ctx, `SELECT radacctid FROM radacct WHERE acctuniqueid = $1`, s.UniqueID).Scan(&id); err != nil {
+					t.Fatal(err)
+				}
+				if n, err := db.CloseSessions(ctx, []int64{id}, nettportal.CauseLostService, nettportal.ClosedByStale); err != nil || n != 1 {
+					t.Fatalf("close: %d %v", n, err)
+				}
+			}
+			if n := usageDays(t, db, s.UniqueID); n != 3 {
+				t.Fatalf("a closed session has %d usage rows, want 3 (its last mark kept)", n)
+			}
+			check("closed")
+			// A late interim from the 25th after the close raises nothing
+			// that was right, and a real Stop after an inferred close
+			// raises the last day.
+			mustApply(t, db, []nettportal.AccountingRecord{at(nettportal.StatusInterimUpdate, "83000001", "2026-11-25 12:00:00", 60, 600)},
+				[]nettportal.AccountingRecord{stop(at(nettportal.StatusStop, "83000001", "2026-11-26 01:00:00", 95, 950), "User-Request")})
+			want["alice 2026-11-26"] = [2]int64{25, 250}
+			check("stopped")
+		})
 	}
 }
