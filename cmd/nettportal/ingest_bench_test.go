@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net/netip"
+	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -74,12 +77,16 @@ func BenchmarkIngest(b *testing.B) {
 		full.Server, half.Server = srv.AcctAddr, srv.AcctAddr
 
 		b.ResetTimer()
+		cpu := readCPU()
 		res, err := sim.RunLoad(context.Background(), full)
+		cpu = readCPU().since(cpu)
 		b.StopTimer()
 		if err != nil {
 			b.Fatal(err)
 		}
 		report(b, "full speed", res)
+		cpu.report(res.Acked)
+		reportBatches(b, srv)
 		b.ReportMetric(res.PacketsPerSecond(), "acked/s")
 		checkLedger(b, db, res)
 
@@ -96,6 +103,69 @@ func BenchmarkIngest(b *testing.B) {
 		limit := storeOnlyRate(b, db, routers*sessions*(interims+2))
 		fmt.Printf("store alone (same machine, same run): %.0f records/s\n", limit)
 		b.ReportMetric(limit, "store-only/s")
+	}
+}
+
+// cpuTimes are the machine's CPU times from /proc/stat, in clock ticks:
+// what the whole machine (server, Postgres, load generator) spent is a
+// steadier figure on a shared machine than the rate alone.
+type cpuTimes struct{ busy, idle, steal float64 }
+
+func readCPU() cpuTimes {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
+	var v [8]float64
+	for i := range v {
+		if i+1 < len(f) {
+			v[i], _ = strconv.ParseFloat(f[i+1], 64)
+		}
+	}
+	return cpuTimes{busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3] + v[4], steal: v[7]}
+}
+
+func (c cpuTimes) since(then cpuTimes) cpuTimes {
+	return cpuTimes{busy: c.busy - then.busy, idle: c.idle - then.idle, steal: c.steal - then.steal}
+}
+
+func (c cpuTimes) report(packets uint64) {
+	total := c.busy + c.idle + c.steal
+	if total == 0 || packets == 0 {
+		return
+	}
+	const ticks = 100 // USER_HZ
+	fmt.Printf("machine CPU: %.1f%% busy, %.1f%% idle, %.1f%% stolen; %.1f CPU-ms per 1000 acknowledged packets (server, Postgres and load generator)\n",
+		100*c.busy/total, 100*c.idle/total, 100*c.steal/total, 1000*c.busy/ticks/float64(packets)*1000)
+}
+
+// reportBatches prints how many records the server committed per
+// transaction so far, from its /metrics.
+func reportBatches(b *testing.B, srv *testServer) {
+	resp, err := http.Get(srv.HTTPURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var sum, count float64
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) != 2 {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "nettportal_radius_batch_records_sum":
+			sum = v
+		case "nettportal_radius_batch_records_count":
+			count = v
+		}
+	}
+	if count > 0 {
+		fmt.Printf("batches: %.0f transactions, %.0f records each on average\n", count, sum/count)
 	}
 }
 
