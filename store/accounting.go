@@ -30,7 +30,7 @@ INSERT INTO radacct AS r (
 	calledstationid, callingstationid, acctterminatecause, servicetype, framedprotocol,
 	framedipaddress, framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix,
 	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start, source,
-	mark_at, mark_day)
+	mark_at, mark_day, input_bps, output_bps)
 SELECT
 	u.sessionid, u.uniqueid, u.username, nullif(u.realm, ''), u.nasip::inet, nullif(u.nasportid, ''), nullif(u.nasporttype, ''),
 	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
@@ -50,7 +50,8 @@ SELECT
 	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1,
 	CASE WHEN u.fromapi THEN 'api' ELSE 'radius' END,
 	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.eventtime END,
-	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.day END
+	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.day END,
+	0, 0
 FROM unnest(
 	$1::int[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
 	$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
@@ -118,6 +119,22 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 	nas_id = coalesce(r.nas_id, EXCLUDED.nas_id),
 	nasidentifier = coalesce(r.nasidentifier, EXCLUDED.nasidentifier),
 	profile = coalesce(EXCLUDED.profile, r.profile),
+	-- The current rate, from the previous update to this one (see prev_*):
+	-- none once stopped, and counters that went backwards are not a rate.
+	input_bps = CASE
+		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
+		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
+			CASE WHEN EXCLUDED.acctinputoctets >= r.acctinputoctets
+			THEN ((EXCLUDED.acctinputoctets - r.acctinputoctets) * 8 / date_part('epoch', EXCLUDED.acctupdatetime - r.acctupdatetime))::bigint
+			ELSE 0 END
+		ELSE coalesce(r.input_bps, 0) END,
+	output_bps = CASE
+		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
+		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
+			CASE WHEN EXCLUDED.acctoutputoctets >= r.acctoutputoctets
+			THEN ((EXCLUDED.acctoutputoctets - r.acctoutputoctets) * 8 / date_part('epoch', EXCLUDED.acctupdatetime - r.acctupdatetime))::bigint
+			ELSE 0 END
+		ELSE coalesce(r.output_bps, 0) END,
 	-- The usage mark (see usage_days in schema.sql). A newer record with
 	-- counters takes the row's mark over; when that changes the day, the
 	-- previous day's mark (the counters so far) is flushed. An older record
@@ -180,6 +197,7 @@ WITH picked AS (
 		acctstoptime = $2,
 		acctterminatecause = 'NAS-Reboot',
 		closed_by = 'nas-reboot',
+		input_bps = 0, output_bps = 0,
 		acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM $2 - r.acctstarttime))::bigint)
 	FROM picked WHERE r.radacctid = picked.radacctid
 	RETURNING r.*

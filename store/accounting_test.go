@@ -317,3 +317,40 @@ func TestConcurrentBatchesDoNotLoseUpdates(t *testing.T) {
 		t.Errorf("rows %d (want %d), smallest counter %d (want %d)", n, sessions, minIn, steps*1000)
 	}
 }
+
+// A session closed by inference has no current rate, like a stopped one.
+func TestInferredCloseClearsTheRate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.MustOpenDB(t)
+	rate := func(uniqueID string) (in, out int64) {
+		t.Helper()
+		if err := db.Pool.QueryRow(ctx, `SELECT input_bps, output_bps FROM radacct WHERE acctuniqueid = $1`, uniqueID).Scan(&in, &out); err != nil {
+			t.Fatal(err)
+		}
+		return in, out
+	}
+	a := rec(nettportal.StatusStart, "alice", "81000001", 0)
+	b := rec(nettportal.StatusStart, "bob", "81000002", 0)
+	mustApply(t, db, []nettportal.AccountingRecord{a, b},
+		[]nettportal.AccountingRecord{withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", 60*time.Second), 60, 1000, 2000),
+			withCounters(rec(nettportal.StatusInterimUpdate, "bob", "81000002", 60*time.Second), 60, 1000, 2000)},
+		[]nettportal.AccountingRecord{withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", 120*time.Second), 120, 7000, 32000),
+			withCounters(rec(nettportal.StatusInterimUpdate, "bob", "81000002", 120*time.Second), 120, 7000, 32000)})
+	if in, out := rate(a.UniqueID); in != 800 || out != 4000 {
+		t.Fatalf("open rate %d/%d, want 800/4000", in, out)
+	}
+	var bobID int64
+	if err := db.Pool.QueryRow(ctx, `SELECT radacctid FROM radacct WHERE acctuniqueid = $1`, b.UniqueID).Scan(&bobID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CloseSessions(ctx, []int64{bobID}, nettportal.CauseLostService, nettportal.ClosedByStale); err != nil {
+		t.Fatal(err)
+	}
+	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusAccountingOn, "", "", 200*time.Second)})
+	for _, id := range []string{a.UniqueID, b.UniqueID} {
+		if in, out := rate(id); in != 0 || out != 0 {
+			t.Errorf("closed session keeps a rate %d/%d", in, out)
+		}
+	}
+}

@@ -47,7 +47,8 @@ func (db *DB) closeInChunks(ctx context.Context, what, pick string, args []any, 
 	q := `WITH picked AS (` + pick + ` ORDER BY r.acctuniqueid LIMIT ` + fmt.Sprint(closeChunk) + ` FOR UPDATE OF r SKIP LOCKED),
 		closed AS (
 			UPDATE radacct r SET acctstoptime = coalesce(r.acctupdatetime, r.acctstarttime),
-				acctterminatecause = $` + fmt.Sprint(n+1) + `, closed_by = $` + fmt.Sprint(n+2) + `
+				acctterminatecause = $` + fmt.Sprint(n+1) + `, closed_by = $` + fmt.Sprint(n+2) + `,
+				input_bps = 0, output_bps = 0
 			FROM picked WHERE r.radacctid = picked.radacctid AND r.acctstoptime IS NULL
 			RETURNING r.*)` + closedMarksSQL
 	args = append(args, cause, closedBy)
