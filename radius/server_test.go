@@ -426,3 +426,62 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 		t.Errorf("flooder: %d over quota, %d answered; its share is 20 queued", over, answered)
 	}
 }
+
+// A server on the dual-stack wildcard ([::], as the default ":1813" is)
+// hears IPv4 routers and answers them from the same socket, through the
+// batched reads and writes.
+func TestDualStackSocketAnswersIPv4Routers(t *testing.T) {
+	t.Parallel()
+	probe, err := net.ListenPacket("udp", "[::]:0")
+	if err != nil {
+		t.Skip("no IPv6 on this machine:", err)
+	}
+	probe.Close()
+	db := storetest.MustOpenDB(t)
+	srv := startServer(t, db, func(s *radius.Server) { s.Addr = "[::]:0" })
+	port := srv.LocalAddr().(*net.UDPAddr).Port
+	conn, err := net.DialUDP("udp", nil, &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	c := &client{t: t, conn: conn}
+	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(req)
+	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+		t.Fatal("no answer to an IPv4 router on a dual-stack socket")
+	}
+	if countRows(t, db) != 1 {
+		t.Fatal("answered but not in radacct")
+	}
+}
+
+// Many requests at once from many sockets, more than one system call
+// reads or writes: every one is answered, to its own socket.
+func TestBurstFromManySocketsIsAnsweredToEach(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	srv := startServer(t, db, nil)
+	const socks, each = 20, 25 // 500 requests, several read and write batches
+	clients := make([]*client, socks)
+	reqs := make([][][]byte, socks)
+	for i := range clients {
+		clients[i] = newClient(t, srv)
+		for j := 0; j < each; j++ {
+			reqs[i] = append(reqs[i], request(t, fmt.Sprintf("%08x", 0x81000000+i*each+j), rfc2866.AcctStatusType_Value_Start, secret))
+		}
+	}
+	for i, c := range clients {
+		for _, r := range reqs[i] {
+			c.send(r)
+		}
+	}
+	for i, c := range clients {
+		if n := c.answers(reqs[i], 10*time.Second); n != each {
+			t.Fatalf("socket %d: %d of %d answered", i, n, each)
+		}
+	}
+	if n := countRows(t, db); n != socks*each {
+		t.Fatalf("%d rows, want %d", n, socks*each)
+	}
+}
