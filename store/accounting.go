@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"sort"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/nettportal/nettportal"
 )
@@ -260,7 +262,8 @@ func planBatch(batch []nettportal.AccountingRecord, loc *time.Location) []step {
 	lastRound := map[string]int{} // acctuniqueid -> round of its latest record
 	flush := func() {
 		for _, recs := range rounds {
-			sort.SliceStable(recs, func(i, j int) bool { return recs[i].UniqueID < recs[j].UniqueID })
+			// A round holds each acctuniqueid once, so the order is total.
+			slices.SortFunc(recs, func(a, b *nettportal.AccountingRecord) int { return strings.Compare(a.UniqueID, b.UniqueID) })
 			c := newColumns(len(recs))
 			for _, r := range recs {
 				c.add(r, loc)
@@ -299,13 +302,13 @@ type columns struct {
 	eventTime                               []time.Time
 	uniqueID, sessionID, username, realm    []string
 	nasIP, nasIdent, nasPortID, nasPortType []string
-	sessionTime, inOctets, outOctets        []*int64
-	inPackets, outPackets                   []*int64
+	sessionTime, inOctets, outOctets        []pgtype.Int8
+	inPackets, outPackets                   []pgtype.Int8
 	authentic, connectInfo, called, calling []string
 	cause, serviceType, framedProtocol      []string
 	framedIP, framedIPv6, framedIPv6Prefix  []string
 	delegated, ifaceID, class               []string
-	interim                                 []*int64
+	interim                                 []pgtype.Int8
 	profile                                 []string
 	fromAPI                                 []bool
 	day                                     []time.Time // billing day of the event
@@ -313,28 +316,42 @@ type columns struct {
 	// records, to retire rows the reconciler made for the same sessions.
 	radiusNAS []int64
 	radiusSID []string
+
+	routerText map[netip.Addr]string
 }
 
 func newColumns(n int) *columns {
+	strs := func() []string { return make([]string, 0, n) }
+	ints := func() []pgtype.Int8 { return make([]pgtype.Int8, 0, n) }
 	return &columns{
 		status: make([]int32, 0, n), nasID: make([]int64, 0, n), eventTime: make([]time.Time, 0, n),
+		uniqueID: strs(), sessionID: strs(), username: strs(), realm: strs(),
+		nasIP: strs(), nasIdent: strs(), nasPortID: strs(), nasPortType: strs(),
+		sessionTime: ints(), inOctets: ints(), outOctets: ints(), inPackets: ints(), outPackets: ints(),
+		authentic: strs(), connectInfo: strs(), called: strs(), calling: strs(),
+		cause: strs(), serviceType: strs(), framedProtocol: strs(),
+		framedIP: strs(), framedIPv6: strs(), framedIPv6Prefix: strs(),
+		delegated: strs(), ifaceID: strs(), class: strs(),
+		interim: ints(), profile: strs(), fromAPI: make([]bool, 0, n), day: make([]time.Time, 0, n),
+		radiusNAS: make([]int64, 0, n), radiusSID: strs(),
+		routerText: map[netip.Addr]string{},
 	}
 }
 
-func optU32(v *uint32) *int64 {
+// optU32 and optU64 are values, not pointers: a pointer per counter was
+// eight allocations per record.
+func optU32(v *uint32) pgtype.Int8 {
 	if v == nil {
-		return nil
+		return pgtype.Int8{}
 	}
-	x := int64(*v)
-	return &x
+	return pgtype.Int8{Int64: int64(*v), Valid: true}
 }
 
-func optU64(v *uint64) *int64 {
+func optU64(v *uint64) pgtype.Int8 {
 	if v == nil {
-		return nil
+		return pgtype.Int8{}
 	}
-	x := int64(*v) // octet totals stay far below 2^63
-	return &x
+	return pgtype.Int8{Int64: int64(*v), Valid: true} // octet totals stay far below 2^63
 }
 
 func addrString(a netip.Addr) string {
@@ -352,7 +369,12 @@ func (c *columns) add(r *nettportal.AccountingRecord, loc *time.Location) {
 	c.sessionID = append(c.sessionID, r.SessionID)
 	c.username = append(c.username, r.Username)
 	c.realm = append(c.realm, r.Realm)
-	c.nasIP = append(c.nasIP, addrString(r.NASIP))
+	nasIP, ok := c.routerText[r.NASIP] // a batch has few routers and many records
+	if !ok {
+		nasIP = addrString(r.NASIP)
+		c.routerText[r.NASIP] = nasIP
+	}
+	c.nasIP = append(c.nasIP, nasIP)
 	c.nasIdent = append(c.nasIdent, r.NASIdent)
 	c.nasPortID = append(c.nasPortID, r.NASPortID)
 	c.nasPortType = append(c.nasPortType, r.NASPortTyp)
