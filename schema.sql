@@ -87,7 +87,6 @@ ALTER TABLE radacct ADD COLUMN IF NOT EXISTS source text NOT NULL DEFAULT 'radiu
 CREATE INDEX IF NOT EXISTS radacct_open_nas_idx ON radacct (nas_id, acctstarttime) WHERE acctstoptime IS NULL;
 CREATE INDEX IF NOT EXISTS radacct_open_user_idx ON radacct (username) WHERE acctstoptime IS NULL;
 CREATE INDEX IF NOT EXISTS radacct_open_ip_idx ON radacct (framedipaddress) WHERE acctstoptime IS NULL;
-CREATE INDEX IF NOT EXISTS radacct_open_nasip_idx ON radacct (nasipaddress, acctstarttime) WHERE acctstoptime IS NULL;
 -- Rows the reconciler made; few, so this index stays tiny. Accounting that
 -- arrives later for the same session replaces them.
 CREATE INDEX IF NOT EXISTS radacct_api_rows_idx ON radacct (nas_id, acctsessionid) WHERE source = 'api';
@@ -329,6 +328,10 @@ BEGIN
 		EXECUTE format('ALTER TABLE %I ALTER COLUMN %I TYPE text COLLATE "C"', col.relname, col.attname);
 	END LOOP;
 END $$;
+
+-- FreeRADIUS's bulk-close index (by NAS address): we close by nas_id, and
+-- every Start paid for it.
+DROP INDEX IF EXISTS radacct_open_nasip_idx;
 
 -- input_bps / output_bps are written by the statements that change a row
 -- (the accounting upsert and the closes) instead of being generated: a
