@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,12 @@ type DB struct {
 	// sealer encrypts router credentials; nil until UseSecretKey, and then
 	// credentials are written in plaintext (tools and tests without a key).
 	sealer *sealer
+	// fullUpsertOnly sends every record through the full upsert (tests
+	// compare it with the narrow update).
+	fullUpsertOnly bool
+	// narrowApplied counts records the narrow update applied (tests check
+	// that it ran).
+	narrowApplied atomic.Int64
 }
 
 // schemaLockID serializes schema application between instances starting

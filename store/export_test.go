@@ -1,0 +1,8 @@
+package store
+
+// SetFullUpsertOnly makes db send every record through the full upsert, so
+// tests can compare it with the narrow update.
+func SetFullUpsertOnly(db *DB, v bool) { db.fullUpsertOnly = v }
+
+// NarrowApplied is how many records db applied through the narrow update.
+func NarrowApplied(db *DB) int64 { return db.narrowApplied.Load() }
