@@ -364,7 +364,7 @@ func applyRound(ctx context.Context, tx pgx.Tx, round []*nettportal.AccountingRe
 			return 0, fmt.Errorf("update sessions: %w", err)
 		}
 	}
-	c := newColumns(len(round) - len(n.uniqueID))
+	c := newColumns(len(round) - narrowed)
 	for i, r := range round {
 		if !applied[i] {
 			c.add(r, loc)
