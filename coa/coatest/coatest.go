@@ -156,14 +156,20 @@ func (s *Server) serve() {
 		} else if r.Err == nil {
 			r.Err = err
 		}
-		if resp := s.answer(&r); resp != nil {
-			if _, err := s.conn.WriteToUDPAddrPort(resp, from); err == nil {
-				r.Answered = true
-			}
-		}
+		resp := s.answer(&r)
+		// Recorded before the answer goes out: a client that has its
+		// answer must find its request in Requests.
 		s.mu.Lock()
+		i := len(s.requests)
 		s.requests = append(s.requests, r)
 		s.mu.Unlock()
+		if resp != nil {
+			if _, err := s.conn.WriteToUDPAddrPort(resp, from); err == nil {
+				s.mu.Lock()
+				s.requests[i].Answered = true
+				s.mu.Unlock()
+			}
+		}
 	}
 }
 
