@@ -304,6 +304,9 @@ WITH gone AS (
 )
 DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone)`
 
+// lockRoundSQL locks a round's existing rows in acctuniqueid order.
+const lockRoundSQL = `SELECT 1 FROM radacct WHERE acctuniqueid = ANY($1::text[]) ORDER BY acctuniqueid FOR NO KEY UPDATE`
+
 // pinPlansSQL leaves the batch's statements one plan each: a probe of an
 // index per record. Postgres caches a prepared statement's generic plan per
 // connection and replans it only when statistics change; planned against a
@@ -361,6 +364,18 @@ func applyRound(ctx context.Context, tx pgx.Tx, round []*nettportal.AccountingRe
 		}
 	}
 	if len(n.uniqueID) > 0 {
+		// The narrow update and the full upsert are two passes over the
+		// round; taking the round's existing rows first, in one pass in
+		// acctuniqueid order, keeps concurrent batches from locking rows in
+		// crossing orders (a deadlock costs a second before Postgres
+		// breaks it: seen replaying the spool while live traffic went on).
+		ids := make([]string, len(round))
+		for i, r := range round {
+			ids[i] = r.UniqueID
+		}
+		if _, err := tx.Exec(ctx, lockRoundSQL, ids); err != nil {
+			return 0, fmt.Errorf("lock sessions: %w", err)
+		}
 		rows, err := tx.Query(ctx, updateExistingSQL, n.args()...)
 		if err != nil {
 			return 0, fmt.Errorf("update sessions: %w", err)

@@ -154,3 +154,48 @@ func TestNarrowUpdateMatchesFullUpsert(t *testing.T) {
 	}
 	t.Logf("%d records, %d through the narrow update", len(all), store.NarrowApplied(narrow))
 }
+
+// Batches that share sessions, mixing records for the narrow update with
+// records for the full upsert (as the spool's replay and live traffic do
+// after an outage), must not deadlock: each waits for the other instead.
+func TestMixedBatchesSharingSessionsDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := storetest.MustOpenDB(t)
+	const sessions = 300
+	session := func(i int) (string, string) { return fmt.Sprintf("d%04d", i), fmt.Sprintf("%08x", 0x85000000+i) }
+	var starts []nettportal.AccountingRecord
+	for i := 0; i < sessions; i += 2 { // half the sessions have their row
+		u, sid := session(i)
+		starts = append(starts, rec(nettportal.StatusStart, u, sid, 0))
+	}
+	mustApply(t, db, starts)
+	errc := make(chan error, 4)
+	for w := 0; w < 4; w++ {
+		go func(w int) {
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			for b := 0; b < 40; b++ {
+				var batch []nettportal.AccountingRecord
+				for _, i := range rng.Perm(sessions)[:120] {
+					u, sid := session(i)
+					if rng.IntN(3) == 0 {
+						batch = append(batch, rec(nettportal.StatusStart, u, sid, 0))
+						continue
+					}
+					step := time.Duration(1+rng.IntN(50)) * time.Minute
+					batch = append(batch, withCounters(rec(nettportal.StatusInterimUpdate, u, sid, step), uint32(step/time.Second), uint64(step), uint64(step)))
+				}
+				if err := db.ApplyAccounting(ctx, batch); err != nil {
+					errc <- err
+					return
+				}
+			}
+			errc <- nil
+		}(w)
+	}
+	for w := 0; w < 4; w++ {
+		if err := <-errc; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
