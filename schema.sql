@@ -339,5 +339,9 @@ DROP INDEX IF EXISTS radacct_open_nasip_idx;
 -- which cost 3% of the machine at full ingest. Same meaning as before.
 ALTER TABLE radacct ALTER COLUMN input_bps DROP EXPRESSION IF EXISTS;
 ALTER TABLE radacct ALTER COLUMN output_bps DROP EXPRESSION IF EXISTS;
+-- Rows written by others (a FreeRADIUS on the same table, an instance on
+-- the previous binary, an import) have no current rate.
+ALTER TABLE radacct ALTER COLUMN input_bps SET DEFAULT 0;
+ALTER TABLE radacct ALTER COLUMN output_bps SET DEFAULT 0;
 
 INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;

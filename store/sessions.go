@@ -66,7 +66,7 @@ const sessionColumns = `r.radacctid, r.acctsessionid, r.acctuniqueid, coalesce(r
 	coalesce(r.nas_id, 0), coalesce(n.shortname, ''), host(r.nasipaddress), coalesce(host(r.framedipaddress), ''),
 	coalesce(r.callingstationid, ''), coalesce(r.profile, c.profile, ''), coalesce(r.calledstationid, ''),
 	coalesce(r.nasportid, ''), r.acctstarttime, r.acctupdatetime, r.acctstoptime, coalesce(r.acctsessiontime, 0),
-	coalesce(r.acctinputoctets, 0), coalesce(r.acctoutputoctets, 0), r.input_bps, r.output_bps,
+	coalesce(r.acctinputoctets, 0), coalesce(r.acctoutputoctets, 0), coalesce(r.input_bps, 0), coalesce(r.output_bps, 0),
 	coalesce(r.acctterminatecause, ''), coalesce(r.closed_by, ''), r.has_start, coalesce(r.acctinterval, 0)`
 
 const sessionFrom = ` FROM radacct r

@@ -245,3 +245,43 @@ func TestSessionDetailAndSamples(t *testing.T) {
 		t.Errorf("samples = %+v", pts)
 	}
 }
+
+// Rows NettPortal did not write (a FreeRADIUS on the same table, an instance
+// on the previous binary, a migration) carry no rate: they list with 0, and
+// a row that an older schema left NULL does too.
+func TestSessionsListRowsOthersWrote(t *testing.T) {
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r := mustRouter(t, db, "core-1", "127.0.0.11")
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, nas_id,
+		acctstarttime, acctupdatetime, acctinputoctets, acctoutputoctets)
+		VALUES ('81000001', 'freeradius-row', 'erin', '127.0.0.11', $1, now() - interval '1 hour', now(), 100, 200)`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, nas_id,
+		acctstarttime, input_bps, output_bps) VALUES ('81000002', 'null-rate-row', 'frank', '127.0.0.11', $1, now(), NULL, NULL)`, r.ID); err != nil {
+		t.Fatal(err)
+	}
+	for _, sort := range []string{"", "output_bps", "input_bps"} {
+		page, err := db.Sessions(ctx, nettportal.SessionFilter{Sort: sort})
+		if err != nil {
+			t.Fatalf("sort %q: %v", sort, err)
+		}
+		if page.Total != 2 || len(page.Sessions) != 2 {
+			t.Fatalf("sort %q: %d rows of %d, want 2", sort, len(page.Sessions), page.Total)
+		}
+		for _, s := range page.Sessions {
+			if s.InputBps != 0 || s.OutputBps != 0 {
+				t.Errorf("sort %q: %s has rate %d/%d, want 0", sort, s.Username, s.InputBps, s.OutputBps)
+			}
+		}
+		if page.Stats.InputBps != 0 || page.Stats.OutputBps != 0 || page.Stats.InputOctets != 100 {
+			t.Errorf("sort %q: stats %+v", sort, page.Stats)
+		}
+	}
+	var def string
+	if err := db.Pool.QueryRow(ctx, `SELECT pg_get_expr(adbin, adrelid) FROM pg_attrdef
+		WHERE adrelid = 'radacct'::regclass AND adnum = (SELECT attnum FROM pg_attribute WHERE attrelid = 'radacct'::regclass AND attname = 'input_bps')`).Scan(&def); err != nil || def != "0" {
+		t.Errorf("input_bps default %q (%v), want 0", def, err)
+	}
+}
