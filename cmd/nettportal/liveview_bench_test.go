@@ -115,8 +115,15 @@ func BenchmarkLiveView(b *testing.B) {
 				}
 			}(i, ws)
 		}
+		// Every client must show its view before the load starts; one that
+		// never does fails the run with the server's log rather than hang it.
+		firstViews := time.After(60 * time.Second)
 		for i := 0; i < clients; i++ {
-			<-ready
+			select {
+			case <-ready:
+			case <-firstViews:
+				b.Fatalf("%d of %d WebSocket clients had no first snapshot after 60s; server log:\n%s", clients-i, clients, srv.Log.String())
+			}
 		}
 		loadStart.Store(time.Now().UnixNano())
 
