@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,11 +77,13 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		srv := startServe(b, dbURL, "--log-level", "warn", "--db-conns", "8")
+		// --stale-grace: the load's event times are virtual and look up to
+		// an hour old, so the stale sweep would close live sessions mid-run.
+		srv := startServe(b, dbURL, "--log-level", "warn", "--db-conns", "8", "--stale-grace", "1000h")
 		full.Server, half.Server = srv.AcctAddr, srv.AcctAddr
 
 		b.ResetTimer()
-		cpu, wal := readCPU(), walPosition(b, db)
+		cpu, wal, ckpt, batches := readCPU(), walPosition(b, db), checkpoints(b, db), readBatches(b, srv)
 		res, err := sim.RunLoad(context.Background(), full)
 		cpu = readCPU().since(cpu)
 		wal = walPosition(b, db) - wal
@@ -90,16 +93,22 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		report(b, "full speed", res)
 		cpu.report(res.Acked)
-		fmt.Printf("WAL: %.0f MB, %.0f bytes per acknowledged packet\n", float64(wal)/1e6, float64(wal)/float64(max(res.Acked, 1)))
-		reportBatches(b, srv)
+		fmt.Printf("WAL: %.0f MB, %.0f bytes per acknowledged packet; %d checkpoints began\n",
+			float64(wal)/1e6, float64(wal)/float64(max(res.Acked, 1)), checkpoints(b, db)-ckpt)
+		readBatches(b, srv).report(batches)
 		b.ReportMetric(res.PacketsPerSecond(), "acked/s")
 		checkLedger(b, db, res)
 
+		ckpt, batches = checkpoints(b, db), readBatches(b, srv)
 		res, err = sim.RunLoad(context.Background(), half)
 		if err != nil {
 			b.Fatal(err)
 		}
 		report(b, "capped at 20000/s", res)
+		readBatches(b, srv).report(batches)
+		// A checkpoint in the phase means full-page images in the WAL after
+		// it, which is most of what the p99 varies with between runs here.
+		fmt.Printf("checkpoints began during the capped phase: %d\n", checkpoints(b, db)-ckpt)
 		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms@20k")
 		checkLedger(b, db, res)
 
@@ -156,15 +165,30 @@ func walPosition(b *testing.B, db *store.DB) int64 {
 	return pos
 }
 
-// reportBatches prints how many records the server committed per
-// transaction so far, from its /metrics.
-func reportBatches(b *testing.B, srv *testServer) {
+// checkpoints is how many checkpoints the server has begun (timed and
+// requested), from pg_stat_bgwriter.
+func checkpoints(b *testing.B, db *store.DB) int64 {
+	var n int64
+	if err := db.Pool.QueryRow(context.Background(), `SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter`).Scan(&n); err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// serverBatches is what the server's /metrics says of its commits so far:
+// transactions, records, and the cumulative commit-time histogram.
+type serverBatches struct {
+	count, records float64
+	commitLE       map[float64]float64 // upper bound (s) -> commits at most that long
+}
+
+func readBatches(b *testing.B, srv *testServer) serverBatches {
 	resp, err := http.Get(srv.HTTPURL + "/metrics")
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var sum, count float64
+	m := serverBatches{commitLE: map[float64]float64{}}
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		f := strings.Fields(sc.Text())
@@ -172,16 +196,45 @@ func reportBatches(b *testing.B, srv *testServer) {
 			continue
 		}
 		v, _ := strconv.ParseFloat(f[1], 64)
-		switch f[0] {
-		case "nettportal_radius_batch_records_sum":
-			sum = v
-		case "nettportal_radius_batch_records_count":
-			count = v
+		switch name := f[0]; {
+		case name == "nettportal_radius_batch_records_sum":
+			m.records = v
+		case name == "nettportal_radius_batch_records_count":
+			m.count = v
+		case strings.HasPrefix(name, `nettportal_radius_commit_seconds_bucket{`) && strings.Contains(name, `result="ok"`):
+			_, le, _ := strings.Cut(name, `le="`)
+			le, _, _ = strings.Cut(le, `"`)
+			if bound, err := strconv.ParseFloat(le, 64); err == nil {
+				m.commitLE[bound] = v
+			}
 		}
 	}
-	if count > 0 {
-		fmt.Printf("batches: %.0f transactions, %.0f records each on average\n", count, sum/count)
+	return m
+}
+
+// report prints the batches committed since then: their size, and the
+// commit time at p50 and p99 as the histogram bucket that holds it (the
+// server's share of the latency; the rest is the queue and the network).
+func (m serverBatches) report(then serverBatches) {
+	n := m.count - then.count
+	if n <= 0 {
+		return
 	}
+	bounds := make([]float64, 0, len(m.commitLE))
+	for le := range m.commitLE {
+		bounds = append(bounds, le)
+	}
+	slices.Sort(bounds)
+	at := func(q float64) string {
+		for _, le := range bounds {
+			if m.commitLE[le]-then.commitLE[le] >= q*n {
+				return fmt.Sprintf("<= %gms", le*1000)
+			}
+		}
+		return "?"
+	}
+	fmt.Printf("batches: %.0f transactions, %.0f records each on average; commit p50 %s, p99 %s\n",
+		n, (m.records-then.records)/n, at(0.5), at(0.99))
 }
 
 func addrPlus(a netip.Addr, n int) netip.Addr {
