@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -352,5 +353,51 @@ func TestInferredCloseClearsTheRate(t *testing.T) {
 		if in, out := rate(id); in != 0 || out != 0 {
 			t.Errorf("closed session keeps a rate %d/%d", in, out)
 		}
+	}
+}
+
+// A batch goes to Postgres in a few pipelined round trips, BEGIN with the
+// first statements and COMMIT with the last: a statement failing after
+// others have run (here the full upsert after the narrow update applied an
+// interim) must leave nothing of the batch, say which statement failed,
+// and give the connection back ready for the next batch.
+func TestFailedBatchLeavesNothing(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)})
+	interim := withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", 5*time.Minute), 300, 1000, 2000)
+	bad := rec(nettportal.StatusStart, "bob", "81000002", time.Minute)
+	bad.FramedIPv6Pfx = "not-a-prefix" // the inet cast fails inside the upsert
+	// More failures than the pool has connections.
+	for i := 0; i < 20; i++ {
+		err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{interim, bad})
+		if err == nil {
+			t.Fatal("a batch with an invalid prefix committed")
+		}
+		if i == 0 {
+			t.Log(err)
+		}
+		if !strings.Contains(err.Error(), "upsert sessions") {
+			t.Fatalf("error does not name the failed statement: %v", err)
+		}
+	}
+	alice, _ := mustRow(t, db, interim.UniqueID)
+	if alice.In != nil || alice.SessionTime != nil {
+		t.Errorf("the failed batch's interim stayed: in %v, session time %v", alice.In, alice.SessionTime)
+	}
+	if _, ok := mustRow(t, db, bad.UniqueID); ok {
+		t.Error("the failed batch's Start stayed")
+	}
+	if st := db.Pool.Stat(); st.AcquiredConns() != 0 {
+		t.Errorf("%d connections still held after failed batches", st.AcquiredConns())
+	}
+	mustApply(t, db, []nettportal.AccountingRecord{interim})
+	alice, _ = mustRow(t, db, interim.UniqueID)
+	eqInt(t, "input octets after the retry alone", alice.In, 1000)
+	var open int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("%d connections idle in a transaction (%v)", open, err)
 	}
 }
