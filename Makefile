@@ -4,7 +4,7 @@ PKGS := ./...
 # The test timeout covers the end-to-end suites (browser, simulated fleet).
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build demo test check race fuzz bench bench-history clean
+.PHONY: build demo test check race fuzz bench bench-history bench-peer clean
 
 build:
 	$(GO) build -o bin/nettportal ./cmd/nettportal
@@ -48,6 +48,12 @@ bench:
 # sessions (NETTPORTAL_BENCH_HISTORY_ROWS to change); the fill takes ~10 min.
 bench-history:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^BenchmarkHistory$$' -benchtime 1x -timeout 2h ./cmd/nettportal
+
+# The same load against another accounting server on this machine, for a
+# comparison (FreeRADIUS with rlm_sql, say): NETTPORTAL_BENCH_PEER=host:port,
+# NETTPORTAL_BENCH_PEER_DB=its database URL, NETTPORTAL_BENCH_PEER_SECRET.
+bench-peer:
+	$(GO) test -run '^$$' -bench '^BenchmarkIngestPeer$$' -benchtime 1x -timeout 30m ./cmd/nettportal
 
 clean:
 	rm -rf bin

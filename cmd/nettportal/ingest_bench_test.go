@@ -312,3 +312,48 @@ func storeOnlyRate(b *testing.B, db *store.DB, records int) float64 {
 	}
 	return float64(done) / time.Since(start).Seconds()
 }
+
+// BenchmarkIngestPeer runs BenchmarkIngest's load against another
+// accounting server on this machine, FreeRADIUS with rlm_sql say, so both
+// are measured the same way: NETTPORTAL_BENCH_PEER is its host:port,
+// NETTPORTAL_BENCH_PEER_SECRET the secret it knows the load routers by
+// (127.0.0.11 upwards), NETTPORTAL_BENCH_PEER_DB the database it writes
+// radacct to. FreeRADIUS's radacct has the columns the ledger check reads,
+// so every acknowledged packet is checked there too. Requests in flight
+// default to 256 (NETTPORTAL_BENCH_INFLIGHT): more only queue behind a
+// slower server until they are retransmitted.
+func BenchmarkIngestPeer(b *testing.B) {
+	peer, peerDB := os.Getenv("NETTPORTAL_BENCH_PEER"), os.Getenv("NETTPORTAL_BENCH_PEER_DB")
+	if peer == "" || peerDB == "" {
+		b.Skip("set NETTPORTAL_BENCH_PEER=host:port and NETTPORTAL_BENCH_PEER_DB=url to measure another accounting server")
+	}
+	secret := os.Getenv("NETTPORTAL_BENCH_PEER_SECRET")
+	if secret == "" {
+		secret = "bench-secret"
+	}
+	load := sim.LoadConfig{Server: peer, Secret: secret,
+		Routers:            benchEnvInt("NETTPORTAL_BENCH_ROUTERS", 50),
+		SessionsPerRouter:  benchEnvInt("NETTPORTAL_BENCH_SESSIONS", 100),
+		InterimsPerSession: benchEnvInt("NETTPORTAL_BENCH_INTERIMS", 8),
+		Concurrency:        benchEnvInt("NETTPORTAL_BENCH_INFLIGHT", 256),
+		Rate:               benchEnvInt("NETTPORTAL_BENCH_RATE", 0)}
+	db, err := store.Open(context.Background(), peerDB, 2, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for n := 0; n < b.N; n++ {
+		b.ResetTimer()
+		cpu := readCPU()
+		res, err := sim.RunLoad(context.Background(), load)
+		cpu = readCPU().since(cpu)
+		b.StopTimer()
+		if err != nil {
+			b.Fatal(err)
+		}
+		report(b, "of "+peer, res)
+		cpu.report(res.Acked)
+		b.ReportMetric(res.PacketsPerSecond(), "acked/s")
+		checkLedger(b, db, res)
+	}
+}
