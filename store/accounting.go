@@ -328,15 +328,7 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 	}
 	steps := planBatch(batch)
 	loc := db.usageLocation()
-	var err error
-	for attempt := 0; attempt < 5; attempt++ {
-		err = db.applySteps(ctx, steps, loc)
-		if err == nil || !retryable(err) {
-			break
-		}
-		time.Sleep(time.Duration(attempt+1) * 5 * time.Millisecond)
-	}
-	if err != nil {
+	if err := retryRaces(func() error { return db.applySteps(ctx, steps, loc) }); err != nil {
 		return fmt.Errorf("apply accounting batch of %d: %w", len(batch), err)
 	}
 	return nil

@@ -114,9 +114,15 @@ func retryable(err error) bool {
 
 // inTx runs fn in a transaction, retrying races a few times.
 func (db *DB) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return retryRaces(func() error { return pgx.BeginFunc(ctx, db.Pool, fn) })
+}
+
+// retryRaces runs a transaction again, a few times, while it loses a race
+// (deadlock, serialization failure).
+func retryRaces(tx func() error) error {
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = pgx.BeginFunc(ctx, db.Pool, fn)
+		err = tx()
 		if err == nil || !retryable(err) {
 			return err
 		}
