@@ -106,8 +106,8 @@ func BenchmarkIngest(b *testing.B) {
 		}
 		report(b, "capped at 20000/s", res)
 		readBatches(b, srv).report(batches)
-		// A checkpoint in the phase means full-page images in the WAL after
-		// it, which is most of what the p99 varies with between runs here.
+		// A checkpoint in the phase adds full-page images to the WAL after
+		// it: one of the things the p99 varies with between runs here.
 		fmt.Printf("checkpoints began during the capped phase: %d\n", checkpoints(b, db)-ckpt)
 		b.ReportMetric(float64(res.P99.Microseconds())/1000, "p99-ms@20k")
 		checkLedger(b, db, res)
