@@ -9,19 +9,12 @@ package nettportal
 import (
 	"context"
 	"crypto/md5"
-	_ "embed"
 	"encoding/hex"
 	"errors"
 	"net/netip"
 	"strings"
 	"time"
 )
-
-// Schema is the PostgreSQL schema applied by `nettportal migrate` and at
-// `serve` start. Every statement in it is idempotent.
-//
-//go:embed schema.sql
-var Schema string
 
 // Error codes shared by every adapter, so the web layer can map them to
 // HTTP statuses without knowing where an error came from.

@@ -1,8 +1,16 @@
 package store
 
+import "github.com/nettportal/nettportal"
+
 // SetFullUpsertOnly makes db send every record through the full upsert, so
 // tests can compare it with the narrow update.
 func SetFullUpsertOnly(db *DB, v bool) { db.fullUpsertOnly = v }
 
 // NarrowApplied is how many records db applied through the narrow update.
 func NarrowApplied(db *DB) int64 { return db.narrowApplied.Load() }
+
+// SetMigrations replaces the embedded migration list of db.
+func SetMigrations(db *DB, m []nettportal.Migration) { db.migrations = m }
+
+// OnMigrationLockWait is called at each lock wait of db's migrations.
+func OnMigrationLockWait(db *DB, fn func(attempt int)) { db.onLockWait = fn }

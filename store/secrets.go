@@ -178,7 +178,7 @@ func keyCheckValue(key []byte) string {
 }
 
 // ensureSettings creates the settings table. It lives here rather than in
-// schema.sql because only the key check uses it, and a database older than
+// the migrations because only the key check uses it, and a database older than
 // it must still open.
 func (db *DB) ensureSettings(ctx context.Context) error {
 	_, err := db.Pool.Exec(ctx, `CREATE TABLE IF NOT EXISTS settings (

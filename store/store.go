@@ -34,6 +34,18 @@ type DB struct {
 	// narrowApplied counts records the narrow update applied (tests check
 	// that it ran).
 	narrowApplied atomic.Int64
+
+	// MigrateLockTimeout bounds each wait of a migration for a table lock
+	// (radacct behind a long report, say), so accounting is not queued
+	// behind it; zero means DefaultMigrateLockTimeout. A wait that times
+	// out is logged and tried again, MigrateAttempts times in all (zero
+	// means DefaultMigrateAttempts).
+	MigrateLockTimeout time.Duration
+	MigrateAttempts    int
+	// migrations replaces the embedded list (tests).
+	migrations []nettportal.Migration
+	// onLockWait is called at each lock wait of a migration (tests).
+	onLockWait func(attempt int)
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -72,35 +84,6 @@ func (db *DB) usageLocation() *time.Location {
 
 // Close closes every connection.
 func (db *DB) Close() { db.Pool.Close() }
-
-// Migrate applies schema.sql. It is idempotent and safe to run from several
-// instances at once.
-func (db *DB) Migrate(ctx context.Context) error {
-	conn, err := db.Pool.Acquire(ctx)
-	if err != nil {
-		return fmt.Errorf("apply schema: %w", err)
-	}
-	defer conn.Release()
-	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", schemaLockID); err != nil {
-		return fmt.Errorf("apply schema: lock: %w", err)
-	}
-	defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", schemaLockID) //nolint:errcheck // the lock dies with the session anyway
-	// Simple protocol: the schema is many statements in one string.
-	if _, err := conn.Conn().PgConn().Exec(ctx, nettportal.Schema).ReadAll(); err != nil {
-		return fmt.Errorf("apply schema: %w", err)
-	}
-	return nil
-}
-
-// SchemaVersion returns the highest applied schema version.
-func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
-	var v int
-	err := db.Pool.QueryRow(ctx, "SELECT coalesce(max(version), 0) FROM schema_version").Scan(&v)
-	if err != nil {
-		return 0, fmt.Errorf("read schema version: %w", err)
-	}
-	return v, nil
-}
 
 // retryable reports whether a transaction failed only because it raced
 // another one (deadlock, serialization), so running it again is right.

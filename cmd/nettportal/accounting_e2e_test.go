@@ -193,6 +193,7 @@ Class = 0x706c616e2d3130
 // router does when an answer is late: both get the same answer, one write.
 func TestRetransmissionIsAnsweredOnce(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
 	srv := startServe(t, dbURL)
 

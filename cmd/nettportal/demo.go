@@ -120,7 +120,7 @@ func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, inte
 	if err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
 	}
-	db, err := openDB(ctx, cfg.DB, 2, log)
+	db, err := openMigratedDB(ctx, cfg.DB, 2, log)
 	if err != nil {
 		return nil, err
 	}

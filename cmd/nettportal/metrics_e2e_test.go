@@ -131,6 +131,7 @@ func scrape(t testing.TB, baseURL string) map[string]float64 {
 // to a real serve and checks /metrics counts it exactly.
 func TestMetricsCountKnownTraffic(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	const secret = "m3trics"
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.21", "--secret", secret)
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "edge-idle", "--ip", "127.0.0.22", "--secret", secret)

@@ -28,6 +28,7 @@ import (
 // both instances show the same live view.
 func TestTwoInstancesOnOneDatabase(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	const secret = "tw0-instances"
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.31", "--secret", secret)
 	a := startServe(t, dbURL)

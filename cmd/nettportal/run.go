@@ -112,12 +112,25 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// openDB opens and migrates the database named by --db.
+// openDB opens the database named by --db and checks that its schema is
+// current. Only migrate and serve change the schema: every other command
+// (user list, router add, ...) must never lock a table of a live database.
 func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
-	if url == "" {
-		return nil, fmt.Errorf("no database: pass --db postgres://... or set DATABASE_URL")
+	db, err := openStore(ctx, url, maxConns, log)
+	if err != nil {
+		return nil, err
 	}
-	db, err := store.Open(ctx, url, maxConns, log)
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// openMigratedDB opens the database and applies the migrations it lacks
+// (none, and no lock taken, when it is current).
+func openMigratedDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
+	db, err := openStore(ctx, url, maxConns, log)
 	if err != nil {
 		return nil, err
 	}
@@ -128,22 +141,47 @@ func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger)
 	return db, nil
 }
 
+func openStore(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
+	if url == "" {
+		return nil, fmt.Errorf("no database: pass --db postgres://... or set DATABASE_URL")
+	}
+	return store.Open(ctx, url, maxConns, log)
+}
+
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("migrate", stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	lockTimeout := fs.Duration("lock-timeout", store.DefaultMigrateLockTimeout,
+		"longest wait for a table lock before a migration gives way to the sessions holding it and retries")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	log, err := newLogger(stderr, "info")
+	if err != nil {
+		return err
+	}
+	db, err := openStore(ctx, *dbURL, 2, log)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	db.MigrateLockTimeout = *lockTimeout
+	before, _, err := db.SchemaState(ctx)
+	if err != nil {
+		return err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		return err
+	}
 	v, err := db.SchemaVersion(ctx)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "schema applied (version %d)\n", v)
+	if v == before {
+		fmt.Fprintf(stdout, "schema is current (version %d)\n", v)
+	} else {
+		fmt.Fprintf(stdout, "schema migrated from version %d to %d\n", before, v)
+	}
 	return nil
 }
 

@@ -30,6 +30,7 @@ import (
 func TestSecretsNeverLeak(t *testing.T) {
 	ctx := context.Background()
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	const (
 		radSecret  = "rad-Secret-4f1c9e"
 		apiPass    = "api-Password-77ad02"
@@ -173,6 +174,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 // serve makes the key file (0600) and uses it from then on.
 func TestSecretKeyFileCreated(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	keyFile := filepath.Join(t.TempDir(), "state", "secret.key")
 	env := func(string) string { return "" }
 	var out bytes.Buffer

@@ -90,7 +90,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // serve runs until ctx ends. ready, when set, is called once every listener
 // is bound (demo and tests use it).
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(*server)) error {
-	db, err := openDB(ctx, cfg.DB, int32(cfg.DBConns), log)
+	db, err := openMigratedDB(ctx, cfg.DB, int32(cfg.DBConns), log)
 	if err != nil {
 		return err
 	}

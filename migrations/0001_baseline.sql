@@ -1,7 +1,8 @@
--- NettPortal sessions schema. Every statement is idempotent: `nettportal
--- migrate` and `serve` apply the whole file under an advisory lock, and a
--- newer file only adds (tables, columns, indexes), so upgrading keeps data.
--- Bump schema_version's value at the end when a change is made.
+-- Migration 0001, the baseline: NettPortal's schema as it was at schema
+-- version 5, frozen. It is applied once to a new database and to every
+-- database that existed before numbered migrations (ours at versions 1-5,
+-- and stock FreeRADIUS ones), so every statement stays idempotent. Do not
+-- change it: add a migration file after it (see migrations.go).
 
 CREATE TABLE IF NOT EXISTS schema_version (
 	version    integer PRIMARY KEY,
@@ -27,8 +28,22 @@ ALTER TABLE nas ADD COLUMN IF NOT EXISTS api_password text NOT NULL DEFAULT '';
 ALTER TABLE nas ADD COLUMN IF NOT EXISTS api_tls boolean NOT NULL DEFAULT false;
 ALTER TABLE nas ADD COLUMN IF NOT EXISTS interim_seconds integer NOT NULL DEFAULT 300;
 ALTER TABLE nas ADD COLUMN IF NOT EXISTS created_at timestamptz NOT NULL DEFAULT now();
-CREATE UNIQUE INDEX IF NOT EXISTS nas_nasname_key ON nas (nasname);
-CREATE UNIQUE INDEX IF NOT EXISTS nas_shortname_key ON nas (shortname);
+-- Unique where the data allows. A FreeRADIUS `nas` may hold two rows with
+-- one shortname or nasname, which FreeRADIUS accepts: the index is then
+-- left out instead of failing the migration, and `router list` names the
+-- rows this server skips.
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM nas GROUP BY nasname HAVING count(*) > 1) THEN
+		CREATE UNIQUE INDEX IF NOT EXISTS nas_nasname_key ON nas (nasname);
+	ELSE
+		RAISE NOTICE 'nas has duplicate nasname values: no unique index on nasname';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM nas GROUP BY shortname HAVING count(*) > 1) THEN
+		CREATE UNIQUE INDEX IF NOT EXISTS nas_shortname_key ON nas (shortname);
+	ELSE
+		RAISE NOTICE 'nas has duplicate shortname values: no unique index on shortname';
+	END IF;
+END $$;
 
 -- FreeRADIUS 3.2 `radacct`: same names and types, so billing queries and
 -- tools written for FreeRADIUS work unchanged. fillfactor 50 leaves room on
