@@ -62,6 +62,17 @@ func (r Router) CoAAddr() string {
 	return netip.AddrPortFrom(r.IP, uint16(port)).String()
 }
 
+// SkippedNAS is a `nas` row this server cannot use as a router, though
+// FreeRADIUS accepts it: a CIDR range of clients, a hostname, or a name or
+// address another row has too. It is kept as it is (FreeRADIUS may still
+// use it), listed with the reason, and left out of Routers.
+type SkippedNAS struct {
+	ID        int64  `json:"id"`
+	NASName   string `json:"nasname"`
+	ShortName string `json:"shortname"`
+	Reason    string `json:"reason"`
+}
+
 // RouterStore reads and changes routers.
 type RouterStore interface {
 	Routers(ctx context.Context) ([]Router, error)

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -17,47 +19,109 @@ const routerColumns = `id, nasname, shortname, secret, coa_port, api_addr, api_u
 	coalesce(description, ''), interim_seconds`
 
 func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
-	var r nettportal.Router
-	var ip string
-	var interim int
-	err := row.Scan(&r.ID, &ip, &r.Name, &r.Secret, &r.CoAPort, &r.APIAddr, &r.APIUser, &r.APIPassword,
-		&r.APITLS, &r.Description, &interim)
+	r, nasname, err := db.scanNAS(row)
 	if err != nil {
 		return r, err
 	}
-	if r.Secret, err = db.sealer.open(r.Secret); err != nil {
-		return r, fmt.Errorf("router %q: RADIUS secret: %w", r.Name, err)
+	if !r.IP.IsValid() {
+		return r, fmt.Errorf("router %q: %s", r.Name, skipReason(nasname))
 	}
-	if r.APIPassword, err = db.sealer.open(r.APIPassword); err != nil {
-		return r, fmt.Errorf("router %q: API password: %w", r.Name, err)
-	}
-	r.IP, err = netip.ParseAddr(ip)
-	if err != nil {
-		return r, fmt.Errorf("router %q has a bad nasname %q: %w", r.Name, ip, err)
-	}
-	r.InterimInterval = time.Duration(interim) * time.Second
 	return r, nil
 }
 
-// Routers returns every router, ordered by name.
-func (db *DB) Routers(ctx context.Context) ([]nettportal.Router, error) {
-	rows, err := db.Pool.Query(ctx, "SELECT "+routerColumns+" FROM nas ORDER BY shortname")
+// scanNAS reads a nas row; r.IP stays invalid when nasname is not a
+// single address (FreeRADIUS also takes ranges and hostnames).
+func (db *DB) scanNAS(row pgx.Row) (r nettportal.Router, nasname string, err error) {
+	var interim int
+	err = row.Scan(&r.ID, &nasname, &r.Name, &r.Secret, &r.CoAPort, &r.APIAddr, &r.APIUser, &r.APIPassword,
+		&r.APITLS, &r.Description, &interim)
 	if err != nil {
-		return nil, fmt.Errorf("list routers: %w", err)
+		return r, nasname, err
+	}
+	if r.Secret, err = db.sealer.open(r.Secret); err != nil {
+		return r, nasname, fmt.Errorf("router %q: RADIUS secret: %w", r.Name, err)
+	}
+	if r.APIPassword, err = db.sealer.open(r.APIPassword); err != nil {
+		return r, nasname, fmt.Errorf("router %q: API password: %w", r.Name, err)
+	}
+	if ip, err := netip.ParseAddr(strings.TrimSpace(nasname)); err == nil {
+		r.IP = ip.Unmap()
+	}
+	r.InterimInterval = time.Duration(interim) * time.Second
+	return r, nasname, nil
+}
+
+func skipReason(nasname string) string {
+	if _, err := netip.ParsePrefix(strings.TrimSpace(nasname)); err == nil {
+		return "CIDR range (FreeRADIUS clients): a router needs its own address: add each router with router add"
+	}
+	return "hostname: add the address with router add"
+}
+
+// Routers returns every router, ordered by name. `nas` rows that cannot
+// be a router are left out; SkippedNAS lists them with the reason.
+func (db *DB) Routers(ctx context.Context) ([]nettportal.Router, error) {
+	routers, _, err := db.classifyNAS(ctx)
+	return routers, err
+}
+
+// SkippedNAS returns the `nas` rows Routers leaves out, and why.
+func (db *DB) SkippedNAS(ctx context.Context) ([]nettportal.SkippedNAS, error) {
+	_, skipped, err := db.classifyNAS(ctx)
+	return skipped, err
+}
+
+// classifyNAS splits the nas table into usable routers and skipped rows.
+// Two rows with one address are both skipped: which router a packet from
+// it means is unknown (the nas_id trigger leaves such rows unowned too).
+// Of rows sharing a name the first keeps it, as names select routers in
+// the CLI and the API.
+func (db *DB) classifyNAS(ctx context.Context) ([]nettportal.Router, []nettportal.SkippedNAS, error) {
+	rows, err := db.Pool.Query(ctx, "SELECT "+routerColumns+" FROM nas ORDER BY id")
+	if err != nil {
+		return nil, nil, fmt.Errorf("list routers: %w", err)
 	}
 	defer rows.Close()
-	var out []nettportal.Router
+	type entry struct {
+		r       nettportal.Router
+		nasname string
+	}
+	var all []entry
+	byAddr := map[netip.Addr][]int64{}
 	for rows.Next() {
-		r, err := db.scanRouter(rows)
+		r, nasname, err := db.scanNAS(rows)
 		if err != nil {
-			return nil, fmt.Errorf("list routers: %w", err)
+			return nil, nil, fmt.Errorf("list routers: %w", err)
 		}
-		out = append(out, r)
+		all = append(all, entry{r, nasname})
+		if r.IP.IsValid() {
+			byAddr[r.IP] = append(byAddr[r.IP], r.ID)
+		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list routers: %w", err)
+		return nil, nil, fmt.Errorf("list routers: %w", err)
 	}
-	return out, nil
+	var routers []nettportal.Router
+	var skipped []nettportal.SkippedNAS
+	nameOwner := map[string]int64{}
+	for _, e := range all {
+		skip := func(reason string) {
+			skipped = append(skipped, nettportal.SkippedNAS{ID: e.r.ID, NASName: e.nasname, ShortName: e.r.Name, Reason: reason})
+		}
+		switch ids := byAddr[e.r.IP]; {
+		case !e.r.IP.IsValid():
+			skip(skipReason(e.nasname))
+		case len(ids) > 1:
+			skip(fmt.Sprintf("address shared by nas rows %v: change or remove all but one", ids))
+		case nameOwner[e.r.Name] != 0:
+			skip(fmt.Sprintf("name shared with router id %d: rename one (router rm and router add)", nameOwner[e.r.Name]))
+		default:
+			nameOwner[e.r.Name] = e.r.ID
+			routers = append(routers, e.r)
+		}
+	}
+	slices.SortStableFunc(routers, func(a, b nettportal.Router) int { return strings.Compare(a.Name, b.Name) })
+	return routers, skipped, nil
 }
 
 // Router finds a router by id, name or IP address.
@@ -131,6 +195,21 @@ func (db *DB) CreateRouter(ctx context.Context, r *nettportal.Router) error {
 	if err != nil {
 		return fmt.Errorf("create router %q: %w", r.Name, err)
 	}
+	if err := db.adoptOpenRows(ctx, r); err != nil {
+		return fmt.Errorf("create router %q: %w", r.Name, err)
+	}
+	return nil
+}
+
+// adoptOpenRows gives the router the open sessions of its address that
+// have none (FreeRADIUS wrote them before the router was added here).
+// Closed history is left as it was.
+func (db *DB) adoptOpenRows(ctx context.Context, r *nettportal.Router) error {
+	_, err := db.Pool.Exec(ctx, `UPDATE radacct SET nas_id = nas_router_id(nasipaddress)
+		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nasipaddress = $1::inet`, r.IP.String())
+	if err != nil {
+		return fmt.Errorf("adopt open sessions of %s: %w", r.IP, err)
+	}
 	return nil
 }
 
@@ -158,6 +237,9 @@ func (db *DB) UpdateRouter(ctx context.Context, r *nettportal.Router) error {
 	}
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("router %d: %w", r.ID, nettportal.ErrNotFound)
+	}
+	if err := db.adoptOpenRows(ctx, r); err != nil {
+		return fmt.Errorf("update router %q: %w", r.Name, err)
 	}
 	return nil
 }

@@ -447,11 +447,19 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettporta
 		s.fail(w, r, err)
 		return
 	}
+	skipped, err := s.Routers.SkippedNAS(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if skipped == nil {
+		skipped = []nettportal.SkippedNAS{}
+	}
 	out := make([]routerJSON, len(routers))
 	for i, rt := range routers {
 		out[i] = toRouterJSON(rt, states[rt.ID])
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"routers": out})
+	writeJSON(w, http.StatusOK, map[string]any{"routers": out, "skipped": skipped})
 }
 
 // routerInput is a router as admins send it. On update an empty secret or

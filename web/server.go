@@ -30,6 +30,8 @@ type RouterSource interface {
 	nettportal.RouterStore
 	Router(ctx context.Context, idOrName string) (nettportal.Router, error)
 	RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error)
+	// SkippedNAS lists the nas rows that are not routers here, and why.
+	SkippedNAS(ctx context.Context) ([]nettportal.SkippedNAS, error)
 }
 
 // Accounts keeps users, API tokens and web logins.

@@ -81,6 +81,19 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 			}
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", r.ID, r.Name, r.IP, r.CoAPort, api, r.InterimInterval)
 		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		skipped, err := db.SkippedNAS(ctx)
+		if err != nil || len(skipped) == 0 {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nskipped nas rows (kept for FreeRADIUS, not routers here):\n")
+		tw = tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tNASNAME\tREASON")
+		for _, n := range skipped {
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\n", n.ID, n.ShortName, n.NASName, n.Reason)
+		}
 		return tw.Flush()
 	case "rm":
 		key := r.Name

@@ -99,6 +99,16 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	if err := useSecretKey(ctx, db, cfg.SecretKeyFile, cfg.SecretKey); err != nil {
 		return err
 	}
+	// FreeRADIUS accepts nas rows that are not one router (ranges,
+	// hostnames, shared names): they are skipped, not fatal.
+	skipped, err := db.SkippedNAS(ctx)
+	if err != nil {
+		return err
+	}
+	for _, n := range skipped {
+		log.Warn().Int64("nas_id", n.ID).Str("shortname", n.ShortName).Str("nasname", n.NASName).
+			Str("reason", n.Reason).Msg("nas row skipped: not a router here")
+	}
 
 	loc, err := time.LoadLocation(cfg.UsageTimeZone)
 	if err != nil {

@@ -41,6 +41,7 @@ export class RoutersPage {
         this.admin ? h('button', { type: 'button', class: 'btn btn-primary', testid: 'add-router', onclick: () => this.edit(null) }, 'Add router') : null),
       h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', testid: 'routers-table' },
         h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i === 4 ? 'num' : '' }, c)))), this.tbody))),
+      this.skippedEl = h('div', { testid: 'skipped-nas' }),
       h('p', { class: 'muted small' }, 'CoA: the router answers Disconnect/CoA on its incoming port. API: NettPortal can log in to the RouterOS API (reconciler and disconnect fallback).'));
     this.tbody.append(emptyRow(this.ncols, 'Loading…'));
     this.load();
@@ -52,14 +53,17 @@ export class RoutersPage {
   }
 
   async load() {
-    let routers;
+    let routers, skipped;
     try {
-      routers = listOf(await api('GET', '/api/routers'), 'routers');
+      const res = await api('GET', '/api/routers');
+      routers = listOf(res, 'routers');
+      skipped = (res && res.skipped) || [];
     } catch (e) {
       clear(this.tbody).append(emptyRow(this.ncols, `Could not load routers: ${e.message}`));
       return;
     }
     this.app.setRouters(routers);
+    this.showSkipped(skipped);
     clear(this.tbody);
     if (!routers.length) {
       this.tbody.append(emptyRow(this.ncols, this.admin ? 'No routers yet. Add one, then point its /radius at this server.' : 'No routers yet.'));
@@ -83,6 +87,19 @@ export class RoutersPage {
       }
       this.tbody.append(tr);
     }
+  }
+
+  // nas rows FreeRADIUS accepts but this server cannot use as a router.
+  showSkipped(skipped) {
+    clear(this.skippedEl);
+    if (!skipped.length) return;
+    this.skippedEl.append(h('div', { class: 'panel' },
+      h('h2', { class: 'panel-title' }, `Skipped nas rows (${skipped.length})`),
+      h('p', { class: 'muted small' }, 'Kept for FreeRADIUS; not used as routers here.'),
+      h('div', { class: 'table-wrap' }, h('table', { class: 'grid' },
+        h('thead', {}, h('tr', {}, ['ID', 'Name', 'nasname', 'Reason'].map((c) => h('th', {}, c)))),
+        h('tbody', {}, skipped.map((n) => h('tr', { testid: 'skipped-nas-row' },
+          h('td', {}, String(n.id)), h('td', {}, n.shortname), h('td', { class: 'mono' }, n.nasname), h('td', {}, n.reason))))))));
   }
 
   async edit(r) {
