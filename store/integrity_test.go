@@ -14,13 +14,13 @@ import (
 
 // twoRouters creates r1 (127.0.0.11) and r2 (127.0.0.12) without API
 // access, with a one-minute interim interval.
-func twoRouters(t *testing.T, db *store.DB) (r1, r2 nettportal.Router) {
-	t.Helper()
+func twoRouters(tb testing.TB, db *store.DB) (r1, r2 nettportal.Router) {
+	tb.Helper()
 	r1 = nettportal.Router{Name: "r1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s1", InterimInterval: time.Minute}
 	r2 = nettportal.Router{Name: "r2", IP: netip.MustParseAddr("127.0.0.12"), Secret: "s2", InterimInterval: time.Minute}
 	for _, r := range []*nettportal.Router{&r1, &r2} {
 		if err := db.CreateRouter(context.Background(), r); err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 	}
 	return r1, r2
