@@ -162,7 +162,8 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 
 // A record the database refuses, already in the spool (spooled during an
 // outage), is quarantined on replay and the replay goes on: the spool
-// drains to 0 and the good records behind it land.
+// drains to 0 and the good records behind it land. So does a record for
+// another router's session.
 func TestSpoolReplayQuarantinesAndDrains(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
@@ -185,6 +186,15 @@ func TestSpoolReplayQuarantinesAndDrains(t *testing.T) {
 		recs = append(recs, mk(fmt.Sprintf("ok-%d", i), fmt.Sprintf("8100000%d", i)))
 	}
 	recs[4] = mk("nul\x00", "8100ffff")
+	// Another router's record for recs[1]'s session: acknowledged when
+	// spooled, so on replay it cannot be refused; it is quarantined.
+	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+	if err := db.CreateRouter(ctx, &other); err != nil {
+		t.Fatal(err)
+	}
+	recs[7] = recs[1]
+	recs[7].RouterID = other.ID
+	recs[7].Status = nettportal.StatusStop
 	if err := sp.Append(recs[:6]); err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +211,11 @@ func TestSpoolReplayQuarantinesAndDrains(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM radacct), (SELECT count(*) FROM accounting_quarantine)`).Scan(&rows, &quarantined); err != nil {
 		t.Fatal(err)
 	}
-	if rows != 9 || quarantined != 1 {
-		t.Fatalf("%d rows, %d quarantined after replay; want 9, 1", rows, quarantined)
+	if rows != 8 || quarantined != 2 {
+		t.Fatalf("%d rows, %d quarantined after replay; want 8, 2", rows, quarantined)
+	}
+	var stop *time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime FROM radacct WHERE acctuniqueid = $1`, recs[1].UniqueID).Scan(&stop); err != nil || stop != nil {
+		t.Fatalf("another router's replayed Stop closed the session (%v, %v)", stop, err)
 	}
 }

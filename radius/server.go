@@ -513,8 +513,7 @@ func (s *Server) settleOutcomes(batch []item, outs []nettportal.RecordOutcome, r
 		switch outs[i] {
 		case nettportal.RecordForeignSession:
 			s.Stats.ForeignSession.Add(1)
-			s.dedupe.forget(batch[i].key)
-			s.logDrop("refused accounting for a session another router owns", batch[i].addr.Addr(), nil)
+			s.dedupe.forget(batch[i].key) // the store logged it, with the owner
 			continue
 		case nettportal.RecordQuarantined:
 			s.Stats.Quarantined.Add(1)

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -386,11 +387,33 @@ const pinPlansSQL = `SELECT set_config('enable_seqscan', 'off', true), set_confi
 	set_config('enable_mergejoin', 'off', true)`
 
 // ApplyAccounting makes a batch durable in one transaction, applying records
-// in the order given. It returns after COMMIT. Records refused as another
-// router's (see ApplyAccountingOutcomes) are left out without an error.
+// in the order given. It returns after COMMIT. Its callers (the spool
+// replay) cannot refuse a record, so one for another router's session (see
+// ApplyAccountingOutcomes) goes to the quarantine, with the owner in its
+// error, rather than being lost after it was acknowledged.
 func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
-	return db.ApplyAccountingOutcomes(ctx, batch, nil)
+	out := make([]nettportal.RecordOutcome, len(batch))
+	if err := db.ApplyAccountingOutcomes(ctx, batch, out); err != nil {
+		return err
+	}
+	var args [][]any
+	for i, o := range out {
+		if o == nettportal.RecordForeignSession {
+			args = append(args, quarantineArgs(&batch[i], errForeign))
+		}
+	}
+	for _, a := range args {
+		if _, err := db.Pool.Exec(ctx, insertQuarantineSQL, a...); err != nil {
+			return fmt.Errorf("quarantine a record for another router's session: %w", err)
+		}
+		db.Stats.Quarantined.Add(1)
+	}
+	return nil
 }
+
+// errForeign is the quarantine's error for a record of another router's
+// session that could not be refused (it was acknowledged from the spool).
+var errForeign = errors.New("the session belongs to another router (nas_id): refused")
 
 // ApplyAccountingOutcomes is ApplyAccounting that says per record what it
 // did (out, when not nil, must have len(batch)):
@@ -472,6 +495,9 @@ func (db *DB) afterCommit(batch []nettportal.AccountingRecord, res *applyResult,
 				Msg("accounting record refused by PostgreSQL: kept in accounting_quarantine and answered")
 		case nettportal.RecordForeignSession:
 			db.Stats.ForeignSession.Add(1)
+			if !db.foreignLog.allow(time.Now()) {
+				continue
+			}
 			db.log.Warn().Int64("router_id", rec.RouterID).Str("source", rec.Source.String()).
 				Int64("owner_router_id", res.owner[rec]).Str("acct_session_id", escapeText(rec.SessionID)).
 				Str("acctuniqueid", escapeText(rec.UniqueID)).
@@ -1021,4 +1047,23 @@ func (c *columns) args() []any {
 		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
 		c.class, c.interim, c.profile, c.fromAPI, c.day,
 	}
+}
+
+// logLimiter lets a few lines a second through: a router with a valid
+// secret sending (and retransmitting) packets for other routers' sessions
+// must not fill the disk with logs.
+type logLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	n      int
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	l.n++
+	return l.n <= 5
 }

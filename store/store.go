@@ -46,6 +46,7 @@ type DB struct {
 	// interimsSeen: router id -> unix second router_status.interims_seen_at
 	// was last written, so it is written about once a minute per router.
 	interimsSeen sync.Map
+	foreignLog   logLimiter
 }
 
 // AccountingStats are the store's accounting counters; read them at any time.
