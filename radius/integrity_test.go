@@ -56,9 +56,17 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sp.Close()
+	commits := make(chan struct{}, 1)
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Spool = sp
 		s.SpoolAfter = 300 * time.Millisecond
+		// After a batch's outcomes are counted: what the test waits on.
+		s.OnCommit = func([]nettportal.AccountingRecord) {
+			select {
+			case commits <- struct{}{}:
+			default:
+			}
+		}
 	})
 	hostile := newClient(t, srv) // from 127.0.0.1: core-1
 	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
@@ -76,7 +84,7 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 	if n := good.answers([][]byte{victimStart}, 2*time.Second); n != 1 {
 		t.Fatal("the victim's Start was not answered")
 	}
-	var bad, foreign, ordinaryReqs [][]byte
+	var bad, giga, foreign, ordinaryReqs [][]byte
 	for i := range 30 {
 		var h []byte
 		switch i % 4 {
@@ -96,10 +104,11 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 				rfc2869.AcctOutputGigawords_Set(p, 0xffffffff)
 				rfc2866.AcctSessionTime_Set(p, rfc2866.AcctSessionTime(i))
 			})
+			giga = append(giga, h)
 		case 3:
 			h = packet(t, rfc2866.AcctStatusType_Value_Stop, []byte("victim"), "91000001", func(p *rad.Packet) {
 				rfc2865.NASIPAddress_Set(p, net.IPv4(127, 0, 0, 2))
-				rfc2866.AcctInputOctets_Set(p, 999999)
+				rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(999999+i)) // distinct bytes: not deduplicated
 			})
 			foreign = append(foreign, h)
 		}
@@ -119,13 +128,27 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE username LIKE 'calm-%' AND acctinputoctets >= 1000`).Scan(&calm); err != nil || calm != len(ordinaryReqs) {
 		t.Fatalf("%d of the ordinary router's %d acknowledged packets in radacct (%v)", calm, len(ordinaryReqs), err)
 	}
-	if n := hostile.answers(bad, 2*time.Second); n != len(bad) {
-		t.Errorf("%d of %d quarantined packets answered", n, len(bad))
+	// One read loop for all of the hostile router's answers: answers() drops
+	// the ones it is not asked about.
+	if n := hostile.answers(append(append([][]byte{}, bad...), giga...), 2*time.Second); n != len(bad)+len(giga) {
+		t.Errorf("%d of %d quarantined packets and packets with huge counters answered", n, len(bad)+len(giga))
 	}
 	if got := srv.Stats.Quarantined.Load(); got != uint64(len(bad)) {
 		t.Errorf("Stats.Quarantined = %d, want %d", got, len(bad))
 	}
+	// Each packet has one outcome: quarantined ones are not also ok.
+	if starts, interims := srv.Stats.Starts.Load(), srv.Stats.Interims.Load(); starts != 1 || interims != 37 {
+		t.Errorf("ok outcomes: %d Starts, %d Interims; want 1 (the victim's), 37 (30 ordinary, 7 with huge counters)", starts, interims)
+	}
 	// Refused packets get no answer; the router retransmits and is refused again.
+	deadline := time.After(2 * time.Second)
+	for srv.Stats.ForeignSession.Load() < uint64(len(foreign)) {
+		select {
+		case <-commits:
+		case <-deadline:
+			t.Fatalf("%d of %d foreign packets counted within 2 s", srv.Stats.ForeignSession.Load(), len(foreign))
+		}
+	}
 	if got := srv.Stats.ForeignSession.Load(); got != uint64(len(foreign)) {
 		t.Errorf("Stats.ForeignSession = %d, want %d", got, len(foreign))
 	}

@@ -124,7 +124,8 @@ type Stats struct {
 	Spooled          atomic.Uint64 // records acknowledged from the spool
 	SpoolErrors      atomic.Uint64
 	// Quarantined records were refused by PostgreSQL even alone, kept in
-	// the quarantine table and answered (also counted as acknowledged).
+	// the quarantine table and answered (counted in Acknowledged, not in
+	// the by-status counts, which are the ok outcome).
 	Quarantined atomic.Uint64
 	// ForeignSession records were refused (unanswered): the session's row
 	// belongs to another router.
@@ -159,6 +160,8 @@ type item struct {
 	secret []byte
 	key    dedupeKey
 	queued *atomic.Int64
+	// quarantined: answered, but counted under its own outcome, not ok.
+	quarantined bool
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
@@ -517,6 +520,7 @@ func (s *Server) settleOutcomes(batch []item, outs []nettportal.RecordOutcome, r
 			continue
 		case nettportal.RecordQuarantined:
 			s.Stats.Quarantined.Add(1)
+			batch[i].quarantined = true
 		default:
 			stored = append(stored, batch[i].rec)
 		}
@@ -625,7 +629,11 @@ func (s *Server) answer(batch []item) {
 			continue
 		}
 		s.dedupe.done(it.key, b, now)
-		s.countAnswer(it.rec.Status)
+		if it.quarantined {
+			s.Stats.Acknowledged.Add(1)
+		} else {
+			s.countAnswer(it.rec.Status)
+		}
 		if s.batchConn == nil {
 			if _, err := s.conn.WriteToUDPAddrPort(b, it.addr); err != nil {
 				s.Log.Warn().Err(err).Msg("send Accounting-Response")

@@ -433,19 +433,58 @@ func (db *DB) ApplyAccountingOutcomes(ctx context.Context, batch []nettportal.Ac
 		return fmt.Errorf("apply accounting batch of %d: %d outcome slots", len(batch), len(out))
 	}
 	loc := db.usageLocation()
+	// Records that cannot be stored as they are (checkStorable) skip the
+	// attempt: they go to the quarantine in the batch's own transaction, so
+	// the usual hostile input costs its batch-mates no extra commit at all.
+	var refused []refusedRecord
+	apply := batch
+	for i := range batch {
+		if err := checkStorable(&batch[i]); err != nil {
+			if refused == nil {
+				apply = make([]nettportal.AccountingRecord, 0, len(batch))
+				apply = append(apply, batch[:i]...)
+			}
+			refused = append(refused, refusedRecord{&batch[i], err})
+			continue
+		}
+		if refused != nil {
+			apply = append(apply, batch[i])
+		}
+	}
 	var res *applyResult
 	err := retryRaces(func() error {
 		res = newApplyResult()
-		return db.applySteps(ctx, planBatch(batch), loc, res)
+		return db.applySteps(ctx, planBatch(apply), loc, res, refused)
 	})
 	if isDataError(err) {
 		err = retryRaces(func() error {
 			res = newApplyResult()
-			return db.applyIsolated(ctx, batch, loc, res)
+			return db.applyIsolated(ctx, apply, loc, res, refused)
 		})
 	}
 	if err != nil {
 		return fmt.Errorf("apply accounting batch of %d: %w", len(batch), err)
+	}
+	if refused != nil {
+		// res is keyed by the records applied: a copy when some were refused.
+		byIndex := newApplyResult()
+		byIndex.reopened, byIndex.narrowed = res.reopened, res.narrowed
+		j := 0
+		for i := range batch {
+			rec := &batch[i]
+			if k := slices.IndexFunc(refused, func(r refusedRecord) bool { return r.rec == rec }); k >= 0 {
+				byIndex.outcome[rec] = nettportal.RecordQuarantined
+				byIndex.errs[rec] = refused[k].err
+				continue
+			}
+			if o, ok := res.outcome[&apply[j]]; ok {
+				byIndex.outcome[rec] = o
+				byIndex.errs[rec] = res.errs[&apply[j]]
+				byIndex.owner[rec] = res.owner[&apply[j]]
+			}
+			j++
+		}
+		res = byIndex
 	}
 	db.afterCommit(batch, res, out)
 	return nil
@@ -547,10 +586,23 @@ func isDataError(err error) bool {
 // needs to know what the narrow update applied). At 20,000 packets/s
 // batches are a few dozen records, and the six round trips they took one
 // by one were most of a commit's time.
-func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location, res *applyResult) error {
+func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location, res *applyResult, refused []refusedRecord) error {
 	return db.inPipelinedTx(ctx, func(p *pipeline) error {
+		queueRefused(p, refused)
 		return db.queueSteps(ctx, p, steps, loc, res)
 	})
+}
+
+// refusedRecord is a record checkStorable refused, and why.
+type refusedRecord struct {
+	rec *nettportal.AccountingRecord
+	err error
+}
+
+func queueRefused(p *pipeline, refused []refusedRecord) {
+	for _, r := range refused {
+		p.exec("quarantine a record", insertQuarantineSQL, quarantineArgs(r.rec, r.err)...)
+	}
 }
 
 // inPipelinedTx runs fill between BEGIN and COMMIT on one connection.
@@ -605,8 +657,9 @@ func (db *DB) queueSteps(ctx context.Context, p *pipeline, steps []step, loc *ti
 // transaction, each part under a savepoint, halving a failing part until
 // the record that fails is alone; that record goes to the quarantine. The
 // parts are applied in batch order, so arrival order holds.
-func (db *DB) applyIsolated(ctx context.Context, batch []nettportal.AccountingRecord, loc *time.Location, res *applyResult) error {
+func (db *DB) applyIsolated(ctx context.Context, batch []nettportal.AccountingRecord, loc *time.Location, res *applyResult, refused []refusedRecord) error {
 	return db.inPipelinedTx(ctx, func(p *pipeline) error {
+		queueRefused(p, refused)
 		var part func(recs []nettportal.AccountingRecord, depth int) error
 		part = func(recs []nettportal.AccountingRecord, depth int) error {
 			sp := fmt.Sprintf("part%d", depth)

@@ -93,8 +93,12 @@ func quarantineFields(r *nettportal.AccountingRecord) string {
 func quarantineArgs(r *nettportal.AccountingRecord, cause error) []any {
 	var sqlstate string
 	var pgErr *pgconn.PgError
-	if errors.As(cause, &pgErr) {
+	var unstorable *unstorableError
+	switch {
+	case errors.As(cause, &pgErr):
 		sqlstate = pgErr.Code
+	case errors.As(cause, &unstorable):
+		sqlstate = unstorable.code
 	}
 	var source string
 	if r.Source.IsValid() {
@@ -110,6 +114,43 @@ func quarantineArgs(r *nettportal.AccountingRecord, cause error) []any {
 	}
 	return []any{routerID, source, int64(r.Status), escapeText(r.UniqueID), raw, quarantineFields(r),
 		escapeText(cause.Error()), sqlstate}
+}
+
+// unstorableError is a record checkStorable refused, with the SQLSTATE
+// PostgreSQL would have answered.
+type unstorableError struct {
+	code, msg string
+}
+
+func (e *unstorableError) Error() string { return e.msg + " (SQLSTATE " + e.code + ")" }
+
+// checkStorable refuses, before any round trip, what PostgreSQL certainly
+// cannot store: text that is not UTF-8 or holds NUL (22021), a time out
+// of timestamptz's range (22008), a router id out of integer (22003).
+// What it misses, the savepoint split still catches.
+func checkStorable(r *nettportal.AccountingRecord) error {
+	for _, f := range [...]struct{ name, v string }{
+		{"acctuniqueid", r.UniqueID}, {"Acct-Session-Id", r.SessionID}, {"User-Name", r.Username}, {"realm", r.Realm},
+		{"NAS-Identifier", r.NASIdent}, {"NAS-Port-Id", r.NASPortID}, {"NAS-Port-Type", r.NASPortTyp},
+		{"Acct-Authentic", r.Authentic}, {"Connect-Info", r.ConnectInfo}, {"Called-Station-Id", r.CalledStation},
+		{"Calling-Station-Id", r.CallingStation}, {"Acct-Terminate-Cause", r.TerminateCause},
+		{"Service-Type", r.ServiceType}, {"Framed-Protocol", r.FramedProtocol}, {"Framed-IPv6-Prefix", r.FramedIPv6Pfx},
+		{"Delegated-IPv6-Prefix", r.DelegatedPfx}, {"Framed-Interface-Id", r.FramedIfaceID}, {"Class", r.Class},
+		{"Mikrotik-Group", r.Profile},
+	} {
+		if !utf8.ValidString(f.v) || strings.ContainsRune(f.v, 0) {
+			return &unstorableError{"22021", fmt.Sprintf("%s %q is not UTF-8 text without NUL", f.name, f.v)}
+		}
+	}
+	// timestamptz spans 4713 BC to 294276 AD; pgx's microseconds since
+	// 2000 overflow a little past that. Session-Time is subtracted from it.
+	if y := r.EventTime.Year(); y < -4000 || y > 290000 {
+		return &unstorableError{"22008", fmt.Sprintf("event time %s is out of range", r.EventTime.UTC().Format(time.RFC3339))}
+	}
+	if r.RouterID < 0 || r.RouterID > math.MaxInt32 {
+		return &unstorableError{"22003", fmt.Sprintf("router id %d is out of range", r.RouterID)}
+	}
+	return nil
 }
 
 // QuarantineEntry is one record kept in accounting_quarantine.
