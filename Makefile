@@ -35,6 +35,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServe$$' -fuzztime $(FUZZTIME) ./routeros/routerostest
 	$(GO) test -run '^$$' -fuzz '^FuzzParseUptime$$' -fuzztime $(FUZZTIME) ./routeros
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -fuzz '^FuzzAPIJSON$$' -fuzztime $(FUZZTIME) ./web
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -fuzz '^FuzzApplyAccounting$$' -fuzztime $(FUZZTIME) ./store
 
 # Load benchmarks against the real serve wiring and a local PostgreSQL with
 # fsync and synchronous_commit on. They print their figures: ingest through

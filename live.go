@@ -22,6 +22,14 @@ type RouterState struct {
 	APIReachable        *bool      `json:"api_reachable"`
 	CoAReachable        *bool      `json:"coa_reachable"`
 	BootTime            *time.Time `json:"boot_time"`
+	// QuarantinedRecords is how many of the router's records PostgreSQL
+	// refused (kept in accounting_quarantine).
+	QuarantinedRecords int64 `json:"quarantined_records"`
+	// InterimsSeen says whether the router has been seen sending
+	// Interim-Updates (its silent sessions are swept as stale only then);
+	// InterimsSeenAt is when, last.
+	InterimsSeen   bool       `json:"interims_seen"`
+	InterimsSeenAt *time.Time `json:"interims_seen_at"`
 }
 
 // ImportLineError is one line of a customer import that was not imported.

@@ -166,6 +166,11 @@ type AccountingRecord struct {
 	// FromAPI marks a record the reconciler built from the RouterOS API
 	// rather than an accounting packet.
 	FromAPI bool
+	// Raw is the Accounting-Request as received and Source the address it
+	// came from, kept so a record PostgreSQL refuses can be quarantined
+	// with the packet itself; empty for records not from a packet.
+	Raw    []byte
+	Source netip.AddrPort
 }
 
 // AcctUniqueID is FreeRADIUS's default acctuniqueid: md5 hex of
@@ -182,4 +187,25 @@ func AcctUniqueID(username, sessionID, nasIP, nasIdent, nasPortID, nasPort strin
 // may be acknowledged.
 type AccountingStore interface {
 	ApplyAccounting(ctx context.Context, batch []AccountingRecord) error
+}
+
+// RecordOutcome is what a store did with one record of a batch it applied.
+type RecordOutcome uint8
+
+const (
+	// RecordStored: applied to radacct (or, a replay, found to change nothing).
+	RecordStored RecordOutcome = iota
+	// RecordQuarantined: PostgreSQL refused the record with a data error
+	// even on its own; it is durable in accounting_quarantine instead.
+	RecordQuarantined
+	// RecordForeignSession: the session's row belongs to another router;
+	// nothing was changed, and the record must not be acknowledged.
+	RecordForeignSession
+)
+
+// AccountingOutcomeStore is an AccountingStore that says, per record, what
+// it did. out has len(batch) and is filled only when the error is nil.
+type AccountingOutcomeStore interface {
+	AccountingStore
+	ApplyAccountingOutcomes(ctx context.Context, batch []AccountingRecord, out []RecordOutcome) error
 }

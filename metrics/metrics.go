@@ -30,8 +30,13 @@ type AccountingCounts struct {
 	Malformed        uint64
 	QueueFull        uint64
 	GivenUp          uint64
-	Batches          uint64
-	CommitErrors     uint64
+	// Quarantined records were answered once durable in the quarantine
+	// table; ForeignSession records were refused (another router's session).
+	Quarantined, ForeignSession uint64
+	// Reopened counts inferred closes undone by a later Interim.
+	Reopened     uint64
+	Batches      uint64
+	CommitErrors uint64
 	// Spooled records were acknowledged once durable in the local spool
 	// (they are also in the ok counts); SpoolErrors are failed appends.
 	Spooled, SpoolErrors uint64
@@ -229,13 +234,14 @@ type accountingCollector struct {
 	queue      *prometheus.Desc
 	spooled    *prometheus.Desc
 	spoolErrs  *prometheus.Desc
+	reopened   *prometheus.Desc
 }
 
 func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 	return &accountingCollector{
 		read: read,
 		packets: prometheus.NewDesc("nettportal_radius_packets_total",
-			"Accounting-Requests by outcome (ok = answered after commit; duplicate, bad_authenticator, unknown_router, malformed, queue_full = dropped unanswered; given_up = the database failed past the commit timeout) and type (start, interim, stop, on_off for ok; unknown when the packet was dropped before decoding).",
+			"Accounting-Requests by outcome (ok = answered after commit; duplicate, bad_authenticator, unknown_router, malformed, queue_full = dropped unanswered; given_up = the database failed past the commit timeout; quarantined = refused by PostgreSQL, kept in the quarantine table and answered; foreign_session = refused unanswered, the session belongs to another router) and type (start, interim, stop, on_off for ok; unknown when the packet was dropped before decoding).",
 			[]string{"type", "outcome"}, nil),
 		received: prometheus.NewDesc("nettportal_radius_received_total", "Datagrams read from the accounting socket.", nil, nil),
 		batches:  prometheus.NewDesc("nettportal_radius_batches_total", "Accounting transactions committed.", nil, nil),
@@ -245,6 +251,8 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		spooled: prometheus.NewDesc("nettportal_radius_spooled_records_total",
 			"Records acknowledged once durable in the local spool because the database could not commit them in time (also counted as ok).", nil, nil),
 		spoolErrs: prometheus.NewDesc("nettportal_radius_spool_errors_total", "Failed appends to the local spool.", nil, nil),
+		reopened: prometheus.NewDesc("nettportal_accounting_reopened_total",
+			"Sessions closed by inference (NAS-Reboot, stale, reconciler, max-age) reopened by a later Interim.", nil, nil),
 	}
 }
 
@@ -256,6 +264,7 @@ func (c *accountingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queue
 	ch <- c.spooled
 	ch <- c.spoolErrs
+	ch <- c.reopened
 }
 
 func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
@@ -276,6 +285,9 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.packets, s.Malformed, "unknown", "malformed")
 	counter(c.packets, s.QueueFull, "unknown", "queue_full")
 	counter(c.packets, s.GivenUp, "unknown", "given_up")
+	counter(c.packets, s.Quarantined, "unknown", "quarantined")
+	counter(c.packets, s.ForeignSession, "unknown", "foreign_session")
+	counter(c.reopened, s.Reopened)
 	counter(c.received, s.Received)
 	counter(c.batches, s.Batches)
 	counter(c.commitErrs, s.CommitErrors)

@@ -42,7 +42,8 @@ func (a *nopAudit) Audit(context.Context, int, int) ([]nettportal.AuditEntry, er
 }
 
 func TestHooksAndScrapeTimeReads(t *testing.T) {
-	counts := AccountingCounts{Received: 10, Starts: 3, Duplicates: 2, QueueFull: 1, QueueDepth: 7}
+	counts := AccountingCounts{Received: 10, Starts: 3, Duplicates: 2, QueueFull: 1, QueueDepth: 7,
+		Quarantined: 4, ForeignSession: 5, Reopened: 6}
 	queries := 0
 	m := New(Sources{
 		Accounting: func() AccountingCounts { return counts },
@@ -68,6 +69,9 @@ func TestHooksAndScrapeTimeReads(t *testing.T) {
 		`nettportal_radius_packets_total{outcome="ok",type="start"} 3`,
 		`nettportal_radius_packets_total{outcome="duplicate",type="unknown"} 2`,
 		`nettportal_radius_packets_total{outcome="queue_full",type="unknown"} 1`,
+		`nettportal_radius_packets_total{outcome="quarantined",type="unknown"} 4`,
+		`nettportal_radius_packets_total{outcome="foreign_session",type="unknown"} 5`,
+		"nettportal_accounting_reopened_total 6",
 		"nettportal_radius_queue_records 7",
 		"nettportal_radius_batch_records_count 1",
 		"nettportal_radius_batch_records_sum 5",

@@ -123,6 +123,13 @@ type Stats struct {
 	GivenUp          atomic.Uint64 // records dropped after CommitTimeout
 	Spooled          atomic.Uint64 // records acknowledged from the spool
 	SpoolErrors      atomic.Uint64
+	// Quarantined records were refused by PostgreSQL even alone, kept in
+	// the quarantine table and answered (counted in Acknowledged, not in
+	// the by-status counts, which are the ok outcome).
+	Quarantined atomic.Uint64
+	// ForeignSession records were refused (unanswered): the session's row
+	// belongs to another router.
+	ForeignSession atomic.Uint64
 	// ByStatus counts acknowledged records by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs atomic.Uint64
 }
@@ -153,6 +160,8 @@ type item struct {
 	secret []byte
 	key    dedupeKey
 	queued *atomic.Int64
+	// quarantined: answered, but counted under its own outcome, not ok.
+	quarantined bool
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
@@ -432,6 +441,10 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 		s.logDrop("router over its queue share: not answering, it will retransmit", src, nil)
 		return
 	}
+	// Kept with the record so one PostgreSQL refuses can be quarantined
+	// with the packet as it came (raw is the reader's buffer: copied).
+	rec.Raw = append([]byte(nil), raw...)
+	rec.Source = addr
 	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued}
 	select {
 	case s.queue <- it:
@@ -447,6 +460,7 @@ func (s *Server) worker() {
 	defer s.workers.Done()
 	batch := make([]item, 0, s.MaxBatch)
 	recs := make([]nettportal.AccountingRecord, 0, s.MaxBatch)
+	outs := make([]nettportal.RecordOutcome, 0, s.MaxBatch)
 	for {
 		first, ok := <-s.queue
 		if !ok {
@@ -470,7 +484,9 @@ func (s *Server) worker() {
 			batch[i].queued.Add(-1) // out of the queue: its router's share is free again
 			recs = append(recs, batch[i].rec)
 		}
-		switch s.commit(recs) {
+		outs = outs[:len(recs)]
+		clear(outs)
+		switch s.commit(recs, outs) {
 		case givenUp:
 			for i := range batch {
 				s.dedupe.forget(batch[i].key)
@@ -478,6 +494,7 @@ func (s *Server) worker() {
 			s.Stats.GivenUp.Add(uint64(len(batch)))
 			continue
 		case committed:
+			batch, recs = s.settleOutcomes(batch, outs, recs)
 			if s.OnCommit != nil {
 				s.OnCommit(recs)
 			}
@@ -486,6 +503,30 @@ func (s *Server) worker() {
 		}
 		s.answer(batch)
 	}
+}
+
+// settleOutcomes counts the records the store did not simply store. It
+// returns the items to answer, without those refused as another router's
+// session (not durable anywhere: unanswered, like any packet we cannot
+// take; a quarantined record is durable and answered), and in recs the
+// records that changed radacct.
+func (s *Server) settleOutcomes(batch []item, outs []nettportal.RecordOutcome, recs []nettportal.AccountingRecord) ([]item, []nettportal.AccountingRecord) {
+	kept, stored := batch[:0], recs[:0]
+	for i := range batch {
+		switch outs[i] {
+		case nettportal.RecordForeignSession:
+			s.Stats.ForeignSession.Add(1)
+			s.dedupe.forget(batch[i].key) // the store logged it, with the owner
+			continue
+		case nettportal.RecordQuarantined:
+			s.Stats.Quarantined.Add(1)
+			batch[i].quarantined = true
+		default:
+			stored = append(stored, batch[i].rec)
+		}
+		kept = append(kept, batch[i])
+	}
+	return kept, stored
 }
 
 type commitOutcome int
@@ -499,7 +540,9 @@ const (
 // commit retries a failing batch with backoff: a short database hiccup
 // costs latency, not retransmissions. After SpoolAfter the batch goes to the
 // spool when there is one; after CommitTimeout it is given up unanswered.
-func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
+// outs (len(recs)) receives the per-record outcomes when the store reports
+// them and the batch committed.
+func (s *Server) commit(recs []nettportal.AccountingRecord, outs []nettportal.RecordOutcome) commitOutcome {
 	if s.Spool != nil && s.dbDown.Load() && !s.probeDue() {
 		if err := s.Spool.Append(recs); err == nil {
 			return spooled
@@ -524,7 +567,12 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), attemptEnd)
 		began := time.Now()
-		err := s.Store.ApplyAccounting(ctx, recs)
+		var err error
+		if os, ok := s.Store.(nettportal.AccountingOutcomeStore); ok {
+			err = os.ApplyAccountingOutcomes(ctx, recs, outs)
+		} else {
+			err = s.Store.ApplyAccounting(ctx, recs)
+		}
 		cancel()
 		if s.OnBatch != nil {
 			s.OnBatch(len(recs), time.Since(began), err)
@@ -581,7 +629,11 @@ func (s *Server) answer(batch []item) {
 			continue
 		}
 		s.dedupe.done(it.key, b, now)
-		s.countAnswer(it.rec.Status)
+		if it.quarantined {
+			s.Stats.Acknowledged.Add(1)
+		} else {
+			s.countAnswer(it.rec.Status)
+		}
 		if s.batchConn == nil {
 			if _, err := s.conn.WriteToUDPAddrPort(b, it.addr); err != nil {
 				s.Log.Warn().Err(err).Msg("send Accounting-Response")

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -80,15 +83,18 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 	acctupdatetime = greatest(r.acctupdatetime, EXCLUDED.acctupdatetime),
 	acctstoptime = CASE
 		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctstoptime
+		WHEN ` + reopenFullSQL + ` THEN NULL
 		ELSE r.acctstoptime END,
 	acctterminatecause = CASE
 		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctterminatecause
+		WHEN ` + reopenFullSQL + ` THEN NULL
 		ELSE r.acctterminatecause END,
 	connectinfo_stop = CASE
 		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.connectinfo_stop
 		ELSE r.connectinfo_stop END,
 	closed_by = CASE
 		WHEN EXCLUDED.closed_by = 'stop' THEN 'stop'
+		WHEN ` + reopenFullSQL + ` THEN NULL
 		ELSE r.closed_by END,
 	acctsessiontime = greatest(r.acctsessiontime, EXCLUDED.acctsessiontime),
 	acctinputoctets = greatest(r.acctinputoctets, EXCLUDED.acctinputoctets),
@@ -129,14 +135,14 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
 		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
 			CASE WHEN EXCLUDED.acctinputoctets >= r.acctinputoctets
-			THEN ((EXCLUDED.acctinputoctets - r.acctinputoctets) * 8 / date_part('epoch', EXCLUDED.acctupdatetime - r.acctupdatetime))::bigint
+			THEN ` + rateInFullSQL + `
 			ELSE 0 END
 		ELSE coalesce(r.input_bps, 0) END,
 	output_bps = CASE
 		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
 		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
 			CASE WHEN EXCLUDED.acctoutputoctets >= r.acctoutputoctets
-			THEN ((EXCLUDED.acctoutputoctets - r.acctoutputoctets) * 8 / date_part('epoch', EXCLUDED.acctupdatetime - r.acctupdatetime))::bigint
+			THEN ` + rateOutFullSQL + `
 			ELSE 0 END
 		ELSE coalesce(r.output_bps, 0) END,
 	-- The usage mark (see usage_days in schema.sql). A newer record with
@@ -156,10 +162,16 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 	flush_outputoctets = CASE
 		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.acctoutputoctets
 		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.acctoutputoctets END
+-- A session belongs to the router that wrote it: another router's record
+-- changes nothing (the caller tells it from the RETURNING and refuses it).
+-- A row without nas_id (written by FreeRADIUS) belongs to the router whose
+-- nasname is its nasipaddress, which claims it (nas_id above).
+WHERE r.nas_id = EXCLUDED.nas_id
+	OR (r.nas_id IS NULL AND EXISTS (SELECT 1 FROM nas n WHERE n.id = EXCLUDED.nas_id AND n.nasname = host(r.nasipaddress)))
 RETURNING r.acctuniqueid, r.username, r.nas_id, r.acctstoptime, r.mark_day, r.acctinputoctets, r.acctoutputoctets,
 	r.flush_day, r.flush_inputoctets, r.flush_outputoctets
-), marks AS (` + marksOfUpSQL + `)
-` + insertMarksSQL
+), marks AS (` + marksOfUpSQL + `), kept AS (` + insertMarksSQL + `)
+SELECT acctuniqueid FROM up`
 
 // marksOfUpSQL selects, from an accounting statement's RETURNING (the CTE
 // up), the marks that go to usage_days: what the statement flushed off the
@@ -192,6 +204,36 @@ const closedMarksSQL = `, marks AS (
 ), kept AS (` + insertMarksSQL + `)
 SELECT count(*) FROM closed`
 
+// inferredCloses are the closed_by values of closes we only inferred; an
+// Interim with a later event time proves such a session alive.
+const inferredCloses = `('nas-reboot', 'stale', 'reconciler', 'max-age')`
+
+// reopenFullSQL and reopenNarrowSQL say, in the full upsert and the narrow
+// update, that the record is an Interim newer than an inferred close of
+// its row: the session was alive after all, and is reopened with the
+// record's counters. A real Stop is final.
+const (
+	reopenFullSQL = `(EXCLUDED.acctstoptime IS NULL AND NOT EXCLUDED.has_start AND r.closed_by IN ` + inferredCloses + `
+		AND EXCLUDED.acctupdatetime > r.acctstoptime)`
+	reopenNarrowSQL = `(e.status = 3 AND r.closed_by IN ` + inferredCloses + ` AND e.eventtime > r.acctstoptime)`
+)
+
+// The rates in bits/s between two updates, in numeric and clamped to
+// bigint: whatever counters and times are stored, they cannot overflow
+// (bigint arithmetic on a counter near 2^63 did, failing the whole batch).
+// The caller checks that the times move forward and the counters do not
+// go back.
+const (
+	rateInFullSQL = `least((EXCLUDED.acctinputoctets::numeric - r.acctinputoctets) * 8
+		/ extract(epoch FROM EXCLUDED.acctupdatetime - r.acctupdatetime), 9223372036854775807)::bigint`
+	rateOutFullSQL = `least((EXCLUDED.acctoutputoctets::numeric - r.acctoutputoctets) * 8
+		/ extract(epoch FROM EXCLUDED.acctupdatetime - r.acctupdatetime), 9223372036854775807)::bigint`
+	rateInNarrowSQL = `least((e.inoctets::numeric - r.acctinputoctets) * 8
+		/ extract(epoch FROM e.eventtime - r.acctupdatetime), 9223372036854775807)::bigint`
+	rateOutNarrowSQL = `least((e.outoctets::numeric - r.acctoutputoctets) * 8
+		/ extract(epoch FROM e.eventtime - r.acctupdatetime), 9223372036854775807)::bigint`
+)
+
 // updateExistingSQL is the common case of upsertAccountingSQL, made cheap:
 // an Interim-Update or Stop from a router for a session that has its row.
 // It sends and evaluates only what such a record can change, which made
@@ -207,10 +249,12 @@ UPDATE radacct AS r SET
 	acctstarttime = CASE WHEN r.has_start THEN r.acctstarttime
 		ELSE least(r.acctstarttime, e.eventtime - make_interval(secs => coalesce(e.sessiontime, 0))) END,
 	acctupdatetime = greatest(r.acctupdatetime, e.eventtime),
-	acctstoptime = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.eventtime ELSE r.acctstoptime END,
-	acctterminatecause = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.cause ELSE r.acctterminatecause END,
+	acctstoptime = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.eventtime
+		WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.acctstoptime END,
+	acctterminatecause = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.cause
+		WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.acctterminatecause END,
 	connectinfo_stop = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN nullif(e.connectinfo, '') ELSE r.connectinfo_stop END,
-	closed_by = CASE WHEN e.stop THEN 'stop' ELSE r.closed_by END,
+	closed_by = CASE WHEN e.stop THEN 'stop' WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.closed_by END,
 	acctsessiontime = greatest(r.acctsessiontime, e.sessiontime),
 	acctinputoctets = greatest(r.acctinputoctets, e.inoctets),
 	acctoutputoctets = greatest(r.acctoutputoctets, e.outoctets),
@@ -225,14 +269,14 @@ UPDATE radacct AS r SET
 		WHEN e.stop OR r.acctstoptime IS NOT NULL THEN 0
 		WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN
 			CASE WHEN e.inoctets >= r.acctinputoctets
-			THEN ((e.inoctets - r.acctinputoctets) * 8 / date_part('epoch', e.eventtime - r.acctupdatetime))::bigint
+			THEN ` + rateInNarrowSQL + `
 			ELSE 0 END
 		ELSE coalesce(r.input_bps, 0) END,
 	output_bps = CASE
 		WHEN e.stop OR r.acctstoptime IS NOT NULL THEN 0
 		WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN
 			CASE WHEN e.outoctets >= r.acctoutputoctets
-			THEN ((e.outoctets - r.acctoutputoctets) * 8 / date_part('epoch', e.eventtime - r.acctupdatetime))::bigint
+			THEN ` + rateOutNarrowSQL + `
 			ELSE 0 END
 		ELSE coalesce(r.output_bps, 0) END,
 	mark_at = CASE WHEN e.markat > r.mark_at OR (r.mark_at IS NULL AND e.markat IS NOT NULL) THEN e.markat ELSE r.mark_at END,
@@ -249,10 +293,12 @@ UPDATE radacct AS r SET
 FROM (SELECT u.*, u.status = 2 AS stop,
 		CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.eventtime END AS markat
 	FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
-		$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::date[], $14::int[])
+		$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::date[], $14::int[], $15::bigint[])
 		WITH ORDINALITY AS u(uniqueid, status, eventtime, sessiontime, inoctets, outoctets,
-		inpackets, outpackets, interim, cause, connectinfo, profile, day, carries, ord)) AS e
+		inpackets, outpackets, interim, cause, connectinfo, profile, day, carries, nasid, ord)) AS e
 WHERE r.acctuniqueid = e.uniqueid
+	-- Only the owner's records (the full upsert refuses the others).
+	AND r.nas_id = e.nasid
 	AND (e.carries & 1 = 0 OR r.realm IS NOT NULL)
 	AND (e.carries & 2 = 0 OR r.nasportid IS NOT NULL)
 	AND (e.carries & 4 = 0 OR r.nasporttype IS NOT NULL)
@@ -275,20 +321,38 @@ RETURNING e.ord, r.acctuniqueid, r.username, r.nas_id, r.acctstoptime, r.mark_da
 SELECT ord FROM up`
 
 // closeRouterSessionsSQL is Accounting-On/Off: the router restarted (or is
-// stopping), so every session it had before that moment is gone. Sessions
-// that started after the event (a reordered Start) stay open.
+// stopping), so every session it had before that moment is gone. Event
+// times have whole seconds, so "before" is decided per second:
+//   - a session that started in an earlier second is closed;
+//   - one whose row arrives after the Accounting-On is new (arrival order:
+//     it is not there yet when this runs, or comes later in the batch);
+//   - one already there that started in the reboot's own second (a Start
+//     and a retransmitted Accounting-On arriving together) is closed only
+//     when its Acct-Session-Id carries the boot digit of the router's last
+//     session from before that second: RouterOS ids are 8 hex digits whose
+//     first changes at every boot. Without that evidence it stays open (a
+//     wrong close would cost a live session; a wrong keep is closed by the
+//     reconciler, the sweep or the next Accounting-On).
 const closeRouterSessionsSQL = `
-WITH picked AS (
-	SELECT radacctid FROM radacct
-	WHERE nas_id = $1 AND acctstoptime IS NULL AND acctstarttime <= $2
-	ORDER BY acctuniqueid FOR UPDATE -- the order batches lock in: no deadlock
+WITH cut AS (
+	SELECT date_trunc('second', $2::timestamptz) AS sec
+), old_boot AS (
+	SELECT left(x.acctsessionid, 1) AS digit FROM radacct x, cut
+	WHERE x.nas_id = $1 AND x.acctstarttime < cut.sec AND x.acctsessionid ~ '^[0-9a-f]{8}$'
+	ORDER BY x.acctstarttime DESC LIMIT 1
+), picked AS (
+	SELECT radacctid FROM radacct r, cut
+	WHERE r.nas_id = $1 AND r.acctstoptime IS NULL AND (r.acctstarttime < cut.sec
+		OR (r.acctstarttime < cut.sec + interval '1 second' AND r.acctsessionid ~ '^[0-9a-f]{8}$'
+			AND left(r.acctsessionid, 1) = (SELECT digit FROM old_boot)))
+	ORDER BY r.acctuniqueid FOR UPDATE OF r -- the order batches lock in: no deadlock
 ), closed AS (
 	UPDATE radacct r SET
-		acctstoptime = $2,
+		acctstoptime = greatest($2, r.acctstarttime),
 		acctterminatecause = 'NAS-Reboot',
 		closed_by = 'nas-reboot',
 		input_bps = 0, output_bps = 0,
-		acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM $2 - r.acctstarttime))::bigint)
+		acctsessiontime = greatest(r.acctsessiontime, floor(extract(epoch FROM greatest($2, r.acctstarttime) - r.acctstarttime))::bigint)
 	FROM picked WHERE r.radacctid = picked.radacctid
 	RETURNING r.*
 )` + closedMarksSQL
@@ -306,8 +370,10 @@ WITH gone AS (
 )
 DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone)`
 
-// lockRoundSQL locks a round's existing rows in acctuniqueid order.
-const lockRoundSQL = `SELECT 1 FROM radacct WHERE acctuniqueid = ANY($1::text[]) ORDER BY acctuniqueid FOR NO KEY UPDATE`
+// lockRoundSQL locks a round's existing rows in acctuniqueid order and
+// says who owns each, and when an inferred close ended it.
+const lockRoundSQL = `SELECT acctuniqueid, nas_id, CASE WHEN closed_by IN ` + inferredCloses + ` THEN acctstoptime END
+	FROM radacct WHERE acctuniqueid = ANY($1::text[]) ORDER BY acctuniqueid FOR NO KEY UPDATE`
 
 // pinPlansSQL leaves the batch's statements one plan each: a probe of an
 // index per record. Postgres caches a prepared statement's generic plan per
@@ -321,17 +387,197 @@ const pinPlansSQL = `SELECT set_config('enable_seqscan', 'off', true), set_confi
 	set_config('enable_mergejoin', 'off', true)`
 
 // ApplyAccounting makes a batch durable in one transaction, applying records
-// in the order given. It returns after COMMIT.
+// in the order given. It returns after COMMIT. Its callers (the spool
+// replay) cannot refuse a record, so one for another router's session (see
+// ApplyAccountingOutcomes) goes to the quarantine, with the owner in its
+// error, rather than being lost after it was acknowledged.
 func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
+	out := make([]nettportal.RecordOutcome, len(batch))
+	if err := db.ApplyAccountingOutcomes(ctx, batch, out); err != nil {
+		return err
+	}
+	var args [][]any
+	for i, o := range out {
+		if o == nettportal.RecordForeignSession {
+			args = append(args, quarantineArgs(&batch[i], errForeign))
+		}
+	}
+	for _, a := range args {
+		if _, err := db.Pool.Exec(ctx, insertQuarantineSQL, a...); err != nil {
+			return fmt.Errorf("quarantine a record for another router's session: %w", err)
+		}
+		db.Stats.Quarantined.Add(1)
+	}
+	return nil
+}
+
+// errForeign is the quarantine's error for a record of another router's
+// session that could not be refused (it was acknowledged from the spool).
+var errForeign = errors.New("the session belongs to another router (nas_id): refused")
+
+// ApplyAccountingOutcomes is ApplyAccounting that says per record what it
+// did (out, when not nil, must have len(batch)):
+//   - a batch that fails with a data error (SQLSTATE class 22 or 23: a
+//     value PostgreSQL cannot store or compute with) is applied again in
+//     one transaction, split in halves under savepoints until every good
+//     record is in; a record that fails alone goes to accounting_quarantine
+//     in the same transaction (RecordQuarantined). So one bad record costs
+//     its batch-mates one extra commit, and never fails them;
+//   - a record for a session whose row belongs to another router changes
+//     nothing (RecordForeignSession).
+func (db *DB) ApplyAccountingOutcomes(ctx context.Context, batch []nettportal.AccountingRecord, out []nettportal.RecordOutcome) error {
 	if len(batch) == 0 {
 		return nil
 	}
-	steps := planBatch(batch)
+	if out != nil && len(out) != len(batch) {
+		return fmt.Errorf("apply accounting batch of %d: %d outcome slots", len(batch), len(out))
+	}
 	loc := db.usageLocation()
-	if err := retryRaces(func() error { return db.applySteps(ctx, steps, loc) }); err != nil {
+	// Records that cannot be stored as they are (checkStorable) skip the
+	// attempt: they go to the quarantine in the batch's own transaction, so
+	// the usual hostile input costs its batch-mates no extra commit at all.
+	var refused []refusedRecord
+	apply := batch
+	for i := range batch {
+		if err := checkStorable(&batch[i]); err != nil {
+			if refused == nil {
+				apply = make([]nettportal.AccountingRecord, 0, len(batch))
+				apply = append(apply, batch[:i]...)
+			}
+			refused = append(refused, refusedRecord{&batch[i], err})
+			continue
+		}
+		if refused != nil {
+			apply = append(apply, batch[i])
+		}
+	}
+	var res *applyResult
+	err := retryRaces(func() error {
+		res = newApplyResult()
+		return db.applySteps(ctx, planBatch(apply), loc, res, refused)
+	})
+	if isDataError(err) {
+		err = retryRaces(func() error {
+			res = newApplyResult()
+			return db.applyIsolated(ctx, apply, loc, res, refused)
+		})
+	}
+	if err != nil {
 		return fmt.Errorf("apply accounting batch of %d: %w", len(batch), err)
 	}
+	if refused != nil {
+		// res is keyed by the records applied: a copy when some were refused.
+		byIndex := newApplyResult()
+		byIndex.reopened, byIndex.narrowed = res.reopened, res.narrowed
+		j := 0
+		for i := range batch {
+			rec := &batch[i]
+			if k := slices.IndexFunc(refused, func(r refusedRecord) bool { return r.rec == rec }); k >= 0 {
+				byIndex.outcome[rec] = nettportal.RecordQuarantined
+				byIndex.errs[rec] = refused[k].err
+				continue
+			}
+			if o, ok := res.outcome[&apply[j]]; ok {
+				byIndex.outcome[rec] = o
+				byIndex.errs[rec] = res.errs[&apply[j]]
+				byIndex.owner[rec] = res.owner[&apply[j]]
+			}
+			j++
+		}
+		res = byIndex
+	}
+	db.afterCommit(batch, res, out)
 	return nil
+}
+
+// applyResult is what a transaction did beyond storing records, keyed by
+// the record (a pointer into the batch): almost every record is simply
+// stored, so only the exceptions are kept.
+type applyResult struct {
+	outcome  map[*nettportal.AccountingRecord]nettportal.RecordOutcome
+	errs     map[*nettportal.AccountingRecord]error // why a record was quarantined
+	owner    map[*nettportal.AccountingRecord]int64 // the router owning a foreign record's row
+	reopened int
+	narrowed int
+}
+
+func newApplyResult() *applyResult {
+	return &applyResult{outcome: map[*nettportal.AccountingRecord]nettportal.RecordOutcome{},
+		errs: map[*nettportal.AccountingRecord]error{}, owner: map[*nettportal.AccountingRecord]int64{}}
+}
+
+func (r *applyResult) merge(o *applyResult) {
+	maps.Copy(r.outcome, o.outcome)
+	maps.Copy(r.errs, o.errs)
+	maps.Copy(r.owner, o.owner)
+	r.reopened += o.reopened
+	r.narrowed += o.narrowed
+}
+
+// afterCommit counts, logs and reports what a committed batch did, and
+// notes the routers seen sending interims.
+func (db *DB) afterCommit(batch []nettportal.AccountingRecord, res *applyResult, out []nettportal.RecordOutcome) {
+	db.narrowApplied.Add(int64(res.narrowed))
+	db.Stats.Reopened.Add(uint64(res.reopened))
+	var interimRouters []int64
+	for i := range batch {
+		rec := &batch[i]
+		o := res.outcome[rec]
+		if out != nil {
+			out[i] = o
+		}
+		switch o {
+		case nettportal.RecordQuarantined:
+			db.Stats.Quarantined.Add(1)
+			db.log.Error().Err(res.errs[rec]).Int64("router_id", rec.RouterID).Str("source", rec.Source.String()).
+				Str("status", rec.Status.String()).Str("acct_session_id", escapeText(rec.SessionID)).
+				Msg("accounting record refused by PostgreSQL: kept in accounting_quarantine and answered")
+		case nettportal.RecordForeignSession:
+			db.Stats.ForeignSession.Add(1)
+			if !db.foreignLog.allow(time.Now()) {
+				continue
+			}
+			db.log.Warn().Int64("router_id", rec.RouterID).Str("source", rec.Source.String()).
+				Int64("owner_router_id", res.owner[rec]).Str("acct_session_id", escapeText(rec.SessionID)).
+				Str("acctuniqueid", escapeText(rec.UniqueID)).
+				Msg("refused accounting for a session another router owns")
+		case nettportal.RecordStored:
+			if rec.Status == nettportal.StatusInterimUpdate && !rec.FromAPI && !slices.Contains(interimRouters, rec.RouterID) {
+				interimRouters = append(interimRouters, rec.RouterID)
+			}
+		}
+	}
+	for _, id := range interimRouters {
+		db.noteInterims(id)
+	}
+}
+
+// noteInterims records that a router sends Interim-Updates, about once a
+// minute per router, outside the batch's transaction: it only enables the
+// stale sweep for the router, so it need not be atomic with the records.
+func (db *DB) noteInterims(routerID int64) {
+	now := time.Now()
+	if last, ok := db.interimsSeen.Load(routerID); ok && now.Unix()-last.(int64) < 60 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_, err := db.Pool.Exec(ctx, `INSERT INTO router_status (nas_id, interims_seen_at) SELECT $1, $2 WHERE $1 BETWEEN 1 AND 2147483647
+		ON CONFLICT (nas_id) DO UPDATE SET interims_seen_at = greatest(router_status.interims_seen_at, EXCLUDED.interims_seen_at)`,
+		routerID, now)
+	if err != nil {
+		db.log.Warn().Err(err).Int64("router_id", routerID).Msg("record that the router sends interims")
+		return
+	}
+	db.interimsSeen.Store(routerID, now.Unix())
+}
+
+// isDataError says whether PostgreSQL refused a value (SQLSTATE class 22,
+// data exception, or 23, integrity constraint violation): the same records
+// would fail again, so retrying the batch as a whole cannot help.
+func isDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "22") || strings.HasPrefix(pgErr.Code, "23"))
 }
 
 // applySteps runs a planned batch as one transaction in as few round trips
@@ -340,7 +586,27 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 // needs to know what the narrow update applied). At 20,000 packets/s
 // batches are a few dozen records, and the six round trips they took one
 // by one were most of a commit's time.
-func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location) error {
+func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location, res *applyResult, refused []refusedRecord) error {
+	return db.inPipelinedTx(ctx, func(p *pipeline) error {
+		queueRefused(p, refused)
+		return db.queueSteps(ctx, p, steps, loc, res)
+	})
+}
+
+// refusedRecord is a record checkStorable refused, and why.
+type refusedRecord struct {
+	rec *nettportal.AccountingRecord
+	err error
+}
+
+func queueRefused(p *pipeline, refused []refusedRecord) {
+	for _, r := range refused {
+		p.exec("quarantine a record", insertQuarantineSQL, quarantineArgs(r.rec, r.err)...)
+	}
+}
+
+// inPipelinedTx runs fill between BEGIN and COMMIT on one connection.
+func (db *DB) inPipelinedTx(ctx context.Context, fill func(p *pipeline) error) error {
 	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("acquire connection: %w", err)
@@ -350,17 +616,8 @@ func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location) 
 	err = func() error {
 		p.exec("begin", "begin")
 		p.exec("pin plans", pinPlansSQL)
-		for _, s := range steps {
-			if s.closeRouter != nil {
-				p.exec(fmt.Sprintf("close sessions of router %d", s.closeRouter.RouterID),
-					closeRouterSessionsSQL, s.closeRouter.RouterID, s.closeRouter.EventTime)
-				continue
-			}
-			narrowed, err := applyRound(ctx, p, s.round, loc, !db.fullUpsertOnly)
-			if err != nil {
-				return err
-			}
-			db.narrowApplied.Add(int64(narrowed))
+		if err := fill(p); err != nil {
+			return err
 		}
 		p.queue("commit", "commit").Exec(func(tag pgconn.CommandTag) error {
 			if tag.String() != "COMMIT" {
@@ -380,6 +637,70 @@ func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location) 
 		cancel()
 	}
 	return err
+}
+
+func (db *DB) queueSteps(ctx context.Context, p *pipeline, steps []step, loc *time.Location, res *applyResult) error {
+	for _, s := range steps {
+		if s.closeRouter != nil {
+			p.exec(fmt.Sprintf("close sessions of router %d", s.closeRouter.RouterID),
+				closeRouterSessionsSQL, s.closeRouter.RouterID, s.closeRouter.EventTime)
+			continue
+		}
+		if err := applyRound(ctx, p, s.round, loc, !db.fullUpsertOnly, res); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// applyIsolated applies a batch that failed with a data error: in one
+// transaction, each part under a savepoint, halving a failing part until
+// the record that fails is alone; that record goes to the quarantine. The
+// parts are applied in batch order, so arrival order holds.
+func (db *DB) applyIsolated(ctx context.Context, batch []nettportal.AccountingRecord, loc *time.Location, res *applyResult, refused []refusedRecord) error {
+	return db.inPipelinedTx(ctx, func(p *pipeline) error {
+		queueRefused(p, refused)
+		var part func(recs []nettportal.AccountingRecord, depth int) error
+		part = func(recs []nettportal.AccountingRecord, depth int) error {
+			sp := fmt.Sprintf("part%d", depth)
+			try := newApplyResult()
+			p.exec("savepoint", "SAVEPOINT "+sp)
+			err := db.queueSteps(ctx, p, planBatch(recs), loc, try)
+			if err == nil {
+				p.exec("release savepoint", "RELEASE SAVEPOINT "+sp)
+				err = p.flush(ctx)
+			}
+			if err == nil {
+				res.merge(try)
+				return nil
+			}
+			if !isDataError(err) {
+				return err
+			}
+			p.batch, p.labels, p.done = &pgx.Batch{}, nil, 0 // what was queued after the failure is gone
+			// In the simple protocol: pgx would prepare a new statement
+			// first, which the aborted transaction refuses.
+			if _, rbErr := p.conn.PgConn().Exec(ctx, "ROLLBACK TO SAVEPOINT "+sp).ReadAll(); rbErr != nil {
+				return fmt.Errorf("rollback to savepoint: %w", rbErr)
+			}
+			if len(recs) == 1 {
+				rec := &recs[0]
+				p.exec("quarantine a record", insertQuarantineSQL, quarantineArgs(rec, err)...)
+				if err := p.flush(ctx); err != nil {
+					return fmt.Errorf("quarantine: %w", err)
+				}
+				res.outcome[rec] = nettportal.RecordQuarantined
+				res.errs[rec] = err
+				return nil
+			}
+			mid := len(recs) / 2
+			if err := part(recs[:mid], depth+1); err != nil {
+				return err
+			}
+			return part(recs[mid:], depth+1)
+		}
+		return part(batch, 0)
+	})
 }
 
 // pipeline queues a transaction's statements and sends them together when
@@ -428,30 +749,48 @@ func (p *pipeline) flush(ctx context.Context) error {
 // applyRound queues a round of records with distinct acctuniqueids, sorted
 // by it: interims and Stops of sessions that have their row go through the
 // narrow update, everything else (Starts, new sessions, rows missing
-// descriptive fields, the reconciler's records) through the full upsert.
-// It sends what is queued when it must learn what the narrow update applied.
-func applyRound(ctx context.Context, p *pipeline, round []*nettportal.AccountingRecord, loc *time.Location, narrow bool) (narrowed int, err error) {
+// descriptive fields, the reconciler's records, other routers' records)
+// through the full upsert. It sends what is queued when it must learn what
+// the narrow update applied. What it learns of foreign records and
+// reopened sessions goes to res as the results come in.
+func applyRound(ctx context.Context, p *pipeline, round []*nettportal.AccountingRecord, loc *time.Location, narrow bool, res *applyResult) error {
 	applied := make([]bool, len(round))
+	narrowed := 0
 	var n narrowColumns
 	for i, r := range round {
 		if narrow && !r.FromAPI && (r.Status == nettportal.StatusInterimUpdate || r.Status == nettportal.StatusStop) {
 			n.add(i, r, loc)
 		}
 	}
+	// The round's existing rows: who owns each, and when a close we only
+	// inferred ended it.
+	type existing struct {
+		owner        pgtype.Int8
+		inferredStop pgtype.Timestamptz
+	}
+	rows := map[string]existing{}
+	// The narrow update and the full upsert are two passes over the
+	// round; taking the round's existing rows first, in one pass in
+	// acctuniqueid order, keeps concurrent batches from locking rows in
+	// crossing orders (a deadlock costs a second before Postgres
+	// breaks it: seen replaying the spool while live traffic went on).
+	ids := make([]string, len(round))
+	for i, r := range round {
+		ids[i] = r.UniqueID
+	}
+	p.queue("lock sessions", lockRoundSQL, ids).Query(func(qr pgx.Rows) error {
+		var uid string
+		var e existing
+		_, err := pgx.ForEachRow(qr, []any{&uid, &e.owner, &e.inferredStop}, func() error {
+			rows[uid] = e
+			return nil
+		})
+		return err
+	})
 	if len(n.uniqueID) > 0 {
-		// The narrow update and the full upsert are two passes over the
-		// round; taking the round's existing rows first, in one pass in
-		// acctuniqueid order, keeps concurrent batches from locking rows in
-		// crossing orders (a deadlock costs a second before Postgres
-		// breaks it: seen replaying the spool while live traffic went on).
-		ids := make([]string, len(round))
-		for i, r := range round {
-			ids[i] = r.UniqueID
-		}
-		p.exec("lock sessions", lockRoundSQL, ids)
-		p.queue("update sessions", updateExistingSQL, n.args()...).Query(func(rows pgx.Rows) error {
+		p.queue("update sessions", updateExistingSQL, n.args()...).Query(func(qr pgx.Rows) error {
 			var ord int64
-			_, err := pgx.ForEachRow(rows, []any{&ord}, func() error {
+			_, err := pgx.ForEachRow(qr, []any{&ord}, func() error {
 				if ord < 1 || int(ord) > len(n.index) {
 					return fmt.Errorf("ordinal %d out of range", ord)
 				}
@@ -462,7 +801,28 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 			return err
 		})
 		if err := p.flush(ctx); err != nil {
-			return 0, err
+			return err
+		}
+	}
+	// finish learns, once the full upsert said which records it applied
+	// (upserted), which were refused as another router's and which
+	// reopened a session.
+	finish := func(upserted map[string]bool) {
+		res.narrowed += narrowed
+		for i, r := range round {
+			if !applied[i] && !upserted[r.UniqueID] {
+				// Not applied: a reconciler record standing back for
+				// accounting's row (by design), or another router's session.
+				if row, ok := rows[r.UniqueID]; ok && !r.FromAPI {
+					res.outcome[r] = nettportal.RecordForeignSession
+					res.owner[r] = row.owner.Int64
+				}
+				continue
+			}
+			if row, ok := rows[r.UniqueID]; ok && r.Status == nettportal.StatusInterimUpdate &&
+				row.inferredStop.Valid && r.EventTime.After(row.inferredStop.Time) {
+				res.reopened++
+			}
 		}
 	}
 	c := newColumns(len(round) - narrowed)
@@ -480,12 +840,25 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 		}
 	}
 	if len(c.uniqueID) > 0 {
-		p.exec("upsert sessions", upsertAccountingSQL, c.args()...)
+		p.queue("upsert sessions", upsertAccountingSQL, c.args()...).Query(func(qr pgx.Rows) error {
+			upserted := map[string]bool{}
+			var uid string
+			_, err := pgx.ForEachRow(qr, []any{&uid}, func() error {
+				upserted[uid] = true
+				return nil
+			})
+			if err == nil {
+				finish(upserted)
+			}
+			return err
+		})
+	} else {
+		finish(nil)
 	}
 	if len(radiusNAS) > 0 {
 		p.exec("retire the reconciler's rows", retireAPIRowsSQL, radiusNAS, radiusSID)
 	}
-	return narrowed, nil
+	return nil
 }
 
 // step is one part of a batch: an Accounting-On/Off, or a round of records
@@ -544,6 +917,7 @@ type narrowColumns struct {
 	outPackets, interim         []pgtype.Int8
 	cause, connectInfo, profile []string
 	carries                     []int32
+	nasID                       []int64
 }
 
 // Bits of narrowColumns.carries: the descriptive fields a record has, in
@@ -601,11 +975,12 @@ func (n *narrowColumns) add(i int, r *nettportal.AccountingRecord, loc *time.Loc
 	n.connectInfo = append(n.connectInfo, r.ConnectInfo)
 	n.profile = append(n.profile, r.Profile)
 	n.carries = append(n.carries, carries)
+	n.nasID = append(n.nasID, r.RouterID)
 }
 
 func (n *narrowColumns) args() []any {
 	return []any{n.uniqueID, n.status, n.eventTime, n.sessionTime, n.inOctets, n.outOctets,
-		n.inPackets, n.outPackets, n.interim, n.cause, n.connectInfo, n.profile, n.day, n.carries}
+		n.inPackets, n.outPackets, n.interim, n.cause, n.connectInfo, n.profile, n.day, n.carries, n.nasID}
 }
 
 // columns holds one upsert's records as arrays, the fastest way to send many
@@ -660,7 +1035,12 @@ func optU64(v *uint64) pgtype.Int8 {
 	if v == nil {
 		return pgtype.Int8{}
 	}
-	return pgtype.Int8{Int64: int64(*v), Valid: true} // octet totals stay far below 2^63
+	if *v > math.MaxInt64 {
+		// No real session total gets here (decode refuses them); clamped
+		// rather than stored as a negative bigint.
+		return pgtype.Int8{Int64: math.MaxInt64, Valid: true}
+	}
+	return pgtype.Int8{Int64: int64(*v), Valid: true}
 }
 
 func addrString(a netip.Addr) string {
@@ -720,4 +1100,23 @@ func (c *columns) args() []any {
 		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
 		c.class, c.interim, c.profile, c.fromAPI, c.day,
 	}
+}
+
+// logLimiter lets a few lines a second through: a router with a valid
+// secret sending (and retransmitting) packets for other routers' sessions
+// must not fill the disk with logs.
+type logLimiter struct {
+	mu     sync.Mutex
+	window time.Time
+	n      int
+}
+
+func (l *logLimiter) allow(now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.n = now, 0
+	}
+	l.n++
+	return l.n <= 5
 }

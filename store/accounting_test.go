@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
 
@@ -357,41 +356,48 @@ func TestInferredCloseClearsTheRate(t *testing.T) {
 }
 
 // A batch goes to Postgres in a few pipelined round trips, BEGIN with the
-// first statements and COMMIT with the last: a statement failing after
-// others have run (here the full upsert after the narrow update applied an
-// interim) must leave nothing of the batch, say which statement failed,
-// and give the connection back ready for the next batch.
+// first statements and COMMIT with the last: a statement failing with a
+// data error after others have run (here the full upsert after the narrow
+// update applied an interim) is isolated under savepoints: the good record
+// commits once, the bad one is quarantined, and the connection goes back
+// ready for the next batch.
 func TestFailedBatchLeavesNothing(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
 	ctx := context.Background()
 	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)})
-	interim := withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", 5*time.Minute), 300, 1000, 2000)
 	bad := rec(nettportal.StatusStart, "bob", "81000002", time.Minute)
 	bad.FramedIPv6Pfx = "not-a-prefix" // the inet cast fails inside the upsert
 	// More failures than the pool has connections.
 	for i := 0; i < 20; i++ {
-		err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{interim, bad})
-		if err == nil {
-			t.Fatal("a batch with an invalid prefix committed")
+		interim := withCounters(rec(nettportal.StatusInterimUpdate, "alice", "81000001", time.Duration(i+1)*time.Minute), uint32(60*(i+1)), uint64(1000*(i+1)), 2000)
+		out := make([]nettportal.RecordOutcome, 2)
+		if err := db.ApplyAccountingOutcomes(ctx, []nettportal.AccountingRecord{interim, bad}, out); err != nil {
+			t.Fatalf("a batch with one bad record failed: %v", err)
 		}
-		if !strings.Contains(err.Error(), "upsert sessions") {
-			t.Fatalf("error does not name the failed statement: %v", err)
+		if out[0] != nettportal.RecordStored || out[1] != nettportal.RecordQuarantined {
+			t.Fatalf("outcomes %v, want stored, quarantined", out)
 		}
-	}
-	alice, _ := mustRow(t, db, interim.UniqueID)
-	if alice.In != nil || alice.SessionTime != nil {
-		t.Errorf("the failed batch's interim stayed: in %v, session time %v", alice.In, alice.SessionTime)
+		alice, _ := mustRow(t, db, interim.UniqueID)
+		eqInt(t, "input octets of the good batch-mate", alice.In, int64(1000*(i+1)))
 	}
 	if _, ok := mustRow(t, db, bad.UniqueID); ok {
-		t.Error("the failed batch's Start stayed")
+		t.Error("the bad Start is in radacct")
+	}
+	var n int
+	var sqlstate, username string
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*), min(sqlstate), min(fields->>'username') FROM accounting_quarantine`).Scan(&n, &sqlstate, &username); err != nil {
+		t.Fatal(err)
+	}
+	if n != 20 || sqlstate != "22P02" || username != "bob" {
+		t.Errorf("quarantine: %d rows, sqlstate %q, username %q; want 20, 22P02, bob", n, sqlstate, username)
+	}
+	if got := db.Stats.Quarantined.Load(); got != 20 {
+		t.Errorf("Stats.Quarantined = %d, want 20", got)
 	}
 	if st := db.Pool.Stat(); st.AcquiredConns() != 0 {
 		t.Errorf("%d connections still held after failed batches", st.AcquiredConns())
 	}
-	mustApply(t, db, []nettportal.AccountingRecord{interim})
-	alice, _ = mustRow(t, db, interim.UniqueID)
-	eqInt(t, "input octets after the retry alone", alice.In, 1000)
 	var open int
 	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil || open != 0 {

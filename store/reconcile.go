@@ -80,14 +80,37 @@ func (db *DB) CloseSessions(ctx context.Context, ids []int64, cause, closedBy st
 // SweepStale closes, as stale, the open sessions of routers without API
 // access that had no update for two interim intervals plus grace: the
 // router lost them without a Stop (reboot, power loss, lost packets). A
-// session's own Acct-Interim-Interval wins over its router's.
+// session's own Acct-Interim-Interval wins over its router's. Only sessions
+// that are expected to send interims are swept: their router has been seen
+// sending Interim-Updates, or the session carried a non-zero
+// Acct-Interim-Interval. RouterOS's default is `/ppp aaa interim-update=0`,
+// and the sessions of such a router would otherwise all be closed minutes
+// after they started. With MaxSessionAge set, sessions that started longer
+// ago than that are closed too, on any router (closed_by max-age).
 func (db *DB) SweepStale(ctx context.Context, grace time.Duration, now time.Time) (int64, error) {
-	return db.closeInChunks(ctx, "sweep stale sessions", `SELECT r.radacctid FROM radacct r JOIN nas ON r.nas_id = nas.id
+	n, err := db.closeInChunks(ctx, "sweep stale sessions", `SELECT r.radacctid FROM radacct r JOIN nas ON r.nas_id = nas.id
+		LEFT JOIN router_status rs ON rs.nas_id = nas.id
 		WHERE r.acctstoptime IS NULL AND (nas.api_addr = '' OR nas.api_user = '')
+		AND (rs.interims_seen_at IS NOT NULL OR r.acctinterval > 0)
 		AND coalesce(r.acctupdatetime, r.acctstarttime) <
 			$1::timestamptz - 2 * make_interval(secs => coalesce(nullif(r.acctinterval, 0), nas.interim_seconds)) - make_interval(secs => $2)`,
 		[]any{now, grace.Seconds()}, nettportal.CauseLostService, nettportal.ClosedByStale)
+	if err != nil || db.MaxSessionAge <= 0 {
+		return n, err
+	}
+	aged, err := db.closeInChunks(ctx, "close sessions past the maximum age", `SELECT r.radacctid FROM radacct r
+		WHERE r.acctstoptime IS NULL AND r.acctstarttime < $1::timestamptz - make_interval(secs => $2)`,
+		[]any{now, db.MaxSessionAge.Seconds()}, CauseSessionTimeout, ClosedByMaxAge)
+	return n + aged, err
 }
+
+// A session closed for being older than MaxSessionAge: RFC 2866's
+// Session-Timeout cause, and closed_by max-age (an inferred close, undone
+// by a later Interim like the others).
+const (
+	CauseSessionTimeout = "Session-Timeout"
+	ClosedByMaxAge      = "max-age"
+)
 
 // RouterReconciled records a reconciliation pass for the routers page.
 func (db *DB) RouterReconciled(ctx context.Context, routerID int64, at time.Time, apiReachable bool, result string) error {

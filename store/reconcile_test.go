@@ -197,16 +197,23 @@ func TestSweepSkipsRowsABatchHoldsAndNeverDeadlocks(t *testing.T) {
 		}
 	}
 	// Rows a batch held at that moment are skipped too (the next pass
-	// decides), so the first pass closes at least the rows no batch touched,
-	// at most 2999, and never the held row.
-	if n < int64(len(recs)-busy) || n > 2999 {
-		t.Errorf("swept %d, want %d..2999 (the untouched rows, the held row skipped)", n, len(recs)-busy)
+	// decides), so the first pass closes at least the rows no batch
+	// touched, and never the held row. A row it closed before a batch's
+	// later interim reached it is reopened by that interim (evidence beats
+	// an inferred close) and, still stale, may be closed again: n counts
+	// closes, not rows.
+	if n < int64(len(recs)-busy) {
+		t.Errorf("swept %d, want at least %d (the untouched rows)", n, len(recs)-busy)
 	}
 	if r, _ := mustRow(t, db, recs[0].UniqueID); r.Stop != nil {
 		t.Errorf("the sweep closed the row a batch held")
 	}
 	tx.Rollback(ctx)
-	if n2, err := db.SweepStale(ctx, time.Minute, time.Now()); err != nil || n+n2 != 3000 {
-		t.Errorf("second sweep closed %d (%v), want the %d rows left", n2, err, 3000-n)
+	if _, err := db.SweepStale(ctx, time.Minute, time.Now()); err != nil {
+		t.Fatalf("second sweep: %v", err)
+	}
+	var open int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE acctstoptime IS NULL`).Scan(&open); err != nil || open != 0 {
+		t.Errorf("%d rows still open after the second sweep (%v)", open, err)
 	}
 }

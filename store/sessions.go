@@ -243,8 +243,12 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	inner += where + order + " LIMIT " + strconv.Itoa(f.Limit) + " OFFSET " + strconv.Itoa(f.Offset)
 	pageSQL := "SELECT " + sessionColumns + " FROM (" + inner + ") p JOIN radacct r ON r.radacctid = p.radacctid" +
 		" LEFT JOIN nas n ON n.id = r.nas_id LEFT JOIN customers c ON c.username = r.username" + order
-	statsSQL := `SELECT count(*), coalesce(sum(r.acctinputoctets), 0)::bigint, coalesce(sum(r.acctoutputoctets), 0)::bigint,
-		coalesce(sum(r.input_bps), 0)::bigint, coalesce(sum(r.output_bps), 0)::bigint FROM radacct r` + where
+	// Sums are numeric in SQL: clamped rather than overflowing bigint,
+	// whatever a router stored.
+	statsSQL := `SELECT count(*), least(coalesce(sum(r.acctinputoctets), 0), 9223372036854775807)::bigint,
+		least(coalesce(sum(r.acctoutputoctets), 0), 9223372036854775807)::bigint,
+		least(coalesce(sum(r.input_bps), 0), 9223372036854775807)::bigint,
+		least(coalesce(sum(r.output_bps), 0), 9223372036854775807)::bigint FROM radacct r` + where
 
 	var statsErr error
 	var wg sync.WaitGroup
@@ -347,9 +351,11 @@ func (db *DB) SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample
 func (db *DB) RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT n.id, coalesce(o.open, 0), greatest(o.last_update, s.last_acct_at), s.last_reconcile_at,
-			coalesce(s.last_reconcile_result, ''), s.api_reachable, s.coa_reachable, s.boot_time
+			coalesce(s.last_reconcile_result, ''), s.api_reachable, s.coa_reachable, s.boot_time,
+			coalesce(q.n, 0), s.interims_seen_at
 		FROM nas n
 		LEFT JOIN router_status s ON s.nas_id = n.id
+		LEFT JOIN (SELECT nas_id, count(*) AS n FROM accounting_quarantine GROUP BY nas_id) q ON q.nas_id = n.id
 		LEFT JOIN (SELECT nas_id, count(*) AS open, max(acctupdatetime) AS last_update
 			FROM radacct WHERE acctstoptime IS NULL GROUP BY nas_id) o ON o.nas_id = n.id`)
 	if err != nil {
@@ -359,7 +365,8 @@ func (db *DB) RouterStates(ctx context.Context) (map[int64]nettportal.RouterStat
 	_, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (struct{}, error) {
 		var s nettportal.RouterState
 		err := row.Scan(&s.RouterID, &s.OpenSessions, &s.LastAccountingAt, &s.LastReconcileAt, &s.LastReconcileResult,
-			&s.APIReachable, &s.CoAReachable, &s.BootTime)
+			&s.APIReachable, &s.CoAReachable, &s.BootTime, &s.QuarantinedRecords, &s.InterimsSeenAt)
+		s.InterimsSeen = s.InterimsSeenAt != nil
 		out[s.RouterID] = s
 		return struct{}{}, err
 	})

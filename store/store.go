@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,6 +47,25 @@ type DB struct {
 	migrations []nettportal.Migration
 	// onLockWait is called at each lock wait of a migration (tests).
 	onLockWait func(attempt int)
+
+	// MaxSessionAge, when positive, makes SweepStale close open sessions
+	// that started longer ago than this, on every router (closed_by
+	// max-age). Zero: sessions have no maximum age.
+	MaxSessionAge time.Duration
+
+	// Stats counts what accounting did beyond storing records.
+	Stats AccountingStats
+	// interimsSeen: router id -> unix second router_status.interims_seen_at
+	// was last written, so it is written about once a minute per router.
+	interimsSeen sync.Map
+	foreignLog   logLimiter
+}
+
+// AccountingStats are the store's accounting counters; read them at any time.
+type AccountingStats struct {
+	Quarantined    atomic.Uint64 // records moved to accounting_quarantine (live and replayed)
+	ForeignSession atomic.Uint64 // records refused: the session belongs to another router
+	Reopened       atomic.Uint64 // inferred closes undone by a later Interim
 }
 
 // schemaLockID serializes schema application between instances starting

@@ -24,7 +24,11 @@ type metricsHooks struct {
 // scrape (cached), and the hooks' gauges.
 func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 	return metrics.New(metrics.Sources{
-		Accounting: func() metrics.AccountingCounts { return accountingCounts(srv.acct) },
+		Accounting: func() metrics.AccountingCounts {
+			c := accountingCounts(srv.acct)
+			c.Reopened = srv.db.Stats.Reopened.Load()
+			return c
+		},
 		SpoolDepth: func() int {
 			if srv.spool == nil { // --spool-dir off
 				return 0
@@ -63,6 +67,8 @@ func accountingCounts(s *radius.Server) metrics.AccountingCounts {
 		Malformed:        st.Malformed.Load(),
 		QueueFull:        st.QueueFull.Load(),
 		GivenUp:          st.GivenUp.Load(),
+		Quarantined:      st.Quarantined.Load(),
+		ForeignSession:   st.ForeignSession.Load(),
 		Batches:          st.Batches.Load(),
 		CommitErrors:     st.CommitErrors.Load(),
 		Spooled:          st.Spooled.Load(),

@@ -35,6 +35,7 @@ type serveConfig struct {
 	ReconcileInterval time.Duration
 	APIPollInterval   time.Duration
 	StaleGrace        time.Duration
+	MaxSessionAge     time.Duration
 	APITimeout        time.Duration
 	SpoolDir          string
 	SpoolAfter        time.Duration
@@ -62,6 +63,7 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", time.Minute, "how often routers with API access are compared with the database")
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
 	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")
+	fs.DurationVar(&c.MaxSessionAge, "max-session-age", 0, "close open sessions that started longer ago than this, on every router (0: no maximum; for routers that send neither interims nor Stops reliably)")
 	fs.DurationVar(&c.APITimeout, "api-timeout", 5*time.Second, "RouterOS API command timeout")
 	fs.StringVar(&c.UsageTimeZone, "usage-timezone", "UTC", "time zone of billing days (IANA name, e.g. Asia/Dhaka); set it once, before accounting flows")
 	fs.DurationVar(&c.CoATimeout, "coa-timeout", 2*time.Second, "how long one Disconnect/CoA attempt waits for the router's answer")
@@ -115,6 +117,10 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		return fmt.Errorf("--usage-timezone %q: %w", cfg.UsageTimeZone, err)
 	}
 	db.UsageLocation = loc
+	if cfg.MaxSessionAge < 0 {
+		return fmt.Errorf("--max-session-age %s is negative: use 0 for no maximum", cfg.MaxSessionAge)
+	}
+	db.MaxSessionAge = cfg.MaxSessionAge
 	srv := &server{db: db, log: log}
 	srv.acct = &radius.Server{
 		Addr:      cfg.AcctAddr,

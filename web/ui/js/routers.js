@@ -23,9 +23,19 @@ function reconcileBadge(r) {
 
 function accountingCell(r) {
   const at = r.last_accounting_at || r.last_acct_at;
-  if (!at) return h('span', { class: 'muted' }, 'never');
+  const notes = [];
+  // Without interims silent sessions are never swept as stale; say how to enable them.
+  if (r.interims_seen === false) {
+    notes.push(h('div', { class: 'small muted', testid: 'no-interims', title: 'Sessions of this router are not closed as stale. Enable interims on the router:' },
+      'no interims seen: ', h('code', {}, '/ppp aaa set interim-update=5m')));
+  }
+  if (r.quarantined_records > 0) {
+    notes.push(h('div', { class: 'small text-warn', testid: 'quarantined', title: 'Records PostgreSQL refused, kept in the accounting_quarantine table' },
+      `${fmtInt(r.quarantined_records)} quarantined`));
+  }
+  if (!at) return h('span', {}, h('span', { class: 'muted' }, 'never'), ...notes);
   const age = (Date.now() - Date.parse(at)) / 1000;
-  return h('span', { title: fmtDateTime(at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(at));
+  return h('span', {}, h('span', { title: fmtDateTime(at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(at)), ...notes);
 }
 
 export class RoutersPage {
