@@ -23,18 +23,10 @@ import (
 
 // AccountingCounts is a snapshot of the accounting listener's counters.
 type AccountingCounts struct {
-	Received         uint64
-	Duplicates       uint64
-	UnknownRouter    uint64
-	BadAuthenticator uint64
-	Malformed        uint64
-	QueueFull        uint64
-	GivenUp          uint64
-	// Quarantined records were answered once durable in the quarantine
-	// table; ForeignSession records were refused (another router's session).
-	Quarantined, ForeignSession uint64
-	// Reopened counts inferred closes undone by a later Interim.
-	Reopened     uint64
+	Received uint64
+	// Outcomes counts packets by outcome (indexed by nettportal.Outcome);
+	// OutcomeOK is also broken down by type below.
+	Outcomes     [nettportal.NumOutcomes]uint64
 	Batches      uint64
 	CommitErrors uint64
 	// Spooled records were acknowledged once durable in the local spool
@@ -44,6 +36,10 @@ type AccountingCounts struct {
 	Starts, Interims, Stops, OnOffs uint64
 	// QueueDepth is the number of records waiting for a batch.
 	QueueDepth int
+	// Clocks is what the listener last saw of each router's clock.
+	Clocks []nettportal.RouterClock
+	// Reopened counts inferred closes undone by a later Interim.
+	Reopened uint64
 }
 
 // RouterSessions is the number of open sessions of one router.
@@ -234,6 +230,8 @@ type accountingCollector struct {
 	queue      *prometheus.Desc
 	spooled    *prometheus.Desc
 	spoolErrs  *prometheus.Desc
+	skewed     *prometheus.Desc
+	offset     *prometheus.Desc
 	reopened   *prometheus.Desc
 }
 
@@ -241,7 +239,7 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 	return &accountingCollector{
 		read: read,
 		packets: prometheus.NewDesc("nettportal_radius_packets_total",
-			"Accounting-Requests by outcome (ok = answered after commit; duplicate, bad_authenticator, unknown_router, malformed, queue_full = dropped unanswered; given_up = the database failed past the commit timeout; quarantined = refused by PostgreSQL, kept in the quarantine table and answered; foreign_session = refused unanswered, the session belongs to another router) and type (start, interim, stop, on_off for ok; unknown when the packet was dropped before decoding).",
+			"Accounting-Requests by outcome, each packet exactly one ("+outcomeHelp()+") and type (start, interim, stop, on_off for ok; unknown for the other outcomes).",
 			[]string{"type", "outcome"}, nil),
 		received: prometheus.NewDesc("nettportal_radius_received_total", "Datagrams read from the accounting socket.", nil, nil),
 		batches:  prometheus.NewDesc("nettportal_radius_batches_total", "Accounting transactions committed.", nil, nil),
@@ -251,9 +249,30 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		spooled: prometheus.NewDesc("nettportal_radius_spooled_records_total",
 			"Records acknowledged once durable in the local spool because the database could not commit them in time (also counted as ok).", nil, nil),
 		spoolErrs: prometheus.NewDesc("nettportal_radius_spool_errors_total", "Failed appends to the local spool.", nil, nil),
+		skewed: prometheus.NewDesc("nettportal_radius_clock_skew_total",
+			"Accounting-Requests whose Event-Timestamp was too far from receive time to be believed (receive time - Acct-Delay-Time used instead), per router.",
+			[]string{"router"}, nil),
+		offset: prometheus.NewDesc("nettportal_radius_router_clock_offset_seconds",
+			"The router's last Event-Timestamp minus receive time (less Acct-Delay-Time): how far its clock is off, positive when ahead.",
+			[]string{"router"}, nil),
 		reopened: prometheus.NewDesc("nettportal_accounting_reopened_total",
 			"Sessions closed by inference (NAS-Reboot, stale, reconciler, max-age) reopened by a later Interim.", nil, nil),
 	}
+}
+
+// outcomeHelp names every outcome for the help text.
+func outcomeHelp() string {
+	var b strings.Builder
+	for i, o := range nettportal.Outcomes() {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(o.String())
+		if o.Answered() {
+			b.WriteString(" (answered)")
+		}
+	}
+	return b.String()
 }
 
 func (c *accountingCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -264,6 +283,8 @@ func (c *accountingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.queue
 	ch <- c.spooled
 	ch <- c.spoolErrs
+	ch <- c.skewed
+	ch <- c.offset
 	ch <- c.reopened
 }
 
@@ -279,20 +300,22 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.packets, s.Interims, "interim", "ok")
 	counter(c.packets, s.Stops, "stop", "ok")
 	counter(c.packets, s.OnOffs, "on_off", "ok")
-	counter(c.packets, s.Duplicates, "unknown", "duplicate")
-	counter(c.packets, s.BadAuthenticator, "unknown", "bad_authenticator")
-	counter(c.packets, s.UnknownRouter, "unknown", "unknown_router")
-	counter(c.packets, s.Malformed, "unknown", "malformed")
-	counter(c.packets, s.QueueFull, "unknown", "queue_full")
-	counter(c.packets, s.GivenUp, "unknown", "given_up")
-	counter(c.packets, s.Quarantined, "unknown", "quarantined")
-	counter(c.packets, s.ForeignSession, "unknown", "foreign_session")
-	counter(c.reopened, s.Reopened)
+	// Every other outcome from the one table, so none can be left out.
+	for _, o := range nettportal.Outcomes() {
+		if o != nettportal.OutcomeOK {
+			counter(c.packets, s.Outcomes[o], "unknown", o.String())
+		}
+	}
+	for _, rc := range s.Clocks {
+		counter(c.skewed, rc.Skewed, rc.Router)
+		ch <- prometheus.MustNewConstMetric(c.offset, prometheus.GaugeValue, rc.Offset.Seconds(), rc.Router)
+	}
 	counter(c.received, s.Received)
 	counter(c.batches, s.Batches)
 	counter(c.commitErrs, s.CommitErrors)
 	counter(c.spooled, s.Spooled)
 	counter(c.spoolErrs, s.SpoolErrors)
+	counter(c.reopened, s.Reopened)
 	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.QueueDepth))
 }
 

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http/httptest"
 	"strings"
@@ -42,8 +43,10 @@ func (a *nopAudit) Audit(context.Context, int, int) ([]nettportal.AuditEntry, er
 }
 
 func TestHooksAndScrapeTimeReads(t *testing.T) {
-	counts := AccountingCounts{Received: 10, Starts: 3, Duplicates: 2, QueueFull: 1, QueueDepth: 7,
-		Quarantined: 4, ForeignSession: 5, Reopened: 6}
+	counts := AccountingCounts{Received: 10, Starts: 3, QueueDepth: 7,
+		Clocks: []nettportal.RouterClock{{RouterID: 1, Router: "core-1", Offset: -90 * time.Second, Skewed: 4}}}
+	counts.Outcomes[nettportal.OutcomeDuplicate] = 2
+	counts.Outcomes[nettportal.OutcomeQueueFull] = 1
 	queries := 0
 	m := New(Sources{
 		Accounting: func() AccountingCounts { return counts },
@@ -69,9 +72,8 @@ func TestHooksAndScrapeTimeReads(t *testing.T) {
 		`nettportal_radius_packets_total{outcome="ok",type="start"} 3`,
 		`nettportal_radius_packets_total{outcome="duplicate",type="unknown"} 2`,
 		`nettportal_radius_packets_total{outcome="queue_full",type="unknown"} 1`,
-		`nettportal_radius_packets_total{outcome="quarantined",type="unknown"} 4`,
-		`nettportal_radius_packets_total{outcome="foreign_session",type="unknown"} 5`,
-		"nettportal_accounting_reopened_total 6",
+		`nettportal_radius_clock_skew_total{router="core-1"} 4`,
+		`nettportal_radius_router_clock_offset_seconds{router="core-1"} -90`,
 		"nettportal_radius_queue_records 7",
 		"nettportal_radius_batch_records_count 1",
 		"nettportal_radius_batch_records_sum 5",
@@ -115,5 +117,28 @@ func TestRegistriesAreIndependent(t *testing.T) {
 	a.ObserveControl("disconnect", "radius", "ack")
 	if strings.Contains(body(t, b), "nettportal_control_results_total{") {
 		t.Error("one server's metrics leaked into another's registry")
+	}
+}
+
+// TestEveryOutcomeIsExposed iterates the outcome table: an outcome added to
+// it shows up in /metrics with its own count, whatever it is.
+func TestEveryOutcomeIsExposed(t *testing.T) {
+	var counts AccountingCounts
+	for _, o := range nettportal.Outcomes() {
+		counts.Outcomes[o] = uint64(100 + int(o))
+	}
+	counts.Starts, counts.Interims, counts.Stops, counts.OnOffs = 1, 2, 3, 4
+	text := body(t, New(Sources{Accounting: func() AccountingCounts { return counts }}))
+	for _, o := range nettportal.Outcomes() {
+		if o == nettportal.OutcomeOK {
+			has(t, text, `nettportal_radius_packets_total{outcome="ok",type="interim"} 2`)
+			continue
+		}
+		has(t, text, fmt.Sprintf(`nettportal_radius_packets_total{outcome=%q,type="unknown"} %d`, o.String(), 100+int(o)))
+	}
+	for _, name := range []string{"over_quota", "quarantined", "foreign_session"} {
+		if !strings.Contains(text, `outcome="`+name+`"`) {
+			t.Errorf("no %s outcome in /metrics", name)
+		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -30,13 +31,25 @@ var (
 	ErrNoStatusType = errors.New("no Acct-Status-Type")
 	ErrNoSessionID  = errors.New("no Acct-Session-Id")
 	ErrBadStatus    = errors.New("unsupported Acct-Status-Type")
+	// ErrCounterRange: Acct-*-Gigawords << 32 | Acct-*-Octets is at or
+	// above 2^63, which no real session reaches and bigint cannot hold.
+	ErrCounterRange = errors.New("octet counter total at or above 2^63")
 )
 
-// Decode turns a parsed Accounting-Request from router into a record. src is
-// the packet's source address, used when NAS-IP-Address is absent; now is the
-// receive time, from which Acct-Delay-Time is subtracted when the packet has
-// no Event-Timestamp.
+// Decode turns a parsed Accounting-Request from router into a record, with
+// the default Limits. src is the packet's source address, used when
+// NAS-IP-Address is absent; now is the receive time, from which
+// Acct-Delay-Time is subtracted when the packet has no (believable)
+// Event-Timestamp. Every string of the record is valid UTF-8 without NUL
+// (see Escape); a counter total that cannot be a real session makes the
+// packet malformed (ErrCounterRange).
 func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Time) (nettportal.AccountingRecord, error) {
+	return decode(p, router, src, now, Limits{}, nil)
+}
+
+// decode is Decode with lim; when clk is not nil it learns what the packet
+// said about the router's clock.
+func decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Time, lim Limits, clk *ClockReading) (nettportal.AccountingRecord, error) {
 	var r nettportal.AccountingRecord
 	status, err := rfc2866.AcctStatusType_Lookup(p)
 	if err != nil {
@@ -51,13 +64,7 @@ func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 		return r, fmt.Errorf("%w %d", ErrBadStatus, status)
 	}
 
-	r.EventTime = now
-	if ts, err := rfc2869.EventTimestamp_Lookup(p); err == nil && !ts.IsZero() {
-		r.EventTime = ts
-	} else if delay, err := rfc2866.AcctDelayTime_Lookup(p); err == nil {
-		r.EventTime = now.Add(-time.Duration(delay) * time.Second)
-	}
-	r.EventTime = r.EventTime.UTC().Truncate(time.Microsecond) // what timestamptz keeps
+	r.EventTime = lim.eventTime(p, now, clk).UTC().Truncate(time.Microsecond) // what timestamptz keeps
 
 	nasIPAttr := ""
 	if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil {
@@ -71,6 +78,7 @@ func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 	}
 	r.NASIdent = rfc2865.NASIdentifier_GetString(p)
 	if r.Status == nettportal.StatusAccountingOn || r.Status == nettportal.StatusAccountingOff {
+		escapeStrings(&r)
 		return r, nil
 	}
 
@@ -92,7 +100,7 @@ func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 		r.NASPortTyp = v.String()
 	}
 	if v, err := rfc2866.AcctSessionTime_Lookup(p); err == nil {
-		x := uint32(v)
+		x := min(uint32(v), lim.maxSessionTime())
 		r.SessionTime = &x
 	}
 	in, inErr := rfc2866.AcctInputOctets_Lookup(p)
@@ -101,6 +109,12 @@ func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 	out, outErr := rfc2866.AcctOutputOctets_Lookup(p)
 	outGiga, outGigaErr := rfc2869.AcctOutputGigawords_Lookup(p)
 	r.OutputOctets = octets(uint32(out), outErr == nil, uint32(outGiga), outGigaErr == nil)
+	for _, c := range []*uint64{r.InputOctets, r.OutputOctets} {
+		if c != nil && *c > math.MaxInt64 {
+			// radacct's bigint would store it negative; no session moves 8 EiB.
+			return r, fmt.Errorf("%w: %d", ErrCounterRange, *c)
+		}
+	}
 	if v, err := rfc2866.AcctInputPackets_Lookup(p); err == nil {
 		x := uint32(v)
 		r.InputPackets = &x
@@ -148,7 +162,18 @@ func Decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 		r.InterimSeconds = &x
 	}
 	r.Profile = mikrotik.MikrotikGroup_GetString(p)
+	escapeStrings(&r)
 	return r, nil
+}
+
+// escapeStrings makes every string attribute storable (valid UTF-8, no
+// NUL). It runs after acctuniqueid, which hashes the raw bytes as
+// FreeRADIUS does.
+func escapeStrings(r *nettportal.AccountingRecord) {
+	for _, f := range []*string{&r.SessionID, &r.Username, &r.Realm, &r.NASIdent, &r.NASPortID, &r.ConnectInfo,
+		&r.CalledStation, &r.CallingStation, &r.Profile} {
+		*f = Escape(*f)
+	}
 }
 
 // octets joins Acct-*-Octets with Acct-*-Gigawords into the 64-bit total;

@@ -137,13 +137,13 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		// Unsigned packets only reach the header checks; sign the fuzzed
 		// bytes so the attribute decoder is explored as well.
-		_, _, _ = decodePacket(raw, entry, src, now)
+		_, _, _ = decodePacket(raw, entry, src, now, Limits{}, nil)
 		if len(raw) >= 20 && len(raw) <= 4096 {
 			signed := append([]byte(nil), raw...)
 			signed[0] = byte(rad.CodeAccountingRequest)
 			signed[2], signed[3] = byte(len(signed)>>8), byte(len(signed))
 			signRequest(signed, entry.secret)
-			rec, _, err := decodePacket(signed, entry, src, now)
+			rec, _, err := decodePacket(signed, entry, src, now, Limits{}, nil)
 			if err == nil && rec.Status != nettportal.StatusAccountingOn && rec.Status != nettportal.StatusAccountingOff && rec.UniqueID == "" {
 				t.Fatalf("decoded a session record without an acctuniqueid: %+v", rec)
 			}

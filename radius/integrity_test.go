@@ -133,7 +133,7 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 	if n := hostile.answers(append(append([][]byte{}, bad...), giga...), 2*time.Second); n != len(bad)+len(giga) {
 		t.Errorf("%d of %d quarantined packets and packets with huge counters answered", n, len(bad)+len(giga))
 	}
-	if got := srv.Stats.Quarantined.Load(); got != uint64(len(bad)) {
+	if got := srv.Stats.Outcome(nettportal.OutcomeQuarantined); got != uint64(len(bad)) {
 		t.Errorf("Stats.Quarantined = %d, want %d", got, len(bad))
 	}
 	// Each packet has one outcome: quarantined ones are not also ok.
@@ -142,14 +142,14 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 	}
 	// Refused packets get no answer; the router retransmits and is refused again.
 	deadline := time.After(2 * time.Second)
-	for srv.Stats.ForeignSession.Load() < uint64(len(foreign)) {
+	for srv.Stats.Outcome(nettportal.OutcomeForeignSession) < uint64(len(foreign)) {
 		select {
 		case <-commits:
 		case <-deadline:
-			t.Fatalf("%d of %d foreign packets counted within 2 s", srv.Stats.ForeignSession.Load(), len(foreign))
+			t.Fatalf("%d of %d foreign packets counted within 2 s", srv.Stats.Outcome(nettportal.OutcomeForeignSession), len(foreign))
 		}
 	}
-	if got := srv.Stats.ForeignSession.Load(); got != uint64(len(foreign)) {
+	if got := srv.Stats.Outcome(nettportal.OutcomeForeignSession); got != uint64(len(foreign)) {
 		t.Errorf("Stats.ForeignSession = %d, want %d", got, len(foreign))
 	}
 	if n := hostile.answers(foreign, 300*time.Millisecond); n != 0 {

@@ -75,6 +75,9 @@ type Server struct {
 	OnBatch func(size int, commit time.Duration, err error)
 	// Now is the clock; zero: time.Now.
 	Now func() time.Time
+	// Limits bound the times a router's packets are believed (clock skew,
+	// Acct-Delay-Time, Acct-Session-Time); zero: the Limits defaults.
+	Limits Limits
 
 	// Stats counts what happened to packets; read it at any time.
 	Stats Stats
@@ -96,7 +99,7 @@ type Server struct {
 	routers   atomic.Pointer[map[netip.Addr]*routerEntry]
 	refresh   chan struct{}
 	dedupe    *dedupeCache
-	logLimit  rateLimiter
+	logLimit  logLimiter
 	readers   sync.WaitGroup
 	workers   sync.WaitGroup
 	bg        sync.WaitGroup
@@ -110,35 +113,56 @@ type Spooler interface {
 
 // Stats are the server's counters.
 type Stats struct {
-	Received         atomic.Uint64
-	Acknowledged     atomic.Uint64 // answered after commit
-	Duplicates       atomic.Uint64 // retransmissions answered from the cache or dropped while pending
-	UnknownRouter    atomic.Uint64
-	BadAuthenticator atomic.Uint64
-	Malformed        atomic.Uint64
-	QueueFull        atomic.Uint64
-	OverQuota        atomic.Uint64 // dropped: the router had PerRouterQueue records waiting
-	Batches          atomic.Uint64
-	CommitErrors     atomic.Uint64
-	GivenUp          atomic.Uint64 // records dropped after CommitTimeout
-	Spooled          atomic.Uint64 // records acknowledged from the spool
-	SpoolErrors      atomic.Uint64
-	// Quarantined records were refused by PostgreSQL even alone, kept in
-	// the quarantine table and answered (counted in Acknowledged, not in
-	// the by-status counts, which are the ok outcome).
-	Quarantined atomic.Uint64
-	// ForeignSession records were refused (unanswered): the session's row
-	// belongs to another router.
-	ForeignSession atomic.Uint64
-	// ByStatus counts acknowledged records by Acct-Status-Type.
+	Received atomic.Uint64
+	// Outcomes counts packets by outcome (indexed by nettportal.Outcome):
+	// each packet read gets exactly one, once its fate is known.
+	Outcomes     [nettportal.NumOutcomes]atomic.Uint64
+	Acknowledged atomic.Uint64 // answered (ok, quarantined, foreign_session)
+	Batches      atomic.Uint64
+	CommitErrors atomic.Uint64
+	Spooled      atomic.Uint64 // records acknowledged from the spool
+	SpoolErrors  atomic.Uint64
+	// ClockSkewed counts packets whose Event-Timestamp was not believed.
+	ClockSkewed atomic.Uint64
+	// ByStatus counts OutcomeOK records by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs atomic.Uint64
 }
+
+// Outcome is the number of packets with outcome o.
+func (st *Stats) Outcome(o nettportal.Outcome) uint64 {
+	if int(o) >= len(st.Outcomes) {
+		return 0
+	}
+	return st.Outcomes[o].Load()
+}
+
+func (st *Stats) count(o nettportal.Outcome) { st.Outcomes[o].Add(1) }
 
 type routerEntry struct {
 	router nettportal.Router
 	secret []byte
 	queued *atomic.Int64 // records waiting; survives router reloads
 	quota  int64
+	clock  *routerClock // survives router reloads
+}
+
+// routerClock is the last ClockReading of a router's packets.
+type routerClock struct {
+	offset atomic.Int64 // nanoseconds
+	at     atomic.Int64 // unix nanoseconds of the packet; 0: none yet
+	skewed atomic.Uint64
+}
+
+func (c *routerClock) observe(r ClockReading, now time.Time) bool {
+	if !r.HasTimestamp {
+		return false
+	}
+	c.offset.Store(int64(r.Offset))
+	c.at.Store(now.UnixNano())
+	if r.Untrusted {
+		c.skewed.Add(1)
+	}
+	return r.Untrusted
 }
 
 // udpConn is what the server needs of its socket; *net.UDPConn has it.
@@ -153,28 +177,33 @@ type udpConn interface {
 
 // item is one verified packet waiting for its batch.
 type item struct {
-	rec    nettportal.AccountingRecord
-	addr   netip.AddrPort
-	id     byte
-	auth   [16]byte
-	secret []byte
-	key    dedupeKey
-	queued *atomic.Int64
-	// quarantined: answered, but counted under its own outcome, not ok.
-	quarantined bool
+	// outcome is set once the commit tells it (OK unless the store
+	// quarantined or refused the record).
+	outcome nettportal.Outcome
+	rec     nettportal.AccountingRecord
+	addr    netip.AddrPort
+	id      byte
+	auth    [16]byte
+	secret  []byte
+	key     dedupeKey
+	queued  *atomic.Int64
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
 
 // decodePacket checks and decodes one datagram from a known router. It is
 // the whole input path short of the socket, and what FuzzDecode exercises.
-func decodePacket(raw []byte, entry *routerEntry, src netip.Addr, now time.Time) (nettportal.AccountingRecord, *rad.Packet, error) {
+func decodePacket(raw []byte, entry *routerEntry, src netip.Addr, now time.Time, lim Limits, clk *ClockReading) (nettportal.AccountingRecord, *rad.Packet, error) {
 	if len(raw) < 20 {
 		return nettportal.AccountingRecord{}, nil, errors.New("shorter than a RADIUS header")
 	}
-	if length := int(raw[2])<<8 | int(raw[3]); length < 20 || length > len(raw) {
+	length := int(raw[2])<<8 | int(raw[3])
+	if length < 20 || length > len(raw) {
 		return nettportal.AccountingRecord{}, nil, fmt.Errorf("length field %d does not fit the %d bytes received", length, len(raw))
 	}
+	// Octets past Length are padding (RFC 2865 section 3): ignored, and not
+	// part of what the authenticator covers.
+	raw = raw[:length]
 	if rad.Code(raw[0]) != rad.CodeAccountingRequest {
 		return nettportal.AccountingRecord{}, nil, fmt.Errorf("code %d is not an Accounting-Request", raw[0])
 	}
@@ -185,7 +214,7 @@ func decodePacket(raw []byte, entry *routerEntry, src netip.Addr, now time.Time)
 	if err != nil {
 		return nettportal.AccountingRecord{}, nil, fmt.Errorf("parse: %w", err)
 	}
-	rec, err := Decode(p, entry.router, src, now)
+	rec, err := decode(p, entry.router, src, now, lim, clk)
 	if err != nil {
 		return rec, nil, fmt.Errorf("decode: %w", err)
 	}
@@ -398,14 +427,14 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	s.Stats.Received.Add(1)
 	src := addr.Addr().Unmap()
 	if len(raw) < 20 {
-		s.Stats.Malformed.Add(1)
+		s.Stats.count(nettportal.OutcomeMalformed)
 		s.logDrop("accounting packet shorter than a RADIUS header", src, nil)
 		return
 	}
 	routers := s.routers.Load()
 	entry := (*routers)[src]
 	if entry == nil {
-		s.Stats.UnknownRouter.Add(1)
+		s.Stats.count(nettportal.OutcomeUnknownRouter)
 		s.logDrop("accounting from an unknown address (add it with `nettportal router add`)", src, nil)
 		select {
 		case s.refresh <- struct{}{}:
@@ -417,27 +446,33 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	if resp, pending := s.dedupe.begin(key, now); resp != nil || pending {
 		// Checked before the authenticator: a cached answer exists only for
 		// a request that authenticated, and byte-equal copies need no MD5.
-		s.Stats.Duplicates.Add(1)
+		s.Stats.count(nettportal.OutcomeDuplicate)
 		if resp != nil {
 			_, _ = s.conn.WriteToUDPAddrPort(resp, addr)
 		}
 		return
 	}
-	rec, p, err := decodePacket(raw, entry, src, now)
+	var clk ClockReading
+	rec, p, err := decodePacket(raw, entry, src, now, s.Limits, &clk)
 	if err != nil {
 		s.dedupe.forget(key)
 		if errors.Is(err, errBadAuthenticator) {
-			s.Stats.BadAuthenticator.Add(1)
+			s.Stats.count(nettportal.OutcomeBadAuthenticator)
 		} else {
-			s.Stats.Malformed.Add(1)
+			s.Stats.count(nettportal.OutcomeMalformed)
 		}
 		s.logDrop("dropped accounting packet", src, err)
 		return
 	}
+	if entry.clock != nil && entry.clock.observe(clk, now) {
+		s.Stats.ClockSkewed.Add(1)
+		s.logDrop("router clock is off: Event-Timestamp not believed, using receive time - Acct-Delay-Time (set up NTP on the router)", src,
+			fmt.Errorf("Event-Timestamp is %s from receive time", clk.Offset.Round(time.Second)))
+	}
 	if entry.queued.Add(1) > entry.quota {
 		entry.queued.Add(-1)
 		s.dedupe.forget(key)
-		s.Stats.OverQuota.Add(1)
+		s.Stats.count(nettportal.OutcomeOverQuota)
 		s.logDrop("router over its queue share: not answering, it will retransmit", src, nil)
 		return
 	}
@@ -451,7 +486,7 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	default:
 		entry.queued.Add(-1)
 		s.dedupe.forget(key)
-		s.Stats.QueueFull.Add(1)
+		s.Stats.count(nettportal.OutcomeQueueFull)
 		s.logDrop("accounting queue full: not answering, the router will retransmit", src, nil)
 	}
 }
@@ -460,7 +495,6 @@ func (s *Server) worker() {
 	defer s.workers.Done()
 	batch := make([]item, 0, s.MaxBatch)
 	recs := make([]nettportal.AccountingRecord, 0, s.MaxBatch)
-	outs := make([]nettportal.RecordOutcome, 0, s.MaxBatch)
 	for {
 		first, ok := <-s.queue
 		if !ok {
@@ -484,19 +518,19 @@ func (s *Server) worker() {
 			batch[i].queued.Add(-1) // out of the queue: its router's share is free again
 			recs = append(recs, batch[i].rec)
 		}
-		outs = outs[:len(recs)]
-		clear(outs)
-		switch s.commit(recs, outs) {
+		result, outcomes := s.commit(recs)
+		switch result {
 		case givenUp:
 			for i := range batch {
 				s.dedupe.forget(batch[i].key)
 			}
-			s.Stats.GivenUp.Add(uint64(len(batch)))
+			s.Stats.Outcomes[nettportal.OutcomeGivenUp].Add(uint64(len(batch)))
 			continue
 		case committed:
-			batch, recs = s.settleOutcomes(batch, outs, recs)
-			if s.OnCommit != nil {
-				s.OnCommit(recs)
+			var ok []nettportal.AccountingRecord
+			batch, ok = s.setOutcomes(batch, recs, outcomes)
+			if s.OnCommit != nil && len(ok) > 0 {
+				s.OnCommit(ok)
 			}
 		case spooled:
 			s.Stats.Spooled.Add(uint64(len(batch)))
@@ -505,28 +539,41 @@ func (s *Server) worker() {
 	}
 }
 
-// settleOutcomes counts the records the store did not simply store. It
+// setOutcomes gives each item the store's result for its record. It
 // returns the items to answer, without those refused as another router's
-// session (not durable anywhere: unanswered, like any packet we cannot
-// take; a quarantined record is durable and answered), and in recs the
-// records that changed radacct.
-func (s *Server) settleOutcomes(batch []item, outs []nettportal.RecordOutcome, recs []nettportal.AccountingRecord) ([]item, []nettportal.AccountingRecord) {
-	kept, stored := batch[:0], recs[:0]
+// session (nothing of them is durable, so they are counted and left
+// unanswered, like any packet we cannot take), and the records that were
+// applied (OutcomeOK): only those changed radacct.
+func (s *Server) setOutcomes(batch []item, recs []nettportal.AccountingRecord, outcomes []nettportal.Outcome) ([]item, []nettportal.AccountingRecord) {
+	if outcomes == nil {
+		return batch, recs
+	}
+	if len(outcomes) != len(batch) {
+		// The store committed, so every record is durable; a result list
+		// of the wrong length is its bug, not the router's.
+		s.Log.Error().Int("records", len(batch)).Int("results", len(outcomes)).Msg("store returned a result list of the wrong length: answering all as ok")
+		return batch, recs
+	}
+	kept, ok := batch[:0], recs[:0:0]
 	for i := range batch {
-		switch outs[i] {
-		case nettportal.RecordForeignSession:
-			s.Stats.ForeignSession.Add(1)
+		o := outcomes[i]
+		switch o {
+		case nettportal.OutcomeForeignSession:
+			s.Stats.count(o)
 			s.dedupe.forget(batch[i].key) // the store logged it, with the owner
 			continue
-		case nettportal.RecordQuarantined:
-			s.Stats.Quarantined.Add(1)
-			batch[i].quarantined = true
+		case nettportal.OutcomeOK, nettportal.OutcomeQuarantined:
 		default:
-			stored = append(stored, batch[i].rec)
+			s.Log.Error().Str("outcome", o.String()).Msg("store returned a result that is not final: counting it as ok, the record committed")
+			o = nettportal.OutcomeOK
+		}
+		batch[i].outcome = o
+		if o == nettportal.OutcomeOK {
+			ok = append(ok, recs[i])
 		}
 		kept = append(kept, batch[i])
 	}
-	return kept, stored
+	return kept, ok
 }
 
 type commitOutcome int
@@ -540,12 +587,13 @@ const (
 // commit retries a failing batch with backoff: a short database hiccup
 // costs latency, not retransmissions. After SpoolAfter the batch goes to the
 // spool when there is one; after CommitTimeout it is given up unanswered.
-// outs (len(recs)) receives the per-record outcomes when the store reports
-// them and the batch committed.
-func (s *Server) commit(recs []nettportal.AccountingRecord, outs []nettportal.RecordOutcome) commitOutcome {
+//
+// Once committed, the store's per-record results come with it (nil: all
+// OutcomeOK); see nettportal.AccountingResultStore.
+func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []nettportal.Outcome) {
 	if s.Spool != nil && s.dbDown.Load() && !s.probeDue() {
 		if err := s.Spool.Append(recs); err == nil {
-			return spooled
+			return spooled, nil
 		}
 		s.Stats.SpoolErrors.Add(1)
 	}
@@ -567,12 +615,7 @@ func (s *Server) commit(recs []nettportal.AccountingRecord, outs []nettportal.Re
 		}
 		ctx, cancel := context.WithDeadline(context.Background(), attemptEnd)
 		began := time.Now()
-		var err error
-		if os, ok := s.Store.(nettportal.AccountingOutcomeStore); ok {
-			err = os.ApplyAccountingOutcomes(ctx, recs, outs)
-		} else {
-			err = s.Store.ApplyAccounting(ctx, recs)
-		}
+		outcomes, err := nettportal.ApplyWithResults(ctx, s.Store, recs)
 		cancel()
 		if s.OnBatch != nil {
 			s.OnBatch(len(recs), time.Since(began), err)
@@ -582,7 +625,7 @@ func (s *Server) commit(recs []nettportal.AccountingRecord, outs []nettportal.Re
 			if s.dbDown.CompareAndSwap(true, false) {
 				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")
 			}
-			return committed
+			return committed, outcomes
 		}
 		s.Stats.CommitErrors.Add(1)
 		if s.Spool != nil && (probing || !time.Now().Before(spoolAt)) {
@@ -591,14 +634,14 @@ func (s *Server) commit(recs []nettportal.AccountingRecord, outs []nettportal.Re
 				if !s.dbDown.Swap(true) {
 					s.Log.Warn().Err(err).Int("records", len(recs)).Msg("database cannot commit: spooling to disk and acknowledging until it is back")
 				}
-				return spooled
+				return spooled, nil
 			}
 			s.Stats.SpoolErrors.Add(1)
 			s.Log.Error().Err(spoolErr).Msg("spool append failed: still retrying the database")
 		}
 		if time.Now().Add(backoff).After(deadline) {
 			s.Log.Error().Err(err).Int("records", len(recs)).Msg("giving up a batch: its packets stay unanswered and will be retransmitted")
-			return givenUp
+			return givenUp, nil
 		}
 		s.Log.Warn().Err(err).Int("records", len(recs)).Dur("retry_in", backoff).Msg("commit accounting batch")
 		time.Sleep(backoff)
@@ -617,8 +660,10 @@ func (s *Server) probeDue() bool {
 func (s *Server) answer(batch []item) {
 	now := s.Now()
 	var out []ipv4.Message
+	var sent []*item // out[i] answers sent[i]
 	if s.batchConn != nil {
 		out = make([]ipv4.Message, 0, min(len(batch), ioBatch))
+		sent = make([]*item, 0, cap(out))
 	}
 	for i := range batch {
 		it := &batch[i]
@@ -626,36 +671,40 @@ func (s *Server) answer(batch []item) {
 		b, err := resp.Encode()
 		if err != nil {
 			s.Log.Error().Err(err).Msg("encode Accounting-Response")
+			s.Stats.count(nettportal.OutcomeSendFailed)
 			continue
 		}
 		s.dedupe.done(it.key, b, now)
-		if it.quarantined {
-			s.Stats.Acknowledged.Add(1)
-		} else {
-			s.countAnswer(it.rec.Status)
-		}
 		if s.batchConn == nil {
 			if _, err := s.conn.WriteToUDPAddrPort(b, it.addr); err != nil {
 				s.Log.Warn().Err(err).Msg("send Accounting-Response")
-				s.Stats.Acknowledged.Add(^uint64(0))
+				s.Stats.count(nettportal.OutcomeSendFailed)
+				continue
 			}
+			s.countAnswer(it)
 			continue
 		}
 		out = append(out, ipv4.Message{Buffers: [][]byte{b}, Addr: net.UDPAddrFromAddrPort(it.addr)})
+		sent = append(sent, it)
 		if len(out) == ioBatch {
-			s.sendBatch(out)
-			out = out[:0]
+			s.sendBatch(out, sent)
+			out, sent = out[:0], sent[:0]
 		}
 	}
 	if len(out) > 0 {
-		s.sendBatch(out)
+		s.sendBatch(out, sent)
 	}
 }
 
-// countAnswer counts an answer as acknowledged, by Acct-Status-Type.
-func (s *Server) countAnswer(status nettportal.StatusType) {
+// countAnswer counts an answered packet under its outcome, and OutcomeOK
+// ones by Acct-Status-Type.
+func (s *Server) countAnswer(it *item) {
 	s.Stats.Acknowledged.Add(1)
-	switch status {
+	s.Stats.count(it.outcome)
+	if it.outcome != nettportal.OutcomeOK {
+		return
+	}
+	switch it.rec.Status {
 	case nettportal.StatusStart:
 		s.Stats.Starts.Add(1)
 	case nettportal.StatusInterimUpdate:
@@ -670,20 +719,26 @@ func (s *Server) countAnswer(status nettportal.StatusType) {
 // sendBatch writes answers with as few system calls as it can (sendmmsg
 // on Linux). An answer the kernel refuses is logged and skipped, as a lost
 // datagram would be: the router retransmits and gets it from the cache.
-func (s *Server) sendBatch(msgs []ipv4.Message) {
+func (s *Server) sendBatch(msgs []ipv4.Message, items []*item) {
 	for len(msgs) > 0 {
 		n, err := s.batchConn.WriteBatch(msgs, 0)
+		if n > 0 {
+			for _, it := range items[:n] {
+				s.countAnswer(it)
+			}
+		}
 		if err != nil {
+			s.Log.Warn().Err(err).Msg("send Accounting-Response")
 			if n <= 0 {
+				// The first message is the one refused; skip it.
+				s.Stats.count(nettportal.OutcomeSendFailed)
 				n = 1
 			}
-			s.Log.Warn().Err(err).Msg("send Accounting-Response")
-			s.Stats.Acknowledged.Add(^uint64(0))
 		}
 		if n <= 0 {
 			return
 		}
-		msgs = msgs[n:]
+		msgs, items = msgs[n:], items[n:]
 	}
 }
 
@@ -706,12 +761,16 @@ func (s *Server) loadRouters(ctx context.Context) error {
 	m := make(map[netip.Addr]*routerEntry, len(list))
 	for _, r := range list {
 		queued := new(atomic.Int64)
+		clock := new(routerClock)
 		if old != nil {
 			if e := (*old)[r.IP]; e != nil {
 				queued = e.queued
+				if e.router.ID == r.ID {
+					clock = e.clock
+				}
 			}
 		}
-		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota}
+		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock}
 	}
 	s.routers.Store(&m)
 	return nil
@@ -771,27 +830,98 @@ func (s *Server) QueueDepth() int {
 	return len(s.queue)
 }
 
+// Clocks is what the listener last saw of each router's clock (routers
+// that have sent an Event-Timestamp or had one not believed).
+func (s *Server) Clocks() []nettportal.RouterClock {
+	routers := s.routers.Load()
+	if routers == nil {
+		return nil
+	}
+	var out []nettportal.RouterClock
+	for _, e := range *routers {
+		at := e.clock.at.Load()
+		if at == 0 {
+			continue
+		}
+		out = append(out, nettportal.RouterClock{RouterID: e.router.ID, Router: e.router.Name, Offset: time.Duration(e.clock.offset.Load()),
+			ObservedAt: time.Unix(0, at).UTC(), Skewed: e.clock.skewed.Load()})
+	}
+	return out
+}
+
 func (s *Server) logDrop(msg string, src netip.Addr, err error) {
-	if !s.logLimit.allow(time.Now()) {
+	ok, suppressed := s.logLimit.allow(src, time.Now())
+	if !ok {
 		return
 	}
-	s.Log.Warn().Err(err).Str("source", src.String()).Msg(msg)
+	ev := s.Log.Warn().Err(err).Str("source", src.String())
+	if suppressed > 0 {
+		ev = ev.Int("suppressed_before", suppressed)
+	}
+	ev.Msg(msg)
 }
 
-// rateLimiter lets a few log lines a second through, so a flood of bad
-// packets cannot fill the disk with logs.
-type rateLimiter struct {
+// Log limits: a few lines a second per source address, so junk from one
+// address cannot hide another router's errors, and a ceiling for all
+// sources together, so a flood from spoofed addresses cannot fill the disk.
+const (
+	logPerSource  = 5
+	logAllSources = 100
+	// logMaxSources bounds the limiter's memory; past it the per-source
+	// state is forgotten at the next window (the ceiling still holds).
+	logMaxSources = 4096
+)
+
+// logLimiter is a per-source-address log rate limiter with a global
+// ceiling, in one-second windows.
+type logLimiter struct {
 	mu     sync.Mutex
 	window time.Time
-	n      int
+	total  int
+	per    map[netip.Addr]*sourceLog
 }
 
-func (l *rateLimiter) allow(now time.Time) bool {
+type sourceLog struct {
+	n          int // lines this window
+	suppressed int // lines dropped since the last one let through
+}
+
+// allow says whether a line from src may be logged now, and how many of
+// src's lines were suppressed before it.
+func (l *logLimiter) allow(src netip.Addr, now time.Time) (bool, int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.window) >= time.Second {
-		l.window, l.n = now, 0
+	if l.per == nil {
+		l.per = map[netip.Addr]*sourceLog{}
 	}
-	l.n++
-	return l.n <= 5
+	if now.Sub(l.window) >= time.Second {
+		l.window, l.total = now, 0
+		if len(l.per) >= logMaxSources {
+			clear(l.per)
+		}
+		for a, e := range l.per {
+			if e.n == 0 && e.suppressed == 0 {
+				delete(l.per, a) // quiet for a whole window
+				continue
+			}
+			e.n = 0
+		}
+	}
+	e := l.per[src]
+	if e == nil {
+		if len(l.per) >= logMaxSources {
+			return false, 0
+		}
+		e = &sourceLog{}
+		l.per[src] = e
+	}
+	if e.n >= logPerSource || l.total >= logAllSources {
+		e.suppressed++
+		return false, 0
+	}
+	e.n++
+	l.total++
+	suppressed := e.suppressed
+	e.suppressed = 0
+	return true, suppressed
 }

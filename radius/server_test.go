@@ -178,7 +178,7 @@ func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 	if n := c.answers(reqs, 500*time.Millisecond); n != 0 {
 		t.Fatalf("%d answers while blocked", n)
 	}
-	if full := srv.Stats.QueueFull.Load(); full != 3 {
+	if full := srv.Stats.Outcome(nettportal.OutcomeQueueFull); full != 3 {
 		t.Errorf("queue full drops = %d, want 3 (1 in the worker, 2 queued)", full)
 	}
 	unlock()
@@ -239,8 +239,8 @@ func TestGivesUpAfterCommitTimeoutThenAcceptsRetransmission(t *testing.T) {
 	if n := c.answers([][]byte{req}, time.Second); n != 0 {
 		t.Fatal("answered although nothing was committed")
 	}
-	if srv.Stats.GivenUp.Load() != 1 {
-		t.Fatalf("given up %d", srv.Stats.GivenUp.Load())
+	if srv.Stats.Outcome(nettportal.OutcomeGivenUp) != 1 {
+		t.Fatalf("given up %d", srv.Stats.Outcome(nettportal.OutcomeGivenUp))
 	}
 	flaky.failures.Store(0)
 	c.send(req)
@@ -263,8 +263,8 @@ func TestBadPacketsAreCountedAndDropped(t *testing.T) {
 	if n := c.answers([][]byte{wrong, noSession}, 500*time.Millisecond); n != 0 {
 		t.Fatal("a bad packet was answered")
 	}
-	if srv.Stats.BadAuthenticator.Load() != 1 || srv.Stats.Malformed.Load() != 3 {
-		t.Errorf("bad authenticator %d malformed %d", srv.Stats.BadAuthenticator.Load(), srv.Stats.Malformed.Load())
+	if srv.Stats.Outcome(nettportal.OutcomeBadAuthenticator) != 1 || srv.Stats.Outcome(nettportal.OutcomeMalformed) != 3 {
+		t.Errorf("bad authenticator %d malformed %d", srv.Stats.Outcome(nettportal.OutcomeBadAuthenticator), srv.Stats.Outcome(nettportal.OutcomeMalformed))
 	}
 	if countRows(t, db) != 0 {
 		t.Error("a bad packet was written")
@@ -277,10 +277,10 @@ func TestBadPacketsAreCountedAndDropped(t *testing.T) {
 	defer conn.Close()
 	conn.Write(request(t, "81000002", rfc2866.AcctStatusType_Value_Start, secret))
 	deadline := time.Now().Add(2 * time.Second)
-	for srv.Stats.UnknownRouter.Load() != 1 && time.Now().Before(deadline) {
+	for srv.Stats.Outcome(nettportal.OutcomeUnknownRouter) != 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if srv.Stats.UnknownRouter.Load() != 1 {
+	if srv.Stats.Outcome(nettportal.OutcomeUnknownRouter) != 1 {
 		t.Error("unknown router not counted")
 	}
 }
@@ -422,7 +422,7 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 		t.Errorf("the quiet router got %d of 5 answers during another router's flood", n)
 	}
 	answered := flooder.answers(flood, 5*time.Second)
-	if over := srv.Stats.OverQuota.Load(); over < 150 || answered > 50 {
+	if over := srv.Stats.Outcome(nettportal.OutcomeOverQuota); over < 150 || answered > 50 {
 		t.Errorf("flooder: %d over quota, %d answered; its share is 20 queued", over, answered)
 	}
 }

@@ -3,7 +3,8 @@
 // acknowledged, then replayed into the database, in order, once it is back.
 //
 // The log is a directory of segment files. Each record is framed as
-// [4-byte length][4-byte CRC-32C][JSON]. A checkpoint file says how far
+// [4-byte length][4-byte CRC-32C][JSON payload]; the payload is versioned,
+// with explicit field names (see format.go). A checkpoint file says how far
 // replay has committed; a crash during replay re-applies at most one chunk,
 // which the accounting rules make harmless (every record is idempotent). A
 // torn record at the end of the last segment (a crash during a write) was
@@ -14,7 +15,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -64,6 +64,8 @@ type Spool struct {
 	cp      checkpoint
 
 	depth atomic.Int64
+	// replayed counts replayed records by the store's result.
+	replayed [nettportal.NumOutcomes]atomic.Uint64
 	// replayMu makes Replay single-flight.
 	replayMu sync.Mutex
 }
@@ -170,7 +172,7 @@ func (s *Spool) Append(recs []nettportal.AccountingRecord) error {
 	}
 	var buf []byte
 	for i := range recs {
-		payload, err := json.Marshal(&recs[i])
+		payload, err := encodeRecord(&recs[i])
 		if err != nil {
 			return fmt.Errorf("spool: encode record: %w", err)
 		}
@@ -271,7 +273,13 @@ func (s *Spool) openActive(seq uint64) error {
 
 // Replay applies every spooled record to store in order, in chunks of
 // chunk records, checkpointing after each committed chunk. It returns the
-// number of records applied; on error the rest stays for the next call.
+// number of records done; on error the rest stays for the next call.
+//
+// When store is a nettportal.AccountingResultStore, its per-record results
+// count: a record it quarantined (or refused as another router's session)
+// is durable or final there, so it is done and replay goes on past it. An
+// error from the store means nothing of the chunk is durable: the chunk is
+// retried by the next call. ReplayCounts says how the records ended.
 func (s *Spool) Replay(ctx context.Context, store nettportal.AccountingStore, chunk int) (int, error) {
 	s.replayMu.Lock()
 	defer s.replayMu.Unlock()
@@ -313,7 +321,8 @@ func (s *Spool) Replay(ctx context.Context, store nettportal.AccountingStore, ch
 		if err != nil {
 			return applied, err
 		}
-		if err := store.ApplyAccounting(ctx, recs); err != nil {
+		results, err := nettportal.ApplyWithResults(ctx, store, recs)
+		if err != nil {
 			return applied, fmt.Errorf("spool: replay %d records: %w", len(recs), err)
 		}
 		if err := s.saveCheckpoint(checkpoint{Seq: cp.Seq, Offset: next}); err != nil {
@@ -321,7 +330,42 @@ func (s *Spool) Replay(ctx context.Context, store nettportal.AccountingStore, ch
 		}
 		s.depth.Add(-int64(len(recs)))
 		applied += len(recs)
+		s.countResults(recs, results)
 	}
+}
+
+// countResults counts a replayed chunk by result, and logs the records the
+// store did not apply (an operator finds them in quarantine).
+func (s *Spool) countResults(recs []nettportal.AccountingRecord, results []nettportal.Outcome) {
+	if len(results) != len(recs) {
+		s.replayed[nettportal.OutcomeOK].Add(uint64(len(recs)))
+		return
+	}
+	notApplied := 0
+	for _, o := range results {
+		if int(o) >= len(s.replayed) {
+			o = nettportal.OutcomeOK
+		}
+		s.replayed[o].Add(1)
+		if o != nettportal.OutcomeOK {
+			notApplied++
+		}
+	}
+	if notApplied > 0 {
+		// The store logs each record it refuses; one line here says replay
+		// went on past them.
+		s.log.Warn().Int("records", notApplied).Msg("spool: replayed records the store quarantined or refused; replay goes on")
+	}
+}
+
+// ReplayCounts is the number of records replayed, by the store's result
+// (indexed by nettportal.Outcome).
+func (s *Spool) ReplayCounts() [nettportal.NumOutcomes]uint64 {
+	var out [nettportal.NumOutcomes]uint64
+	for i := range s.replayed {
+		out[i] = s.replayed[i].Load()
+	}
+	return out
 }
 
 // advance moves replay past a finished, non-active segment and deletes it.
@@ -522,9 +566,9 @@ func readChunk(path string, offset, end int64, max int) ([]nettportal.Accounting
 		if err != nil {
 			return nil, 0, fmt.Errorf("read spool segment %s at %d: %w", filepath.Base(path), pos, err)
 		}
-		var rec nettportal.AccountingRecord
-		if err := json.Unmarshal(payload, &rec); err != nil {
-			return nil, 0, fmt.Errorf("decode spool record at %d: %w", pos, err)
+		rec, err := decodeRecord(payload)
+		if err != nil {
+			return nil, 0, fmt.Errorf("decode spool record in %s at %d: %w", filepath.Base(path), pos, err)
 		}
 		recs = append(recs, rec)
 		pos += size

@@ -188,3 +188,29 @@ func (db *DB) Quarantine(ctx context.Context, routerID int64, limit int) ([]Quar
 	}
 	return out, nil
 }
+
+// ApplyAccountingResults applies batch like ApplyAccountingOutcomes and
+// says per record what became of it, in the listener's and the spool
+// replay's terms (nettportal.AccountingResultStore).
+func (db *DB) ApplyAccountingResults(ctx context.Context, batch []nettportal.AccountingRecord) ([]nettportal.Outcome, error) {
+	outs := make([]nettportal.RecordOutcome, len(batch))
+	if err := db.ApplyAccountingOutcomes(ctx, batch, outs); err != nil {
+		return nil, err
+	}
+	var results []nettportal.Outcome
+	for i, o := range outs {
+		if o == nettportal.RecordStored {
+			continue
+		}
+		if results == nil {
+			results = make([]nettportal.Outcome, len(batch)) // OutcomeOK is zero
+		}
+		switch o {
+		case nettportal.RecordQuarantined:
+			results[i] = nettportal.OutcomeQuarantined
+		case nettportal.RecordForeignSession:
+			results[i] = nettportal.OutcomeForeignSession
+		}
+	}
+	return results, nil
+}

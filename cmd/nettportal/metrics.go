@@ -59,26 +59,23 @@ func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 // accountingCounts snapshots the listener's atomic counters.
 func accountingCounts(s *radius.Server) metrics.AccountingCounts {
 	st := &s.Stats
-	return metrics.AccountingCounts{
-		Received:         st.Received.Load(),
-		Duplicates:       st.Duplicates.Load(),
-		UnknownRouter:    st.UnknownRouter.Load(),
-		BadAuthenticator: st.BadAuthenticator.Load(),
-		Malformed:        st.Malformed.Load(),
-		QueueFull:        st.QueueFull.Load(),
-		GivenUp:          st.GivenUp.Load(),
-		Quarantined:      st.Quarantined.Load(),
-		ForeignSession:   st.ForeignSession.Load(),
-		Batches:          st.Batches.Load(),
-		CommitErrors:     st.CommitErrors.Load(),
-		Spooled:          st.Spooled.Load(),
-		SpoolErrors:      st.SpoolErrors.Load(),
-		Starts:           st.Starts.Load(),
-		Interims:         st.Interims.Load(),
-		Stops:            st.Stops.Load(),
-		OnOffs:           st.OnOffs.Load(),
-		QueueDepth:       s.QueueDepth(),
+	c := metrics.AccountingCounts{
+		Received:     st.Received.Load(),
+		Batches:      st.Batches.Load(),
+		CommitErrors: st.CommitErrors.Load(),
+		Spooled:      st.Spooled.Load(),
+		SpoolErrors:  st.SpoolErrors.Load(),
+		Starts:       st.Starts.Load(),
+		Interims:     st.Interims.Load(),
+		Stops:        st.Stops.Load(),
+		OnOffs:       st.OnOffs.Load(),
+		QueueDepth:   s.QueueDepth(),
+		Clocks:       s.Clocks(),
 	}
+	for _, o := range nettportal.Outcomes() {
+		c.Outcomes[o] = st.Outcome(o)
+	}
+	return c
 }
 
 // observeReconcile feeds Reconciler.OnResult into the metrics.
