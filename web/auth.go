@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -28,21 +29,46 @@ type identity struct {
 	csrf string // empty for bearer tokens
 }
 
-// authenticate finds the caller from a bearer token or the login cookie.
-func (s *Server) authenticate(r *http.Request) (identity, error) {
+// credential is what a request authenticated with: a bearer token or a
+// login cookie. A WebSocket keeps it to check it again while it is open.
+type credential struct {
+	token  string
+	cookie string
+}
+
+// requestCredential reads the caller's credential from a request.
+func requestCredential(r *http.Request) (credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		secret, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return identity{}, fmt.Errorf("authorization header is not a bearer token: %w", nettportal.ErrUnauthorized)
+			return credential{}, fmt.Errorf("authorization header is not a bearer token: %w", nettportal.ErrUnauthorized)
 		}
-		u, err := s.Accounts.TokenUser(r.Context(), strings.TrimSpace(secret))
-		return identity{user: u}, err
+		return credential{token: strings.TrimSpace(secret)}, nil
 	}
 	c, err := r.Cookie(cookieName)
 	if err != nil || c.Value == "" {
-		return identity{}, fmt.Errorf("no login: %w", nettportal.ErrUnauthorized)
+		return credential{}, fmt.Errorf("no login: %w", nettportal.ErrUnauthorized)
 	}
-	u, csrf, err := s.Accounts.LoginUser(r.Context(), c.Value, s.LoginTTL)
+	return credential{cookie: c.Value}, nil
+}
+
+// authenticate finds the caller from a bearer token or the login cookie.
+func (s *Server) authenticate(r *http.Request) (identity, error) {
+	cred, err := requestCredential(r)
+	if err != nil {
+		return identity{}, err
+	}
+	return s.check(r.Context(), cred)
+}
+
+// check returns who a credential belongs to now; ErrUnauthorized once the
+// token is revoked, the login ended or the user deleted or disabled.
+func (s *Server) check(ctx context.Context, cred credential) (identity, error) {
+	if cred.token != "" {
+		u, err := s.Accounts.TokenUser(ctx, cred.token)
+		return identity{user: u}, err
+	}
+	u, csrf, err := s.Accounts.LoginUser(ctx, cred.cookie, s.LoginTTL)
 	return identity{user: u, csrf: csrf}, err
 }
 

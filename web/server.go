@@ -62,6 +62,12 @@ type ChangeSource interface {
 	ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error
 }
 
+// AuthChangeSource announces, from every instance on the database, that a
+// token, login or user ended or changed, and once after each (re)connection.
+type AuthChangeSource interface {
+	ListenAuthChanged(ctx context.Context, fn func()) error
+}
+
 // Server serves the API, the WebSocket and the UI. Set the fields, then use
 // Handler and run Run for the live updates.
 type Server struct {
@@ -70,6 +76,10 @@ type Server struct {
 	Accounts  Accounts
 	Customers CustomerSource
 	Changes   ChangeSource
+	// AuthChanges makes open WebSockets re-check their credential as soon
+	// as any instance ends one. Nil: Accounts if it is an AuthChangeSource;
+	// otherwise sockets are re-checked only every WSRecheck.
+	AuthChanges AuthChangeSource
 	// Control disconnects sessions and changes their speed; nil answers
 	// 503 until it is configured.
 	Control nettportal.SessionControl
@@ -97,6 +107,7 @@ type Server struct {
 	WSMinInterval  time.Duration // shortest time between pushes on changes (500ms)
 	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
+	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
 
 	limiter *loginLimiter
 	hub     *hub
@@ -133,6 +144,12 @@ func (s *Server) init() {
 	}
 	if s.WSSendBuffer <= 0 {
 		s.WSSendBuffer = 8
+	}
+	if s.WSRecheck <= 0 {
+		s.WSRecheck = 30 * time.Second
+	}
+	if s.AuthChanges == nil {
+		s.AuthChanges, _ = s.Accounts.(AuthChangeSource)
 	}
 	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow)
 	s.hub = newHub(s)
