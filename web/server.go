@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -101,6 +102,14 @@ type Server struct {
 	// before logins answer 429. Zero: 5 per minute.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// UserFailures failed logins for one user within LoginWindow, from any
+	// addresses, space further attempts for that user by UserBackoff.
+	// Zero: 4*LoginFailures and 10s.
+	UserFailures int
+	UserBackoff  time.Duration
+	// LoginConcurrency bounds password checks (bcrypt) running at once;
+	// more wait up to 5s, then get 503. Zero: the number of CPUs.
+	LoginConcurrency int
 
 	// WebSocket tuning; zero values are the defaults in parentheses.
 	WSRefresh      time.Duration // periodic snapshot without changes (5s)
@@ -109,8 +118,9 @@ type Server struct {
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
 	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
 
-	limiter *loginLimiter
-	hub     *hub
+	limiter     *loginLimiter
+	bcryptSlots chan struct{}
+	hub         *hub
 }
 
 // maxBody is the largest request body, except customer imports.
@@ -151,7 +161,17 @@ func (s *Server) init() {
 	if s.AuthChanges == nil {
 		s.AuthChanges, _ = s.Accounts.(AuthChangeSource)
 	}
-	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow)
+	if s.UserFailures <= 0 {
+		s.UserFailures = 4 * s.LoginFailures
+	}
+	if s.UserBackoff <= 0 {
+		s.UserBackoff = 10 * time.Second
+	}
+	if s.LoginConcurrency <= 0 {
+		s.LoginConcurrency = runtime.NumCPU()
+	}
+	s.bcryptSlots = make(chan struct{}, s.LoginConcurrency)
+	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow, s.UserFailures, s.UserBackoff)
 	s.hub = newHub(s)
 }
 
