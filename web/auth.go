@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -105,6 +106,13 @@ func (s *Server) auth(min nettportal.Role, h authedHandler) http.Handler {
 	})
 }
 
+// jsonContentType reports whether a Content-Type header is
+// application/json, with or without parameters.
+func jsonContentType(v string) bool {
+	mt, _, err := mime.ParseMediaType(v)
+	return err == nil && mt == "application/json"
+}
+
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
@@ -126,6 +134,19 @@ type meJSON struct {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	// Login CSRF: a foreign page could otherwise post a text/plain form
+	// (no preflight) and log the victim's browser into the attacker's
+	// account. A JSON content type forces a preflight cross-site, and a
+	// browser always sends Origin on a POST; clients without one are not
+	// browsers.
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, "login wants Content-Type: application/json")
+		return
+	}
+	if !s.checkOrigin(r) {
+		writeError(w, http.StatusForbidden, "origin "+r.Header.Get("Origin")+" may not log in here")
+		return
+	}
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,4 +157,48 @@ func TestLoginLockoutPerSource(t *testing.T) {
 	if resp.StatusCode != 429 || wait < 1 || wait > 3 {
 		t.Errorf("olga after 12 failures from elsewhere: %d, Retry-After %q; want 429 for at most UserBackoff (3s)", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
+}
+
+// TestLoginCSRF: a cross-site form (text/plain, no preflight) or a
+// foreign page's fetch must not log the victim's browser into an
+// account; scripts without Origin still log in.
+func TestLoginCSRF(t *testing.T) {
+	e := newEnv(t, func(s *web.Server) { s.AllowedOrigins = []string{"https://portal.example.net"} })
+	body := `{"username":"olga","password":"password-olga"}`
+	cases := []struct {
+		ctype, origin string
+		status        int
+	}{
+		{"text/plain", "", 415},
+		{"text/plain", "https://evil.example.com", 415},
+		{"application/x-www-form-urlencoded", "", 415},
+		{"", "", 415},
+		{"application/json", "https://evil.example.com", 403},
+		{"application/json", "null", 403},
+		{"application/json", "", 200},
+		{"application/json; charset=utf-8", e.ts.URL, 200},
+		{"application/json", "https://portal.example.net", 200},
+	}
+	for _, tc := range cases {
+		c := e.anon(t)
+		hdr := map[string]string{"Content-Type": tc.ctype}
+		if tc.origin != "" {
+			hdr["Origin"] = tc.origin
+		}
+		s, b := c.doHeaders("POST", "/api/login", body, hdr)
+		if s != tc.status {
+			t.Errorf("Content-Type %q Origin %q: %d %s, want %d", tc.ctype, tc.origin, s, b, tc.status)
+		}
+		if tc.status != 200 && len(c.http.Jar.Cookies(mustURL(e.ts.URL))) != 0 {
+			t.Errorf("Content-Type %q Origin %q: a login cookie was set", tc.ctype, tc.origin)
+		}
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, err := url.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return u
 }
