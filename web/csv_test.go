@@ -85,3 +85,20 @@ func TestCSVFormulaInjection(t *testing.T) {
 	}
 	checkCSV(t, "usage.csv", b, hostileNames)
 }
+
+// TestNoDirectoryListing: /js/ and other directories of the embedded UI
+// are not listed; the files themselves and "/" are served.
+func TestNoDirectoryListing(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.anon(t)
+	for _, p := range []string{"/js/", "/js", "/js/../js/"} {
+		if s, b := c.do("GET", p, nil); s != 404 || strings.Contains(string(b), "dom.js") {
+			t.Errorf("GET %s: %d %s; want 404 without a listing", p, s, b)
+		}
+	}
+	for _, p := range []string{"/", "/js/dom.js"} {
+		if s, _ := c.do("GET", p, nil); s != 200 {
+			t.Errorf("GET %s: %d", p, s)
+		}
+	}
+}
