@@ -45,6 +45,10 @@ type serveConfig struct {
 	SecretKeyFile     string
 	// SecretKey is NETTPORTAL_SECRET_KEY; it overrides SecretKeyFile.
 	SecretKey string
+
+	HTTPReadTimeout    time.Duration
+	HTTPIdleTimeout    time.Duration
+	HTTPConnsPerClient int
 }
 
 func (c *serveConfig) register(fs interface {
@@ -69,6 +73,9 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", time.Minute, "longest time to read one HTTP request, body included (a slow body is cut off)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive HTTP connection stays open")
+	fs.IntVar(&c.HTTPConnsPerClient, "http-conns-per-client", 256, "HTTP connections open at once from one client address, more are closed at once (0: no cap; behind a reverse proxy every client is the proxy, so raise it or let the proxy cap)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
 }
 
@@ -146,7 +153,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("GET /metrics", srv.metrics.Handler())
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// Slow clients: headers must arrive within 10s, the whole request
+	// (body too) within the read timeout, and idle keep-alives end. No
+	// write timeout: CSV exports stream and WebSockets live long (the hub
+	// has its own write deadlines).
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
+		IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
+	httpLn = web.LimitListener(httpLn, cfg.HTTPConnsPerClient)
 
 	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
 	defer srv.apiClients.Close()
