@@ -383,6 +383,11 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 			return true
 		}
 	}
+	if s.publicOrigin != "" {
+		// Behind a proxy the Host may be rewritten; the public origin is
+		// the one browsers are on.
+		return strings.EqualFold(origin, s.publicOrigin)
+	}
 	u, err := url.Parse(origin)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }

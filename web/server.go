@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"time"
@@ -96,6 +97,12 @@ type Server struct {
 	// SecureCookies marks the login cookie Secure even on plain HTTP (TLS
 	// terminated by a proxy). On TLS connections it is always Secure.
 	SecureCookies bool
+	// PublicURL is where browsers reach the server (scheme://host[:port]),
+	// e.g. https://portal.example.net behind a TLS proxy. When set, the
+	// login and WebSocket Origin checks use it instead of the request's
+	// Host, and an https PublicURL makes cookies Secure and sends HSTS.
+	// Empty: the request's own Host, HSTS only on TLS connections.
+	PublicURL string
 	// LoginTTL is how long a login lasts without use. Zero: 12h.
 	LoginTTL time.Duration
 	// LoginFailures per LoginWindow per client address and per user name
@@ -118,7 +125,9 @@ type Server struct {
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
 	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
 
-	limiter     *loginLimiter
+	publicOrigin string // from PublicURL, "" when unset
+	publicHTTPS  bool
+	limiter      *loginLimiter
 	bcryptSlots chan struct{}
 	hub         *hub
 }
@@ -154,6 +163,11 @@ func (s *Server) init() {
 	}
 	if s.WSSendBuffer <= 0 {
 		s.WSSendBuffer = 8
+	}
+	if u, err := url.Parse(s.PublicURL); s.PublicURL != "" && err == nil && u.Host != "" {
+		s.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+		s.publicHTTPS = u.Scheme == "https"
+		s.SecureCookies = s.SecureCookies || s.publicHTTPS
 	}
 	if s.WSRecheck <= 0 {
 		s.WSRecheck = 30 * time.Second
@@ -227,13 +241,24 @@ func (s *Server) Handler() http.Handler {
 		}
 		ui.ServeHTTP(w, r)
 	})
-	return s.recoverer(s.limitBody(mux))
+	return s.recoverer(s.hsts(s.limitBody(mux)))
 }
 
 // Run pushes session changes to WebSocket clients until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	s.init()
 	s.hub.run(ctx)
+}
+
+// hsts tells browsers to use only HTTPS from now on, when they reached us
+// over TLS or the public URL is https.
+func (s *Server) hsts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil || s.publicHTTPS {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // recoverer turns a panic in a handler into a logged 500, so one bad

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -51,6 +53,8 @@ type serveConfig struct {
 	HTTPConnsPerClient int
 	MetricsAddr        string
 	MetricsOnHTTP      bool
+	TLSCert, TLSKey    string
+	PublicURL          string
 }
 
 func (c *serveConfig) register(fs interface {
@@ -79,6 +83,9 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", time.Minute, "longest time to read one HTTP request, body included (a slow body is cut off)")
 	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive HTTP connection stays open")
 	fs.IntVar(&c.HTTPConnsPerClient, "http-conns-per-client", 256, "HTTP connections open at once from one client address, more are closed at once (0: no cap; behind a reverse proxy every client is the proxy, so raise it or let the proxy cap)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS on --http-addr; reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.PublicURL, "public-url", "", "URL browsers use, e.g. https://portal.example.net behind a TLS proxy: Origin checks use it; https makes cookies Secure and sends HSTS")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate TCP address for /metrics (and /healthz), e.g. 127.0.0.1:9180; empty: none")
 	fs.BoolVar(&c.MetricsOnHTTP, "metrics-on-http-addr", true, "also serve /metrics, without login, on --http-addr (set false once Prometheus scrapes --metrics-addr)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
@@ -147,6 +154,18 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		acctConn.Close()
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		acctConn.Close()
+		httpLn.Close()
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			acctConn.Close()
+			httpLn.Close()
+			return fmt.Errorf("--public-url %q: want http(s)://host[:port]", cfg.PublicURL)
+		}
+	}
 	srv.acctAddr = acctConn.LocalAddr().String()
 	srv.httpAddr = httpLn.Addr().String()
 	var metricsLn net.Listener
@@ -182,6 +201,16 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
 		IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
 	httpLn = web.LimitListener(httpLn, cfg.HTTPConnsPerClient)
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log.With().Str("component", "tls").Logger())
+		if err != nil {
+			acctConn.Close()
+			httpLn.Close()
+			return err
+		}
+		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+		httpLn = tls.NewListener(httpLn, httpSrv.TLSConfig)
+	}
 
 	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
 	defer srv.apiClients.Close()
@@ -221,7 +250,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	srv.web = &web.Server{
 		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
-		Control: srv.control, Audit: db, Usage: db,
+		Control: srv.control, Audit: db, Usage: db, PublicURL: cfg.PublicURL,
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web
