@@ -128,8 +128,8 @@ type Server struct {
 	publicOrigin string // from PublicURL, "" when unset
 	publicHTTPS  bool
 	limiter      *loginLimiter
-	bcryptSlots chan struct{}
-	hub         *hub
+	bcryptSlots  chan struct{}
+	hub          *hub
 }
 
 // maxBody is the largest request body, except customer imports.
