@@ -345,3 +345,11 @@ ALTER TABLE radacct ALTER COLUMN input_bps SET DEFAULT 0;
 ALTER TABLE radacct ALTER COLUMN output_bps SET DEFAULT 0;
 
 INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
+
+-- BEGIN migration 0005 routeros_api_tls
+-- How the RouterOS API certificate of a router is verified: a pinned
+-- SHA-256 fingerprint, a CA file, or (explicitly) not at all.
+ALTER TABLE nas ADD COLUMN IF NOT EXISTS api_tls_fingerprint text NOT NULL DEFAULT '';
+ALTER TABLE nas ADD COLUMN IF NOT EXISTS api_tls_ca_file text NOT NULL DEFAULT '';
+ALTER TABLE nas ADD COLUMN IF NOT EXISTS api_tls_insecure boolean NOT NULL DEFAULT false;
+-- END migration 0005

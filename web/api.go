@@ -464,6 +464,10 @@ type routerJSON struct {
 	APIAddr        string `json:"api_addr"`
 	APIUser        string `json:"api_user"`
 	APITLS         bool   `json:"api_tls"`
+	APITLSPinned   string `json:"api_tls_fingerprint,omitempty"`
+	APITLSInsecure bool   `json:"api_tls_insecure"`
+	// APITLSWarning is for the routers page: the API password is exposed.
+	APITLSWarning  string `json:"api_tls_warning,omitempty"`
 	Description    string `json:"description"`
 	InterimSeconds int64  `json:"interim_seconds"`
 	SecretSet      bool   `json:"secret_set"`
@@ -475,7 +479,15 @@ func toRouterJSON(rt nettportal.Router, st nettportal.RouterState) routerJSON {
 	return routerJSON{ID: rt.ID, Name: rt.Name, IP: addrString(rt.IP), CoAPort: rt.CoAPort, APIAddr: rt.APIAddr,
 		APIUser: rt.APIUser, APITLS: rt.APITLS, Description: rt.Description,
 		InterimSeconds: int64(rt.InterimInterval / time.Second), SecretSet: rt.Secret != "",
-		APIPasswordSet: rt.APIPassword != "", RouterState: st}
+		APIPasswordSet: rt.APIPassword != "", RouterState: st,
+		APITLSPinned: rt.APITLSFingerprint, APITLSInsecure: rt.APITLSInsecure, APITLSWarning: apiTLSWarning(rt)}
+}
+
+func apiTLSWarning(rt nettportal.Router) string {
+	if rt.APITLS && rt.APITLSInsecure && rt.APITLSFingerprint == "" && rt.APITLSCAFile == "" {
+		return "API TLS certificate is not verified (--api-tls-insecure): pin it with `nettportal router trust`"
+	}
+	return ""
 }
 
 func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettportal.User) {

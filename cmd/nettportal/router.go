@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/routeros"
 )
 
 func runRouter(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -33,14 +34,35 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 		fs.StringVar(&r.APIAddr, "api-addr", "", "RouterOS API host:port (8728, or 8729 with --api-tls)")
 		fs.StringVar(&r.APIUser, "api-user", "", "RouterOS API user")
 		fs.StringVar(&r.APIPassword, "api-password", "", "RouterOS API password")
-		fs.BoolVar(&r.APITLS, "api-tls", false, "use TLS for the RouterOS API")
+		fs.BoolVar(&r.APITLS, "api-tls", false, "use TLS for the RouterOS API (api-ssl); its certificate is verified against the system roots unless pinned or given a CA")
+		fs.StringVar(&r.APITLSFingerprint, "api-tls-fingerprint", "", "pin the api-ssl certificate by SHA-256 (as `router trust` prints it); the way to use RouterOS's self-signed certificate")
+		fs.StringVar(&r.APITLSCAFile, "api-tls-ca-file", "", "PEM file of CAs that signed the api-ssl certificate")
+		fs.BoolVar(&r.APITLSInsecure, "api-tls-insecure", false, "do NOT verify the api-ssl certificate (anyone on the path can take the API password; warned in the log and on the routers page)")
 		fs.DurationVar(&interim, "interim", nettportal.DefaultInterimInterval, "the router's interim-update interval")
 		fs.StringVar(&r.Description, "description", "", "free text")
+	case "trust":
+		addr := fs.String("api-addr", "", "RouterOS api-ssl host[:port] (8729)")
+		if err := parseFlags(fs, args, getenv); err != nil {
+			return err
+		}
+		if *addr == "" {
+			return fmt.Errorf("router trust needs --api-addr")
+		}
+		tctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		cert, err := routeros.FetchCertificate(tctx, *addr)
+		if err != nil {
+			return fmt.Errorf("router trust: %w", err)
+		}
+		fmt.Fprintf(stdout, "subject:     %s\nissuer:      %s\nvalid until: %s\nsha256:      %s\n\n", cert.Subject, cert.Issuer,
+			cert.NotAfter.UTC().Format(time.RFC3339), routeros.CertFingerprint(cert))
+		fmt.Fprintf(stdout, "Compare the fingerprint with the router's (/certificate print detail), then pin it:\n  nettportal router add ... --api-tls --api-tls-fingerprint %s\n", routeros.CertFingerprint(cert))
+		return nil
 	case "list":
 	case "rm":
 		fs.StringVar(&r.Name, "name", "", "router name, id or IP (or give it as the argument)")
 	default:
-		return fmt.Errorf("unknown router subcommand %q (add, list, rm)", sub)
+		return fmt.Errorf("unknown router subcommand %q (add, list, rm, trust)", sub)
 	}
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -56,6 +78,16 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 
 	switch sub {
 	case "add":
+		if r.APITLSFingerprint != "" {
+			fp, err := routeros.NormalizeFingerprint(r.APITLSFingerprint)
+			if err != nil {
+				return fmt.Errorf("--api-tls-fingerprint: %w", err)
+			}
+			r.APITLSFingerprint = fp
+		}
+		if r.APITLSInsecure && (r.APITLSFingerprint != "" || r.APITLSCAFile != "") {
+			return fmt.Errorf("--api-tls-insecure contradicts --api-tls-fingerprint and --api-tls-ca-file")
+		}
 		if r.Name == "" || ip == "" || r.Secret == "" {
 			return fmt.Errorf("router add needs --name, --ip and --secret")
 		}
