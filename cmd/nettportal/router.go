@@ -25,15 +25,18 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 	var r nettportal.Router
 	var ip string
 	var interim time.Duration
+	var secretFile, apiPasswordFile string
 	switch sub {
 	case "add":
 		fs.StringVar(&r.Name, "name", "", "router name (its RouterOS identity)")
 		fs.StringVar(&ip, "ip", "", "address its RADIUS packets come from (NAS-IP)")
-		fs.StringVar(&r.Secret, "secret", "", "RADIUS shared secret")
+		fs.StringVar(&r.Secret, "secret", "", "RADIUS shared secret (visible in ps and shell history: prefer --secret-file, $"+radiusSecretSrc().env+" or the prompt)")
+		fs.StringVar(&secretFile, "secret-file", "", "read the RADIUS secret from this file's first line (- for stdin)")
 		fs.IntVar(&r.CoAPort, "coa-port", nettportal.DefaultCoAPort, "the router's /radius incoming port")
 		fs.StringVar(&r.APIAddr, "api-addr", "", "RouterOS API host:port (8728, or 8729 with --api-tls)")
 		fs.StringVar(&r.APIUser, "api-user", "", "RouterOS API user")
-		fs.StringVar(&r.APIPassword, "api-password", "", "RouterOS API password")
+		fs.StringVar(&r.APIPassword, "api-password", "", "RouterOS API password (visible in ps: prefer --api-password-file or $"+apiPasswordSrc().env+")")
+		fs.StringVar(&apiPasswordFile, "api-password-file", "", "read the RouterOS API password from this file's first line (- for stdin)")
 		fs.BoolVar(&r.APITLS, "api-tls", false, "use TLS for the RouterOS API (api-ssl); its certificate is verified against the system roots unless pinned or given a CA")
 		fs.StringVar(&r.APITLSFingerprint, "api-tls-fingerprint", "", "pin the api-ssl certificate by SHA-256 (as `router trust` prints it); the way to use RouterOS's self-signed certificate")
 		fs.StringVar(&r.APITLSCAFile, "api-tls-ca-file", "", "PEM file of CAs that signed the api-ssl certificate")
@@ -78,6 +81,16 @@ func runRouter(ctx context.Context, args []string, getenv func(string) string, s
 
 	switch sub {
 	case "add":
+		var err error
+		if r.Secret, err = radiusSecretSrc().resolve(r.Secret, secretFile, getenv, stderr); err != nil {
+			return err
+		}
+		// The API password is optional: no prompt for it.
+		if apiPasswordFile != "" || getenv(apiPasswordSrc().env) != "" {
+			if r.APIPassword, err = apiPasswordSrc().resolve(r.APIPassword, apiPasswordFile, getenv, stderr); err != nil {
+				return err
+			}
+		}
 		if r.APITLSFingerprint != "" {
 			fp, err := routeros.NormalizeFingerprint(r.APITLSFingerprint)
 			if err != nil {
