@@ -18,7 +18,7 @@ const maxSecretInput = 4096
 type secretSource struct {
 	what string // "RADIUS secret", for messages and the prompt
 	flag string // the plain flag's name, e.g. "secret"
-	env  string // environment variable, e.g. NETTPORTAL_RADIUS_SECRET
+	env  string // environment variable, e.g. NETTPORTAL_SECRET
 }
 
 // resolve returns the secret from, in order: the -file flag (a path, or
@@ -94,7 +94,7 @@ func promptSecret(what string, stderr io.Writer) (string, error) {
 
 // The secrets commands take, and the environment variables for them.
 func radiusSecretSrc() secretSource {
-	return secretSource{what: "RADIUS secret", flag: "secret", env: "NETTPORTAL_RADIUS_SECRET"}
+	return secretSource{what: "RADIUS secret", flag: "secret", env: "NETTPORTAL_SECRET"}
 }
 
 func apiPasswordSrc() secretSource {

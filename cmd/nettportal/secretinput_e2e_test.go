@@ -56,7 +56,7 @@ func TestSecretsOffTheCommandLine(t *testing.T) {
 		"--api-addr", "127.0.0.31:8728", "--api-user", "api", "--api-password-file", pwFile); err != nil {
 		t.Fatal(err)
 	}
-	if err := runEnv(env(map[string]string{"NETTPORTAL_RADIUS_SECRET": "from-the-env", "NETTPORTAL_API_PASSWORD": "api-env"}),
+	if err := runEnv(env(map[string]string{"NETTPORTAL_SECRET": "from-the-env", "NETTPORTAL_API_PASSWORD": "api-env"}),
 		"router", "add", "--db", dbURL, "--name", "r-env", "--ip", "127.0.0.32", "--api-addr", "127.0.0.32:8728", "--api-user", "api"); err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestSecretsOffTheCommandLine(t *testing.T) {
 
 	var help bytes.Buffer
 	run(ctx, []string{"router", "add", "--help"}, noEnv, &bytes.Buffer{}, &help)
-	for _, want := range []string{"-secret-file", "-api-password-file", "NETTPORTAL_RADIUS_SECRET", "visible in ps"} {
+	for _, want := range []string{"-secret-file", "-api-password-file", "NETTPORTAL_SECRET", "visible in ps"} {
 		if !strings.Contains(help.String(), want) {
 			t.Errorf("router add --help lacks %q:\n%s", want, help.String())
 		}
