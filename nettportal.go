@@ -38,7 +38,17 @@ type Router struct {
 	APIUser     string
 	APIPassword string
 	APITLS      bool
-	Description string
+	// APITLSFingerprint pins the API certificate: hex SHA-256 of its DER
+	// (what `router trust` prints). RouterOS's own self-signed certificate
+	// is usable this way. It replaces name and chain checks.
+	APITLSFingerprint string
+	// APITLSCAFile is a PEM file of CAs to verify the API certificate
+	// with, instead of the system roots.
+	APITLSCAFile string
+	// APITLSInsecure skips verifying the API certificate: anyone on the
+	// path can read the API password. Logged and shown as a warning.
+	APITLSInsecure bool
+	Description    string
 	// InterimInterval is how often the router sends Interim-Updates; zero
 	// means the DefaultInterimInterval. It drives the stale timeout.
 	InterimInterval time.Duration

@@ -44,10 +44,15 @@ type Config struct {
 	Addr, Username, Password string
 	// TLS selects the api-ssl service.
 	TLS bool
-	// TLSConfig is used with TLS. Nil means the router's certificate is not
-	// verified, because api-ssl almost always runs with a self-signed
-	// certificate; set it (with RootCAs) to pin a real one.
-	TLSConfig *tls.Config
+	// TLSConfig, when set, is used with TLS as it is. Otherwise the
+	// router's certificate is verified: against TLSFingerprint (hex
+	// SHA-256 of the certificate, for RouterOS's self-signed one), else
+	// against TLSCAFile's CAs, else against the system roots; TLSInsecure
+	// skips the check (and is logged as a warning at every connect).
+	TLSConfig      *tls.Config
+	TLSFingerprint string
+	TLSCAFile      string
+	TLSInsecure    bool
 	// Timeout bounds each command; zero means DefaultTimeout.
 	Timeout time.Duration
 }
@@ -226,9 +231,12 @@ func (c *Client) dial(ctx context.Context) (*apiConn, error) {
 	var nc net.Conn
 	var err error
 	if c.cfg.TLS {
-		cfg := c.cfg.TLSConfig
-		if cfg == nil {
-			cfg = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // see Config.TLSConfig
+		cfg, cerr := c.cfg.tlsConfig()
+		if cerr != nil {
+			return nil, fmt.Errorf("dial %s: %w", c.cfg.Addr, cerr)
+		}
+		if c.cfg.TLSInsecure && c.cfg.TLSConfig == nil && c.cfg.TLSFingerprint == "" && c.cfg.TLSCAFile == "" {
+			c.log.Warn().Msg("RouterOS API TLS certificate NOT verified (--api-tls-insecure): anyone on the path can take the API password; pin it with router trust")
 		}
 		nc, err = (&tls.Dialer{Config: cfg}).DialContext(ctx, "tcp", c.cfg.Addr)
 	} else {

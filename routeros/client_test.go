@@ -10,7 +10,9 @@ import (
 	"errors"
 	"math/big"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,16 +373,27 @@ func TestNormalizeSessionID(t *testing.T) {
 // of the plain fake, as api-ssl sits in front of the same API service.
 func tlsProxy(t *testing.T, backend string) string {
 	t.Helper()
+	addr, _, _ := tlsProxyCert(t, backend, "127.0.0.1")
+	return addr
+}
+
+// tlsProxyCert is tlsProxy with a certificate for ip, returning the
+// certificate and a count of the plaintext bytes the client got through
+// to the API (a login, if any).
+func tlsProxyCert(t *testing.T, backend, ip string) (string, *x509.Certificate, *atomic.Int64) {
+	t.Helper()
+	var plaintext atomic.Int64
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+		IPAddresses: []net.IP{net.ParseIP(ip)}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
 	}
+	cert, _ := x509.ParseCertificate(der)
 	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}})
 	if err != nil {
 		t.Fatal(err)
@@ -402,6 +415,9 @@ func tlsProxy(t *testing.T, backend string) string {
 				buf := make([]byte, 32<<10)
 				for {
 					n, err := src.Read(buf)
+					if _, ok := src.(*tls.Conn); ok {
+						plaintext.Add(int64(n))
+					}
 					if n > 0 {
 						if _, werr := dst.Write(buf[:n]); werr != nil {
 							break
@@ -418,7 +434,72 @@ func tlsProxy(t *testing.T, backend string) string {
 			wg.Go(func() { pipe(front, back) })
 		}
 	})
-	return ln.Addr().String()
+	return ln.Addr().String(), cert, &plaintext
+}
+
+// TestTLSVerifiedByDefault: a peer with a self-signed certificate (here for
+// another address, as an impostor's would be) never receives the API user
+// and password unless its certificate is pinned; a wrong pin is refused
+// as well; --api-tls-insecure still connects.
+func TestTLSVerifiedByDefault(t *testing.T) {
+	s := routerostest.NewServer()
+	defer s.Close()
+	s.Username, s.Password = "admin", "api-secret"
+	s.SetSession(routerostest.Session{Name: "tls-user", SessionID: 5})
+	addr, cert, plaintext := tlsProxyCert(t, s.Addr, "192.0.2.7")
+	base := routeros.Config{Addr: addr, Username: "admin", Password: "api-secret", TLS: true}
+
+	c := routeros.NewClient(base, zerolog.Nop())
+	defer c.Close()
+	if _, err := c.ActiveSessions(ctx(t)); err == nil {
+		t.Fatal("a self-signed certificate for another address was accepted by default")
+	}
+	wrong := base
+	wrong.TLSFingerprint = strings.Repeat("ab", 32)
+	cw := routeros.NewClient(wrong, zerolog.Nop())
+	defer cw.Close()
+	if _, err := cw.ActiveSessions(ctx(t)); err == nil || !strings.Contains(err.Error(), "pinned") {
+		t.Fatalf("wrong pin: %v", err)
+	}
+	if n := plaintext.Load(); n != 0 || s.Logins() != 0 {
+		t.Fatalf("the unverified peer received %d bytes (%d logins): the password went out", n, s.Logins())
+	}
+
+	pinned := base
+	fetched, err := routeros.FetchCertificate(ctx(t), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if routeros.CertFingerprint(fetched) != routeros.CertFingerprint(cert) {
+		t.Fatalf("FetchCertificate gave another certificate")
+	}
+	// Written as an operator copies it: upper case with colons.
+	var colons []string
+	fp := strings.ToUpper(routeros.CertFingerprint(fetched))
+	for i := 0; i < len(fp); i += 2 {
+		colons = append(colons, fp[i:i+2])
+	}
+	pinned.TLSFingerprint = strings.Join(colons, ":")
+	cp := routeros.NewClient(pinned, zerolog.Nop())
+	defer cp.Close()
+	if got, err := cp.ActiveSessions(ctx(t)); err != nil || len(got) != 1 || got[0].Name != "tls-user" {
+		t.Fatalf("pinned: %v, %v", got, err)
+	}
+	if s.Logins() != 1 {
+		t.Errorf("%d logins after pinning, want 1", s.Logins())
+	}
+
+	insecure := base
+	insecure.TLSInsecure = true
+	var logged strings.Builder
+	ci := routeros.NewClient(insecure, zerolog.New(&logged))
+	defer ci.Close()
+	if _, err := ci.ActiveSessions(ctx(t)); err != nil {
+		t.Fatalf("insecure: %v", err)
+	}
+	if !strings.Contains(logged.String(), "NOT verified") {
+		t.Errorf("no warning for an unverified certificate: %s", logged.String())
+	}
 }
 
 func TestTLS(t *testing.T) {
@@ -426,7 +507,7 @@ func TestTLS(t *testing.T) {
 	defer s.Close()
 	s.SetSession(routerostest.Session{Name: "tls-user", SessionID: 5})
 	addr := tlsProxy(t, s.Addr)
-	c := routeros.NewClient(routeros.Config{Addr: addr, Username: "admin", TLS: true}, zerolog.Nop())
+	c := routeros.NewClient(routeros.Config{Addr: addr, Username: "admin", TLS: true, TLSInsecure: true}, zerolog.Nop())
 	defer c.Close()
 	got, err := c.ActiveSessions(ctx(t))
 	if err != nil || len(got) != 1 || got[0].Name != "tls-user" {

@@ -29,7 +29,8 @@ type pooledClient struct {
 
 // ConfigFor is the API configuration of a router.
 func ConfigFor(r nettportal.Router, timeout time.Duration) Config {
-	return Config{Addr: r.APIAddr, Username: r.APIUser, Password: r.APIPassword, TLS: r.APITLS, Timeout: timeout}
+	return Config{Addr: r.APIAddr, Username: r.APIUser, Password: r.APIPassword, TLS: r.APITLS, Timeout: timeout,
+		TLSFingerprint: r.APITLSFingerprint, TLSCAFile: r.APITLSCAFile, TLSInsecure: r.APITLSInsecure}
 }
 
 // Client returns the router's client, creating or replacing it as needed.

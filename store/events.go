@@ -138,13 +138,50 @@ func (n *Notifier) Run(ctx context.Context) {
 // changes may have been missed while it was not listening, so viewers
 // should refresh. fn runs on the listening goroutine and must be quick.
 func (db *DB) ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error {
+	return db.listen(ctx, SessionsChannel, func(payload string) {
+		var c nettportal.SessionsChanged
+		if payload != "" {
+			if err := json.Unmarshal([]byte(payload), &c); err != nil {
+				db.log.Warn().Err(err).Str("payload", payload).Msg("bad session change notification")
+				c = nettportal.SessionsChanged{}
+			}
+		}
+		fn(c)
+	})
+}
+
+// AuthChannel is the LISTEN/NOTIFY channel on which credential changes
+// (token revoked, logout, user deleted, disabled or re-passworded) are
+// announced, so every instance can close WebSockets that rode on them.
+const AuthChannel = "nettportal_auth"
+
+// notifyAuthChanged announces a credential change. A failure is returned
+// but the change itself has happened; instances still re-check every
+// open socket periodically.
+func (db *DB) notifyAuthChanged(ctx context.Context) error {
+	if _, err := db.Pool.Exec(ctx, "SELECT pg_notify($1, '')", AuthChannel); err != nil {
+		return fmt.Errorf("notify credential change: %w", err)
+	}
+	return nil
+}
+
+// ListenAuthChanged calls fn whenever a token, login or user ended or
+// changed on any instance, and once after each (re)connection, until ctx
+// ends. fn runs on the listening goroutine and must be quick.
+func (db *DB) ListenAuthChanged(ctx context.Context, fn func()) error {
+	return db.listen(ctx, AuthChannel, func(string) { fn() })
+}
+
+// listen calls fn with every payload on channel until ctx ends, and with
+// an empty payload after each (re)connection.
+func (db *DB) listen(ctx context.Context, channel string, fn func(payload string)) error {
 	backoff := 100 * time.Millisecond
 	for {
-		err := db.listenOnce(ctx, fn)
+		err := db.listenOnce(ctx, channel, fn)
 		if ctx.Err() != nil {
 			return nil
 		}
-		db.log.Warn().Err(err).Dur("retry_in", backoff).Msg("listen for session changes")
+		db.log.Warn().Err(err).Str("channel", channel).Dur("retry_in", backoff).Msg("listen for notifications")
 		select {
 		case <-ctx.Done():
 			return nil
@@ -154,7 +191,7 @@ func (db *DB) ListenSessionsChanged(ctx context.Context, fn func(nettportal.Sess
 	}
 }
 
-func (db *DB) listenOnce(ctx context.Context, fn func(nettportal.SessionsChanged)) error {
+func (db *DB) listenOnce(ctx context.Context, channel string, fn func(payload string)) error {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	conn, err := pgx.ConnectConfig(cctx, db.Pool.Config().ConnConfig.Copy())
 	cancel()
@@ -162,10 +199,10 @@ func (db *DB) listenOnce(ctx context.Context, fn func(nettportal.SessionsChanged
 		return fmt.Errorf("connect: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+SessionsChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel}.Sanitize()); err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	fn(nettportal.SessionsChanged{})
+	fn("")
 	for {
 		// A bounded wait doubles as a liveness check of the connection: a
 		// silently dead TCP connection would otherwise wait forever.
@@ -186,11 +223,6 @@ func (db *DB) listenOnce(ctx context.Context, fn func(nettportal.SessionsChanged
 			}
 			return fmt.Errorf("wait for notification: %w", err)
 		}
-		var c nettportal.SessionsChanged
-		if err := json.Unmarshal([]byte(note.Payload), &c); err != nil {
-			db.log.Warn().Err(err).Str("payload", note.Payload).Msg("bad session change notification")
-			c = nettportal.SessionsChanged{}
-		}
-		fn(c)
+		fn(note.Payload)
 	}
 }

@@ -16,7 +16,7 @@ import (
 )
 
 const routerColumns = `id, nasname, shortname, secret, coa_port, api_addr, api_user, api_password, api_tls,
-	coalesce(description, ''), interim_seconds`
+	coalesce(description, ''), interim_seconds, api_tls_fingerprint, api_tls_ca_file, api_tls_insecure`
 
 func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
 	r, nasname, err := db.scanNAS(row)
@@ -34,7 +34,7 @@ func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
 func (db *DB) scanNAS(row pgx.Row) (r nettportal.Router, nasname string, err error) {
 	var interim int
 	err = row.Scan(&r.ID, &nasname, &r.Name, &r.Secret, &r.CoAPort, &r.APIAddr, &r.APIUser, &r.APIPassword,
-		&r.APITLS, &r.Description, &interim)
+		&r.APITLS, &r.Description, &interim, &r.APITLSFingerprint, &r.APITLSCAFile, &r.APITLSInsecure)
 	if err != nil {
 		return r, nasname, err
 	}
@@ -185,10 +185,10 @@ func (db *DB) CreateRouter(ctx context.Context, r *nettportal.Router) error {
 		return fmt.Errorf("create router %q: %w", r.Name, err)
 	}
 	err = db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, type, secret, coa_port, api_addr, api_user,
-		api_password, api_tls, description, interim_seconds)
-		VALUES ($1, $2, 'mikrotik', $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		api_password, api_tls, description, interim_seconds, api_tls_fingerprint, api_tls_ca_file, api_tls_insecure)
+		VALUES ($1, $2, 'mikrotik', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id`,
 		r.IP.String(), r.Name, secret, r.CoAPort, r.APIAddr, r.APIUser, apiPassword, r.APITLS,
-		r.Description, int(r.InterimInterval/time.Second)).Scan(&r.ID)
+		r.Description, int(r.InterimInterval/time.Second), r.APITLSFingerprint, r.APITLSCAFile, r.APITLSInsecure).Scan(&r.ID)
 	if uniqueViolation(err) {
 		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)
 	}
@@ -225,10 +225,11 @@ func (db *DB) UpdateRouter(ctx context.Context, r *nettportal.Router) error {
 		return fmt.Errorf("update router %q: %w", r.Name, err)
 	}
 	tag, err := db.Pool.Exec(ctx, `UPDATE nas SET nasname = $2, shortname = $3, secret = $4, coa_port = $5,
-		api_addr = $6, api_user = $7, api_password = $8, api_tls = $9, description = $10, interim_seconds = $11
+		api_addr = $6, api_user = $7, api_password = $8, api_tls = $9, description = $10, interim_seconds = $11,
+		api_tls_fingerprint = $12, api_tls_ca_file = $13, api_tls_insecure = $14
 		WHERE id = $1`,
 		r.ID, r.IP.String(), r.Name, secret, r.CoAPort, r.APIAddr, r.APIUser, apiPassword, r.APITLS,
-		r.Description, int(r.InterimInterval/time.Second))
+		r.Description, int(r.InterimInterval/time.Second), r.APITLSFingerprint, r.APITLSCAFile, r.APITLSInsecure)
 	if uniqueViolation(err) {
 		return fmt.Errorf("router %q or address %s exists already: %w", r.Name, r.IP, nettportal.ErrConflict)
 	}

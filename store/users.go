@@ -93,7 +93,7 @@ func (db *DB) SetPassword(ctx context.Context, name, password string) error {
 	if _, err := db.Pool.Exec(ctx, "DELETE FROM web_sessions WHERE user_id = $1", id); err != nil {
 		return fmt.Errorf("end logins of %q: %w", name, err)
 	}
-	return nil
+	return db.notifyAuthChanged(ctx)
 }
 
 // Authenticate checks a user's password. Any failure (unknown user, wrong
@@ -142,7 +142,7 @@ func (db *DB) DeleteUser(ctx context.Context, nameOrID string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("user %q: %w", nameOrID, nettportal.ErrNotFound)
 	}
-	return nil
+	return db.notifyAuthChanged(ctx)
 }
 
 // randomSecret returns n random bytes as unpadded base64url.
@@ -225,7 +225,7 @@ func (db *DB) RevokeToken(ctx context.Context, nameOrID string) error {
 	if tag.RowsAffected() == 0 {
 		return fmt.Errorf("token %q (not revoked): %w", nameOrID, nettportal.ErrNotFound)
 	}
-	return nil
+	return db.notifyAuthChanged(ctx)
 }
 
 // Tokens lists the API tokens, revoked ones included, by name.
@@ -291,8 +291,12 @@ func (db *DB) LoginUser(ctx context.Context, cookie string, ttl time.Duration) (
 // DeleteLogin ends a web login (logout). Ending one that does not exist is
 // not an error.
 func (db *DB) DeleteLogin(ctx context.Context, cookie string) error {
-	if _, err := db.Pool.Exec(ctx, "DELETE FROM web_sessions WHERE id_hash = $1", secretHash(cookie)); err != nil {
+	tag, err := db.Pool.Exec(ctx, "DELETE FROM web_sessions WHERE id_hash = $1", secretHash(cookie))
+	if err != nil {
 		return fmt.Errorf("logout: %w", err)
 	}
-	return nil
+	if tag.RowsAffected() == 0 {
+		return nil
+	}
+	return db.notifyAuthChanged(ctx)
 }

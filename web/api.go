@@ -1,8 +1,9 @@
 package web
 
 import (
-	"encoding/csv"
+	"bufio"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -127,13 +128,54 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, _ nettport
 }
 
 // csvCell keeps a cell from being run as a formula by a spreadsheet: user
-// names come from routers and customers from billing, not from us.
+// names come from routers and customers from billing, not from us. A
+// spreadsheet splitting at the other locale's separator (';' or ',') sees
+// a new cell after each one inside a field, quotes or not, so a formula
+// start after either separator is neutralised with a ' too.
 func csvCell(v string) string {
-	if v != "" && strings.ContainsRune("=+-@\t\r", rune(v[0])) {
-		return "'" + v
+	if _, err := strconv.ParseFloat(v, 64); err == nil {
+		return v // a plain number, such as -1, is no formula
 	}
-	return v
+	var b strings.Builder
+	cellStart := true
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if cellStart && strings.IndexByte("=+-@\t\r", c) >= 0 {
+			b.WriteByte('\'')
+		}
+		b.WriteByte(c)
+		cellStart = c == ',' || c == ';'
+	}
+	return b.String()
 }
+
+// csvWriter writes every CSV the server sends. encoding/csv quotes only
+// around commas, but Excel in semicolon locales (Norway among them) splits
+// at ';': "x;=1+2" unquoted becomes a second cell holding a formula. So
+// every field with ',' ';' '"' or a line break is quoted, and every field
+// is neutralised by csvCell.
+type csvWriter struct{ w *bufio.Writer }
+
+func newCSVWriter(w io.Writer) *csvWriter { return &csvWriter{w: bufio.NewWriter(w)} }
+
+// Write writes one record; errors are kept for Flush.
+func (c *csvWriter) Write(fields []string) error {
+	for i, f := range fields {
+		if i > 0 {
+			c.w.WriteByte(',') //nolint:errcheck // bufio keeps the error for Flush
+		}
+		f = csvCell(f)
+		if strings.ContainsAny(f, ",;\"\r\n") {
+			f = `"` + strings.ReplaceAll(f, `"`, `""`) + `"`
+		}
+		c.w.WriteString(f) //nolint:errcheck // bufio keeps the error for Flush
+	}
+	_, err := c.w.WriteString("\n")
+	return err
+}
+
+// Flush sends what is buffered; a failure means the client went away.
+func (c *csvWriter) Flush() { c.w.Flush() } //nolint:errcheck // nobody left to tell
 
 // exportSessions writes the view as CSV: every matching session when no
 // limit is given, read a page at a time.
@@ -148,7 +190,7 @@ func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettpo
 		f.Limit = 1000
 	}
 	now := time.Now()
-	cw := csv.NewWriter(w)
+	cw := newCSVWriter(w)
 	wrote := false
 	for {
 		page, err := s.Sessions.Sessions(r.Context(), f)
@@ -422,6 +464,10 @@ type routerJSON struct {
 	APIAddr        string `json:"api_addr"`
 	APIUser        string `json:"api_user"`
 	APITLS         bool   `json:"api_tls"`
+	APITLSPinned   string `json:"api_tls_fingerprint,omitempty"`
+	APITLSInsecure bool   `json:"api_tls_insecure"`
+	// APITLSWarning is for the routers page: the API password is exposed.
+	APITLSWarning  string `json:"api_tls_warning,omitempty"`
 	Description    string `json:"description"`
 	InterimSeconds int64  `json:"interim_seconds"`
 	SecretSet      bool   `json:"secret_set"`
@@ -433,7 +479,15 @@ func toRouterJSON(rt nettportal.Router, st nettportal.RouterState) routerJSON {
 	return routerJSON{ID: rt.ID, Name: rt.Name, IP: addrString(rt.IP), CoAPort: rt.CoAPort, APIAddr: rt.APIAddr,
 		APIUser: rt.APIUser, APITLS: rt.APITLS, Description: rt.Description,
 		InterimSeconds: int64(rt.InterimInterval / time.Second), SecretSet: rt.Secret != "",
-		APIPasswordSet: rt.APIPassword != "", RouterState: st}
+		APIPasswordSet: rt.APIPassword != "", RouterState: st,
+		APITLSPinned: rt.APITLSFingerprint, APITLSInsecure: rt.APITLSInsecure, APITLSWarning: apiTLSWarning(rt)}
+}
+
+func apiTLSWarning(rt nettportal.Router) string {
+	if rt.APITLS && rt.APITLSInsecure && rt.APITLSFingerprint == "" && rt.APITLSCAFile == "" {
+		return "API TLS certificate is not verified (--api-tls-insecure): pin it with `nettportal router trust`"
+	}
+	return ""
 }
 
 func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettportal.User) {

@@ -1,10 +1,12 @@
 package web
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -28,21 +30,46 @@ type identity struct {
 	csrf string // empty for bearer tokens
 }
 
-// authenticate finds the caller from a bearer token or the login cookie.
-func (s *Server) authenticate(r *http.Request) (identity, error) {
+// credential is what a request authenticated with: a bearer token or a
+// login cookie. A WebSocket keeps it to check it again while it is open.
+type credential struct {
+	token  string
+	cookie string
+}
+
+// requestCredential reads the caller's credential from a request.
+func requestCredential(r *http.Request) (credential, error) {
 	if h := r.Header.Get("Authorization"); h != "" {
 		secret, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return identity{}, fmt.Errorf("authorization header is not a bearer token: %w", nettportal.ErrUnauthorized)
+			return credential{}, fmt.Errorf("authorization header is not a bearer token: %w", nettportal.ErrUnauthorized)
 		}
-		u, err := s.Accounts.TokenUser(r.Context(), strings.TrimSpace(secret))
-		return identity{user: u}, err
+		return credential{token: strings.TrimSpace(secret)}, nil
 	}
 	c, err := r.Cookie(cookieName)
 	if err != nil || c.Value == "" {
-		return identity{}, fmt.Errorf("no login: %w", nettportal.ErrUnauthorized)
+		return credential{}, fmt.Errorf("no login: %w", nettportal.ErrUnauthorized)
 	}
-	u, csrf, err := s.Accounts.LoginUser(r.Context(), c.Value, s.LoginTTL)
+	return credential{cookie: c.Value}, nil
+}
+
+// authenticate finds the caller from a bearer token or the login cookie.
+func (s *Server) authenticate(r *http.Request) (identity, error) {
+	cred, err := requestCredential(r)
+	if err != nil {
+		return identity{}, err
+	}
+	return s.check(r.Context(), cred)
+}
+
+// check returns who a credential belongs to now; ErrUnauthorized once the
+// token is revoked, the login ended or the user deleted or disabled.
+func (s *Server) check(ctx context.Context, cred credential) (identity, error) {
+	if cred.token != "" {
+		u, err := s.Accounts.TokenUser(ctx, cred.token)
+		return identity{user: u}, err
+	}
+	u, csrf, err := s.Accounts.LoginUser(ctx, cred.cookie, s.LoginTTL)
 	return identity{user: u, csrf: csrf}, err
 }
 
@@ -79,6 +106,13 @@ func (s *Server) auth(min nettportal.Role, h authedHandler) http.Handler {
 	})
 }
 
+// jsonContentType reports whether a Content-Type header is
+// application/json, with or without parameters.
+func jsonContentType(v string) bool {
+	mt, _, err := mime.ParseMediaType(v)
+	return err == nil && mt == "application/json"
+}
+
 func safeMethod(m string) bool {
 	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
 }
@@ -100,6 +134,19 @@ type meJSON struct {
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	// Login CSRF: a foreign page could otherwise post a text/plain form
+	// (no preflight) and log the victim's browser into the attacker's
+	// account. A JSON content type forces a preflight cross-site, and a
+	// browser always sends Origin on a POST; clients without one are not
+	// browsers.
+	if !jsonContentType(r.Header.Get("Content-Type")) {
+		writeError(w, http.StatusUnsupportedMediaType, "login wants Content-Type: application/json")
+		return
+	}
+	if !s.checkOrigin(r) {
+		writeError(w, http.StatusForbidden, "origin "+r.Header.Get("Origin")+" may not log in here")
+		return
+	}
 	var req struct {
 		Username string `json:"username"`
 		Password string `json:"password"`
@@ -112,19 +159,33 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "username and password are required")
 		return
 	}
-	keys := []string{"ip:" + clientIP(r), "user:" + req.Username}
-	if wait := s.limiter.blocked(keys...); wait > 0 {
+	attempt, wait := s.limiter.reserve(clientIP(r), req.Username)
+	if wait > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 		writeError(w, http.StatusTooManyRequests, "too many failed logins; try again later")
 		return
 	}
+	// bcrypt is deliberately slow: a flood of logins must not take every
+	// CPU from accounting. Waiting for a slot is bounded, then 503.
+	slotCtx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	select {
+	case s.bcryptSlots <- struct{}{}:
+		cancel()
+	case <-slotCtx.Done():
+		cancel()
+		s.limiter.release(attempt)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "too many logins at once; try again shortly")
+		return
+	}
 	u, err := s.Accounts.Authenticate(r.Context(), req.Username, req.Password)
+	<-s.bcryptSlots
 	if errors.Is(err, nettportal.ErrUnauthorized) {
-		s.limiter.fail(keys...)
 		s.Log.Info().Str("user", req.Username).Str("ip", clientIP(r)).Msg("login failed")
 		writeError(w, http.StatusUnauthorized, "wrong username or password")
 		return
 	}
+	s.limiter.release(attempt)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -168,50 +229,90 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, u nettportal.User) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// loginLimiter counts failed logins per key (client address, user name)
-// in a sliding window. It is per instance: behind a load balancer each
-// instance allows its own share, which still stops password guessing.
+// loginLimiter counts login attempts in a sliding window per key. An
+// attempt is counted before its password is checked (reserve, then
+// verify) and forgotten again if the password was right, so parallel
+// guesses cannot all slip in before the first failure is recorded.
+//
+// Keys: user and source address together get the strict limit, so someone
+// else's guesses from elsewhere do not lock the real user out; a source
+// address over all users gets four times that (spraying names); and a user
+// over all sources gets a slower backoff instead of a lockout: once the
+// user has many failures in the window, attempts are spaced by
+// userBackoff, which slows distributed guessing without shutting the real
+// user out. It is per instance: behind a load balancer each instance
+// allows its own share, which still stops password guessing.
 type loginLimiter struct {
-	max    int
-	window time.Duration
-	mu     sync.Mutex
-	fails  map[string][]time.Time
+	max         int
+	window      time.Duration
+	userMax     int
+	userBackoff time.Duration
+	mu          sync.Mutex
+	fails       map[string][]time.Time
 }
 
-func newLoginLimiter(max int, window time.Duration) *loginLimiter {
-	return &loginLimiter{max: max, window: window, fails: map[string][]time.Time{}}
+func newLoginLimiter(max int, window time.Duration, userMax int, userBackoff time.Duration) *loginLimiter {
+	return &loginLimiter{max: max, window: window, userMax: userMax, userBackoff: userBackoff, fails: map[string][]time.Time{}}
 }
 
-// blocked returns how long until a login for these keys is allowed again,
-// or zero.
-func (l *loginLimiter) blocked(keys ...string) time.Duration {
+// loginAttempt is a reserved attempt; release it when the password was
+// right.
+type loginAttempt struct {
+	keys []string
+	at   time.Time
+}
+
+// reserve counts an attempt for user from ip, or returns how long until
+// one is allowed.
+func (l *loginLimiter) reserve(ip, user string) (loginAttempt, time.Duration) {
+	pair, src, usr := "pair:"+ip+"\x00"+user, "ip:"+ip, "user:"+user
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := time.Now()
 	var wait time.Duration
-	for _, k := range keys {
-		f := l.recent(k, now)
-		if len(f) >= l.max {
-			wait = max(wait, f[len(f)-l.max].Add(l.window).Sub(now))
+	limit := func(k string, n int) {
+		if f := l.recent(k, now); len(f) >= n {
+			wait = max(wait, f[len(f)-n].Add(l.window).Sub(now))
 		}
 	}
-	return wait
-}
-
-func (l *loginLimiter) fail(keys ...string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
+	limit(pair, l.max)
+	limit(src, 4*l.max)
+	if f := l.recent(usr, now); len(f) >= l.userMax {
+		wait = max(wait, f[len(f)-1].Add(l.userBackoff).Sub(now))
+	}
+	if wait > 0 {
+		return loginAttempt{}, wait
+	}
 	if len(l.fails) > 100000 {
 		// An attacker spraying names must not grow the map without bound.
 		for k := range l.fails {
-			if len(l.recent(k, now)) == 0 {
-				delete(l.fails, k)
-			}
+			l.recent(k, now)
 		}
 	}
-	for _, k := range keys {
-		l.fails[k] = append(l.recent(k, now), now)
+	a := loginAttempt{keys: []string{pair, src, usr}, at: now}
+	for _, k := range a.keys {
+		l.fails[k] = append(l.fails[k], now)
+	}
+	return a, 0
+}
+
+// release forgets a reserved attempt: the password was right.
+func (l *loginLimiter) release(a loginAttempt) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range a.keys {
+		f := l.fails[k]
+		for i := len(f) - 1; i >= 0; i-- {
+			if f[i].Equal(a.at) {
+				f = append(f[:i], f[i+1:]...)
+				break
+			}
+		}
+		if len(f) == 0 {
+			delete(l.fails, k)
+		} else {
+			l.fails[k] = f
+		}
 	}
 }
 

@@ -58,7 +58,8 @@ func (m subscribeMsg) filter() nettportal.SessionFilter {
 
 type wsClient struct {
 	conn *websocket.Conn
-	user nettportal.User
+	cred credential
+	user nettportal.User // as of the last check; guarded by mu
 	send chan []byte
 	done chan struct{}
 
@@ -74,15 +75,110 @@ type hub struct {
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
 	changed chan struct{}
+	// authChanged wakes the re-check of every socket's credential.
+	authChanged chan struct{}
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, clients: map[*wsClient]struct{}{}, changed: make(chan struct{}, 1)}
+	return &hub{s: s, clients: map[*wsClient]struct{}{}, changed: make(chan struct{}, 1), authChanged: make(chan struct{}, 1)}
+}
+
+// wsRecheckConcurrency bounds the credential queries of one re-check.
+const wsRecheckConcurrency = 4
+
+// closeCredentialEnded is the WebSocket close code for a socket whose
+// token, login or user ended (4000-4999 are for applications; the UI
+// shows the login page on it).
+const closeCredentialEnded = 4001
+
+// recheckLoop closes sockets whose credential ended: at once when any
+// instance announces a change, and every WSRecheck in case a
+// notification was lost (a login expiring announces nothing).
+func (h *hub) recheckLoop(ctx context.Context) {
+	if h.s.AuthChanges != nil {
+		go func() {
+			err := h.s.AuthChanges.ListenAuthChanged(ctx, func() {
+				select {
+				case h.authChanged <- struct{}{}:
+				default:
+				}
+			})
+			if err != nil {
+				h.s.Log.Error().Err(err).Msg("credential change listener stopped")
+			}
+		}()
+	}
+	t := time.NewTicker(h.s.WSRecheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-h.authChanged:
+		case <-t.C:
+		}
+		h.recheck(ctx)
+	}
+}
+
+// recheck checks every open socket's credential once (sockets sharing one
+// credential share the query) and closes those whose credential ended.
+// A database error keeps the sockets: the next re-check decides.
+func (h *hub) recheck(ctx context.Context) {
+	groups := map[credential][]*wsClient{}
+	h.mu.Lock()
+	for c := range h.clients {
+		groups[c.cred] = append(groups[c.cred], c)
+	}
+	h.mu.Unlock()
+	sem := make(chan struct{}, wsRecheckConcurrency)
+	var wg sync.WaitGroup
+	for cred, clients := range groups {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			id, err := h.s.check(qctx, cred)
+			cancel()
+			for _, c := range clients {
+				h.applyCheck(c, id, err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// applyCheck closes c if its credential ended, or takes on the user's
+// current role. It reports whether c stays open.
+func (h *hub) applyCheck(c *wsClient, id identity, err error) bool {
+	if errors.Is(err, nettportal.ErrUnauthorized) || (err == nil && !id.user.Role.AtLeast(nettportal.RoleViewer)) {
+		c.mu.Lock()
+		name := c.user.Name
+		c.mu.Unlock()
+		h.s.Log.Info().Str("user", name).Msg("websocket closed: its token, login or user ended")
+		c.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(closeCredentialEnded, "logged out"), //nolint:errcheck // closing anyway
+			time.Now().Add(time.Second))
+		h.drop(c)
+		return false
+	}
+	if err != nil {
+		h.s.Log.Warn().Err(err).Msg("websocket credential re-check")
+		return true
+	}
+	c.mu.Lock()
+	c.user = id.user
+	c.mu.Unlock()
+	return true
 }
 
 // run pushes snapshots: on changes (coalesced to one push per
 // WSMinInterval) and every WSRefresh, so uptimes and rates stay fresh.
 func (h *hub) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); h.recheckLoop(ctx) }()
+	defer wg.Wait()
 	if h.s.Changes != nil {
 		go func() {
 			err := h.s.Changes.ListenSessionsChanged(ctx, func(nettportal.SessionsChanged) {
@@ -224,9 +320,10 @@ func (h *hub) deliver(c *wsClient, key string, body []byte) {
 	default:
 		full = true
 	}
+	name := c.user.Name
 	c.mu.Unlock()
 	if full {
-		h.s.Log.Info().Str("user", c.user.Name).Msg("websocket client too slow, dropped")
+		h.s.Log.Info().Str("user", name).Msg("websocket client too slow, dropped")
 		h.drop(c)
 	}
 }
@@ -286,6 +383,11 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 			return true
 		}
 	}
+	if s.publicOrigin != "" {
+		// Behind a proxy the Host may be rewritten; the public origin is
+		// the one browsers are on.
+		return strings.EqualFold(origin, s.publicOrigin)
+	}
 	u, err := url.Parse(origin)
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
@@ -309,7 +411,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	c := &wsClient{conn: conn, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{})}
+	cred, _ := requestCredential(r) // authenticate has read it already
+	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{})}
 	h := s.hub
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
@@ -360,6 +463,18 @@ func (h *hub) readLoop(ctx context.Context, c *wsClient) {
 		}
 		if m.Type != "subscribe" {
 			h.sendJSON(c, map[string]string{"type": "error", "error": "unknown message type " + strconv.Quote(m.Type) + " (want subscribe)"})
+			continue
+		}
+		// Roles and the credential are checked again on every subscribe:
+		// the socket may be long-lived, the credential not.
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		id, err := h.s.check(cctx, c.cred)
+		cancel()
+		if !h.applyCheck(c, id, err) {
+			return
+		}
+		if err != nil {
+			h.sendJSON(c, map[string]string{"type": "error", "error": "internal error"})
 			continue
 		}
 		// The first snapshot is queried here, not by the hub, so a new

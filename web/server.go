@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -64,6 +66,12 @@ type ChangeSource interface {
 	ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error
 }
 
+// AuthChangeSource announces, from every instance on the database, that a
+// token, login or user ended or changed, and once after each (re)connection.
+type AuthChangeSource interface {
+	ListenAuthChanged(ctx context.Context, fn func()) error
+}
+
 // Server serves the API, the WebSocket and the UI. Set the fields, then use
 // Handler and run Run for the live updates.
 type Server struct {
@@ -72,6 +80,10 @@ type Server struct {
 	Accounts  Accounts
 	Customers CustomerSource
 	Changes   ChangeSource
+	// AuthChanges makes open WebSockets re-check their credential as soon
+	// as any instance ends one. Nil: Accounts if it is an AuthChangeSource;
+	// otherwise sockets are re-checked only every WSRecheck.
+	AuthChanges AuthChangeSource
 	// Control disconnects sessions and changes their speed; nil answers
 	// 503 until it is configured.
 	Control nettportal.SessionControl
@@ -87,21 +99,39 @@ type Server struct {
 	// SecureCookies marks the login cookie Secure even on plain HTTP (TLS
 	// terminated by a proxy). On TLS connections it is always Secure.
 	SecureCookies bool
+	// PublicURL is where browsers reach the server (scheme://host[:port]),
+	// e.g. https://portal.example.net behind a TLS proxy. When set, the
+	// login and WebSocket Origin checks use it instead of the request's
+	// Host, and an https PublicURL makes cookies Secure and sends HSTS.
+	// Empty: the request's own Host, HSTS only on TLS connections.
+	PublicURL string
 	// LoginTTL is how long a login lasts without use. Zero: 12h.
 	LoginTTL time.Duration
 	// LoginFailures per LoginWindow per client address and per user name
 	// before logins answer 429. Zero: 5 per minute.
 	LoginFailures int
 	LoginWindow   time.Duration
+	// UserFailures failed logins for one user within LoginWindow, from any
+	// addresses, space further attempts for that user by UserBackoff.
+	// Zero: 4*LoginFailures and 10s.
+	UserFailures int
+	UserBackoff  time.Duration
+	// LoginConcurrency bounds password checks (bcrypt) running at once;
+	// more wait up to 5s, then get 503. Zero: the number of CPUs.
+	LoginConcurrency int
 
 	// WebSocket tuning; zero values are the defaults in parentheses.
 	WSRefresh      time.Duration // periodic snapshot without changes (5s)
 	WSMinInterval  time.Duration // shortest time between pushes on changes (500ms)
 	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
+	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
 
-	limiter *loginLimiter
-	hub     *hub
+	publicOrigin string // from PublicURL, "" when unset
+	publicHTTPS  bool
+	limiter      *loginLimiter
+	bcryptSlots  chan struct{}
+	hub          *hub
 }
 
 // maxBody is the largest request body, except customer imports.
@@ -136,7 +166,28 @@ func (s *Server) init() {
 	if s.WSSendBuffer <= 0 {
 		s.WSSendBuffer = 8
 	}
-	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow)
+	if u, err := url.Parse(s.PublicURL); s.PublicURL != "" && err == nil && u.Host != "" {
+		s.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+		s.publicHTTPS = u.Scheme == "https"
+		s.SecureCookies = s.SecureCookies || s.publicHTTPS
+	}
+	if s.WSRecheck <= 0 {
+		s.WSRecheck = 30 * time.Second
+	}
+	if s.AuthChanges == nil {
+		s.AuthChanges, _ = s.Accounts.(AuthChangeSource)
+	}
+	if s.UserFailures <= 0 {
+		s.UserFailures = 4 * s.LoginFailures
+	}
+	if s.UserBackoff <= 0 {
+		s.UserBackoff = 10 * time.Second
+	}
+	if s.LoginConcurrency <= 0 {
+		s.LoginConcurrency = runtime.NumCPU()
+	}
+	s.bcryptSlots = make(chan struct{}, s.LoginConcurrency)
+	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow, s.UserFailures, s.UserBackoff)
 	s.hub = newHub(s)
 }
 
@@ -192,13 +243,24 @@ func (s *Server) Handler() http.Handler {
 		}
 		ui.ServeHTTP(w, r)
 	})
-	return s.recoverer(s.limitBody(mux))
+	return s.recoverer(s.hsts(s.limitBody(mux)))
 }
 
 // Run pushes session changes to WebSocket clients until ctx ends.
 func (s *Server) Run(ctx context.Context) {
 	s.init()
 	s.hub.run(ctx)
+}
+
+// hsts tells browsers to use only HTTPS from now on, when they reached us
+// over TLS or the public URL is https.
+func (s *Server) hsts(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil || s.publicHTTPS {
+			w.Header().Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // recoverer turns a panic in a handler into a logged 500, so one bad

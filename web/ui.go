@@ -4,6 +4,7 @@ import (
 	"embed"
 	"io/fs"
 	"net/http"
+	"strings"
 )
 
 // uiFiles is the browser UI: index.html, app.js, style.css and friends.
@@ -12,8 +13,9 @@ import (
 var uiFiles embed.FS
 
 // contentSecurityPolicy allows only our own scripts, styles and
-// connections (plus the WebSocket): no inline script, no third party.
-const contentSecurityPolicy = "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; " +
+// connections: no inline script, no third party. 'self' covers the
+// WebSocket to this origin (ws: and wss: would allow any host).
+const contentSecurityPolicy = "default-src 'self'; connect-src 'self'; img-src 'self' data:; " +
 	"object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 
 // uiHandler serves the embedded UI, index.html for "/". The browser
@@ -31,6 +33,12 @@ func uiHandler() http.Handler {
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")
+		// No directory listings: "/" is index.html, any other directory
+		// (such as /js/) is not a page.
+		if r.URL.Path != "/" && strings.HasSuffix(r.URL.Path, "/") {
+			http.NotFound(w, r)
+			return
+		}
 		files.ServeHTTP(w, r)
 	})
 }

@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -94,7 +93,7 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettporta
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s-%s.csv"`,
 		f.From.Format("20060102"), f.To.Format("20060102")))
-	cw := csv.NewWriter(w)
+	cw := newCSVWriter(w)
 	cw.Write([]string{"username", periodName(f.Period), "download_octets", "upload_octets"}) //nolint:errcheck // checked by Flush
 	for _, u := range rows {
 		cw.Write([]string{csvCell(u.Username), u.Day.Format(time.DateOnly), //nolint:errcheck // checked by Flush

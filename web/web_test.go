@@ -154,6 +154,9 @@ func (c *client) doHeaders(method, path string, body any, hdr map[string]string)
 	if err != nil {
 		c.t.Fatal(err)
 	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	if c.csrf != "" {
 		req.Header.Set("X-CSRF-Token", c.csrf)
 	}
@@ -319,6 +322,7 @@ func TestLoginRateLimit(t *testing.T) {
 		}
 	}
 	req, _ := http.NewRequest("POST", e.ts.URL+"/api/login", strings.NewReader(`{"username":"olga","password":"password-olga"}`))
+	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -55,7 +55,7 @@ func BenchmarkLiveView(b *testing.B) {
 			b.Fatal(err)
 		}
 		db.Pool.Exec(context.Background(), "VACUUM ANALYZE radacct")
-		srv := startServe(b, dbURL, "--log-level", "warn", "--stale-grace", "1000h")
+		srv := startServe(b, dbURL, "--log-level", "warn", "--stale-grace", "1000h", "--http-conns-per-client", "0")
 		token := strings.TrimSpace(mustRun(b, "token", "create", "--db", dbURL, "--name", "wall", "--role", "viewer"))
 		load.Server = srv.AcctAddr
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sync"
 	"time"
 
@@ -46,12 +48,21 @@ type serveConfig struct {
 	SecretKeyFile     string
 	// SecretKey is NETTPORTAL_SECRET_KEY; it overrides SecretKeyFile.
 	SecretKey string
+
+	HTTPReadTimeout    time.Duration
+	HTTPIdleTimeout    time.Duration
+	HTTPConnsPerClient int
+	MetricsAddr        string
+	MetricsOnHTTP      bool
+	TLSCert, TLSKey    string
+	PublicURL          string
 }
 
 func (c *serveConfig) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
 	DurationVar(*time.Duration, string, time.Duration, string)
+	BoolVar(*bool, string, bool, string)
 }) {
 	fs.StringVar(&c.DB, "db", "", "PostgreSQL URL (also DATABASE_URL)")
 	fs.StringVar(&c.AcctAddr, "acct-addr", ":1813", "UDP address for RADIUS accounting")
@@ -71,6 +82,14 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
+	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", time.Minute, "longest time to read one HTTP request, body included (a slow body is cut off)")
+	fs.DurationVar(&c.HTTPIdleTimeout, "http-idle-timeout", 2*time.Minute, "how long an idle keep-alive HTTP connection stays open")
+	fs.IntVar(&c.HTTPConnsPerClient, "http-conns-per-client", 256, "HTTP connections open at once from one client address, more are closed at once (0: no cap; behind a reverse proxy every client is the proxy, so raise it or let the proxy cap)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate (chain) for HTTPS on --http-addr; reloaded when the file changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
+	fs.StringVar(&c.PublicURL, "public-url", "", "URL browsers use, e.g. https://portal.example.net behind a TLS proxy: Origin checks use it; https makes cookies Secure and sends HSTS")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate TCP address for /metrics (and /healthz), e.g. 127.0.0.1:9180; empty: none")
+	fs.BoolVar(&c.MetricsOnHTTP, "metrics-on-http-addr", true, "also serve /metrics, without login, on --http-addr (set false once Prometheus scrapes --metrics-addr)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
 }
 
@@ -151,18 +170,63 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		acctConn.Close()
 		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
 	}
+	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
+		acctConn.Close()
+		httpLn.Close()
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			acctConn.Close()
+			httpLn.Close()
+			return fmt.Errorf("--public-url %q: want http(s)://host[:port]", cfg.PublicURL)
+		}
+	}
 	srv.acctAddr = acctConn.LocalAddr().String()
 	srv.httpAddr = httpLn.Addr().String()
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			acctConn.Close()
+			httpLn.Close()
+			return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		srv.metricsAddr = metricsLn.Addr().String()
+	}
+	healthz := func(w http.ResponseWriter, r *http.Request) {
 		if err := db.Pool.Ping(r.Context()); err != nil {
 			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
 			return
 		}
 		fmt.Fprintln(w, "ok")
-	})
-	mux.Handle("GET /metrics", srv.metrics.Handler())
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", healthz)
+	if cfg.MetricsOnHTTP {
+		mux.Handle("GET /metrics", srv.metrics.Handler())
+	}
+	metricsMux := http.NewServeMux()
+	metricsMux.HandleFunc("GET /healthz", healthz)
+	metricsMux.Handle("GET /metrics", srv.metrics.Handler())
+	metricsSrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
+	// Slow clients: headers must arrive within 10s, the whole request
+	// (body too) within the read timeout, and idle keep-alives end. No
+	// write timeout: CSV exports stream and WebSockets live long (the hub
+	// has its own write deadlines).
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
+		IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
+	httpLn = web.LimitListener(httpLn, cfg.HTTPConnsPerClient)
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log.With().Str("component", "tls").Logger())
+		if err != nil {
+			acctConn.Close()
+			httpLn.Close()
+			return err
+		}
+		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
+		httpLn = tls.NewListener(httpLn, httpSrv.TLSConfig)
+	}
 
 	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
 	defer srv.apiClients.Close()
@@ -202,7 +266,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	srv.web = &web.Server{
 		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
-		Control: srv.control, Audit: db, Usage: db,
+		Control: srv.control, Audit: db, Usage: db, PublicURL: cfg.PublicURL,
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web
@@ -228,10 +292,13 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	defer func() { stopBackground(); background.Wait() }()
 
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.acct.Serve(ctx, acctConn) }()
 	go func() { errc <- httpSrv.Serve(httpLn) }()
-	log.Info().Str("accounting", srv.acctAddr).Str("http", srv.httpAddr).Msg("serving")
+	if metricsLn != nil {
+		go func() { errc <- metricsSrv.Serve(metricsLn) }()
+	}
+	log.Info().Str("accounting", srv.acctAddr).Str("http", srv.httpAddr).Str("metrics", srv.metricsAddr).Msg("serving")
 	if ready != nil {
 		ready(srv)
 	}
@@ -250,6 +317,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	if err := httpSrv.Shutdown(shutCtx); err != nil {
 		log.Error().Err(err).Msg("http shutdown")
 	}
+	if err := metricsSrv.Shutdown(shutCtx); err != nil {
+		log.Error().Err(err).Msg("metrics shutdown")
+	}
 	if runErr != nil && !errors.Is(runErr, radius.ErrServerClosed) && !errors.Is(runErr, http.ErrServerClosed) {
 		return runErr
 	}
@@ -258,18 +328,20 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 
 // server is the running wiring, exposed to demo and tests.
 type server struct {
-	db         *store.DB
-	log        zerolog.Logger
-	acct       *radius.Server
-	acctAddr   string
-	httpAddr   string
-	apiClients *routeros.Pool
-	control    *coa.Controller
-	reconciler *routeros.Reconciler
-	metrics    *metrics.Metrics
-	hooks      metricsHooks
-	web        *web.Server
-	spool      *spool.Spool
+	db       *store.DB
+	log      zerolog.Logger
+	acct     *radius.Server
+	acctAddr string
+	httpAddr string
+	// metricsAddr is the --metrics-addr listener's address, if any.
+	metricsAddr string
+	apiClients  *routeros.Pool
+	control     *coa.Controller
+	reconciler  *routeros.Reconciler
+	metrics     *metrics.Metrics
+	hooks       metricsHooks
+	web         *web.Server
+	spool       *spool.Spool
 }
 
 // pruneSamples deletes old chart points every hour.

@@ -19,15 +19,17 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	sub, args := args[0], args[1:]
 	fs := newFlagSet("user "+sub, stderr)
 	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
-	var name, password, role string
+	var name, password, role, passwordFile string
 	switch sub {
 	case "add":
 		fs.StringVar(&name, "name", "", "login name")
-		fs.StringVar(&password, "password", "", "password (at least 8 characters)")
+		fs.StringVar(&password, "password", "", "password, at least 8 characters (visible in ps and shell history: prefer --password-file, $"+userPasswordSrc().env+" or the prompt)")
+		fs.StringVar(&passwordFile, "password-file", "", "read the password from this file's first line (- for stdin)")
 		fs.StringVar(&role, "role", "", "admin, operator or viewer")
 	case "passwd":
 		fs.StringVar(&name, "name", "", "login name")
-		fs.StringVar(&password, "password", "", "new password (at least 8 characters)")
+		fs.StringVar(&password, "password", "", "new password, at least 8 characters (prefer --password-file, $"+userPasswordSrc().env+" or the prompt)")
+		fs.StringVar(&passwordFile, "password-file", "", "read the password from this file's first line (- for stdin)")
 	case "list":
 	case "rm":
 		fs.StringVar(&name, "name", "", "login name (or give it as the argument)")
@@ -39,6 +41,12 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	}
 	if sub == "rm" && name == "" {
 		name = fs.Arg(0)
+	}
+	if sub == "add" || sub == "passwd" {
+		var err error
+		if password, err = userPasswordSrc().resolve(password, passwordFile, getenv, stderr); err != nil {
+			return err
+		}
 	}
 	switch {
 	case sub == "add" && (name == "" || password == "" || role == ""):

@@ -11,11 +11,30 @@ export function h(tag, attrs, ...children) {
       else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
       else if (k === 'text') el.textContent = v;
       else if (v === true) el.setAttribute(k, '');
+      else if (URL_ATTRS.has(k.toLowerCase()) && !safeURL(String(v))) console.warn('refused ' + k + ' with a scheme other than http, https or mailto');
       else el.setAttribute(k, String(v));
     }
   }
   append(el, children);
   return el;
+}
+
+// URL_ATTRS are attributes a URL goes into; a javascript: (or data:, or
+// any other scheme's) URL there would run or show whatever a hostile
+// RADIUS string or customer field put in it.
+const URL_ATTRS = new Set(['href', 'src', 'action', 'formaction', 'xlink:href', 'poster', 'srcset', 'background']);
+
+// safeURL allows relative URLs, fragments and http, https and mailto. The
+// browser's own parser decides the scheme, so tricks with whitespace,
+// case or entities resolve exactly as the browser would follow them.
+export function safeURL(v) {
+  let u;
+  try {
+    u = new URL(v, document.baseURI);
+  } catch {
+    return false;
+  }
+  return u.protocol === 'http:' || u.protocol === 'https:' || u.protocol === 'mailto:';
 }
 
 function append(el, children) {

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// TestMetricsOnSeparateListener: with --metrics-addr, Prometheus scrapes a
+// listener of its own (127.0.0.1 here), and --metrics-on-http-addr=false
+// takes the unauthenticated /metrics off the UI port.
+func TestMetricsOnSeparateListener(t *testing.T) {
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	metricsURL := "http://127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
+	srv := startServe(t, dbURL, "--metrics-addr", strings.TrimPrefix(metricsURL, "http://"), "--metrics-on-http-addr=false")
+
+	m := scrape(t, metricsURL)
+	if len(m) == 0 {
+		t.Fatal("no series on --metrics-addr")
+	}
+	resp, err := http.Get(metricsURL + "/healthz")
+	if err != nil || resp.StatusCode != 200 {
+		t.Errorf("healthz on --metrics-addr: %v %v", err, resp)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err = http.Get(srv.HTTPURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode == 200 || strings.Contains(string(body), "nettportal_") {
+		t.Errorf("/metrics on the UI port with --metrics-on-http-addr=false: %d %.200s", resp.StatusCode, body)
+	}
+}
