@@ -102,3 +102,11 @@ func ApplyWithResults(ctx context.Context, st AccountingStore, recs []Accounting
 	}
 	return nil, st.ApplyAccounting(ctx, recs)
 }
+
+// AcknowledgedResultStore applies records that were acknowledged already
+// (the spool replay's): nothing of them may be refused, so a store that
+// would refuse one (another router's session) keeps it in its quarantine
+// instead and says OutcomeQuarantined.
+type AcknowledgedResultStore interface {
+	ApplyAcknowledgedResults(ctx context.Context, recs []AccountingRecord) ([]Outcome, error)
+}

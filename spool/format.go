@@ -58,6 +58,10 @@ type recordV1 struct {
 	InterimSeconds *uint32    `json:"acct_interim_interval,omitempty"`
 	Profile        string     `json:"mikrotik_group,omitempty"`
 	FromAPI        bool       `json:"from_api,omitempty"`
+	// The packet as received and where from, so a record quarantined on
+	// replay keeps them (absent in records from the RouterOS API).
+	Raw    []byte         `json:"raw_packet,omitempty"`
+	Source netip.AddrPort `json:"source"`
 }
 
 func encodeRecord(r *nettportal.AccountingRecord) ([]byte, error) {
@@ -70,7 +74,7 @@ func encodeRecord(r *nettportal.AccountingRecord) ([]byte, error) {
 		TerminateCause: r.TerminateCause, ServiceType: r.ServiceType, FramedProtocol: r.FramedProtocol,
 		FramedIP: r.FramedIP, FramedIPv6Addr: r.FramedIPv6Addr, FramedIPv6Pfx: r.FramedIPv6Pfx,
 		DelegatedPfx: r.DelegatedPfx, FramedIfaceID: r.FramedIfaceID, Class: r.Class,
-		InterimSeconds: r.InterimSeconds, Profile: r.Profile, FromAPI: r.FromAPI})
+		InterimSeconds: r.InterimSeconds, Profile: r.Profile, FromAPI: r.FromAPI, Raw: r.Raw, Source: r.Source})
 }
 
 func (w *recordV1) record() nettportal.AccountingRecord {
@@ -83,7 +87,7 @@ func (w *recordV1) record() nettportal.AccountingRecord {
 		TerminateCause: w.TerminateCause, ServiceType: w.ServiceType, FramedProtocol: w.FramedProtocol,
 		FramedIP: w.FramedIP, FramedIPv6Addr: w.FramedIPv6Addr, FramedIPv6Pfx: w.FramedIPv6Pfx,
 		DelegatedPfx: w.DelegatedPfx, FramedIfaceID: w.FramedIfaceID, Class: w.Class,
-		InterimSeconds: w.InterimSeconds, Profile: w.Profile, FromAPI: w.FromAPI}
+		InterimSeconds: w.InterimSeconds, Profile: w.Profile, FromAPI: w.FromAPI, Raw: w.Raw, Source: w.Source}
 }
 
 // legacyRecord reads payloads written before versioning: the JSON of

@@ -164,6 +164,10 @@ func fill(t *testing.T, name string, f reflect.Value, i int) {
 		f.SetString(name + "-value")
 	case bool:
 		f.SetBool(true)
+	case []byte:
+		f.SetBytes([]byte{1, byte(i), 0, 0xff})
+	case netip.AddrPort:
+		f.Set(reflect.ValueOf(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 1, byte(i)}), uint16(3000+i))))
 	case nettportal.StatusType:
 		f.Set(reflect.ValueOf(nettportal.StatusStop))
 	case int64:

@@ -321,7 +321,12 @@ func (s *Spool) Replay(ctx context.Context, store nettportal.AccountingStore, ch
 		if err != nil {
 			return applied, err
 		}
-		results, err := nettportal.ApplyWithResults(ctx, store, recs)
+		var results []nettportal.Outcome
+		if as, ok := store.(nettportal.AcknowledgedResultStore); ok {
+			results, err = as.ApplyAcknowledgedResults(ctx, recs)
+		} else {
+			results, err = nettportal.ApplyWithResults(ctx, store, recs)
+		}
 		if err != nil {
 			return applied, fmt.Errorf("spool: replay %d records: %w", len(recs), err)
 		}

@@ -392,23 +392,37 @@ const pinPlansSQL = `SELECT set_config('enable_seqscan', 'off', true), set_confi
 // ApplyAccountingOutcomes) goes to the quarantine, with the owner in its
 // error, rather than being lost after it was acknowledged.
 func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
+	_, err := db.ApplyAcknowledgedResults(ctx, batch)
+	return err
+}
+
+// ApplyAcknowledgedResults applies records that were acknowledged already
+// (the spool replay's): like ApplyAccounting, with each record's result
+// (nil: all OutcomeOK). A record for another router's session cannot be
+// refused any more, so it is quarantined (OutcomeQuarantined).
+func (db *DB) ApplyAcknowledgedResults(ctx context.Context, batch []nettportal.AccountingRecord) ([]nettportal.Outcome, error) {
 	out := make([]nettportal.RecordOutcome, len(batch))
 	if err := db.ApplyAccountingOutcomes(ctx, batch, out); err != nil {
-		return err
+		return nil, err
 	}
-	var args [][]any
+	var results []nettportal.Outcome
 	for i, o := range out {
-		if o == nettportal.RecordForeignSession {
-			args = append(args, quarantineArgs(&batch[i], errForeign))
+		if o == nettportal.RecordStored {
+			continue
 		}
-	}
-	for _, a := range args {
-		if _, err := db.Pool.Exec(ctx, insertQuarantineSQL, a...); err != nil {
-			return fmt.Errorf("quarantine a record for another router's session: %w", err)
+		if results == nil {
+			results = make([]nettportal.Outcome, len(batch)) // OutcomeOK is zero
+		}
+		results[i] = nettportal.OutcomeQuarantined
+		if o != nettportal.RecordForeignSession {
+			continue
+		}
+		if _, err := db.Pool.Exec(ctx, insertQuarantineSQL, quarantineArgs(&batch[i], errForeign)...); err != nil {
+			return nil, fmt.Errorf("quarantine a record for another router's session: %w", err)
 		}
 		db.Stats.Quarantined.Add(1)
 	}
-	return nil
+	return results, nil
 }
 
 // errForeign is the quarantine's error for a record of another router's
