@@ -43,10 +43,12 @@ SELECT
 	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
 	u.eventtime,
 	CASE WHEN u.status = 2 THEN u.eventtime END,
-	u.interim, u.sessiontime, nullif(u.authentic, ''),
+	-- A Start without counters stores 0 as FreeRADIUS does (reports sum
+	-- them); later records without counters still keep the last ones.
+	u.interim, coalesce(u.sessiontime, CASE WHEN u.status = 1 THEN 0 END), nullif(u.authentic, ''),
 	CASE WHEN u.status = 1 THEN nullif(u.connectinfo, '') END,
 	CASE WHEN u.status = 2 THEN nullif(u.connectinfo, '') END,
-	u.inoctets, u.outoctets,
+	coalesce(u.inoctets, CASE WHEN u.status = 1 THEN 0 END), coalesce(u.outoctets, CASE WHEN u.status = 1 THEN 0 END),
 	nullif(u.called, ''), nullif(u.calling, ''),
 	CASE WHEN u.status = 2 THEN coalesce(u.cause, '') END,
 	nullif(u.servicetype, ''), nullif(u.framedprotocol, ''),

@@ -145,6 +145,9 @@ func TestAccountingRules(t *testing.T) {
 	}{
 		{"start opens a row", [][]nettportal.AccountingRecord{{start}}, func(t *testing.T, r row) {
 			eqTime(t, "start", r.Start, t0)
+			// FreeRADIUS's Start writes 0 counters; reports sum them.
+			eqInt(t, "in", r.In, 0)
+			eqInt(t, "out", r.Out, 0)
 			eqTime(t, "update", r.Update, t0)
 			eqTime(t, "stop", r.Stop, time.Time{})
 			if !r.HasStart {

@@ -40,6 +40,7 @@ func sendAcct(t *testing.T, conn *net.UDPConn, secret string, build func(p *rad.
 
 func TestUsageThroughTheAPI(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
 	srv := startServe(t, dbURL, "--usage-timezone", "UTC")
 	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "billing", "--role", "viewer"))

@@ -23,6 +23,7 @@ import (
 // `user add` and `token create` commands.
 func TestWebLiveViewAcrossInstances(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
 	const secret = "web-e2e"
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-web", "--ip", "127.0.0.41", "--secret", secret)
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "olga", "--password", "operator-pw", "--role", "operator")
