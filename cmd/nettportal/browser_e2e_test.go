@@ -116,11 +116,18 @@ func (tb *tab) waitRows(what string, want []string) {
 }
 
 // setInput sets a field's value and fires the events the page listens to.
+// For a select it first waits for the option to exist: the router list loads
+// after the page, and setting a value a select does not offer leaves it at ""
+// (the view would then silently lose the filter the test asked for).
 func (tb *tab) setInput(testid, value string) {
 	tb.t.Helper()
-	mustEval[bool](tb, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
+	tb.waitJS("the option "+value+" in "+testid, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
+		return el && (el.tagName !== 'SELECT' || [...el.options].some((o) => o.value === `+jsString(value)+`)); })()`, 15*time.Second)
+	if !mustEval[bool](tb, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
 		el.value = `+jsString(value)+`; el.dispatchEvent(new Event('input', {bubbles: true}));
-		el.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`)
+		el.dispatchEvent(new Event('change', {bubbles: true})); return el.value === `+jsString(value)+`; })()`) {
+		tb.t.Fatalf("%s: %s did not take the value %q: %s", tb.name, testid, value, tb.summary())
+	}
 }
 
 func rowSel(username string) string {
@@ -362,6 +369,7 @@ func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
 	tb := b.newTab(t, "restart")
 	tb.login(srv.HTTPURL, "op", uiOperatorPass)
 	tb.setInput("router-filter", "rc-01") // a view to be restored after the restart
+	tb.waitJS("the filter in the address", `location.hash.includes('router=rc-01')`, 15*time.Second)
 	tb.waitRows("the sessions", all)
 	mustEval[bool](tb, `(window.__sameDocument = true)`)
 
