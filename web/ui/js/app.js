@@ -101,6 +101,7 @@ function route() {
   }
   app.pageKind = key;
   main.append(app.page.el);
+  setMenu(false);
   for (const a of document.querySelectorAll('.nav a')) {
     const active = a.dataset.nav === (kind === 'session' ? 'sessions' : kind);
     a.classList.toggle('active', active);
@@ -109,6 +110,12 @@ function route() {
   }
   const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit' };
   document.title = `${titles[kind]} · NettPortal`;
+}
+
+// setMenu opens or closes the navigation menu of narrow screens.
+function setMenu(open) {
+  $('menu-btn').setAttribute('aria-expanded', String(open));
+  $('topmenu').classList.toggle('open', open);
 }
 
 function sameView(a, b) {
@@ -209,6 +216,7 @@ async function onLogout() {
 async function boot() {
   $('login-form').addEventListener('submit', onLogin);
   $('logout').addEventListener('click', onLogout);
+  $('menu-btn').addEventListener('click', () => setMenu($('menu-btn').getAttribute('aria-expanded') !== 'true'));
   window.addEventListener('hashchange', route);
   window.addEventListener('online', () => app.live && app.live.reconnectNow());
   setUnauthorizedHandler(() => {
