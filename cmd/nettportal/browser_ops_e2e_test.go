@@ -1,7 +1,10 @@
 package main
 
 import (
+	"cmp"
+	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -247,6 +250,93 @@ func TestBrowserMobile(t *testing.T) {
 	noOverflow("the login page")
 	tb.waitJS("the brand on screen", inView(`.brand-login`), 5*time.Second)
 	tb.screenshot("login-390.png")
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// TestBrowserUsagePage: the usage page shows per-user totals equal to the
+// billing API's, sorts top users first, finds a user by customer name,
+// charts one user's days, exports what it shows, and is linked from the
+// sessions table.
+func TestBrowserUsagePage(t *testing.T) {
+	b := newBrowser(t)
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	addUIUsers(t, dbURL)
+	srv := startServe(t, dbURL)
+	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.91", "us-", 1, 4)
+	_, all := fleetSessions(fleet)
+	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	named := all[1]
+	if status, body := admin.call("POST", "/api/customers", map[string]string{"name": "Sigrid Berg", "username": named, "profile": "home-50"}); status/100 != 2 {
+		t.Fatalf("create customer: HTTP %d %s", status, body)
+	}
+	status, body := admin.call("GET", "/api/usage", nil)
+	if status != 200 {
+		t.Fatalf("usage API: %d %s", status, body)
+	}
+	var api struct {
+		Usage []struct {
+			Username     string `json:"username"`
+			InputOctets  int64  `json:"input_octets"`
+			OutputOctets int64  `json:"output_octets"`
+		} `json:"usage"`
+	}
+	if err := json.Unmarshal(body, &api); err != nil {
+		t.Fatal(err)
+	}
+	totals := map[string]int64{}
+	for _, u := range api.Usage {
+		totals[u.Username] += u.InputOctets + u.OutputOctets
+	}
+	if len(totals) != len(all) {
+		t.Fatalf("billing API has usage for %d users, want %d: %s", len(totals), len(all), body)
+	}
+	byTotal := slices.Clone(all)
+	slices.SortFunc(byTotal, func(a, b string) int { return cmp.Or(cmp.Compare(totals[b], totals[a]), strings.Compare(a, b)) })
+
+	tb := b.newTab(t, "usage")
+	tb.login(srv.HTTPURL, "view", uiViewerPass)
+	tb.waitRows("the sessions", all)
+	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/usage"))
+	usageRows := `[...document.querySelectorAll('[data-testid="usage-row"]')].map((r) => r.dataset.username)`
+	tb.waitJS("top users first", `JSON.stringify(`+usageRows+`) === `+jsString(mustJSON(byTotal)), 15*time.Second)
+	for _, u := range all {
+		got := mustEval[string](tb, `document.querySelector('[data-testid="usage-row"][data-username=`+jsString(u)+`] [data-testid="usage-total"]').dataset.octets`)
+		if got != strconv.FormatInt(totals[u], 10) {
+			t.Errorf("%s: page total %s, billing API %d", u, got, totals[u])
+		}
+	}
+	tb.screenshot("usage-1440.png")
+
+	// Search by customer name, then a user's daily chart.
+	tb.setInput("usage-search", "sigrid")
+	tb.waitJS("the customer's row only", `JSON.stringify(`+usageRows+`) === `+jsString(mustJSON([]string{named})), 10*time.Second)
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="usage-user"]`)))
+	tb.waitJS("the user's chart", `!document.querySelector('[data-testid="usage-chart-panel"]').hidden && document.querySelector('[data-testid="usage-chart-panel"] h2').textContent.includes('Sigrid Berg')`, 5*time.Second)
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="usage-csv"]`)))
+	csvText := mustEval[string](tb, `window.nettportal.app.page.lastCSV || ''`)
+	lines := strings.Split(strings.TrimSpace(csvText), "\r\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[1], named+",Sigrid Berg,") || !strings.Contains(lines[1], ","+strconv.FormatInt(totals[named], 10)+",") {
+		t.Errorf("CSV of what is shown:\n%s", csvText)
+	}
+	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	tb.waitJS("the usage page without sideways scrolling", `document.documentElement.scrollWidth <= 390`, 5*time.Second)
+	tb.screenshot("usage-390.png")
+	tb.do(chromedp.EmulateViewport(1440, 900))
+
+	// Month totals are the same figures for a range inside one month.
+	tb.setInput("usage-search", "")
+	tb.setInput("usage-period", "month")
+	tb.waitJS("month rows", `JSON.stringify(`+usageRows+`) === `+jsString(mustJSON(byTotal))+` && [...document.querySelectorAll('th')].some((th) => th.textContent === 'Months')`, 10*time.Second)
+
+	// From the sessions table to a user's usage.
+	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/sessions"))
+	tb.waitRows("the sessions again", all)
+	tb.do(chromedp.Click(chromedp.CSS(rowSel(all[2]) + ` [data-testid="row-usage-link"]`)))
+	tb.waitJS("the user's usage from the table", `location.hash.startsWith('#/usage') && JSON.stringify(`+usageRows+`) === `+jsString(mustJSON([]string{all[2]}))+
+		` && !document.querySelector('[data-testid="usage-chart-panel"]').hidden`, 10*time.Second)
 	if errs := b.pageErrors(); len(errs) > 0 {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}

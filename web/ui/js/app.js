@@ -8,6 +8,7 @@ import { DetailPage } from './detail.js';
 import { RoutersPage } from './routers.js';
 import { CustomersPage } from './customers.js';
 import { AuditPage } from './audit.js';
+import { UsagePage } from './usage.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -67,7 +68,7 @@ function route() {
   if (!app.role) return;
   const { parts, params } = parseHash();
   let kind = parts[0] || 'sessions';
-  if (!['sessions', 'session', 'routers', 'customers', 'audit'].includes(kind)) kind = 'sessions';
+  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage'].includes(kind)) kind = 'sessions';
   const key = kind === 'session' ? 'session/' + parts[1] : kind;
 
   if (kind === 'sessions' && app.pageKind === 'sessions') {
@@ -91,6 +92,9 @@ function route() {
     case 'audit':
       app.page = new AuditPage(app, params);
       break;
+    case 'usage':
+      app.page = new UsagePage(app, params);
+      break;
     default: {
       const page = new SessionsPage(app, params);
       app.page = page;
@@ -108,7 +112,7 @@ function route() {
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit' };
+  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit', usage: 'Usage' };
   document.title = `${titles[kind]} · NettPortal`;
 }
 

@@ -103,7 +103,7 @@ export class DetailPage {
     const open = s.open !== undefined ? !!s.open : !s.stopped_at;
     clear(this.status).append(open ? badge('Online', 'ok') : badge(`Closed${s.terminate_cause ? ': ' + s.terminate_cause : ''}`, 'muted'));
     this.showRadius(s.attributes);
-    this.usageLink.href = '#/usage?q=' + encodeURIComponent(s.username || '');
+    this.usageLink.href = '#/usage?q=' + encodeURIComponent(s.username || '') + '&user=' + encodeURIComponent(s.username || '');
     clear(this.actions);
     if (this.app.role !== 'viewer' && open) {
       this.actions.append(

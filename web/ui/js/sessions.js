@@ -354,7 +354,8 @@ export class SessionsPage {
       tr.append(h('td', { class: 'col-sel' }, c.sel));
     }
     c.userLink = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'user-link', testid: 'session-link' });
-    tr.append(h('td', { class: 'col-user' }, c.userLink));
+    c.usageLink = h('a', { class: 'usage-link', testid: 'row-usage-link', title: 'Usage of this user', 'aria-label': `Usage of ${s.username}` }, 'usage');
+    tr.append(h('td', { class: 'col-user' }, c.userLink, ' ', c.usageLink));
     c.customer = h('td', { class: 'col-customer', testid: 'cell-customer' });
     c.router = h('td', { class: 'col-router', testid: 'cell-router' });
     c.ip = h('td', { class: 'mono', testid: 'cell-ip' });
@@ -382,6 +383,8 @@ export class SessionsPage {
     row.started = parseTime(s.started_at);
     row.uptimeAt = Date.now();
     setText(c.userLink, s.username || '(no username)');
+    const usageHref = '#/usage?q=' + encodeURIComponent(s.username || '') + '&user=' + encodeURIComponent(s.username || '');
+    if (c.usageLink.getAttribute('href') !== usageHref) c.usageLink.setAttribute('href', usageHref);
     if (row.tr.dataset.username !== s.username) row.tr.dataset.username = s.username;
     setText(c.customer, s.customer || '—');
     c.customer.classList.toggle('muted', !s.customer);
