@@ -341,3 +341,62 @@ func TestBrowserUsagePage(t *testing.T) {
 		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
 	}
 }
+
+// TestBrowserOverview: the overview lists the top users by current rate in
+// the server's order and each router's health, with a warning on a router
+// that never sent accounting and on the health fields newer servers send.
+func TestBrowserOverview(t *testing.T) {
+	b := newBrowser(t)
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	addUIUsers(t, dbURL)
+	srv := startServe(t, dbURL)
+	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.101", "ov-", 2, 6)
+	_, all := fleetSessions(fleet)
+	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	if status, body := admin.call("POST", "/api/routers", map[string]any{"name": "ov-silent", "ip": "127.0.3.120", "secret": "ui-secret", "coa_port": 3799}); status/100 != 2 {
+		t.Fatalf("add router: HTTP %d %s", status, body)
+	}
+	status, body := admin.call("GET", "/api/sessions?sort=output_bps&order=desc&limit=10", nil)
+	if status != 200 {
+		t.Fatalf("sessions API: %d %s", status, body)
+	}
+	var top struct {
+		Sessions []struct {
+			Username string `json:"username"`
+		} `json:"sessions"`
+	}
+	if err := json.Unmarshal(body, &top); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, s := range top.Sessions {
+		want = append(want, s.Username)
+	}
+	if len(want) != 10 || len(all) != 12 {
+		t.Fatalf("top %d of %d sessions", len(want), len(all))
+	}
+
+	tb := b.newTab(t, "overview")
+	tb.login(srv.HTTPURL, "op", uiOperatorPass)
+	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="nav-overview"]`)))
+	tb.waitJS("the top users", `JSON.stringify([...document.querySelectorAll('[data-testid="top-user"]')].map((r) => r.dataset.username)) === `+jsString(mustJSON(want)), 15*time.Second)
+	tb.waitJS("three routers' health", `document.querySelectorAll('[data-testid="health-row"]').length === 3`, 10*time.Second)
+	health := mustEval[map[string]string](tb, `Object.fromEntries([...document.querySelectorAll('[data-testid="health-row"]')].map((r) => [r.dataset.name, r.querySelector('[data-testid="health-warnings"]').textContent]))`)
+	if health["ov-01"] != "OK" || health["ov-02"] != "OK" || !strings.Contains(health["ov-silent"], "no accounting received yet") {
+		t.Errorf("router health warnings: %v", health)
+	}
+	// Fields other servers add are shown when present.
+	warnings := mustEval[[]string](tb, `import('/js/overview.js').then((m) => m.routerWarnings({ name: 'x', last_accounting_at: new Date().toISOString(),
+		interims_seen: 0, clock_skew_seconds: -95, quarantined: 3 }))`)
+	if !slices.Equal(warnings, []string{"no interim updates seen", "clock behind by 95 s", "3 quarantined records"}) {
+		t.Errorf("warnings from the newer fields: %q", warnings)
+	}
+	tb.screenshot("overview-1440.png")
+	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
+	tb.waitJS("the overview without sideways scrolling", `document.documentElement.scrollWidth <= 390`, 5*time.Second)
+	tb.screenshot("overview-390.png")
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}

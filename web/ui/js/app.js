@@ -9,6 +9,7 @@ import { RoutersPage } from './routers.js';
 import { CustomersPage } from './customers.js';
 import { AuditPage } from './audit.js';
 import { UsagePage } from './usage.js';
+import { OverviewPage } from './overview.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -68,7 +69,7 @@ function route() {
   if (!app.role) return;
   const { parts, params } = parseHash();
   let kind = parts[0] || 'sessions';
-  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage'].includes(kind)) kind = 'sessions';
+  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage', 'overview'].includes(kind)) kind = 'sessions';
   const key = kind === 'session' ? 'session/' + parts[1] : kind;
 
   if (kind === 'sessions' && app.pageKind === 'sessions') {
@@ -95,6 +96,9 @@ function route() {
     case 'usage':
       app.page = new UsagePage(app, params);
       break;
+    case 'overview':
+      app.page = new OverviewPage(app);
+      break;
     default: {
       const page = new SessionsPage(app, params);
       app.page = page;
@@ -112,7 +116,7 @@ function route() {
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit', usage: 'Usage' };
+  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit', usage: 'Usage', overview: 'Overview' };
   document.title = `${titles[kind]} · NettPortal`;
 }
 
