@@ -2,6 +2,7 @@ package main
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -12,9 +13,11 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
+	"github.com/rs/zerolog"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
@@ -391,6 +394,30 @@ func TestBrowserOverview(t *testing.T) {
 		interims_seen: 0, clock_skew_seconds: -95, quarantined: 3 }))`)
 	if !slices.Equal(warnings, []string{"no interim updates seen", "clock behind by 95 s", "3 quarantined records"}) {
 		t.Errorf("warnings from the newer fields: %q", warnings)
+	}
+	// The history: both routers' samples, stacked. The chart keeps one
+	// sample per session per 30 s, so the test writes an earlier point of
+	// every session itself: 1 MB of download a minute before its counters.
+	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Pool.Exec(context.Background(), `
+		INSERT INTO session_samples (acctuniqueid, at, input_octets, output_octets)
+		SELECT acctuniqueid, now() - interval '70 seconds', 0, 0 FROM radacct WHERE acctstoptime IS NULL
+		UNION ALL
+		SELECT acctuniqueid, now() - interval '10 seconds', 100000, 1000000 FROM radacct WHERE acctstoptime IS NULL
+		ON CONFLICT DO NOTHING`); err != nil {
+		t.Fatal(err)
+	}
+	tb.do(chromedp.Reload())
+	tb.waitJS("the history legend", `JSON.stringify([...document.querySelectorAll('[data-testid="legend-router"]')].map((e) => e.textContent)) === '["ov-01","ov-02"]'`, 15*time.Second)
+	pts := mustEval[float64](tb, `window.nettportal.app.page.history.buckets.reduce((a, b) => a + [...b.by.values()].reduce((x, p) => x + p.output_bps, 0), 0)`)
+	// 12 sessions × 1 MB in 60 s = 1.6 Mbps, plus whatever the fleet's own
+	// interim samples add after them.
+	if pts < 1.3e6 || pts > 1e9 {
+		t.Errorf("throughput history sums to %v bps, want about 1.6 Mbps or a little more", pts)
 	}
 	tb.screenshot("overview-1440.png")
 	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))

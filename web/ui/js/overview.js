@@ -2,7 +2,7 @@
 // router's health (accounting arriving, CoA and API reachable, warnings).
 import { h, clear, setText } from './dom.js';
 import { api, listOf, query } from './api.js';
-import { fmtRate, fmtAgo, fmtDateTime, fmtInt } from './format.js';
+import { fmtRate, fmtAgo, fmtDateTime, fmtInt, fmtClock } from './format.js';
 import { badge, emptyRow } from './ui.js';
 
 // warnings lists what needs an operator's eye on one router. Fields that
@@ -24,6 +24,63 @@ export function routerWarnings(r, now = Date.now()) {
   return w;
 }
 
+const palette = ['#1f6feb', '#16a34a', '#d97706', '#9333ea', '#dc2626', '#0891b2', '#65a30d', '#db2777', '#475569', '#ca8a04'];
+
+// stackedChart draws one series per router, stacked, over time buckets.
+function stackedChart(canvas, buckets, routers, value, fmt) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600;
+  const hh = canvas.clientHeight || 180;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(hh * dpr);
+  const g = canvas.getContext('2d');
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, hh);
+  const ink = getComputedStyle(document.documentElement).getPropertyValue('--muted').trim() || '#6b7686';
+  const left = 70;
+  const bottom = hh - 18;
+  const top = 6;
+  const totals = buckets.map((b) => routers.reduce((a, r) => a + (value(b.by.get(r)) || 0), 0));
+  const max = Math.max(1, ...totals);
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = ink;
+  g.textAlign = 'right';
+  for (let i = 0; i <= 3; i++) {
+    const y = bottom - ((bottom - top) * i) / 3;
+    g.fillText(fmt((max * i) / 3), left - 6, y + 4);
+    g.globalAlpha = 0.2;
+    g.fillRect(left, y, w - left, 1);
+    g.globalAlpha = 1;
+  }
+  if (!buckets.length) {
+    g.textAlign = 'center';
+    g.fillText('No samples in this period yet', (w + left) / 2, hh / 2);
+    return;
+  }
+  const t0 = buckets[0].at;
+  const t1 = Math.max(buckets[buckets.length - 1].at, t0 + 1);
+  const x = (t) => left + ((w - left - 4) * (t - t0)) / (t1 - t0);
+  const y = (v) => bottom - ((bottom - top) * v) / max;
+  const base = buckets.map(() => 0);
+  routers.forEach((r, ri) => {
+    const tops = buckets.map((b, i) => base[i] + (value(b.by.get(r)) || 0));
+    g.beginPath();
+    buckets.forEach((b, i) => (i ? g.lineTo(x(b.at), y(tops[i])) : g.moveTo(x(b.at), y(tops[i]))));
+    for (let i = buckets.length - 1; i >= 0; i--) g.lineTo(x(buckets[i].at), y(base[i]));
+    g.closePath();
+    g.fillStyle = palette[ri % palette.length];
+    g.globalAlpha = 0.75;
+    g.fill();
+    g.globalAlpha = 1;
+    tops.forEach((v, i) => { base[i] = v; });
+  });
+  g.fillStyle = ink;
+  g.textAlign = 'left';
+  g.fillText(fmtClock(t0), left, hh - 4);
+  g.textAlign = 'right';
+  g.fillText(fmtClock(t1), w - 4, hh - 4);
+}
+
 export class OverviewPage {
   constructor(app) {
     this.app = app;
@@ -32,6 +89,7 @@ export class OverviewPage {
     this.summary = h('span', { class: 'muted small', testid: 'overview-summary' });
     this.el = h('div', { class: 'page page-overview' },
       h('div', { class: 'page-head' }, h('h1', { class: 'page-title' }, 'Overview'), h('span', { class: 'spacer' }), this.summary),
+      this.historyPanel(),
       h('div', { class: 'overview-grid' },
         h('section', { class: 'panel' }, h('h2', { class: 'panel-title' }, 'Top 10 users by current download rate'),
           h('div', { class: 'table-wrap' }, h('table', { class: 'grid', testid: 'top-users-table' },
@@ -47,7 +105,59 @@ export class OverviewPage {
     this.timer = setInterval(() => this.load(), 10000);
   }
 
-  destroy() { clearInterval(this.timer); }
+  destroy() {
+    clearInterval(this.timer);
+    window.removeEventListener('resize', this.onResize);
+  }
+
+  historyPanel() {
+    this.hours = h('select', { testid: 'overview-hours', 'aria-label': 'History span', onchange: () => this.loadHistory() },
+      [1, 3, 6, 12, 24, 48].map((n) => h('option', { value: n }, `last ${n} h`)));
+    this.hours.value = '6';
+    this.rateCanvas = h('canvas', { class: 'chart chart-overview', testid: 'throughput-chart', role: 'img', 'aria-label': 'Download throughput per router, stacked' });
+    this.sessCanvas = h('canvas', { class: 'chart chart-overview', testid: 'sessions-chart', role: 'img', 'aria-label': 'Sessions per router, stacked' });
+    this.legend = h('div', { class: 'legend', testid: 'overview-legend' });
+    this.onResize = () => this.drawHistory();
+    window.addEventListener('resize', this.onResize);
+    return h('section', { class: 'panel panel-pad overview-history' },
+      h('div', { class: 'inline' }, h('h2', {}, 'Throughput and sessions per router'), h('span', { class: 'spacer' }), this.hours),
+      this.legend,
+      h('div', { class: 'overview-charts' },
+        h('div', {}, h('div', { class: 'muted small' }, 'Download rate (stacked)'), this.rateCanvas),
+        h('div', {}, h('div', { class: 'muted small' }, 'Sessions reporting (stacked)'), this.sessCanvas)));
+  }
+
+  async loadHistory() {
+    let data;
+    try {
+      data = await api('GET', '/api/throughput' + query({ hours: this.hours.value }));
+    } catch (e) {
+      clear(this.legend).append(h('span', { class: 'muted' }, `History unavailable: ${e.message}`));
+      return;
+    }
+    const byAt = new Map();
+    const routers = new Set();
+    for (const p of data.points || []) {
+      const at = Date.parse(p.at);
+      if (!byAt.has(at)) byAt.set(at, { at, by: new Map() });
+      byAt.get(at).by.set(p.router, p);
+      routers.add(p.router);
+    }
+    this.history = { buckets: [...byAt.values()].sort((a, b) => a.at - b.at), routers: [...routers].sort() };
+    clear(this.legend).append(...this.history.routers.map((r, i) => {
+      const key = h('span', { class: 'key' });
+      key.style.background = palette[i % palette.length]; // CSSOM: the CSP forbids style attributes
+      return h('span', { class: 'legend-item', testid: 'legend-router' }, key, r);
+    }));
+    this.drawHistory();
+  }
+
+  drawHistory() {
+    if (!this.history) return;
+    const { buckets, routers } = this.history;
+    stackedChart(this.rateCanvas, buckets, routers, (p) => p && p.output_bps, fmtRate);
+    stackedChart(this.sessCanvas, buckets, routers, (p) => p && p.sessions, (v) => fmtInt(Math.round(v)));
+  }
 
   async load() {
     let page;
@@ -61,6 +171,7 @@ export class OverviewPage {
       clear(this.top).append(emptyRow(5, `Could not load: ${e.message}`));
       return;
     }
+    this.loadHistory();
     this.renderTop(page.sessions || []);
     this.renderHealth(routers);
     const warn = routers.filter((r) => routerWarnings(r).length).length;
