@@ -27,7 +27,8 @@ export function routerWarnings(r, now = Date.now()) {
 const palette = ['#1f6feb', '#16a34a', '#d97706', '#9333ea', '#dc2626', '#0891b2', '#65a30d', '#db2777', '#475569', '#ca8a04'];
 
 // stackedChart draws one series per router, stacked, over time buckets.
-function stackedChart(canvas, buckets, routers, value, fmt) {
+// Each bucket is drawn as a step over its width, so one bucket shows too.
+function stackedChart(canvas, buckets, routers, value, fmt, step) {
   const dpr = window.devicePixelRatio || 1;
   const w = canvas.clientWidth || 600;
   const hh = canvas.clientHeight || 180;
@@ -58,15 +59,16 @@ function stackedChart(canvas, buckets, routers, value, fmt) {
     return;
   }
   const t0 = buckets[0].at;
-  const t1 = Math.max(buckets[buckets.length - 1].at, t0 + 1);
+  const t1 = buckets[buckets.length - 1].at + step;
   const x = (t) => left + ((w - left - 4) * (t - t0)) / (t1 - t0);
   const y = (v) => bottom - ((bottom - top) * v) / max;
   const base = buckets.map(() => 0);
   routers.forEach((r, ri) => {
     const tops = buckets.map((b, i) => base[i] + (value(b.by.get(r)) || 0));
     g.beginPath();
-    buckets.forEach((b, i) => (i ? g.lineTo(x(b.at), y(tops[i])) : g.moveTo(x(b.at), y(tops[i]))));
-    for (let i = buckets.length - 1; i >= 0; i--) g.lineTo(x(buckets[i].at), y(base[i]));
+    g.moveTo(x(t0), y(base[0]));
+    buckets.forEach((b, i) => { g.lineTo(x(b.at), y(tops[i])); g.lineTo(x(b.at + step), y(tops[i])); });
+    for (let i = buckets.length - 1; i >= 0; i--) { g.lineTo(x(buckets[i].at + step), y(base[i])); g.lineTo(x(buckets[i].at), y(base[i])); }
     g.closePath();
     g.fillStyle = palette[ri % palette.length];
     g.globalAlpha = 0.75;
@@ -143,7 +145,7 @@ export class OverviewPage {
       byAt.get(at).by.set(p.router, p);
       routers.add(p.router);
     }
-    this.history = { buckets: [...byAt.values()].sort((a, b) => a.at - b.at), routers: [...routers].sort() };
+    this.history = { step: (data.bucket_seconds || 60) * 1000, buckets: [...byAt.values()].sort((a, b) => a.at - b.at), routers: [...routers].sort() };
     clear(this.legend).append(...this.history.routers.map((r, i) => {
       const key = h('span', { class: 'key' });
       key.style.background = palette[i % palette.length]; // CSSOM: the CSP forbids style attributes
@@ -154,9 +156,9 @@ export class OverviewPage {
 
   drawHistory() {
     if (!this.history) return;
-    const { buckets, routers } = this.history;
-    stackedChart(this.rateCanvas, buckets, routers, (p) => p && p.output_bps, fmtRate);
-    stackedChart(this.sessCanvas, buckets, routers, (p) => p && p.sessions, (v) => fmtInt(Math.round(v)));
+    const { buckets, routers, step } = this.history;
+    stackedChart(this.rateCanvas, buckets, routers, (p) => p && p.output_bps, fmtRate, step);
+    stackedChart(this.sessCanvas, buckets, routers, (p) => p && p.sessions, (v) => fmtInt(Math.round(v)), step);
   }
 
   async load() {
