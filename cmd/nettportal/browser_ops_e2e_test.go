@@ -192,6 +192,11 @@ func TestBrowserMobile(t *testing.T) {
 	tb.waitRows("the sessions again", all)
 	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="session-link"]`)))
 	tb.waitJS("the detail page", `document.querySelector('[data-testid="session-attrs"] dt') !== null`, 10*time.Second)
+	internal := mustEval[[]string](tb, `[...document.querySelectorAll('[data-testid="session-attrs"] dt, [data-testid="session-radius"] dt')].map((e) => e.textContent)
+		.filter((k) => /^(flush|mark|prev)[_ ]|^has[_ ]start|^start seen|^interim interval/i.test(k))`)
+	if len(internal) > 0 {
+		t.Errorf("the detail page shows internal columns: %q", internal)
+	}
 	tb.screenshot("detail-1440.png")
 
 	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
