@@ -13,6 +13,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/vendors/mikrotik"
 
 	"github.com/nettportal/nettportal"
 )
@@ -77,6 +78,9 @@ func (q *acctReq) encode(r *Router, id byte) ([]byte, error) {
 		add(rfc2866.AcctSessionID_AddString(p, FormatSessionID(q.sessionID)))
 		add(rfc2865.FramedIPAddress_Add(p, q.ip.AsSlice()))
 		add(rfc2866.AcctAuthentic_Add(p, rfc2866.AcctAuthentic_Value_RADIUS))
+		if r.cfg.GroupAttr && q.sess.sub.plan.Name != "" {
+			add(mikrotik.MikrotikGroup_AddString(p, q.sess.sub.plan.Name))
+		}
 	}
 	add(rfc2869.EventTimestamp_Add(p, q.event))
 	if q.status == nettportal.StatusInterimUpdate || q.status == nettportal.StatusStop {

@@ -99,7 +99,7 @@ func (r *Router) handleCoA(raw []byte, from netip.AddrPort) {
 	case s == nil:
 		code, cause = nak, rfc3576.ErrorCause_Value_SessionContextNotFound
 	case p.Code == rad.CodeDisconnectRequest:
-		r.target--
+		r.operatorEndedLocked(s, r.cfg.Now())
 		stop = r.endLocked(s, r.cfg.Now(), rfc2866.AcctTerminateCause_Value_AdminReset)
 	default:
 		if limit, err := mikrotik.MikrotikRateLimit_LookupString(p); err == nil {

@@ -42,6 +42,13 @@ type FleetConfig struct {
 	Timeout            time.Duration
 	Retries            int
 	OnAck              func(AckedPacket)
+	Redial             time.Duration
+	Plans              []Plan
+	DayLength          time.Duration
+	// Configure, when set, adjusts router i's configuration (from 0)
+	// before it is made, so a fleet can mix routers: one without API
+	// access, some sending Mikrotik-Group.
+	Configure func(i int, c *RouterConfig)
 }
 
 // Fleet is a set of simulated routers.
@@ -73,14 +80,19 @@ func NewFleet(cfg FleetConfig, log zerolog.Logger) (*Fleet, error) {
 	}
 	f := &Fleet{}
 	for i := range cfg.Routers {
-		r, err := New(RouterConfig{
+		rc := RouterConfig{
 			Name: fmt.Sprintf("%s%02d", cfg.NamePrefix, i+1), Addr: addrAdd(cfg.BaseIP, i),
 			Secret: cfg.Secret, Server: cfg.Server, CoAPort: cfg.CoAPort, APIPort: cfg.APIPort,
 			APIUser: cfg.APIUser, APIPassword: cfg.APIPassword, Interim: cfg.Interim, Sessions: cfg.Sessions,
 			Churn: cfg.Churn, Loss: cfg.Loss, AccountingOnAtBoot: cfg.AccountingOnAtBoot, Seed: cfg.Seed + int64(i),
 			BootDigit: cfg.BootDigit, FirstSession: cfg.FirstSession,
 			Now: cfg.Now, Timeout: cfg.Timeout, Retries: cfg.Retries, OnAck: cfg.OnAck,
-		}, log)
+			Redial: cfg.Redial, Plans: cfg.Plans, DayLength: cfg.DayLength,
+		}
+		if cfg.Configure != nil {
+			cfg.Configure(i, &rc)
+		}
+		r, err := New(rc, log)
 		if err != nil {
 			return nil, fmt.Errorf("sim: new fleet: %w", err)
 		}

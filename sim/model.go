@@ -29,6 +29,35 @@ const (
 	avgDownPacket = 1200
 )
 
+// Plan is a service plan: its name is the subscriber's profile (PPP
+// profile, Mikrotik-Group) and RateLimit, in Mikrotik-Rate-Limit form
+// ("10M/50M"), caps the subscriber's rates; empty: unlimited.
+type Plan struct {
+	Name, RateLimit string
+}
+
+// DemoPlans are plans as a small ISP sells them.
+func DemoPlans() []Plan {
+	return []Plan{
+		{Name: "home-20", RateLimit: "5M/20M"},
+		{Name: "home-50", RateLimit: "10M/50M"},
+		{Name: "home-100", RateLimit: "20M/100M"},
+		{Name: "business-200", RateLimit: "100M/200M"},
+		{Name: "fiber-500", RateLimit: "250M/500M"},
+	}
+}
+
+// dayFactor is the share of a subscriber's peak rate in use at this point
+// of a day compressed into dayLength: full around 9 in the evening, a
+// tenth twelve hours later, as residential traffic goes.
+func dayFactor(t time.Time, dayLength time.Duration) float64 {
+	if dayLength <= 0 {
+		return 1
+	}
+	phase := float64(t.UnixNano()%int64(dayLength)) / float64(dayLength) // 0 = midnight
+	return 0.55 - 0.45*math.Cos(2*math.Pi*(phase-21.0/24+0.5))
+}
+
 // traffic is one session's counters. Rates are in bytes per second; the
 // counters advance with the router's clock, so a test with a fake clock
 // gets exact numbers.
@@ -37,6 +66,10 @@ type traffic struct {
 	capUp, capDown   float64 // 0: no rate limit
 	in, out          float64 // bytes so far (in = upload, out = download)
 	at               time.Time
+	// day is the compressed day length of dayFactor (0: flat); burst
+	// scales the rate until the next report, so rates are not constant.
+	day   time.Duration
+	burst float64
 }
 
 // drawTraffic draws a session's rates from the heavy-tailed model.
@@ -71,9 +104,30 @@ func (t *traffic) advance(now time.Time) {
 	if dt <= 0 {
 		return
 	}
-	t.in += capped(t.upRate, t.capUp) * dt
-	t.out += capped(t.downRate, t.capDown) * dt
+	f := 1.0
+	if t.day > 0 {
+		f = dayFactor(t.at.Add(now.Sub(t.at)/2), t.day) * t.burst
+	}
+	t.in += capped(t.upRate*f, t.capUp) * dt
+	t.out += capped(t.downRate*f, t.capDown) * dt
 	t.at = now
+}
+
+// reburst draws the next period's burst factor of a session that follows
+// the daily curve: mostly near its usual rate, now and then far above
+// (a download) or idle.
+func (t *traffic) reburst(rng *rand.Rand) {
+	if t.day <= 0 {
+		return
+	}
+	switch x := rng.Float64(); {
+	case x < 0.1:
+		t.burst = 0.05 + 0.2*rng.Float64()
+	case x < 0.2:
+		t.burst = 2 + 3*rng.Float64()
+	default:
+		t.burst = 0.6 + 0.8*rng.Float64()
+	}
 }
 
 func (t *traffic) counters() (in, out uint64) { return uint64(t.in), uint64(t.out) }

@@ -80,6 +80,22 @@ type RouterConfig struct {
 	// Service is the PPPoE service name, sent as Called-Station-Id; zero:
 	// "pppoe-" + Name.
 	Service string
+	// Redial is how long a CPE waits before it dials again after the
+	// operator ended its session (Disconnect-Request, /ppp/active/remove);
+	// zero: it stays offline, as the test fleets expect. Real CPEs redial
+	// within seconds.
+	Redial time.Duration
+	// Plans are the service plans subscribers are spread over, in order
+	// (subscriber i gets Plans[i%len]); zero: no plans, no profile.
+	Plans []Plan
+	// GroupAttr sends the plan's name as Mikrotik-Group in accounting
+	// (a RADIUS-authenticated router); without it the plan is the profile
+	// of the subscriber's /ppp/secret in the fake API.
+	GroupAttr bool
+	// DayLength compresses a day's traffic curve (quiet at night, busy in
+	// the evening) into this period, so charts move within minutes; zero:
+	// rates do not follow the time of day.
+	DayLength time.Duration
 	// OnAck, when set, is called for every acknowledged accounting
 	// request (from the router's goroutines, never under its locks), so a
 	// load checker can compare with the database later.
@@ -170,6 +186,7 @@ type stats struct {
 type subscriber struct {
 	name, mac, iface string
 	ip               netip.Addr
+	plan             Plan
 }
 
 // session is a subscriber's current PPPoE session.
@@ -218,6 +235,7 @@ type Router struct {
 	sessions  map[string]*session // online, by username
 	ended     map[string]*session // last ended session, by username
 	target    int
+	redialAt  map[*subscriber]time.Time // disconnected by the operator, dialing again at
 	nextChurn time.Time
 	coaSeen   map[coaKey]coaAnswer
 	notify    chan struct{} // closed and replaced when something waiters watch changes
@@ -260,6 +278,11 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 	if cfg.Service == "" {
 		cfg.Service = "pppoe-" + cfg.Name
 	}
+	for _, p := range cfg.Plans {
+		if _, _, err := parseRateLimit(p.RateLimit); p.Name == "" || (p.RateLimit != "" && err != nil) {
+			return nil, fmt.Errorf("sim: router %s: plan %q with rate limit %q: want a name and an empty or valid limit", cfg.Name, p.Name, p.RateLimit)
+		}
+	}
 	if cfg.BootDigit > 15 {
 		return nil, fmt.Errorf("sim: router %s: boot digit %d is not one hex digit", cfg.Name, cfg.BootDigit)
 	}
@@ -277,6 +300,7 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 		coaSeen:  make(map[coaKey]coaAnswer),
 		notify:   make(chan struct{}),
 		target:   cfg.Sessions,
+		redialAt: make(map[*subscriber]time.Time),
 	}
 	if cfg.BootDigit != 0 {
 		r.boot = cfg.BootDigit
@@ -500,27 +524,55 @@ func (r *Router) churnLocked(now time.Time) []*acctReq {
 }
 
 // refillLocked logs in offline subscribers until the target is reached.
+// A subscriber the operator disconnected holds its place until it redials,
+// so another one does not log in instead.
 func (r *Router) refillLocked(now time.Time) []*acctReq {
+	for sub, at := range r.redialAt {
+		if !now.Before(at) {
+			delete(r.redialAt, sub)
+		}
+	}
 	var reqs []*acctReq
-	for i := 0; len(r.sessions) < r.target; i++ {
+	for i := 0; len(r.sessions)+len(r.redialAt) < r.target; i++ {
 		if i == len(r.subs) {
 			r.subs = append(r.subs, r.newSubscriberLocked(i))
 		}
-		if _, on := r.sessions[r.subs[i].name]; on {
+		sub := r.subs[i]
+		if _, on := r.sessions[sub.name]; on {
 			continue
 		}
-		reqs = append(reqs, r.loginLocked(r.subs[i], now))
+		if _, waiting := r.redialAt[sub]; waiting {
+			continue
+		}
+		reqs = append(reqs, r.loginLocked(sub, now))
 	}
 	return reqs
 }
 
+// operatorEndedLocked accounts for a session the operator ended: the CPE
+// dials again after Redial, or stays offline without it.
+func (r *Router) operatorEndedLocked(s *session, now time.Time) {
+	if r.cfg.Redial > 0 {
+		r.redialAt[s.sub] = now.Add(r.cfg.Redial)
+		return
+	}
+	r.target--
+}
+
 func (r *Router) newSubscriberLocked(i int) *subscriber {
-	return &subscriber{
+	sub := &subscriber{
 		name:  fmt.Sprintf("u%04d@%s", i+1, r.cfg.Name),
 		mac:   drawMAC(r.rng),
 		iface: "vlan" + strconv.Itoa(100+i%4),
 		ip:    subscriberIP(r.cfg.Addr, i),
 	}
+	if len(r.cfg.Plans) > 0 {
+		sub.plan = r.cfg.Plans[i%len(r.cfg.Plans)]
+		if r.api != nil && !r.cfg.GroupAttr {
+			r.api.SetSecret(routerostest.Secret{Name: sub.name, Profile: sub.plan.Name, Service: "pppoe"})
+		}
+	}
+	return sub
 }
 
 func (r *Router) loginLocked(sub *subscriber, now time.Time) *acctReq {
@@ -530,8 +582,15 @@ func (r *Router) loginLocked(sub *subscriber, now time.Time) *acctReq {
 		id:          sessionNumber(r.boot, r.seq),
 		start:       now,
 		traffic:     drawTraffic(r.rng, now),
+		rateLimit:   sub.plan.RateLimit,
 		nextInterim: now.Add(r.cfg.Interim),
 		up:          true,
+	}
+	s.traffic.day = r.cfg.DayLength
+	s.traffic.reburst(r.rng)
+	if sub.plan.RateLimit != "" {
+		// Plans are validated in New.
+		s.traffic.capUp, s.traffic.capDown, _ = parseRateLimit(sub.plan.RateLimit)
 	}
 	r.sessions[sub.name] = s
 	if r.api != nil {
@@ -547,6 +606,7 @@ func (r *Router) loginLocked(sub *subscriber, now time.Time) *acctReq {
 // and makes the Interim-Update or Stop that reports them.
 func (r *Router) reportLocked(s *session, now time.Time, status nettportal.StatusType, cause rfc2866.AcctTerminateCause) *acctReq {
 	s.traffic.advance(now)
+	s.traffic.reburst(r.rng)
 	s.in, s.out = s.traffic.counters()
 	s.sessionTime = uint32(max(now.Sub(s.start), 0) / time.Second)
 	if r.api != nil && status == nettportal.StatusInterimUpdate {
@@ -810,7 +870,7 @@ func (r *Router) onAPIRemove(rs routerostest.Session) {
 	s, ok := r.sessions[rs.Name]
 	var req *acctReq
 	if ok && s.id == rs.SessionID {
-		r.target--
+		r.operatorEndedLocked(s, r.cfg.Now())
 		req = r.endLocked(s, r.cfg.Now(), rfc2866.AcctTerminateCause_Value_AdminReset)
 	}
 	r.mu.Unlock()

@@ -211,6 +211,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/audit", s.auth(op, s.listAudit))
 	mux.Handle("GET /api/usage", s.auth(v, s.listUsage))
 	mux.Handle("GET /api/usage.csv", s.auth(v, s.exportUsage))
+	mux.Handle("GET /api/throughput", s.auth(v, s.throughput))
 
 	mux.Handle("GET /api/routers", s.auth(v, s.listRouters))
 	mux.Handle("POST /api/routers", s.auth(ad, s.createRouter))

@@ -34,6 +34,12 @@ const (
 // registers the routers with the server's database.
 func uiFleet(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRouter int) *sim.Fleet {
 	t.Helper()
+	return uiFleetWith(t, dbURL, acctAddr, base, prefix, routers, perRouter, nil)
+}
+
+// uiFleetWith is uiFleet with mod adjusting the fleet's configuration.
+func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRouter int, mod func(*sim.FleetConfig)) *sim.Fleet {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
@@ -41,11 +47,15 @@ func uiFleet(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRou
 		t.Fatal(err)
 	}
 	defer db.Close()
-	fleet, err := sim.NewFleet(sim.FleetConfig{
+	cfg := sim.FleetConfig{
 		Routers: routers, BaseIP: netip.MustParseAddr(base), NamePrefix: prefix, Secret: "ui-secret",
 		Server: acctAddr, Sessions: perRouter, Interim: time.Hour, // interims come from Tick
 		APIUser: "api", APIPassword: "apipw", Timeout: 300 * time.Millisecond, Retries: 10, Seed: 21,
-	}, zerolog.Nop())
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	fleet, err := sim.NewFleet(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,11 +126,18 @@ func (tb *tab) waitRows(what string, want []string) {
 }
 
 // setInput sets a field's value and fires the events the page listens to.
+// For a select it first waits for the option to exist: the router list loads
+// after the page, and setting a value a select does not offer leaves it at ""
+// (the view would then silently lose the filter the test asked for).
 func (tb *tab) setInput(testid, value string) {
 	tb.t.Helper()
-	mustEval[bool](tb, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
+	tb.waitJS("the option "+value+" in "+testid, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
+		return el && (el.tagName !== 'SELECT' || [...el.options].some((o) => o.value === `+jsString(value)+`)); })()`, 15*time.Second)
+	if !mustEval[bool](tb, `(() => { const el = document.querySelector('[data-testid="`+testid+`"]');
 		el.value = `+jsString(value)+`; el.dispatchEvent(new Event('input', {bubbles: true}));
-		el.dispatchEvent(new Event('change', {bubbles: true})); return true; })()`)
+		el.dispatchEvent(new Event('change', {bubbles: true})); return el.value === `+jsString(value)+`; })()`) {
+		tb.t.Fatalf("%s: %s did not take the value %q: %s", tb.name, testid, value, tb.summary())
+	}
 }
 
 func rowSel(username string) string {
@@ -262,7 +279,7 @@ func TestBrowserSessionsPage(t *testing.T) {
 
 		// The screenshot: heaviest downloaders first.
 		tb.do(chromedp.Click(chromedp.CSS(`[data-testid="sort-output_bps"]`)))
-		tb.waitJS("the rate sort", `location.hash.includes('sort=output_bps')`, 5*time.Second)
+		tb.waitJS("the rate sort", `document.querySelector('[data-testid="sort-output_bps"]').dataset.dir === 'desc'`, 5*time.Second)
 		time.Sleep(700 * time.Millisecond) // let the highlight of new rows fade a little
 		tb.screenshot("sessions.png")
 
@@ -362,6 +379,7 @@ func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
 	tb := b.newTab(t, "restart")
 	tb.login(srv.HTTPURL, "op", uiOperatorPass)
 	tb.setInput("router-filter", "rc-01") // a view to be restored after the restart
+	tb.waitJS("the filter in the address", `location.hash.includes('router=rc-01')`, 15*time.Second)
 	tb.waitRows("the sessions", all)
 	mustEval[bool](tb, `(window.__sameDocument = true)`)
 

@@ -217,26 +217,16 @@ func jsString(s string) string {
 	return string(b)
 }
 
-// repoRoot is the directory holding go.mod, for artifacts/.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
+// screenshotDir is where a test's screenshots go: $NETTPORTAL_SCREENSHOTS
+// when set (to keep them), else the test's temporary directory.
+func screenshotDir(t *testing.T) string {
+	if d := os.Getenv("NETTPORTAL_SCREENSHOTS"); d != "" {
+		return d
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
+	return t.TempDir()
 }
 
-// screenshot saves the viewport as PNG under artifacts/ at the repo root.
+// screenshot saves the viewport as PNG in screenshotDir.
 func (tb *tab) screenshot(name string) string {
 	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.ctx, 20*time.Second)
@@ -245,7 +235,7 @@ func (tb *tab) screenshot(name string) string {
 	if err != nil {
 		tb.t.Fatalf("screenshot: %v", err)
 	}
-	dir := filepath.Join(repoRoot(tb.t), "artifacts")
+	dir := screenshotDir(tb.t)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.t.Fatal(err)
 	}

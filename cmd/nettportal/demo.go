@@ -116,6 +116,10 @@ func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, inte
 		// The demo database outlives a run; like a rebooted router, each
 		// run's session ids differ from the last run's.
 		BootDigit: uint8(1 + mrand.IntN(15)), FirstSession: mrand.Uint32N(1 << 23),
+		// CPEs redial seconds after a disconnect; a day passes in ten
+		// minutes so the charts show evening peaks and quiet nights.
+		Redial: 5 * time.Second, Plans: sim.DemoPlans(), DayLength: 10 * time.Minute,
+		Configure: demoRouterMix(routers),
 	}, log.With().Str("component", "sim").Logger())
 	if err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
@@ -131,7 +135,32 @@ func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, inte
 	if err := fleet.Register(ctx, db); err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
 	}
+	if routers >= 3 {
+		// The last router drops CoA, so the health states show one whose
+		// disconnects go through the API fallback.
+		fleet.Routers[routers-1].IgnoreCoA(true)
+	}
+	names := make([]string, len(fleet.Routers))
+	for i, r := range fleet.Routers {
+		names[i] = r.Name()
+	}
+	if err := saveDemoCustomers(ctx, db.SaveCustomer, demoCustomers(names, sessions, sim.DemoPlans(), 1)); err != nil {
+		return nil, fmt.Errorf("demo fleet: %w", err)
+	}
 	return fleet, nil
+}
+
+// demoRouterMix varies the demo routers as a real network does: every
+// other one is RADIUS-authenticated and sends Mikrotik-Group, the others
+// serve local /ppp/secret profiles over the API, and with four or more
+// routers the fourth has no API access.
+func demoRouterMix(routers int) func(int, *sim.RouterConfig) {
+	return func(i int, c *sim.RouterConfig) {
+		c.GroupAttr = i%2 == 0
+		if routers >= 4 && i == 3 {
+			c.APIPort = -1
+		}
+	}
 }
 
 // demoDatabase returns the URL demo uses: the explicit one as given, else

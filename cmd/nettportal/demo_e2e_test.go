@@ -66,7 +66,10 @@ func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
 	var page struct {
 		Total    int `json:"total"`
 		Sessions []struct {
-			Router string `json:"router"`
+			Username string `json:"username"`
+			Router   string `json:"router"`
+			Customer string `json:"customer"`
+			Profile  string `json:"profile"`
 		} `json:"sessions"`
 	}
 	deadline = time.Now().Add(20 * time.Second)
@@ -85,9 +88,21 @@ func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	named, profiled := 0, 0
 	for _, s := range page.Sessions {
 		if !strings.HasPrefix(s.Router, "sim-") {
 			t.Errorf("session on router %q", s.Router)
 		}
+		if s.Customer != "" {
+			named++
+		}
+		if s.Profile != "" {
+			profiled++
+		}
+	}
+	// The demo links about 85% of subscribers to customers; every one of
+	// them has a plan from Mikrotik-Group or from the customer record.
+	if n := len(page.Sessions); named*10 < n*7 || profiled*10 < n*7 {
+		t.Errorf("of %d sessions %d have a customer name and %d a profile, want most: %+v", n, named, profiled, page.Sessions)
 	}
 }

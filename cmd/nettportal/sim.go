@@ -14,9 +14,9 @@ import (
 type simFlags struct {
 	server, secret, apiUser, apiPassword, baseIP string
 	routers, sessions, coaPort, apiPort          int
-	interim, timeout                             time.Duration
+	interim, timeout, redial, dayLength          time.Duration
 	churn, loss                                  float64
-	accountingOn                                 bool
+	accountingOn, plans                          bool
 	seed                                         int64
 }
 
@@ -25,12 +25,19 @@ func (f *simFlags) fleetConfig() (sim.FleetConfig, error) {
 	if err != nil || !base.Is4() || !base.IsLoopback() {
 		return sim.FleetConfig{}, fmt.Errorf("--base-ip %q must be an address in 127.0.0.0/8", f.baseIP)
 	}
-	return sim.FleetConfig{
+	cfg := sim.FleetConfig{
 		Routers: f.routers, BaseIP: base, Secret: f.secret, Server: f.server, Sessions: f.sessions,
 		Interim: f.interim, Churn: f.churn, Loss: f.loss, CoAPort: f.coaPort, APIPort: f.apiPort,
 		APIUser: f.apiUser, APIPassword: f.apiPassword, AccountingOnAtBoot: f.accountingOn, Seed: f.seed,
-		Timeout: f.timeout,
-	}, nil
+		Timeout: f.timeout, Redial: f.redial, DayLength: f.dayLength,
+	}
+	if f.plans {
+		cfg.Plans = sim.DemoPlans()
+		// Every other router sends Mikrotik-Group, the others serve the
+		// plan as a /ppp/secret profile, as demo's routers do.
+		cfg.Configure = func(i int, c *sim.RouterConfig) { c.GroupAttr = i%2 == 0 }
+	}
+	return cfg, nil
 }
 
 func runSim(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -52,6 +59,9 @@ func runSim(ctx context.Context, args []string, getenv func(string) string, stdo
 	fs.BoolVar(&f.accountingOn, "accounting-on", false, "send Accounting-On at boot")
 	fs.Int64Var(&f.seed, "seed", 1, "seed for usernames, MACs and traffic")
 	fs.DurationVar(&f.timeout, "timeout", time.Second, "accounting retransmission timeout")
+	fs.DurationVar(&f.redial, "redial", 5*time.Second, "how soon a CPE dials again after a disconnect by the operator (0: stays offline)")
+	fs.DurationVar(&f.dayLength, "day-length", 10*time.Minute, "a day's traffic curve compressed into this period (0: flat rates)")
+	fs.BoolVar(&f.plans, "plans", true, "spread subscribers over service plans with rate limits (profiles via Mikrotik-Group and /ppp/secret)")
 	dbURL := fs.String("db", "", "register the routers in this database's nas table (also DATABASE_URL)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	if err := parseFlags(fs, args, getenv); err != nil {

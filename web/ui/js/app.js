@@ -8,6 +8,8 @@ import { DetailPage } from './detail.js';
 import { RoutersPage } from './routers.js';
 import { CustomersPage } from './customers.js';
 import { AuditPage } from './audit.js';
+import { UsagePage } from './usage.js';
+import { OverviewPage } from './overview.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -67,7 +69,7 @@ function route() {
   if (!app.role) return;
   const { parts, params } = parseHash();
   let kind = parts[0] || 'sessions';
-  if (!['sessions', 'session', 'routers', 'customers', 'audit'].includes(kind)) kind = 'sessions';
+  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage', 'overview'].includes(kind)) kind = 'sessions';
   const key = kind === 'session' ? 'session/' + parts[1] : kind;
 
   if (kind === 'sessions' && app.pageKind === 'sessions') {
@@ -91,6 +93,12 @@ function route() {
     case 'audit':
       app.page = new AuditPage(app, params);
       break;
+    case 'usage':
+      app.page = new UsagePage(app, params);
+      break;
+    case 'overview':
+      app.page = new OverviewPage(app);
+      break;
     default: {
       const page = new SessionsPage(app, params);
       app.page = page;
@@ -101,14 +109,21 @@ function route() {
   }
   app.pageKind = key;
   main.append(app.page.el);
+  setMenu(false);
   for (const a of document.querySelectorAll('.nav a')) {
     const active = a.dataset.nav === (kind === 'session' ? 'sessions' : kind);
     a.classList.toggle('active', active);
     if (active) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit' };
+  const titles = { sessions: 'Active Sessions', session: 'Session', routers: 'Routers', customers: 'Customers', audit: 'Audit', usage: 'Usage', overview: 'Overview' };
   document.title = `${titles[kind]} · NettPortal`;
+}
+
+// setMenu opens or closes the navigation menu of narrow screens.
+function setMenu(open) {
+  $('menu-btn').setAttribute('aria-expanded', String(open));
+  $('topmenu').classList.toggle('open', open);
 }
 
 function sameView(a, b) {
@@ -209,6 +224,7 @@ async function onLogout() {
 async function boot() {
   $('login-form').addEventListener('submit', onLogin);
   $('logout').addEventListener('click', onLogout);
+  $('menu-btn').addEventListener('click', () => setMenu($('menu-btn').getAttribute('aria-expanded') !== 'true'));
   window.addEventListener('hashchange', route);
   window.addEventListener('online', () => app.live && app.live.reconnectNow());
   setUnauthorizedHandler(() => {

@@ -16,6 +16,12 @@ const labels = {
   has_start: 'Start seen', interim_seconds: 'Interim interval',
 };
 
+// Bookkeeping of the accounting pipeline, not facts about the session:
+// an operator reading the page has no use for them.
+function internalKey(k) {
+  return /^(flush_|mark_|prev_)/.test(k) || k === 'has_start' || k === 'from_api' || k === 'fromapi';
+}
+
 function humanKey(k) {
   if (labels[k]) return labels[k];
   const s = k.replace(/_/g, ' ');
@@ -48,7 +54,8 @@ export class DetailPage {
     this.err = h('div', { class: 'banner banner-error', hidden: true, role: 'alert' });
     this.el = h('div', { class: 'page page-detail' },
       h('div', { class: 'detail-head' },
-        h('a', { href: app.sessionsHash(), class: 'back-link' }, '← Sessions'), this.title, this.status, h('span', { class: 'spacer' }), this.actions),
+        h('a', { href: app.sessionsHash(), class: 'back-link' }, '← Sessions'), this.title, this.status, h('span', { class: 'spacer' }),
+        this.usageLink = h('a', { class: 'btn', testid: 'usage-link', href: '#/usage' }, 'Usage'), this.actions),
       this.err,
       h('div', { class: 'detail-grid' },
         h('section', { class: 'panel panel-pad' }, h('h2', {}, 'Rate over the session'),
@@ -83,7 +90,7 @@ export class DetailPage {
 
   showRadius(attrs) {
     clear(this.radius);
-    const entries = attrs && typeof attrs === 'object' ? Object.entries(attrs) : [];
+    const entries = attrs && typeof attrs === 'object' ? Object.entries(attrs).filter(([k]) => !internalKey(k)) : [];
     this.radiusPanel.hidden = entries.length === 0;
     for (const [k, v] of entries) {
       this.radius.append(h('dt', {}, k), h('dd', { class: 'mono' }, v === null || v === undefined ? '—' : typeof v === 'object' ? JSON.stringify(v) : String(v)));
@@ -96,6 +103,7 @@ export class DetailPage {
     const open = s.open !== undefined ? !!s.open : !s.stopped_at;
     clear(this.status).append(open ? badge('Online', 'ok') : badge(`Closed${s.terminate_cause ? ': ' + s.terminate_cause : ''}`, 'muted'));
     this.showRadius(s.attributes);
+    this.usageLink.href = '#/usage?q=' + encodeURIComponent(s.username || '') + '&user=' + encodeURIComponent(s.username || '');
     clear(this.actions);
     if (this.app.role !== 'viewer' && open) {
       this.actions.append(
@@ -108,6 +116,9 @@ export class DetailPage {
     clear(this.attrs);
     for (const [k, v] of Object.entries(s)) {
       if (k === 'attributes' && v && typeof v === 'object') continue;
+      if (internalKey(k)) continue;
+      // 0 means the router never said (no Acct-Interim-Interval seen).
+      if (k === 'interim_seconds' && !v) continue;
       this.attrs.append(h('dt', {}, humanKey(k)), h('dd', { class: typeof v === 'number' || k === 'ip' || k === 'mac' ? 'mono' : '', dataset: { key: k } }, fmtValue(k, v)));
     }
   }

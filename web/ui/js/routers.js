@@ -4,10 +4,15 @@ import { api, listOf } from './api.js';
 import { fmtInt, fmtAgo, fmtDateTime } from './format.js';
 import { toast, openDialog, confirmDialog, badge, emptyRow } from './ui.js';
 
-function reach(v) {
+// reach shows a probe result. Nothing known yet is not a fault: CoA is
+// only learnt from a Disconnect or CoA answer, so a router that has sent
+// no complaint yet is shown as waiting for its first test, not greyed out.
+function reach(v, what) {
   if (v === true) return badge('Reachable', 'ok');
   if (v === false) return badge('Unreachable', 'bad');
-  return badge('Unknown', 'muted');
+  const b = badge('Not tested yet', 'info');
+  b.title = `No ${what} sent yet; the first answer (or its absence) sets this.`;
+  return b;
 }
 
 function reconcileBadge(r) {
@@ -18,7 +23,7 @@ function reconcileBadge(r) {
   const text = (res || '').replace(/^(ok|error|unreachable):?\s*/i, '');
   return h('span', { title: `${fmtDateTime(r.last_reconcile_at)}: ${res || ''}` },
     badge(ok ? 'OK' : unreachable ? 'Unreachable' : 'Error', ok ? 'ok' : 'bad'), ' ',
-    h('span', { class: 'muted small' }, `${text ? text + ' · ' : ''}${fmtAgo(r.last_reconcile_at)}`));
+    h('span', { class: 'muted small reconcile-detail' }, `${text ? text + ' · ' : ''}${fmtAgo(r.last_reconcile_at)}`));
 }
 
 function accountingCell(r) {
@@ -49,7 +54,7 @@ export class RoutersPage {
     this.el = h('div', { class: 'page' },
       h('div', { class: 'page-head' }, h('h1', { class: 'page-title' }, 'Routers'), h('span', { class: 'spacer' }),
         this.admin ? h('button', { type: 'button', class: 'btn btn-primary', testid: 'add-router', onclick: () => this.edit(null) }, 'Add router') : null),
-      h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { class: 'grid', testid: 'routers-table' },
+      h('div', { class: 'panel' }, h('div', { class: 'table-wrap' }, h('table', { class: 'grid routers', testid: 'routers-table' },
         h('thead', {}, h('tr', {}, cols.map((c, i) => h('th', { class: i === 4 ? 'num' : '' }, c)))), this.tbody))),
       this.skippedEl = h('div', { testid: 'skipped-nas' }),
       h('p', { class: 'muted small' }, 'CoA: the router answers Disconnect/CoA on its incoming port. API: NettPortal can log in to the RouterOS API (reconciler and disconnect fallback).'));
@@ -87,8 +92,8 @@ export class RoutersPage {
         h('td', { class: 'mono' }, r.api_addr ? `${r.api_user || ''}${r.api_user ? '@' : ''}${r.api_addr}` : h('span', { class: 'muted' }, 'not configured')),
         h('td', { class: 'num' }, fmtInt(r.open_sessions ?? 0)),
         h('td', {}, accountingCell(r)),
-        h('td', {}, reach(r.coa_reachable)),
-        h('td', {}, r.api_addr ? reach(r.api_reachable) : badge('—', 'muted')),
+        h('td', {}, reach(r.coa_reachable, 'Disconnect or CoA request')),
+        h('td', {}, r.api_addr ? reach(r.api_reachable, 'API login') : badge('—', 'muted')),
         h('td', {}, reconcileBadge(r)));
       if (this.admin) {
         tr.append(h('td', { class: 'col-actions' },

@@ -4,15 +4,36 @@ import { query } from './api.js';
 import { fmtInt, fmtBytes, fmtRate, fmtUptime, parseTime, fmtDateTime } from './format.js';
 import { disconnectOne, changeSpeed, disconnectSelected, disconnectRouter } from './actions.js';
 
-export const defaultView = { router: '', q: '', sort: 'started_at', order: 'desc', limit: 50, offset: 0 };
+// The heaviest current downloaders first: what an operator opens the page
+// for. Newest first put brand-new 0 B sessions on top.
+export const defaultView = { router: '', q: '', sort: 'output_bps', order: 'desc', limit: 50, offset: 0 };
+const sortStoreKey = 'nettportal.sessions.sort';
 const pageSizes = [50, 100, 250];
 const sortKeys = new Set(['username', 'customer', 'router', 'ip', 'profile', 'started_at', 'uptime',
   'input_octets', 'output_octets', 'input_bps', 'output_bps']);
 // Numbers sort largest first on the first click: that is what one looks for.
 const descFirst = new Set(['started_at', 'uptime', 'input_octets', 'output_octets', 'input_bps', 'output_bps']);
 
-export function viewFromParams(p) {
+// baseView is the default view with this browser's last chosen sort, so a
+// link without a sort opens the way this operator last sorted.
+function baseView() {
   const v = { ...defaultView };
+  try {
+    const saved = JSON.parse(localStorage.getItem(sortStoreKey) || 'null');
+    if (saved && sortKeys.has(saved.sort) && (saved.order === 'asc' || saved.order === 'desc')) {
+      v.sort = saved.sort;
+      v.order = saved.order;
+    }
+  } catch { /* storage off or garbage: the default */ }
+  return v;
+}
+
+function rememberSort(sort, order) {
+  try { localStorage.setItem(sortStoreKey, JSON.stringify({ sort, order })); } catch { /* storage off */ }
+}
+
+export function viewFromParams(p) {
+  const v = baseView();
   if (p.get('router')) v.router = p.get('router');
   if (p.get('q')) v.q = p.get('q');
   if (sortKeys.has(p.get('sort'))) v.sort = p.get('sort');
@@ -25,6 +46,8 @@ export function viewFromParams(p) {
 }
 
 export function viewToHash(v) {
+  // Against the product default, not this browser's: a copied link then
+  // shows the same order to a colleague.
   const p = {};
   for (const k of Object.keys(defaultView)) if (v[k] !== defaultView[k]) p[k] = v[k];
   return '#/sessions' + query(p);
@@ -189,6 +212,7 @@ export class SessionsPage {
     let order;
     if (this.view.sort === key) order = this.view.order === 'asc' ? 'desc' : 'asc';
     else order = descFirst.has(key) ? 'desc' : 'asc';
+    rememberSort(key, order);
     this.setView({ sort: key, order });
   }
 
@@ -271,10 +295,19 @@ export class SessionsPage {
     setText(this.cards.rate.sub, rateScope);
   }
 
+  // calm reports that the operator is pointing at or working in the table:
+  // rows then keep their places (new ones go to the end) so the row under
+  // the pointer or focus never moves; the order catches up afterwards.
+  calm() {
+    return this.tbody.matches(':hover') || this.tbody.contains(document.activeElement) ||
+      !!document.querySelector('dialog[open]');
+  }
+
   renderRows(sessions, highlight) {
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
+    const calm = this.calm();
     let prev = null;
     for (const s of sessions) {
       seen.add(s.id);
@@ -288,11 +321,16 @@ export class SessionsPage {
         }
       }
       this.updateRow(row, s);
+      if (calm) {
+        if (!row.tr.parentNode) this.tbody.append(row.tr);
+        continue;
+      }
       // Keep DOM order equal to the server's order, moving only what moved.
       const want = prev ? prev.nextSibling : this.tbody.firstChild;
       if (want !== row.tr) this.tbody.insertBefore(row.tr, want);
       prev = row.tr;
     }
+    this.tbody.classList.toggle('tbody-calm', calm);
     for (const [id, row] of this.rows) {
       if (!seen.has(id)) {
         row.tr.remove();
@@ -316,7 +354,8 @@ export class SessionsPage {
       tr.append(h('td', { class: 'col-sel' }, c.sel));
     }
     c.userLink = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'user-link', testid: 'session-link' });
-    tr.append(h('td', { class: 'col-user' }, c.userLink));
+    c.usageLink = h('a', { class: 'usage-link', testid: 'row-usage-link', title: 'Usage of this user', 'aria-label': `Usage of ${s.username}` }, 'usage');
+    tr.append(h('td', { class: 'col-user' }, c.userLink, ' ', c.usageLink));
     c.customer = h('td', { class: 'col-customer', testid: 'cell-customer' });
     c.router = h('td', { class: 'col-router', testid: 'cell-router' });
     c.ip = h('td', { class: 'mono', testid: 'cell-ip' });
@@ -344,6 +383,8 @@ export class SessionsPage {
     row.started = parseTime(s.started_at);
     row.uptimeAt = Date.now();
     setText(c.userLink, s.username || '(no username)');
+    const usageHref = '#/usage?q=' + encodeURIComponent(s.username || '') + '&user=' + encodeURIComponent(s.username || '');
+    if (c.usageLink.getAttribute('href') !== usageHref) c.usageLink.setAttribute('href', usageHref);
     if (row.tr.dataset.username !== s.username) row.tr.dataset.username = s.username;
     setText(c.customer, s.customer || '—');
     c.customer.classList.toggle('muted', !s.customer);
@@ -389,6 +430,10 @@ export class SessionsPage {
     const from = total === 0 ? 0 : v.offset + 1;
     const to = Math.min(total, v.offset + v.limit);
     setText(this.pageInfo, total === 0 ? '0 of 0' : `${fmtInt(from)}–${fmtInt(to)} of ${fmtInt(total)}`);
+    // Nothing to disconnect: the router-wide button would only open a
+    // dialog that can do nothing.
+    this.routerBtn.disabled = total === 0;
+    this.routerBtn.title = total === 0 ? 'No open sessions on this router' : '';
     this.prev.disabled = v.offset === 0;
     this.next.disabled = v.offset + v.limit >= total;
   }
