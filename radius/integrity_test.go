@@ -167,7 +167,7 @@ func TestHostileRouterCannotHurtAnother(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime, acctinputoctets FROM radacct WHERE username = 'victim'`).Scan(&stop, &in); err != nil {
 		t.Fatal(err)
 	}
-	if stop != nil || in != nil {
+	if stop != nil || (in != nil && *in != 0) { // a Start stores 0 counters
 		t.Errorf("the hostile router changed the victim's session: stop %v, input %v", stop, in)
 	}
 	var negative int

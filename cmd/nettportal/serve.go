@@ -41,6 +41,8 @@ type serveConfig struct {
 	APITimeout        time.Duration
 	SpoolDir          string
 	SpoolAfter        time.Duration
+	ClockPast         time.Duration
+	ClockFuture       time.Duration
 	UsageTimeZone     string
 	CoATimeout        time.Duration
 	CoARetries        int
@@ -80,6 +82,8 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.CoATimeout, "coa-timeout", 2*time.Second, "how long one Disconnect/CoA attempt waits for the router's answer")
 	fs.IntVar(&c.CoARetries, "coa-retries", 2, "Disconnect/CoA retransmissions before the RouterOS API fallback")
 	fs.StringVar(&c.SpoolDir, "spool-dir", "/var/lib/nettportal/spool", "durable spool for accounting the database cannot take in time (\"off\" disables it)")
+	fs.DurationVar(&c.ClockPast, "clock-skew-past", 24*time.Hour, "how far before receive time an Event-Timestamp is still believed; an older one (a router without NTP says 1970) is replaced by receive time - Acct-Delay-Time and counted as clock skew")
+	fs.DurationVar(&c.ClockFuture, "clock-skew-future", 10*time.Minute, "how far after receive time an Event-Timestamp is still believed")
 	fs.DurationVar(&c.SpoolAfter, "spool-after", 2*time.Second, "how long a failing commit is retried before its batch is spooled")
 	fs.DurationVar(&c.SamplesKeep, "samples-keep", 720*time.Hour, "how long the per-session traffic chart points are kept")
 	fs.DurationVar(&c.HTTPReadTimeout, "http-read-timeout", time.Minute, "longest time to read one HTTP request, body included (a slow body is cut off)")
@@ -148,6 +152,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Log:       log.With().Str("component", "radius").Logger(),
 		QueueSize: cfg.QueueSize,
 		MaxBatch:  cfg.MaxBatch,
+		Limits:    radius.Limits{ClockPast: cfg.ClockPast, ClockFuture: cfg.ClockFuture},
 	}
 	srv.metrics = newMetrics(srv, log)
 	srv.acct.OnBatch = srv.metrics.ObserveBatch

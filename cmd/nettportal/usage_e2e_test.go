@@ -42,7 +42,8 @@ func TestUsageThroughTheAPI(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
 	mustRun(t, "migrate", "--db", dbURL)
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
-	srv := startServe(t, dbURL, "--usage-timezone", "UTC")
+	// Fixed dates in the past: believed only with a wider clock window.
+	srv := startServe(t, dbURL, "--usage-timezone", "UTC", "--clock-skew-past", "87600h")
 	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "billing", "--role", "viewer"))
 	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
 	addr, _ := net.ResolveUDPAddr("udp", srv.AcctAddr)
