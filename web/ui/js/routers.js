@@ -34,6 +34,10 @@ function accountingCell(r) {
     notes.push(h('div', { class: 'small muted', testid: 'no-interims', title: 'Sessions of this router are not closed as stale. Enable interims on the router:' },
       'no interims seen: ', h('code', {}, '/ppp aaa set interim-update=5m')));
   }
+  // The RouterOS API certificate is not verified for this router (router add --api-tls-insecure).
+  if (r.api_tls_warning) {
+    notes.push(h('div', { class: 'small text-warn', testid: 'api-tls-warning' }, r.api_tls_warning));
+  }
   if (r.quarantined_records > 0) {
     notes.push(h('div', { class: 'small text-warn', testid: 'quarantined', title: 'Records PostgreSQL refused, kept in the accounting_quarantine table' },
       `${fmtInt(r.quarantined_records)} quarantined`));
