@@ -537,7 +537,9 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) commitOutcome {
 			return committed
 		}
 		s.Stats.CommitErrors.Add(1)
-		if s.Spool != nil && (probing || !time.Now().Before(spoolAt)) {
+		// A busy store (every accounting connection committing) is slow,
+		// not down: spooling would only move the load to the disk.
+		if s.Spool != nil && !errors.Is(err, nettportal.ErrBusy) && (probing || !time.Now().Before(spoolAt)) {
 			spoolErr := s.Spool.Append(recs)
 			if spoolErr == nil {
 				if !s.dbDown.Swap(true) {

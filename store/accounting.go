@@ -341,8 +341,13 @@ func (db *DB) ApplyAccounting(ctx context.Context, batch []nettportal.Accounting
 // batches are a few dozen records, and the six round trips they took one
 // by one were most of a commit's time.
 func (db *DB) applySteps(ctx context.Context, steps []step, loc *time.Location) error {
-	conn, err := db.Pool.Acquire(ctx)
+	conn, err := db.acct.Acquire(ctx)
 	if err != nil {
+		if st := db.acct.Stat(); ctx.Err() != nil && st.AcquiredConns() >= st.MaxConns() {
+			// Every connection is committing: the database answers, it is
+			// only slower than the load; not an outage to spool for.
+			return fmt.Errorf("acquire connection: all %d accounting connections busy: %w: %w", st.MaxConns(), nettportal.ErrBusy, err)
+		}
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()

@@ -112,12 +112,18 @@ func isTerminal(f *os.File) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// openDB opens and migrates the database named by --db.
+// openDB opens and migrates the database named by --db, with maxConns
+// general connections and the default statement timeout.
 func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
+	return openDBWith(ctx, url, store.Options{MaxConns: maxConns, AccountingConns: 1}, log)
+}
+
+// openDBWith is openDB with every pool setting.
+func openDBWith(ctx context.Context, url string, opt store.Options, log zerolog.Logger) (*store.DB, error) {
 	if url == "" {
 		return nil, fmt.Errorf("no database: pass --db postgres://... or set DATABASE_URL")
 	}
-	db, err := store.Open(ctx, url, maxConns, log)
+	db, err := store.OpenWith(ctx, url, opt, log)
 	if err != nil {
 		return nil, err
 	}
