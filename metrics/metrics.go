@@ -30,8 +30,11 @@ type AccountingCounts struct {
 	Malformed        uint64
 	QueueFull        uint64
 	GivenUp          uint64
-	Batches          uint64
-	CommitErrors     uint64
+	// Shed packets waited longer than the queue-delay budget and were
+	// dropped unanswered (overload).
+	Shed         uint64
+	Batches      uint64
+	CommitErrors uint64
 	// Spooled records were acknowledged once durable in the local spool
 	// (they are also in the ok counts); SpoolErrors are failed appends.
 	Spooled, SpoolErrors uint64
@@ -78,6 +81,7 @@ type Metrics struct {
 	reg           *prometheus.Registry
 	batchSize     prometheus.Histogram
 	commitSeconds *prometheus.HistogramVec
+	queueDelay    prometheus.Histogram
 	control       *prometheus.CounterVec
 	reconcile     *prometheus.CounterVec
 	reconciled    *prometheus.CounterVec
@@ -100,6 +104,11 @@ func New(src Sources) *Metrics {
 			Help:    "Time to commit one accounting batch, by result (ok or error; errors are retried).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
+		queueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nettportal_radius_queue_delay_seconds",
+			Help:    "How long accounting packets waited in the queue before their batch started (shed ones included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5},
+		}),
 		control: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nettportal_control_results_total",
 			Help: "Disconnect and CoA requests by action (disconnect, rate-limit), method (radius, routeros) and result (ack, nak, timeout, error).",
@@ -116,7 +125,7 @@ func New(src Sources) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.batchSize, m.commitSeconds, m.control, m.reconcile, m.reconciled,
+		m.batchSize, m.commitSeconds, m.queueDelay, m.control, m.reconcile, m.reconciled,
 		newAccountingCollector(src.Accounting),
 		gaugeFunc("nettportal_spool_records", "Accounting records in the local spool waiting for the database (0 while no spool is configured).", src.SpoolDepth),
 		gaugeFunc("nettportal_websocket_clients", "Browsers connected to the live view.", src.WebSocketClients),
@@ -156,6 +165,10 @@ func (m *Metrics) ObserveBatch(size int, commit time.Duration, err error) {
 	m.commitSeconds.WithLabelValues("ok").Observe(commit.Seconds())
 	m.batchSize.Observe(float64(size))
 }
+
+// ObserveQueueDelay records how long one accounting packet waited for its
+// batch; it has radius.Server.OnDequeue's signature.
+func (m *Metrics) ObserveQueueDelay(d time.Duration) { m.queueDelay.Observe(d.Seconds()) }
 
 // ObserveControl records one Disconnect or CoA outcome.
 func (m *Metrics) ObserveControl(action, method, result string) {
@@ -235,7 +248,7 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 	return &accountingCollector{
 		read: read,
 		packets: prometheus.NewDesc("nettportal_radius_packets_total",
-			"Accounting-Requests by outcome (ok = answered after commit; duplicate, bad_authenticator, unknown_router, malformed, queue_full = dropped unanswered; given_up = the database failed past the commit timeout) and type (start, interim, stop, on_off for ok; unknown when the packet was dropped before decoding).",
+			"Accounting-Requests by outcome (ok = answered after commit; duplicate, bad_authenticator, unknown_router, malformed, queue_full = dropped unanswered; shed = dropped unanswered after waiting longer than the queue-delay budget; given_up = the database failed past the commit timeout) and type (start, interim, stop, on_off for ok; unknown when the packet was dropped before decoding).",
 			[]string{"type", "outcome"}, nil),
 		received: prometheus.NewDesc("nettportal_radius_received_total", "Datagrams read from the accounting socket.", nil, nil),
 		batches:  prometheus.NewDesc("nettportal_radius_batches_total", "Accounting transactions committed.", nil, nil),
@@ -276,6 +289,7 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.packets, s.Malformed, "unknown", "malformed")
 	counter(c.packets, s.QueueFull, "unknown", "queue_full")
 	counter(c.packets, s.GivenUp, "unknown", "given_up")
+	counter(c.packets, s.Shed, "unknown", "shed")
 	counter(c.received, s.Received)
 	counter(c.batches, s.Batches)
 	counter(c.commitErrs, s.CommitErrors)

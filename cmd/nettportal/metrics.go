@@ -63,6 +63,7 @@ func accountingCounts(s *radius.Server) metrics.AccountingCounts {
 		Malformed:        st.Malformed.Load(),
 		QueueFull:        st.QueueFull.Load(),
 		GivenUp:          st.GivenUp.Load(),
+		Shed:             st.Shed.Load(),
 		Batches:          st.Batches.Load(),
 		CommitErrors:     st.CommitErrors.Load(),
 		Spooled:          st.Spooled.Load(),

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ type serveConfig struct {
 	StatementTimeout time.Duration
 	HeavyQueries     int
 	QueueSize        int
+	MaxQueueDelay    time.Duration
 	MaxBatch         int
 
 	ReconcileInterval time.Duration
@@ -66,6 +68,7 @@ func (c *serveConfig) register(fs interface {
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", store.DefaultStatementTimeout, "longest a query of the web page, an export, the reconciler or a command may run (accounting has none)")
 	fs.IntVar(&c.HeavyQueries, "heavy-queries", 2, "heavy queries (history searches, deep pages, exports, reports) run at once; more are answered 503")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
+	fs.DurationVar(&c.MaxQueueDelay, "max-queue-delay", 200*time.Millisecond, "longest an accounting packet may wait for its batch; older ones are dropped unanswered (shed) so answers stay inside the routers' timeout under overload (0: no bound)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "accounting records per transaction")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", time.Minute, "how often routers with API access are compared with the database")
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
@@ -132,9 +135,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Log:       log.With().Str("component", "radius").Logger(),
 		QueueSize: cfg.QueueSize,
 		MaxBatch:  cfg.MaxBatch,
+		// The flag's 0 means no bound; the field's zero means the default.
+		MaxQueueDelay: cmp.Or(cfg.MaxQueueDelay, -1),
 	}
 	srv.metrics = newMetrics(srv, log)
 	srv.acct.OnBatch = srv.metrics.ObserveBatch
+	srv.acct.OnDequeue = srv.metrics.ObserveQueueDelay
 	if cfg.SpoolDir != "off" && cfg.SpoolDir != "" {
 		sp, err := spool.Open(cfg.SpoolDir, log.With().Str("component", "spool").Logger())
 		if err != nil {
