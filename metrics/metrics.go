@@ -67,6 +67,9 @@ type Sources struct {
 	SpoolDepth func() int
 	// WebSocketClients returns the connected browsers; nil reads 0.
 	WebSocketClients func() int
+	// WebSocketLimited returns the sockets closed for a limit, by reason;
+	// nil reads nothing.
+	WebSocketLimited func() map[string]uint64
 	// OpenSessions counts open sessions per router. It runs on a scrape at
 	// most once per OpenSessionsTTL; the result is cached in between.
 	OpenSessions func(ctx context.Context) ([]RouterSessions, error)
@@ -129,6 +132,9 @@ func New(src Sources) *Metrics {
 		newAccountingCollector(src.Accounting),
 		gaugeFunc("nettportal_spool_records", "Accounting records in the local spool waiting for the database (0 while no spool is configured).", src.SpoolDepth),
 		gaugeFunc("nettportal_websocket_clients", "Browsers connected to the live view.", src.WebSocketClients),
+		&labeledCounters{read: src.WebSocketLimited, desc: prometheus.NewDesc("nettportal_websocket_limited_total",
+			"WebSockets closed for a limit, by reason (per_user, per_address = too many sockets; subscribe_rate; snapshot_busy = too many live views being queried).",
+			[]string{"reason"}, nil)},
 	)
 	if src.OpenSessions != nil {
 		ttl := src.OpenSessionsTTL
@@ -229,6 +235,23 @@ func gaugeFunc(name, help string, f func() int) prometheus.GaugeFunc {
 		}
 		return float64(f())
 	})
+}
+
+// labeledCounters reads counters by one label at scrape time.
+type labeledCounters struct {
+	read func() map[string]uint64
+	desc *prometheus.Desc
+}
+
+func (c *labeledCounters) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *labeledCounters) Collect(ch chan<- prometheus.Metric) {
+	if c.read == nil {
+		return
+	}
+	for label, v := range c.read() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), label)
+	}
 }
 
 // accountingCollector turns the listener's atomic counters into metrics at

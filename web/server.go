@@ -97,6 +97,12 @@ type Server struct {
 	WSMinInterval  time.Duration // shortest time between pushes on changes (500ms)
 	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
+	// WebSocket limits; over one the socket is closed with a reason and
+	// counted (WSLimited). Zero values are the defaults in parentheses.
+	WSPerUser             int // sockets one user or token may hold open (50)
+	WSPerAddr             int // sockets one client address may hold open (200)
+	WSSubscribesPerSecond int // subscribes per second per socket, bursts of twice that (5)
+	WSSnapshotQueries     int // snapshot queries running at once for all sockets (4)
 
 	limiter *loginLimiter
 	hub     *hub

@@ -215,6 +215,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web
+	srv.hooks.wsLimited = srv.web.WSLimited
 	mux.Handle("/", srv.web.Handler())
 
 	bgCtx, stopBackground := context.WithCancel(ctx)
