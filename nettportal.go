@@ -24,6 +24,9 @@ var (
 	ErrConflict     = errors.New("conflict")
 	ErrUnauthorized = errors.New("unauthorized")
 	ErrForbidden    = errors.New("forbidden")
+	// ErrBusy: the query was refused or stopped because it would take more
+	// than its share of the database; the message says what to narrow.
+	ErrBusy = errors.New("busy")
 )
 
 // Router is a MikroTik router (a row of the FreeRADIUS `nas` table plus our

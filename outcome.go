@@ -40,6 +40,10 @@ const (
 	// OutcomeForeignSession: the record names a session another router
 	// owns; refused, counted and not answered (nothing of it is durable).
 	OutcomeForeignSession
+	// OutcomeShed: waited longer than the listener's MaxQueueDelay before
+	// its batch began; dropped so what is answered stays inside the
+	// router's timeout (its retransmission comes back to a shorter queue).
+	OutcomeShed
 
 	numOutcomes
 )
@@ -56,6 +60,7 @@ var outcomeNames = [numOutcomes]string{
 	OutcomeSendFailed:       "send_failed",
 	OutcomeQuarantined:      "quarantined",
 	OutcomeForeignSession:   "foreign_session",
+	OutcomeShed:             "shed",
 }
 
 // NumOutcomes is the number of outcomes, for arrays indexed by Outcome.

@@ -65,6 +65,9 @@ type Sources struct {
 	SpoolDepth func() int
 	// WebSocketClients returns the connected browsers; nil reads 0.
 	WebSocketClients func() int
+	// WebSocketLimited returns the sockets closed for a limit, by reason;
+	// nil reads nothing.
+	WebSocketLimited func() map[string]uint64
 	// OpenSessions counts open sessions per router. It runs on a scrape at
 	// most once per OpenSessionsTTL; the result is cached in between.
 	OpenSessions func(ctx context.Context) ([]RouterSessions, error)
@@ -79,6 +82,7 @@ type Metrics struct {
 	reg           *prometheus.Registry
 	batchSize     prometheus.Histogram
 	commitSeconds *prometheus.HistogramVec
+	queueDelay    prometheus.Histogram
 	control       *prometheus.CounterVec
 	reconcile     *prometheus.CounterVec
 	reconciled    *prometheus.CounterVec
@@ -101,6 +105,11 @@ func New(src Sources) *Metrics {
 			Help:    "Time to commit one accounting batch, by result (ok or error; errors are retried).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"result"}),
+		queueDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "nettportal_radius_queue_delay_seconds",
+			Help:    "How long accounting packets waited in the queue before their batch started (shed ones included).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .2, .3, .5, 1, 2.5},
+		}),
 		control: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nettportal_control_results_total",
 			Help: "Disconnect and CoA requests by action (disconnect, rate-limit), method (radius, routeros) and result (ack, nak, timeout, error).",
@@ -117,10 +126,13 @@ func New(src Sources) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.batchSize, m.commitSeconds, m.control, m.reconcile, m.reconciled,
+		m.batchSize, m.commitSeconds, m.queueDelay, m.control, m.reconcile, m.reconciled,
 		newAccountingCollector(src.Accounting),
 		gaugeFunc("nettportal_spool_records", "Accounting records in the local spool waiting for the database (0 while no spool is configured).", src.SpoolDepth),
 		gaugeFunc("nettportal_websocket_clients", "Browsers connected to the live view.", src.WebSocketClients),
+		&labeledCounters{read: src.WebSocketLimited, desc: prometheus.NewDesc("nettportal_websocket_limited_total",
+			"WebSockets closed for a limit, by reason (per_user, per_address = too many sockets; subscribe_rate; snapshot_busy = too many live views being queried).",
+			[]string{"reason"}, nil)},
 	)
 	if src.OpenSessions != nil {
 		ttl := src.OpenSessionsTTL
@@ -157,6 +169,10 @@ func (m *Metrics) ObserveBatch(size int, commit time.Duration, err error) {
 	m.commitSeconds.WithLabelValues("ok").Observe(commit.Seconds())
 	m.batchSize.Observe(float64(size))
 }
+
+// ObserveQueueDelay records how long one accounting packet waited for its
+// batch; it has radius.Server.OnDequeue's signature.
+func (m *Metrics) ObserveQueueDelay(d time.Duration) { m.queueDelay.Observe(d.Seconds()) }
 
 // ObserveControl records one Disconnect or CoA outcome.
 func (m *Metrics) ObserveControl(action, method, result string) {
@@ -217,6 +233,23 @@ func gaugeFunc(name, help string, f func() int) prometheus.GaugeFunc {
 		}
 		return float64(f())
 	})
+}
+
+// labeledCounters reads counters by one label at scrape time.
+type labeledCounters struct {
+	read func() map[string]uint64
+	desc *prometheus.Desc
+}
+
+func (c *labeledCounters) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *labeledCounters) Collect(ch chan<- prometheus.Metric) {
+	if c.read == nil {
+		return
+	}
+	for label, v := range c.read() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(v), label)
+	}
 }
 
 // accountingCollector turns the listener's atomic counters into metrics at

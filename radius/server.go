@@ -63,6 +63,16 @@ type Server struct {
 	// SpoolAfter is how long a failing batch is retried before it goes to
 	// the spool. Zero: 2s.
 	SpoolAfter time.Duration
+	// MaxQueueDelay bounds how long a packet may wait for its batch: one
+	// that waited longer when its batch starts is dropped unanswered and
+	// counted as shed. Under overload this keeps what is answered inside a
+	// NAS's timeout (RouterOS: 300 ms), and the router's retransmission
+	// finds a shorter queue. Zero: 200ms; negative: no bound.
+	MaxQueueDelay time.Duration
+	// OnDequeue, when set, learns how long each packet waited in the queue
+	// before its batch started (shed ones included). It runs on the batch
+	// path, so it must be quick (a histogram).
+	OnDequeue func(delay time.Duration)
 	// RouterRefresh is how often the router list is reloaded; an unknown
 	// source also triggers a reload (at most once a second). Zero: 10s.
 	RouterRefresh time.Duration
@@ -187,6 +197,7 @@ type item struct {
 	secret  []byte
 	key     dedupeKey
 	queued  *atomic.Int64
+	at      time.Time // when it was queued (monotonic), for MaxQueueDelay
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
@@ -248,6 +259,9 @@ func (s *Server) defaults() {
 	}
 	if s.SpoolAfter <= 0 {
 		s.SpoolAfter = 2 * time.Second
+	}
+	if s.MaxQueueDelay == 0 {
+		s.MaxQueueDelay = 200 * time.Millisecond
 	}
 	if s.RouterRefresh <= 0 {
 		s.RouterRefresh = 10 * time.Second
@@ -480,7 +494,7 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	// with the packet as it came (raw is the reader's buffer: copied).
 	rec.Raw = append([]byte(nil), raw...)
 	rec.Source = addr
-	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued}
+	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued, at: time.Now()}
 	select {
 	case s.queue <- it:
 	default:
@@ -513,9 +527,14 @@ func (s *Server) worker() {
 				break fill
 			}
 		}
-		recs = recs[:0]
 		for i := range batch {
 			batch[i].queued.Add(-1) // out of the queue: its router's share is free again
+		}
+		if batch = s.shed(batch); len(batch) == 0 {
+			continue
+		}
+		recs = recs[:0]
+		for i := range batch {
 			recs = append(recs, batch[i].rec)
 		}
 		result, outcomes := s.commit(recs)
@@ -576,6 +595,39 @@ func (s *Server) setOutcomes(batch []item, recs []nettportal.AccountingRecord, o
 	return kept, ok
 }
 
+// shed drops, unanswered, the packets of batch that waited longer than
+// MaxQueueDelay, and returns the rest (in place). Their answer would
+// arrive after the router gave up on it: committing them only delays the
+// packets behind them. Forgetting the dedupe entry lets the router's
+// retransmission be served afresh.
+func (s *Server) shed(batch []item) []item {
+	now := time.Now()
+	kept := batch[:0]
+	for i := range batch {
+		waited := now.Sub(batch[i].at)
+		if s.OnDequeue != nil {
+			s.OnDequeue(waited)
+		}
+		// Shutdown promised to answer what is queued: nothing is shed then.
+		if s.MaxQueueDelay > 0 && waited > s.MaxQueueDelay && !s.closing.Load() {
+			s.dedupe.forget(batch[i].key)
+			s.Stats.count(nettportal.OutcomeShed)
+			continue
+		}
+		kept = append(kept, batch[i])
+	}
+	if dropped := len(batch) - len(kept); dropped > 0 {
+		// Shedding is the listener's own state, not one router's: logged
+		// under the unspecified address's share of the limiter.
+		if ok, _ := s.logLimit.allow(netip.Addr{}, now); !ok {
+			return kept
+		}
+		s.Log.Warn().Int("shed", dropped).Dur("max_queue_delay", s.MaxQueueDelay).
+			Msg("overloaded: dropped packets that waited too long for their batch; the routers will retransmit")
+	}
+	return kept
+}
+
 type commitOutcome int
 
 const (
@@ -628,7 +680,9 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			return committed, outcomes
 		}
 		s.Stats.CommitErrors.Add(1)
-		if s.Spool != nil && (probing || !time.Now().Before(spoolAt)) {
+		// A busy store (every accounting connection committing) is slow,
+		// not down: spooling would only move the load to the disk.
+		if s.Spool != nil && !errors.Is(err, nettportal.ErrBusy) && (probing || !time.Now().Before(spoolAt)) {
 			spoolErr := s.Spool.Append(recs)
 			if spoolErr == nil {
 				if !s.dbDown.Swap(true) {

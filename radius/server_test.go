@@ -165,7 +165,8 @@ func TestNoAnswerBeforeCommit(t *testing.T) {
 func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 2; s.Workers = 1; s.MaxBatch = 1 })
+	// No delay budget: the queued packets wait the lock out.
+	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 2; s.Workers = 1; s.MaxBatch = 1; s.MaxQueueDelay = -1 })
 	c := newClient(t, srv)
 	unlock := lockAccounting(t, db)
 	var reqs [][]byte
@@ -194,6 +195,76 @@ func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 	}
 	if got := countRows(t, db); got != 6 {
 		t.Errorf("%d rows, want 6", got)
+	}
+}
+
+// A packet that waited longer than MaxQueueDelay for its batch is dropped
+// unanswered and counted as shed; the router's retransmission is then
+// served as a new request.
+func TestOverdueQueuedPacketsAreShed(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	var delays atomic.Int64
+	var maxDelay atomic.Int64
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.Workers = 1
+		s.MaxBatch = 1
+		s.MaxQueueDelay = 100 * time.Millisecond
+		s.OnDequeue = func(d time.Duration) {
+			delays.Add(1)
+			if int64(d) > maxDelay.Load() {
+				maxDelay.Store(int64(d))
+			}
+		}
+	})
+	c := newClient(t, srv)
+	unlock := lockAccounting(t, db)
+	first := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
+	c.send(first)
+	// The worker holds the first (its commit waits for the lock) once the
+	// dequeue hook saw it.
+	for delays.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	late := [][]byte{
+		request(t, "81000002", rfc2866.AcctStatusType_Value_Start, secret),
+		request(t, "81000003", rfc2866.AcctStatusType_Value_Start, secret),
+	}
+	for _, req := range late {
+		c.send(req)
+	}
+	for srv.QueueDepth() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(150 * time.Millisecond) // the property under test is their age: past the 100ms budget
+	unlock()
+	if n := c.answers([][]byte{first}, 5*time.Second); n != 1 {
+		t.Fatal("the packet committed first was not answered")
+	}
+	for srv.Stats.Outcome(nettportal.OutcomeShed) < 2 && srv.QueueDepth() > 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if n := c.answers(late, 300*time.Millisecond); n != 0 {
+		t.Errorf("%d overdue packets answered, want 0 (shed)", n)
+	}
+	if got := srv.Stats.Outcome(nettportal.OutcomeShed); got != 2 {
+		t.Fatalf("shed = %d, want 2", got)
+	}
+	if d := time.Duration(maxDelay.Load()); d < 100*time.Millisecond {
+		t.Errorf("largest queue delay seen by OnDequeue %v, want above the budget", d)
+	}
+	if got := countRows(t, db); got != 1 {
+		t.Errorf("%d rows after shedding, want 1 (the shed ones are not written)", got)
+	}
+	// The retransmissions find an empty queue and are answered.
+	for _, req := range late {
+		c.send(req)
+	}
+	if n := c.answers(late, 5*time.Second); n != 2 {
+		t.Errorf("%d retransmissions answered, want 2", n)
+	}
+	if got := countRows(t, db); got != 3 {
+		t.Errorf("%d rows, want 3", got)
 	}
 }
 

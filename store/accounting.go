@@ -419,7 +419,7 @@ func (db *DB) ApplyAcknowledgedResults(ctx context.Context, batch []nettportal.A
 		if o != nettportal.RecordForeignSession {
 			continue
 		}
-		if _, err := db.Pool.Exec(ctx, insertQuarantineSQL, quarantineArgs(&batch[i], errForeign)...); err != nil {
+		if _, err := db.acct.Exec(ctx, insertQuarantineSQL, quarantineArgs(&batch[i], errForeign)...); err != nil {
 			return nil, fmt.Errorf("quarantine a record for another router's session: %w", err)
 		}
 		db.Stats.Quarantined.Add(1)
@@ -578,7 +578,7 @@ func (db *DB) noteInterims(routerID int64) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, err := db.Pool.Exec(ctx, `INSERT INTO router_status (nas_id, interims_seen_at) SELECT $1, $2 WHERE $1 BETWEEN 1 AND 2147483647
+	_, err := db.acct.Exec(ctx, `INSERT INTO router_status (nas_id, interims_seen_at) SELECT $1, $2 WHERE $1 BETWEEN 1 AND 2147483647
 		ON CONFLICT (nas_id) DO UPDATE SET interims_seen_at = greatest(router_status.interims_seen_at, EXCLUDED.interims_seen_at)`,
 		routerID, now)
 	if err != nil {
@@ -623,8 +623,13 @@ func queueRefused(p *pipeline, refused []refusedRecord) {
 
 // inPipelinedTx runs fill between BEGIN and COMMIT on one connection.
 func (db *DB) inPipelinedTx(ctx context.Context, fill func(p *pipeline) error) error {
-	conn, err := db.Pool.Acquire(ctx)
+	conn, err := db.acct.Acquire(ctx)
 	if err != nil {
+		if st := db.acct.Stat(); ctx.Err() != nil && st.AcquiredConns() >= st.MaxConns() {
+			// Every connection is committing: the database answers, it is
+			// only slower than the load; not an outage to spool for.
+			return fmt.Errorf("acquire connection: all %d accounting connections busy: %w: %w", st.MaxConns(), nettportal.ErrBusy, err)
+		}
 		return fmt.Errorf("acquire connection: %w", err)
 	}
 	defer conn.Release()

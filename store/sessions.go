@@ -212,6 +212,19 @@ func (db *DB) readOnly(ctx context.Context, fn func(pgx.Tx) error) error {
 	})
 }
 
+// narrowSessions is what a refused or stopped session query should narrow.
+const narrowSessions = "the search (a router, a longer q, open sessions only) or page with a smaller offset"
+
+// heavyOffset is the offset from which a page counts as a heavy query:
+// Postgres reads and drops every row before it.
+const heavyOffset = 10000
+
+// heavySessions reports whether f reads history or pages deep, the queries
+// whose cost grows with the table rather than with the open sessions.
+func heavySessions(f nettportal.SessionFilter) bool {
+	return f.Closed || f.Offset >= heavyOffset
+}
+
 // Sessions returns one page of the sessions f selects, with the total and
 // the traffic of the whole selection. The page and the totals are two
 // queries run at once on two connections.
@@ -233,6 +246,13 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 		return page, err
 	}
 	where, args := sessionWhere(f)
+	if heavySessions(f) {
+		release, err := db.heavyQuery(ctx, narrowSessions)
+		if err != nil {
+			return page, fmt.Errorf("list sessions: %w", err)
+		}
+		defer release()
+	}
 	// Pick the page's ids first and join the names to those rows only:
 	// joining 100,000 rows to customers before the sort costs more than the
 	// sort. Sorting by a joined column needs the joins inside.
@@ -270,10 +290,10 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	})
 	wg.Wait()
 	if err != nil {
-		return page, fmt.Errorf("list sessions: %w", err)
+		return page, fmt.Errorf("list sessions: %w", db.overBudget(err, narrowSessions))
 	}
 	if statsErr != nil {
-		return page, fmt.Errorf("count sessions: %w", statsErr)
+		return page, fmt.Errorf("count sessions: %w", db.overBudget(statsErr, narrowSessions))
 	}
 	if page.Sessions == nil {
 		page.Sessions = []nettportal.Session{}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +22,18 @@ import (
 
 // DB is the PostgreSQL store. Create it with Open.
 type DB struct {
+	// Pool serves everything but accounting: the web API, WebSocket views,
+	// exports, the reconciler, the chart sampler and commands. Its
+	// connections carry a statement timeout (Options.StatementTimeout).
 	Pool *pgxpool.Pool
+	// acct is accounting's own pool: whatever the web page does, a batch
+	// never waits for one of Pool's connections.
+	acct *pgxpool.Pool
+	// heavy bounds the concurrent heavy queries (searches over history,
+	// exports, reports); a slot is a token in the channel.
+	heavy     chan struct{}
+	heavyWait time.Duration
+	stmtLimit time.Duration
 	// UsageLocation is the time zone of billing days; nil means UTC. Set
 	// it once, before accounting flows: days already written keep theirs.
 	UsageLocation *time.Location
@@ -72,27 +84,112 @@ type AccountingStats struct {
 // at the same time on one database.
 const schemaLockID = 0x6e657474 // "nett"
 
-// Open connects to the database at url. maxConns of zero keeps pgx's default.
+// Options size Open's pools. Zero values take the documented defaults.
+type Options struct {
+	// MaxConns bounds the general pool (everything but accounting). Zero:
+	// pgx's default.
+	MaxConns int32
+	// AccountingConns is the size of accounting's own pool. Zero: 4 (the
+	// accounting listener's three workers and the spool's replay).
+	AccountingConns int32
+	// StatementTimeout ends any statement of the general pool that runs
+	// longer. Zero: 10s; negative: none.
+	StatementTimeout time.Duration
+	// HeavyQueries bounds the heavy queries (history searches, exports,
+	// reports) running at once. Zero: 2; negative: no bound.
+	HeavyQueries int
+	// HeavyWait is how long a heavy query waits for a slot before it is
+	// refused as busy. Zero: 1s.
+	HeavyWait time.Duration
+}
+
+// DefaultStatementTimeout is Options.StatementTimeout's default.
+const DefaultStatementTimeout = 10 * time.Second
+
+// Open connects to the database at url with the default Options and
+// maxConns for the general pool (zero keeps pgx's default).
 func Open(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*DB, error) {
+	return OpenWith(ctx, url, Options{MaxConns: maxConns}, log)
+}
+
+// OpenWith connects to the database at url with two pools: accounting's
+// own and a general one whose statements time out. Connections open on
+// first use, so a command that never writes accounting never opens one.
+func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", err)
 	}
-	if maxConns > 0 {
-		cfg.MaxConns = maxConns
-	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "nettportal"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
+	acctCfg := cfg.Copy()
+	acctCfg.ConnConfig.RuntimeParams["application_name"] = "nettportal-accounting"
+	acctCfg.MaxConns = 4
+	if opt.AccountingConns > 0 {
+		acctCfg.MaxConns = opt.AccountingConns
+	}
+	if opt.MaxConns > 0 {
+		cfg.MaxConns = opt.MaxConns
+	}
+	stmt := opt.StatementTimeout
+	if stmt == 0 {
+		stmt = DefaultStatementTimeout
+	}
+	if stmt > 0 {
+		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(stmt.Milliseconds(), 1), 10)
+	}
+	db := &DB{log: log, heavyWait: opt.HeavyWait, stmtLimit: max(stmt, 0)}
+	if db.heavyWait <= 0 {
+		db.heavyWait = time.Second
+	}
+	switch {
+	case opt.HeavyQueries == 0:
+		db.heavy = make(chan struct{}, 2)
+	case opt.HeavyQueries > 0:
+		db.heavy = make(chan struct{}, opt.HeavyQueries)
+	}
+	if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if db.acct, err = pgxpool.NewWithConfig(ctx, acctCfg); err != nil {
+		db.Pool.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := pool.Ping(pingCtx); err != nil {
-		pool.Close()
+	if err := db.Pool.Ping(pingCtx); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("connect to database %s: %w", redactURL(url), err)
 	}
-	return &DB{Pool: pool, log: log}, nil
+	return db, nil
+}
+
+// heavyQuery takes one of the heavy-query slots, waiting at most
+// HeavyWait; the error (nettportal.ErrBusy) says what to narrow.
+func (db *DB) heavyQuery(ctx context.Context, what string) (release func(), err error) {
+	if db.heavy == nil {
+		return func() {}, nil
+	}
+	t := time.NewTimer(db.heavyWait)
+	defer t.Stop()
+	select {
+	case db.heavy <- struct{}{}:
+		return func() { <-db.heavy }, nil
+	case <-t.C:
+		return nil, fmt.Errorf("%d heavy queries (searches over history, exports, reports) are running already: try again in a moment, or narrow %s: %w",
+			cap(db.heavy), what, nettportal.ErrBusy)
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// overBudget turns a statement cancelled by the statement timeout into an
+// ErrBusy that says what to narrow; other errors pass unchanged.
+func (db *DB) overBudget(err error, what string) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "57014" {
+		return fmt.Errorf("the query ran longer than %s and was stopped: narrow %s: %w", db.stmtLimit, what, nettportal.ErrBusy)
+	}
+	return err
 }
 
 func (db *DB) usageLocation() *time.Location {
@@ -103,7 +200,16 @@ func (db *DB) usageLocation() *time.Location {
 }
 
 // Close closes every connection.
-func (db *DB) Close() { db.Pool.Close() }
+func (db *DB) Close() {
+	db.Pool.Close()
+	if db.acct != nil {
+		db.acct.Close()
+	}
+}
+
+// AccountingPool is accounting's own pool, for its metrics and tests;
+// nothing else may query through it.
+func (db *DB) AccountingPool() *pgxpool.Pool { return db.acct }
 
 // retryable reports whether a transaction failed only because it raced
 // another one (deadlock, serialization), so running it again is right.

@@ -31,9 +31,6 @@ const (
 	// wsReadTimeout: a client that answers no ping for this long is gone.
 	wsReadTimeout = 60 * time.Second
 	wsMaxMessage  = 64 << 10
-	// wsQueryConcurrency bounds the snapshot queries of one push: clients
-	// with the same view share one, different views run a few at a time.
-	wsQueryConcurrency = 4
 )
 
 type subscribeMsg struct {
@@ -68,10 +65,16 @@ type wsClient struct {
 	key    string
 	seq    int64
 	closed bool
+
+	// limitUser and limitAddr are what the hub's limits counted this
+	// socket under; subs is its subscribe budget (read loop only).
+	limitUser, limitAddr string
+	subs                 wsBucket
 }
 
 type hub struct {
 	s       *Server
+	limits  *wsLimits
 	mu      sync.Mutex
 	clients map[*wsClient]struct{}
 	changed chan struct{}
@@ -80,7 +83,7 @@ type hub struct {
 }
 
 func newHub(s *Server) *hub {
-	return &hub{s: s, clients: map[*wsClient]struct{}{}, changed: make(chan struct{}, 1), authChanged: make(chan struct{}, 1)}
+	return &hub{s: s, limits: newWSLimits(s), clients: map[*wsClient]struct{}{}, changed: make(chan struct{}, 1), authChanged: make(chan struct{}, 1)}
 }
 
 // wsRecheckConcurrency bounds the credential queries of one re-check.
@@ -254,13 +257,17 @@ func (h *hub) push(ctx context.Context) {
 		c.mu.Unlock()
 	}
 	h.mu.Unlock()
-	sem := make(chan struct{}, wsQueryConcurrency)
 	var wg sync.WaitGroup
 	for key, clients := range groups {
+		// The hub-wide slots bound the push's queries together with the
+		// subscribes'; a push waits for them.
+		release, err := h.limits.snapshotSlot(ctx, time.Minute)
+		if err != nil {
+			break
+		}
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
-			defer func() { <-sem; wg.Done() }()
+			defer func() { release(); wg.Done() }()
 			body, err := h.snapshot(ctx, subs[key])
 			if err != nil {
 				if ctx.Err() == nil {
@@ -357,6 +364,9 @@ func (h *hub) drop(c *wsClient) {
 	if !c.closed {
 		c.closed = true
 		close(c.done)
+		if c.limitUser != "" || c.limitAddr != "" {
+			h.limits.release(c.limitUser, c.limitAddr)
+		}
 	}
 	c.mu.Unlock()
 	c.conn.Close()
@@ -414,6 +424,9 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	cred, _ := requestCredential(r) // authenticate has read it already
 	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{})}
 	h := s.hub
+	if !h.admit(c, r) {
+		return
+	}
 	h.mu.Lock()
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
@@ -480,10 +493,13 @@ func (h *hub) readLoop(ctx context.Context, c *wsClient) {
 		// The first snapshot is queried here, not by the hub, so a new
 		// view shows at once; it also validates the view.
 		key := m.key()
-		body, err := h.snapshot(ctx, m)
+		body, err := h.subscribeSnapshot(ctx, c, m)
+		if errors.Is(err, errWSLimited) {
+			return
+		}
 		if err != nil {
 			msg := "internal error"
-			if errors.Is(err, nettportal.ErrInvalid) {
+			if errors.Is(err, nettportal.ErrInvalid) || errors.Is(err, nettportal.ErrBusy) {
 				msg = publicMessage(err)
 			} else {
 				h.s.Log.Warn().Err(err).Msg("websocket subscribe")

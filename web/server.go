@@ -126,6 +126,12 @@ type Server struct {
 	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
 	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
+	// WebSocket limits; over one the socket is closed with a reason and
+	// counted (WSLimited). Zero values are the defaults in parentheses.
+	WSPerUser             int // sockets one user or token may hold open (50)
+	WSPerAddr             int // sockets one client address may hold open (200)
+	WSSubscribesPerSecond int // subscribes per second per socket, bursts of twice that (5)
+	WSSnapshotQueries     int // snapshot queries running at once for all sockets (4)
 
 	publicOrigin string // from PublicURL, "" when unset
 	publicHTTPS  bool
@@ -313,7 +319,7 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 func publicMessage(err error) string {
 	msg := err.Error()
 	for _, code := range []error{nettportal.ErrInvalid, nettportal.ErrNotFound, nettportal.ErrConflict,
-		nettportal.ErrUnauthorized, nettportal.ErrForbidden} {
+		nettportal.ErrUnauthorized, nettportal.ErrForbidden, nettportal.ErrBusy} {
 		msg = strings.TrimSuffix(msg, ": "+code.Error())
 	}
 	return msg
@@ -336,6 +342,14 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusUnauthorized, "not logged in")
 	case errors.Is(err, nettportal.ErrForbidden):
 		writeError(w, http.StatusForbidden, publicMessage(err))
+	case errors.Is(err, nettportal.ErrBusy):
+		// Over the query budget: the page can be slow under abuse,
+		// accounting never is; the message says what to narrow.
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, publicMessage(err))
+	case statementTimeout(err):
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, "the query ran longer than the database allows the web page: narrow it (a router, a search, a smaller page)")
 	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
 		// The client left; nobody reads the answer.
 	case dataException(err):
@@ -348,6 +362,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.Log.Error().Err(err).Str("method", r.Method).Str("path", r.URL.Path).Msg("request failed")
 		writeError(w, http.StatusInternalServerError, "internal error")
 	}
+}
+
+// statementTimeout reports a statement the server's statement_timeout
+// stopped (SQLSTATE 57014).
+func statementTimeout(err error) bool {
+	var pg interface{ SQLState() string }
+	return errors.As(err, &pg) && pg.SQLState() == "57014"
 }
 
 // dataException reports a PostgreSQL error of class 22 (data exception).

@@ -20,6 +20,7 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/pglocal"
 )
 
@@ -124,7 +125,7 @@ func demoFleet(ctx context.Context, cfg serveConfig, routers, sessions int, inte
 	if err != nil {
 		return nil, fmt.Errorf("demo fleet: %w", err)
 	}
-	db, err := openMigratedDB(ctx, cfg.DB, 2, log)
+	db, err := openMigratedDB(ctx, cfg.DB, store.Options{MaxConns: 2, AccountingConns: 1}, log)
 	if err != nil {
 		return nil, err
 	}

@@ -48,7 +48,7 @@ func BenchmarkHistory(b *testing.B) {
 	dbURL := storetest.MustCreateDatabase(b)
 	mustRun(b, "migrate", "--db", dbURL)
 	ctx := context.Background()
-	db, err := store.Open(ctx, dbURL, 4, zerolog.Nop())
+	db, err := store.OpenWith(ctx, dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
 	if err != nil {
 		b.Fatal(err)
 	}

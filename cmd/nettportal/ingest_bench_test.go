@@ -49,7 +49,7 @@ func BenchmarkIngest(b *testing.B) {
 	inflight := benchEnvInt("NETTPORTAL_BENCH_INFLIGHT", 4096)
 	for n := 0; n < b.N; n++ {
 		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.Open(context.Background(), dbURL, 4, zerolog.Nop())
+		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func BenchmarkIngestPeer(b *testing.B) {
 		InterimsPerSession: benchEnvInt("NETTPORTAL_BENCH_INTERIMS", 8),
 		Concurrency:        benchEnvInt("NETTPORTAL_BENCH_INFLIGHT", 256),
 		Rate:               benchEnvInt("NETTPORTAL_BENCH_RATE", 0)}
-	db, err := store.Open(context.Background(), peerDB, 2, zerolog.Nop())
+	db, err := store.OpenWith(context.Background(), peerDB, store.Options{MaxConns: 2, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -29,7 +29,7 @@ func BenchmarkLiveView(b *testing.B) {
 	const clients, openSessions = 100, 100000
 	for n := 0; n < b.N; n++ {
 		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.Open(context.Background(), dbURL, 4, zerolog.Nop())
+		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,6 +17,8 @@ type metricsHooks struct {
 	// wsClients: the WebSocket hub's connected browsers (anything with
 	// Clients() int).
 	wsClients metrics.ClientCounter
+	// wsLimited: sockets the hub closed for a limit, by reason.
+	wsLimited func() map[string]uint64
 }
 
 // newMetrics makes the server's registry: the accounting listener's
@@ -40,6 +42,12 @@ func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 				return 0
 			}
 			return srv.hooks.wsClients.Clients()
+		},
+		WebSocketLimited: func() map[string]uint64 {
+			if srv.hooks.wsLimited == nil {
+				return nil
+			}
+			return srv.hooks.wsLimited()
 		},
 		OpenSessions: func(ctx context.Context) ([]metrics.RouterSessions, error) {
 			counts, err := srv.db.OpenSessionCounts(ctx)

@@ -127,10 +127,10 @@ func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger)
 	return db, nil
 }
 
-// openMigratedDB opens the database and applies the migrations it lacks
-// (none, and no lock taken, when it is current).
-func openMigratedDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
-	db, err := openStore(ctx, url, maxConns, log)
+// openMigratedDB opens the database with every pool setting and applies
+// the migrations it lacks (none, and no lock taken, when it is current).
+func openMigratedDB(ctx context.Context, url string, opt store.Options, log zerolog.Logger) (*store.DB, error) {
+	db, err := openStoreWith(ctx, url, opt, log)
 	if err != nil {
 		return nil, err
 	}
@@ -141,11 +141,17 @@ func openMigratedDB(ctx context.Context, url string, maxConns int32, log zerolog
 	return db, nil
 }
 
+// openStore opens the database with maxConns general connections, one for
+// accounting and the default statement timeout.
 func openStore(ctx context.Context, url string, maxConns int32, log zerolog.Logger) (*store.DB, error) {
+	return openStoreWith(ctx, url, store.Options{MaxConns: maxConns, AccountingConns: 1}, log)
+}
+
+func openStoreWith(ctx context.Context, url string, opt store.Options, log zerolog.Logger) (*store.DB, error) {
 	if url == "" {
 		return nil, fmt.Errorf("no database: pass --db postgres://... or set DATABASE_URL")
 	}
-	return store.Open(ctx, url, maxConns, log)
+	return store.OpenWith(ctx, url, opt, log)
 }
 
 func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

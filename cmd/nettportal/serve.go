@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -31,8 +32,14 @@ type serveConfig struct {
 	HTTPAddr  string
 	LogLevel  string
 	DBConns   int
-	QueueSize int
-	MaxBatch  int
+	AcctConns int
+	// StatementTimeout and HeavyQueries bound what the web page, exports,
+	// the reconciler and the chart sampler may take of the database.
+	StatementTimeout time.Duration
+	HeavyQueries     int
+	QueueSize        int
+	MaxQueueDelay    time.Duration
+	MaxBatch         int
 
 	ReconcileInterval time.Duration
 	APIPollInterval   time.Duration
@@ -70,8 +77,12 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.AcctAddr, "acct-addr", ":1813", "UDP address for RADIUS accounting")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP address for the web page and API")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections")
+	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections for everything but accounting (web page, API, exports, reconciler)")
+	fs.IntVar(&c.AcctConns, "acct-conns", 4, "accounting's own database connections, which the web page and exports can never take")
+	fs.DurationVar(&c.StatementTimeout, "statement-timeout", store.DefaultStatementTimeout, "longest a query of the web page, an export, the reconciler or a command may run (accounting has none)")
+	fs.IntVar(&c.HeavyQueries, "heavy-queries", 2, "heavy queries (history searches, deep pages, exports, reports) run at once; more are answered 503")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
+	fs.DurationVar(&c.MaxQueueDelay, "max-queue-delay", 200*time.Millisecond, "longest an accounting packet may wait for its batch; older ones are dropped unanswered (shed) so answers stay inside the routers' timeout under overload (0: no bound)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "accounting records per transaction")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", time.Minute, "how often routers with API access are compared with the database")
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
@@ -115,7 +126,18 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 // serve runs until ctx ends. ready, when set, is called once every listener
 // is bound (demo and tests use it).
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(*server)) error {
-	db, err := openMigratedDB(ctx, cfg.DB, int32(cfg.DBConns), log)
+	if cfg.AcctConns < 1 || cfg.HeavyQueries < 1 || cfg.StatementTimeout <= 0 {
+		return fmt.Errorf("--acct-conns and --heavy-queries must be at least 1 and --statement-timeout positive")
+	}
+	// A heavy page takes two connections (the rows and the totals run side
+	// by side); two more stay for logins and the live page.
+	if cfg.DBConns < 2*cfg.HeavyQueries+2 {
+		return fmt.Errorf("--heavy-queries %d needs --db-conns of at least %d", cfg.HeavyQueries, 2*cfg.HeavyQueries+2)
+	}
+	db, err := openMigratedDB(ctx, cfg.DB, store.Options{
+		MaxConns: int32(cfg.DBConns), AccountingConns: int32(cfg.AcctConns),
+		StatementTimeout: cfg.StatementTimeout, HeavyQueries: cfg.HeavyQueries,
+	}, log)
 	if err != nil {
 		return err
 	}
@@ -153,9 +175,12 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		QueueSize: cfg.QueueSize,
 		MaxBatch:  cfg.MaxBatch,
 		Limits:    radius.Limits{ClockPast: cfg.ClockPast, ClockFuture: cfg.ClockFuture},
+		// The flag's 0 means no bound; the field's zero means the default.
+		MaxQueueDelay: cmp.Or(cfg.MaxQueueDelay, -1),
 	}
 	srv.metrics = newMetrics(srv, log)
 	srv.acct.OnBatch = srv.metrics.ObserveBatch
+	srv.acct.OnDequeue = srv.metrics.ObserveQueueDelay
 	if cfg.SpoolDir != "off" && cfg.SpoolDir != "" {
 		sp, err := spool.Open(cfg.SpoolDir, log.With().Str("component", "spool").Logger())
 		if err != nil {
@@ -275,6 +300,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web
+	srv.hooks.wsLimited = srv.web.WSLimited
 	mux.Handle("/", srv.web.Handler())
 
 	bgCtx, stopBackground := context.WithCancel(ctx)

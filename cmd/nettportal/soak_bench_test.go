@@ -50,7 +50,7 @@ func BenchmarkSoak(b *testing.B) {
 	const routers = 50
 	for n := 0; n < b.N; n++ {
 		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
+		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 2, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,0 +1,178 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+func openWith(t *testing.T, opt store.Options) *store.DB {
+	t.Helper()
+	url := storetest.MustCreateDatabase(t)
+	ctx := context.Background()
+	db, err := store.OpenWith(ctx, url, opt, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Every connection of the general pool held by slow viewer queries must
+// leave accounting committing at once, on its own connections.
+func TestAccountingCommitsWhileGeneralPoolIsHeld(t *testing.T) {
+	db := openWith(t, store.Options{MaxConns: 2, AccountingConns: 2})
+	ctx := context.Background()
+	release := make(chan struct{})
+	for i := 0; i < 2; i++ {
+		conn, err := db.Pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { <-release; conn.Release() }()
+	}
+	defer close(release)
+	if got := db.Pool.Stat().AcquiredConns(); got != 2 {
+		t.Fatalf("general pool acquired %d, want 2 (all)", got)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	began := time.Now()
+	if err := db.ApplyAccounting(cctx, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)}); err != nil {
+		t.Fatalf("accounting with the general pool held: %v", err)
+	}
+	if d := time.Since(began); d > time.Second {
+		t.Errorf("commit took %v with the general pool held", d)
+	}
+	// And the general pool is indeed exhausted: a viewer waits.
+	vctx, vcancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer vcancel()
+	if _, err := db.Sessions(vctx, nettportal.SessionFilter{}); err == nil {
+		t.Error("a viewer query got a connection from a held pool")
+	}
+}
+
+// A statement of the general pool that runs past the statement timeout is
+// stopped and reported as busy with what to narrow; accounting has no
+// such timeout.
+func TestStatementTimeoutIsBusy(t *testing.T) {
+	db := openWith(t, store.Options{StatementTimeout: 200 * time.Millisecond})
+	ctx := context.Background()
+	_, err := db.Pool.Exec(ctx, "SELECT pg_sleep(2)")
+	if err == nil {
+		t.Fatal("pg_sleep(2) finished under a 200ms statement timeout")
+	}
+	var timeout string
+	if err := db.Pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&timeout); err != nil {
+		t.Fatal(err)
+	}
+	if timeout != "200ms" {
+		t.Errorf("general pool statement_timeout = %q, want 200ms", timeout)
+	}
+	// Migrate lifts it on its connection and leaves the pool's setting.
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ { // whichever connection comes back
+		if err := db.Pool.QueryRow(ctx, "SHOW statement_timeout").Scan(&timeout); err != nil {
+			t.Fatal(err)
+		}
+		if timeout != "200ms" {
+			t.Errorf("after Migrate statement_timeout = %q, want 200ms", timeout)
+		}
+	}
+	// A history search that cannot finish in time: it waits for a lock
+	// another session holds, past the budget.
+	locker, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(ctx) //nolint:errcheck // test cleanup
+	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
+	if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "narrow") {
+		t.Fatalf("history search over a 200ms budget: %v, want ErrBusy saying what to narrow", err)
+	}
+	// The same store's accounting has no statement timeout.
+	var acctTimeout string
+	if err := db.AccountingPool().QueryRow(ctx, "SHOW statement_timeout").Scan(&acctTimeout); err != nil {
+		t.Fatal(err)
+	}
+	if acctTimeout != "0" {
+		t.Errorf("accounting pool statement_timeout = %q, want 0", acctTimeout)
+	}
+	if err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "bob", "82000001", 0)}); err != nil {
+		t.Fatalf("accounting on a store with a 1ms statement timeout: %v", err)
+	}
+}
+
+// Heavy queries beyond the bound are refused as busy after HeavyWait.
+func TestHeavyQueriesBounded(t *testing.T) {
+	db := openWith(t, store.Options{HeavyQueries: 1, HeavyWait: 50 * time.Millisecond, StatementTimeout: 5 * time.Second})
+	ctx := context.Background()
+	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)})
+	// Hold the only slot with a history search blocked on a lock.
+	locker, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer locker.Rollback(ctx) //nolint:errcheck // test cleanup
+	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
+		first <- err
+	}()
+	awaitLockWait(t, db)
+	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali"})
+	if !errors.Is(err, nettportal.ErrBusy) {
+		t.Fatalf("second heavy query: %v, want ErrBusy", err)
+	}
+	if err := locker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatalf("first heavy query: %v", err)
+	}
+	if _, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali"}); err != nil {
+		t.Fatalf("heavy query after the slot is free: %v", err)
+	}
+
+}
+
+// awaitLockWait returns once some session of db's database waits for a
+// lock (the query under test reached it).
+func awaitLockWait(t *testing.T, db *store.DB) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		err := db.AccountingPool().QueryRow(context.Background(),
+			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no query waits for the lock after 10s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling pg_stat_activity: there is no event to wait on
+	}
+}
