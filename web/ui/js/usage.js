@@ -7,11 +7,14 @@ import { emptyRow } from './ui.js';
 
 const isoDay = (d) => d.toISOString().slice(0, 10);
 
-// csvCell keeps a spreadsheet from running a cell as a formula.
+// csvCell keeps a spreadsheet from running a cell as a formula, whichever
+// separator (',' or ';', as in Norwegian Excel) it splits on: a cell that
+// starts with = + - @ tab or CR gets a leading quote, and any cell holding
+// a separator, a quote or a line break is quoted (as the server's CSVs do).
 function csvCell(v) {
   let s = String(v ?? '');
   if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;
-  return /[",\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  return /[",;\n\r]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
 }
 
 export class UsagePage {
@@ -231,7 +234,10 @@ export class UsagePage {
     const rows = [['username', 'customer', 'from', 'to', 'download_octets', 'upload_octets', 'total_octets', 'sessions']];
     for (const u of this.shown || []) rows.push([u.username, u.customer, this.v.from, this.v.to, u.download, u.upload, u.total, u.sessions]);
     const text = rows.map((r) => r.map(csvCell).join(',')).join('\r\n') + '\r\n';
-    const a = h('a', { href: URL.createObjectURL(new Blob([text], { type: 'text/csv' })), download: `usage-${this.v.from}-${this.v.to}.csv` });
+    const a = h('a', { download: `usage-${this.v.from}-${this.v.to}.csv` });
+    // A blob: URL this page made itself, set directly: the DOM builder
+    // refuses every scheme but http, https and mailto in attributes.
+    a.href = URL.createObjectURL(new Blob([text], { type: 'text/csv' }));
     this.lastCSV = text;
     document.body.append(a);
     a.click();
