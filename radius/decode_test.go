@@ -1,10 +1,14 @@
 package radius
 
 import (
+	"math"
 	"net"
 	"net/netip"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	rad "layeh.com/radius"
 	"layeh.com/radius/rfc2865"
@@ -130,6 +134,13 @@ func FuzzDecode(f *testing.F) {
 		}
 		f.Add(raw)
 	}
+	hostile := mikrotikPacket(rfc2866.AcctStatusType_Value_InterimUpdate)
+	rfc2865.UserName_Set(hostile, []byte("caf\xe9\x00"))
+	rfc2869.AcctInputGigawords_Set(hostile, 1<<31)
+	rfc2869.EventTimestamp_Set(hostile, time.Unix(0, 0))
+	if raw, err := hostile.Encode(); err == nil {
+		f.Add(raw)
+	}
 	f.Add([]byte{4, 1, 0, 20})
 	f.Add(make([]byte, 20))
 	src := netip.MustParseAddr("127.0.0.11")
@@ -144,8 +155,27 @@ func FuzzDecode(f *testing.F) {
 			signed[2], signed[3] = byte(len(signed)>>8), byte(len(signed))
 			signRequest(signed, entry.secret)
 			rec, _, err := decodePacket(signed, entry, src, now, Limits{}, nil)
-			if err == nil && rec.Status != nettportal.StatusAccountingOn && rec.Status != nettportal.StatusAccountingOff && rec.UniqueID == "" {
+			if err != nil {
+				return
+			}
+			if rec.Status != nettportal.StatusAccountingOn && rec.Status != nettportal.StatusAccountingOff && rec.UniqueID == "" {
 				t.Fatalf("decoded a session record without an acctuniqueid: %+v", rec)
+			}
+			// Only storable values: PostgreSQL text takes no NUL and no
+			// invalid UTF-8; bigint takes no counter at or above 2^63.
+			v := reflect.ValueOf(rec)
+			for i := 0; i < v.NumField(); i++ {
+				if s, ok := v.Field(i).Interface().(string); ok && (!utf8.ValidString(s) || strings.IndexByte(s, 0) >= 0) {
+					t.Fatalf("%s = %q is not storable text", v.Type().Field(i).Name, s)
+				}
+			}
+			for _, c := range []*uint64{rec.InputOctets, rec.OutputOctets} {
+				if c != nil && *c > math.MaxInt64 {
+					t.Fatalf("counter %d does not fit bigint", *c)
+				}
+			}
+			if d := rec.EventTime.Sub(now); d < -25*time.Hour || d > 11*time.Minute {
+				t.Fatalf("event time %v is %v from receive time", rec.EventTime, d)
 			}
 		}
 	})
