@@ -34,5 +34,12 @@ type ImportLineError struct {
 type ImportResult struct {
 	Created int               `json:"created"`
 	Updated int               `json:"updated"`
-	Errors  []ImportLineError `json:"errors"`
+	// Errors are the first lines that were not imported (at most
+	// MaxImportErrors); ErrorCount counts them all.
+	Errors     []ImportLineError `json:"errors"`
+	ErrorCount int               `json:"error_count"`
 }
+
+// MaxImportErrors bounds ImportResult.Errors: a file of a million bad
+// lines gets an answer of a hundred and a count.
+const MaxImportErrors = 100

@@ -345,3 +345,20 @@ ALTER TABLE radacct ALTER COLUMN input_bps SET DEFAULT 0;
 ALTER TABLE radacct ALTER COLUMN output_bps SET DEFAULT 0;
 
 INSERT INTO schema_version (version) VALUES (5) ON CONFLICT DO NOTHING;
+
+-- BEGIN migration 0004 history-search
+-- Substring search over closed sessions and customers: trigram indexes
+-- on the closed rows (partial, so Starts, the hot insert path, do not
+-- pay for them; a Stop is a non-HOT update already) and on customers'
+-- usernames. On a large radacct these must be built CONCURRENTLY, outside
+-- a transaction (the migration runner's job); here they are idempotent.
+DO $$ BEGIN
+	IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm') THEN
+		EXECUTE 'CREATE INDEX IF NOT EXISTS radacct_closed_user_trgm_idx ON radacct USING gin (username gin_trgm_ops) WHERE acctstoptime IS NOT NULL';
+		EXECUTE 'ALTER INDEX radacct_closed_user_trgm_idx SET (fastupdate = on, gin_pending_list_limit = 256)';
+		EXECUTE 'CREATE INDEX IF NOT EXISTS customers_username_trgm_idx ON customers USING gin (username gin_trgm_ops)';
+	END IF;
+EXCEPTION WHEN OTHERS THEN
+	RAISE NOTICE 'history trigram indexes not created (%): history search will scan', SQLERRM;
+END $$;
+-- END migration 0004
