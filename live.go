@@ -32,8 +32,8 @@ type ImportLineError struct {
 
 // ImportResult is what a customer import did.
 type ImportResult struct {
-	Created int               `json:"created"`
-	Updated int               `json:"updated"`
+	Created int `json:"created"`
+	Updated int `json:"updated"`
 	// Errors are the first lines that were not imported (at most
 	// MaxImportErrors); ErrorCount counts them all.
 	Errors     []ImportLineError `json:"errors"`
