@@ -40,7 +40,14 @@ type ImportLineError struct {
 
 // ImportResult is what a customer import did.
 type ImportResult struct {
-	Created int               `json:"created"`
-	Updated int               `json:"updated"`
-	Errors  []ImportLineError `json:"errors"`
+	Created int `json:"created"`
+	Updated int `json:"updated"`
+	// Errors are the first lines that were not imported (at most
+	// MaxImportErrors); ErrorCount counts them all.
+	Errors     []ImportLineError `json:"errors"`
+	ErrorCount int               `json:"error_count"`
 }
+
+// MaxImportErrors bounds ImportResult.Errors: a file of a million bad
+// lines gets an answer of a hundred and a count.
+const MaxImportErrors = 100

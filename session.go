@@ -51,6 +51,10 @@ type SessionFilter struct {
 	Offset int
 	// Closed includes stopped sessions (the audit of one router, history).
 	Closed bool
+	// From and To, when set, keep sessions started in [From, To). A
+	// search over history (Closed with Query) needs From: the history of
+	// years cannot be searched in the time a page has.
+	From, To time.Time
 }
 
 // SessionStats are the totals of the filtered open sessions.

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -36,12 +39,12 @@ func (db *DB) Customers(ctx context.Context, q string, limit, offset int) ([]net
 	}
 	var total int64
 	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM customers"+where, args...).Scan(&total); err != nil {
-		return nil, 0, fmt.Errorf("count customers: %w", err)
+		return nil, 0, fmt.Errorf("count customers: %w", db.overBudget(err, "the search (a longer q)"))
 	}
 	rows, err := db.Pool.Query(ctx, fmt.Sprintf("SELECT %s FROM customers%s ORDER BY name, id LIMIT %d OFFSET %d",
 		customerColumns, where, limit, offset), args...)
 	if err != nil {
-		return nil, 0, fmt.Errorf("list customers: %w", err)
+		return nil, 0, fmt.Errorf("list customers: %w", db.overBudget(err, "the search (a longer q)"))
 	}
 	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (nettportal.Customer, error) { return scanCustomer(row) })
 	if err != nil {
@@ -124,17 +127,29 @@ func (db *DB) DeleteCustomer(ctx context.Context, id int64) error {
 	return nil
 }
 
+// importChunk is how many parsed lines an import holds before it copies
+// them to the database: its memory does not grow with the file.
+const importChunk = 1000
+
+// importStatementTimeout lifts the statement timeout for the import's own
+// transaction: the final upsert of a large billing export may take longer
+// than a page, and an import is an administrator's deliberate action.
+const importStatementTimeout = 2 * time.Minute
+
 // ImportCustomersCSV creates or updates customers from a CSV export of the
 // billing system. The header names the columns: name and username are
 // required, profile, phone and address optional, in any order; other
 // columns are ignored. Bad lines are reported and skipped; the good ones
 // are written in one transaction. A username repeated in the file takes
-// its last line.
+// its last line. The file is streamed into a temporary table a chunk at a
+// time, so memory stays bounded whatever its size, and the answer holds
+// the first nettportal.MaxImportErrors errors and the count of all.
 func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.ImportResult, error) {
 	res := nettportal.ImportResult{Errors: []nettportal.ImportLineError{}}
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
 	cr.TrimLeadingSpace = true
+	cr.ReuseRecord = true
 	header, err := cr.Read()
 	if err != nil {
 		return res, fmt.Errorf("read CSV header (want name,username,profile,phone,address): %w", nettportal.ErrInvalid)
@@ -155,66 +170,111 @@ func (db *DB) ImportCustomersCSV(ctx context.Context, r io.Reader) (nettportal.I
 		}
 		return ""
 	}
-	byUser := map[string]int{}
-	var rows []nettportal.Customer
-	var lines []int
-	for {
-		rec, err := cr.Read()
-		if err == io.EOF {
-			break
+	lineError := func(line int, msg string) {
+		res.ErrorCount++
+		if len(res.Errors) < nettportal.MaxImportErrors {
+			res.Errors = append(res.Errors, nettportal.ImportLineError{Line: line, Error: msg})
 		}
-		if err != nil {
-			var pe *csv.ParseError
-			if errors.As(err, &pe) {
-				res.Errors = append(res.Errors, nettportal.ImportLineError{Line: pe.Line, Error: pe.Err.Error()})
+	}
+	err = pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if db.stmtLimit > 0 {
+			if _, err := tx.Exec(ctx, "SELECT set_config('statement_timeout', $1, true)",
+				strconv.FormatInt(max(importStatementTimeout, db.stmtLimit).Milliseconds(), 10)); err != nil {
+				return err
+			}
+		}
+		if _, err := tx.Exec(ctx, `CREATE TEMP TABLE customer_import (line int, name text, username text,
+			profile text, phone text, address text) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		chunk := make([][]any, 0, importChunk)
+		flush := func() error {
+			if len(chunk) == 0 {
+				return nil
+			}
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{"customer_import"},
+				[]string{"line", "name", "username", "profile", "phone", "address"}, pgx.CopyFromRows(chunk))
+			chunk = chunk[:0]
+			return err
+		}
+		for {
+			rec, err := cr.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				var pe *csv.ParseError
+				if errors.As(err, &pe) {
+					lineError(pe.Line, pe.Err.Error())
+					continue
+				}
+				return fmt.Errorf("read CSV: %w", err)
+			}
+			// Only after a good record: FieldPos panics when Read failed.
+			line, _ := cr.FieldPos(0)
+			c := nettportal.Customer{Name: field(rec, "name"), Username: field(rec, "username"), Profile: field(rec, "profile"),
+				Phone: field(rec, "phone"), Address: field(rec, "address")}
+			if err := validCustomer(&c); err != nil {
+				lineError(line, strings.TrimSuffix(err.Error(), ": "+nettportal.ErrInvalid.Error()))
 				continue
 			}
-			return res, fmt.Errorf("read CSV: %w", err)
+			chunk = append(chunk, []any{line, c.Name, c.Username, c.Profile, c.Phone, c.Address})
+			if len(chunk) == importChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
-		// Only after a good record: FieldPos panics when Read failed.
-		line, _ := cr.FieldPos(0)
-		c := nettportal.Customer{Name: field(rec, "name"), Username: field(rec, "username"), Profile: field(rec, "profile"),
-			Phone: field(rec, "phone"), Address: field(rec, "address")}
-		if err := validCustomer(&c); err != nil {
-			res.Errors = append(res.Errors, nettportal.ImportLineError{Line: line, Error: strings.TrimSuffix(err.Error(), ": "+nettportal.ErrInvalid.Error())})
-			continue
+		if err := flush(); err != nil {
+			return err
 		}
-		if i, dup := byUser[c.Username]; dup {
-			res.Errors = append(res.Errors, nettportal.ImportLineError{Line: lines[i],
-				Error: fmt.Sprintf("username %q appears again on line %d, which wins", c.Username, line)})
-			rows[i], lines[i] = c, line
-			continue
+		// A username repeated: every line but its last is reported; the
+		// first errors by line are kept, wherever they came from.
+		var dups int
+		if err := tx.QueryRow(ctx, `SELECT coalesce(sum(n - 1), 0) FROM
+			(SELECT count(*) AS n FROM customer_import GROUP BY username HAVING count(*) > 1) d`).Scan(&dups); err != nil {
+			return err
 		}
-		byUser[c.Username] = len(rows)
-		rows = append(rows, c)
-		lines = append(lines, line)
-	}
-	if len(rows) == 0 {
-		return res, nil
-	}
-	names, users, profiles, phones, addrs := make([]string, len(rows)), make([]string, len(rows)),
-		make([]string, len(rows)), make([]string, len(rows)), make([]string, len(rows))
-	for i, c := range rows {
-		names[i], users[i], profiles[i], phones[i], addrs[i] = c.Name, c.Username, c.Profile, c.Phone, c.Address
-	}
-	dbRows, err := db.Pool.Query(ctx, `INSERT INTO customers (name, username, profile, phone, address)
-		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-		ON CONFLICT (username) DO UPDATE SET name = EXCLUDED.name, profile = EXCLUDED.profile,
-			phone = EXCLUDED.phone, address = EXCLUDED.address, updated_at = now()
-		RETURNING xmax = 0`, names, users, profiles, phones, addrs)
+		if dups > 0 {
+			rows, err := tx.Query(ctx, `SELECT line, username, winner FROM (
+				SELECT line, username, max(line) OVER (PARTITION BY username) AS winner FROM customer_import) d
+				WHERE line <> winner ORDER BY line LIMIT $1`, nettportal.MaxImportErrors)
+			if err != nil {
+				return err
+			}
+			var dupErrs []nettportal.ImportLineError
+			for rows.Next() {
+				var line, winner int
+				var user string
+				if err := rows.Scan(&line, &user, &winner); err != nil {
+					rows.Close()
+					return err
+				}
+				dupErrs = append(dupErrs, nettportal.ImportLineError{Line: line,
+					Error: fmt.Sprintf("username %q appears again on line %d, which wins", user, winner)})
+			}
+			if err := rows.Err(); err != nil {
+				return err
+			}
+			res.ErrorCount += dups
+			res.Errors = append(res.Errors, dupErrs...)
+			sort.SliceStable(res.Errors, func(i, j int) bool { return res.Errors[i].Line < res.Errors[j].Line })
+			res.Errors = res.Errors[:min(len(res.Errors), nettportal.MaxImportErrors)]
+		}
+		return tx.QueryRow(ctx, `WITH up AS (
+			INSERT INTO customers (name, username, profile, phone, address)
+			SELECT DISTINCT ON (username) name, username, profile, phone, address FROM customer_import
+			ORDER BY username, line DESC
+			ON CONFLICT (username) DO UPDATE SET name = EXCLUDED.name, profile = EXCLUDED.profile,
+				phone = EXCLUDED.phone, address = EXCLUDED.address, updated_at = now()
+			RETURNING xmax = 0 AS created)
+			SELECT count(*) FILTER (WHERE created), count(*) FILTER (WHERE NOT created) FROM up`).Scan(&res.Created, &res.Updated)
+	})
 	if err != nil {
-		return res, fmt.Errorf("import customers: %w", err)
-	}
-	created, err := pgx.CollectRows(dbRows, pgx.RowTo[bool])
-	if err != nil {
-		return res, fmt.Errorf("import customers: %w", err)
-	}
-	for _, c := range created {
-		if c {
-			res.Created++
-		} else {
-			res.Updated++
+		if errors.Is(err, nettportal.ErrInvalid) {
+			return res, err
 		}
+		return nettportal.ImportResult{Errors: []nettportal.ImportLineError{}}, fmt.Errorf("import customers: %w", db.overBudget(err, "the file (import it in parts)"))
 	}
 	return res, nil
 }

@@ -14,3 +14,6 @@ func SetMigrations(db *DB, m []nettportal.Migration) { db.migrations = m }
 
 // OnMigrationLockWait is called at each lock wait of db's migrations.
 func OnMigrationLockWait(db *DB, fn func(attempt int)) { db.onLockWait = fn }
+
+// SessionWhere is the WHERE clause Sessions builds for f, for plan tests.
+func SessionWhere(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f) }

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -110,7 +111,34 @@ func sessionFilter(q url.Values) (nettportal.SessionFilter, error) {
 	default:
 		return f, fmt.Errorf("closed %q is not true or false: %w", q.Get("closed"), nettportal.ErrInvalid)
 	}
+	if f.From, err = timeParam(q, "from"); err != nil {
+		return f, err
+	}
+	if f.To, err = timeParam(q, "to"); err != nil {
+		return f, err
+	}
 	return f, nil
+}
+
+// timeParam reads a time as RFC 3339 or a date (2006-01-02, midnight UTC).
+func timeParam(q url.Values, name string) (time.Time, error) {
+	v := q.Get(name)
+	if v == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse(time.DateOnly, v); err == nil {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%s %q is not a date (2006-01-02) or an RFC 3339 time: %w", name, v, nettportal.ErrInvalid)
+}
+
+// sessionExporter streams every session a filter selects, page by page,
+// without OFFSET; the store has it.
+type sessionExporter interface {
+	ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn func([]nettportal.Session) error) error
 }
 
 func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
@@ -154,7 +182,10 @@ func csvCell(v string) string {
 // at ';': "x;=1+2" unquoted becomes a second cell holding a formula. So
 // every field with ',' ';' '"' or a line break is quoted, and every field
 // is neutralised by csvCell.
-type csvWriter struct{ w *bufio.Writer }
+type csvWriter struct {
+	w   *bufio.Writer
+	err error // the first failed flush
+}
 
 func newCSVWriter(w io.Writer) *csvWriter { return &csvWriter{w: bufio.NewWriter(w)} }
 
@@ -174,32 +205,30 @@ func (c *csvWriter) Write(fields []string) error {
 	return err
 }
 
-// Flush sends what is buffered; a failure means the client went away.
-func (c *csvWriter) Flush() { c.w.Flush() } //nolint:errcheck // nobody left to tell
+// Flush sends what is buffered; a failure means the client went away, and
+// Error says so.
+func (c *csvWriter) Flush() {
+	if err := c.w.Flush(); err != nil && c.err == nil {
+		c.err = err
+	}
+}
+
+// Error is the first write or flush failure, nil while the client reads.
+func (c *csvWriter) Error() error { return c.err }
 
 // exportSessions writes the view as CSV: every matching session when no
-// limit is given, read a page at a time.
+// limit is given, streamed in id order as the store reads it (the view's
+// sort does not apply: a spreadsheet sorts), else one page of the view.
 func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
 	f, err := sessionFilter(r.URL.Query())
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	all := f.Limit == 0
-	if all {
-		f.Limit = 1000
-	}
 	now := time.Now()
 	cw := newCSVWriter(w)
 	wrote := false
-	for {
-		page, err := s.Sessions.Sessions(r.Context(), f)
-		if err != nil {
-			if !wrote {
-				s.fail(w, r, err)
-			}
-			return
-		}
+	write := func(sessions []nettportal.Session) error {
 		if !wrote {
 			w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 			w.Header().Set("Content-Disposition", `attachment; filename="sessions-`+now.UTC().Format("20060102-150405")+`.csv"`)
@@ -207,19 +236,38 @@ func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettpo
 				"started_at", "uptime_seconds", "input_octets", "output_octets", "input_bps", "output_bps"})
 			wrote = true
 		}
-		for _, ss := range page.Sessions {
+		for _, ss := range sessions {
 			j := toSessionJSON(ss, now)
-			cw.Write([]string{strconv.FormatInt(j.ID, 10), csvCell(j.AcctSessionID), csvCell(j.Username), csvCell(j.Customer), //nolint:errcheck // checked by Flush
-				csvCell(j.Router), j.IP, csvCell(j.MAC), csvCell(j.Profile), j.StartedAt.UTC().Format(time.RFC3339),
+			// The writer quotes and neutralises every cell (csvCell).
+			cw.Write([]string{strconv.FormatInt(j.ID, 10), j.AcctSessionID, j.Username, j.Customer, //nolint:errcheck // checked by Flush
+				j.Router, j.IP, j.MAC, j.Profile, j.StartedAt.UTC().Format(time.RFC3339),
 				strconv.FormatInt(j.UptimeSeconds, 10), strconv.FormatInt(j.InputOctets, 10), strconv.FormatInt(j.OutputOctets, 10),
 				strconv.FormatInt(j.InputBps, 10), strconv.FormatInt(j.OutputBps, 10)})
 		}
-		if !all || len(page.Sessions) < f.Limit {
-			break
-		}
-		f.Offset += f.Limit
+		// Each page goes out now: the export never holds more than a page.
+		cw.Flush()
+		return cw.Error()
 	}
-	cw.Flush()
+	exp, streams := s.Sessions.(sessionExporter)
+	if f.Limit == 0 && streams {
+		err = exp.ExportSessions(r.Context(), f, write)
+	} else {
+		var page nettportal.SessionPage
+		if page, err = s.Sessions.Sessions(r.Context(), f); err == nil {
+			err = write(page.Sessions)
+		}
+	}
+	switch {
+	case err != nil && !wrote:
+		s.fail(w, r, err)
+	case err != nil:
+		// Mid-stream the status is sent: end the body short, so the client
+		// sees a broken download rather than a complete-looking file.
+		s.Log.Warn().Err(err).Msg("session export ended early")
+		panic(http.ErrAbortHandler)
+	case !wrote:
+		write(nil) //nolint:errcheck // a header-only file; the client left if this fails
+	}
 }
 
 func pathID(r *http.Request) (int64, error) {

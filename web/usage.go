@@ -96,7 +96,7 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettporta
 	cw := newCSVWriter(w)
 	cw.Write([]string{"username", periodName(f.Period), "download_octets", "upload_octets"}) //nolint:errcheck // checked by Flush
 	for _, u := range rows {
-		cw.Write([]string{csvCell(u.Username), u.Day.Format(time.DateOnly), //nolint:errcheck // checked by Flush
+		cw.Write([]string{u.Username, u.Day.Format(time.DateOnly), //nolint:errcheck // checked by Flush
 			strconv.FormatInt(u.OutputOctets, 10), strconv.FormatInt(u.InputOctets, 10)})
 	}
 	cw.Flush()

@@ -1,0 +1,220 @@
+package store_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// seedSessions inserts n sessions in SQL: user<i>, started i minutes
+// before base, every third one still open.
+func seedSessions(t *testing.T, db *store.DB, n int, base time.Time) {
+	t.Helper()
+	_, err := db.Pool.Exec(context.Background(), `INSERT INTO radacct (acctsessionid, acctuniqueid, username,
+		nasipaddress, acctstarttime, acctupdatetime, acctstoptime)
+		SELECT to_hex(2164260864 + i), md5('seed' || i), 'user' || lpad(i::text, 6, '0'), '10.0.0.1',
+			$2::timestamptz - make_interval(mins => i), $2::timestamptz - make_interval(mins => i),
+			CASE WHEN i % 3 = 0 THEN NULL ELSE $2::timestamptz END
+		FROM generate_series(0, $1 - 1) i`, n, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The export hands over every matching row once, in id order, across
+// pages, and holds no connection (of either pool) while the caller writes.
+func TestExportSessionsStreamsEveryRowWithoutHoldingConnections(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	const n = 4500 // more than two export pages
+	seedSessions(t, db, n, time.Now())
+	var ids []int64
+	calls := 0
+	err := db.ExportSessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "username", Limit: 10, Offset: 7}, func(page []nettportal.Session) error {
+		calls++
+		if got := db.Pool.Stat().AcquiredConns(); got != 0 {
+			t.Errorf("page %d: %d general connections held while the caller writes", calls, got)
+		}
+		if got := db.AccountingPool().Stat().AcquiredConns(); got != 0 {
+			t.Errorf("page %d: %d accounting connections held by an export", calls, got)
+		}
+		for _, s := range page {
+			ids = append(ids, s.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != n || calls < 3 {
+		t.Fatalf("exported %d rows in %d pages, want %d in at least 3", len(ids), calls, n)
+	}
+	for i := 1; i < len(ids); i++ {
+		if ids[i] <= ids[i-1] {
+			t.Fatalf("ids out of order at %d: %d after %d", i, ids[i], ids[i-1])
+		}
+	}
+	// Open sessions only, and a caller error ends the export with it.
+	open := 0
+	err = db.ExportSessions(ctx, nettportal.SessionFilter{}, func(page []nettportal.Session) error {
+		for _, s := range page {
+			if s.StoppedAt != nil {
+				t.Errorf("closed session %d in an open-only export", s.ID)
+			}
+		}
+		open += len(page)
+		return nil
+	})
+	if err != nil || open != n/3 {
+		t.Fatalf("open export: %d rows, %v; want %d", open, err, n/3)
+	}
+	stop := errors.New("client went away")
+	if err := db.ExportSessions(ctx, nettportal.SessionFilter{Closed: true}, func([]nettportal.Session) error { return stop }); !errors.Is(err, stop) {
+		t.Errorf("export with a failing writer: %v", err)
+	}
+}
+
+// A substring search over history needs a time range of bounded span;
+// with one it finds closed rows.
+func TestHistorySearchNeedsATimeRange(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	base := time.Now().Truncate(time.Second)
+	seedSessions(t, db, 300, base)
+	_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ser00"})
+	if !errors.Is(err, nettportal.ErrInvalid) || !strings.Contains(err.Error(), "time range") {
+		t.Fatalf("history search without a range: %v, want ErrInvalid asking for a time range", err)
+	}
+	if err := db.ExportSessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ser00"}, func([]nettportal.Session) error { return nil }); !errors.Is(err, nettportal.ErrInvalid) {
+		t.Errorf("history export without a range: %v", err)
+	}
+	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ser00", From: base.Add(-200 * 24 * time.Hour)})
+	if !errors.Is(err, nettportal.ErrInvalid) || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("history search over 200 days: %v, want ErrInvalid", err)
+	}
+	_, err = db.Sessions(ctx, nettportal.SessionFilter{From: base, To: base.Add(-time.Hour)})
+	if !errors.Is(err, nettportal.ErrInvalid) {
+		t.Errorf("to before from: %v", err)
+	}
+	// Sessions 100-109 started 100-109 minutes before base; user00010x
+	// matches them and only them (of which 102, 105 and 108 are open).
+	page, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "user00010",
+		From: base.Add(-110 * time.Minute), To: base.Add(-99 * time.Minute), Sort: "username", Limit: 50})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	closed := 0
+	for _, s := range page.Sessions {
+		got = append(got, s.Username)
+		if s.StoppedAt != nil {
+			closed++
+		}
+	}
+	want := make([]string, 0, 10)
+	for i := 100; i <= 109; i++ {
+		want = append(want, fmt.Sprintf("user%06d", i))
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") || closed != 7 || page.Total != 10 {
+		t.Errorf("history search = %v (closed %d, total %d), want %v with 7 closed", got, closed, page.Total, want)
+	}
+	// A range narrows open views too.
+	page, err = db.Sessions(ctx, nettportal.SessionFilter{From: base.Add(-10 * time.Minute)})
+	if err != nil || page.Total != 4 { // 0, 3, 6, 9
+		t.Errorf("open sessions started in the last 10 minutes: %d, %v; want 4", page.Total, err)
+	}
+}
+
+// Many bad lines: the answer holds the first MaxImportErrors by line and
+// counts them all; duplicates count as errors of their earlier lines.
+func TestImportCustomersBoundsItsAnswer(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	var b strings.Builder
+	b.WriteString("name,username\n")
+	line := 1
+	good := 0
+	for i := 0; i < 2500; i++ {
+		line++
+		switch {
+		case i%10 == 0:
+			b.WriteString("Nameless user,\n") // no username
+		case i == 5:
+			b.WriteString("Dup First,dup\n")
+		case i == 2495:
+			b.WriteString("Dup Last,dup\n")
+		default:
+			fmt.Fprintf(&b, "Customer %d,cust%d\n", i, i)
+			good++
+		}
+	}
+	res, err := db.ImportCustomersCSV(ctx, strings.NewReader(b.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ErrorCount != 251 || len(res.Errors) != nettportal.MaxImportErrors {
+		t.Fatalf("error count %d, %d listed; want 251 and %d listed", res.ErrorCount, len(res.Errors), nettportal.MaxImportErrors)
+	}
+	// Line 2 (i=0) is the first nameless line; line 7 (i=5) is the
+	// overridden duplicate, between lines 2 and 12.
+	if res.Errors[0].Line != 2 || res.Errors[1].Line != 7 || !strings.Contains(res.Errors[1].Error, "appears again on line 2497") ||
+		res.Errors[2].Line != 12 {
+		t.Errorf("first errors = %+v", res.Errors[:3])
+	}
+	if res.Created != good+1 || res.Updated != 0 {
+		t.Errorf("created %d updated %d, want %d and 0", res.Created, res.Updated, good+1)
+	}
+	list, _, err := db.Customers(ctx, "dup", 10, 0)
+	if err != nil || len(list) != 1 || list[0].Name != "Dup Last" {
+		t.Errorf("the last line of a repeated username wins: %+v %v", list, err)
+	}
+}
+
+// The history search's condition can be served by the trigram indexes of
+// open and closed rows, each half through its own partial index.
+func TestHistorySearchUsesTrigramIndexes(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	var ext int
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_extension WHERE extname = 'pg_trgm'").Scan(&ext); err != nil || ext != 1 {
+		t.Fatalf("pg_trgm not installed (%v): history search would scan", err)
+	}
+	seedSessions(t, db, 30000, time.Now())
+	if _, err := db.Pool.Exec(ctx, "ANALYZE radacct"); err != nil {
+		t.Fatal(err)
+	}
+	where, args := store.SessionWhere(nettportal.SessionFilter{Closed: true, Query: "ser01234"})
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read only
+	rows, err := tx.Query(ctx, "EXPLAIN SELECT count(*) FROM radacct r"+where, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var plan strings.Builder
+	for rows.Next() {
+		var l string
+		if err := rows.Scan(&l); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(l + "\n")
+	}
+	for _, idx := range []string{"radacct_closed_user_trgm_idx", "radacct_open_user_trgm_idx"} {
+		if !strings.Contains(plan.String(), "Bitmap Index Scan on "+idx+" ") {
+			t.Errorf("plan does not use %s:\n%s", idx, plan.String())
+		}
+	}
+}
