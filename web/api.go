@@ -520,6 +520,11 @@ type routerJSON struct {
 	InterimSeconds int64  `json:"interim_seconds"`
 	SecretSet      bool   `json:"secret_set"`
 	APIPasswordSet bool   `json:"api_password_set"`
+	// ClockSkewSeconds is the router's last Event-Timestamp minus receive
+	// time (positive: ahead), ClockSkewed the packets whose timestamp was
+	// not believed; both absent until the listener has seen the router.
+	ClockSkewSeconds *float64 `json:"clock_skew_seconds,omitempty"`
+	ClockSkewed      uint64   `json:"clock_skewed_packets,omitempty"`
 	nettportal.RouterState
 }
 
@@ -557,9 +562,19 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettporta
 	if skipped == nil {
 		skipped = []nettportal.SkippedNAS{}
 	}
+	clocks := map[int64]nettportal.RouterClock{}
+	if s.Clocks != nil {
+		for _, c := range s.Clocks() {
+			clocks[c.RouterID] = c
+		}
+	}
 	out := make([]routerJSON, len(routers))
 	for i, rt := range routers {
 		out[i] = toRouterJSON(rt, states[rt.ID])
+		if c, ok := clocks[rt.ID]; ok {
+			off := c.Offset.Seconds()
+			out[i].ClockSkewSeconds, out[i].ClockSkewed = &off, c.Skewed
+		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"routers": out, "skipped": skipped})
 }

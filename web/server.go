@@ -84,6 +84,9 @@ type Server struct {
 	// as any instance ends one. Nil: Accounts if it is an AuthChangeSource;
 	// otherwise sockets are re-checked only every WSRecheck.
 	AuthChanges AuthChangeSource
+	// Clocks, when set, says what the accounting listener last saw of each
+	// router's clock, for the routers page's "router clock is off by ...".
+	Clocks func() []nettportal.RouterClock
 	// Control disconnects sessions and changes their speed; nil answers
 	// 503 until it is configured.
 	Control nettportal.SessionControl

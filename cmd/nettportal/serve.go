@@ -296,7 +296,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	srv.web = &web.Server{
 		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
-		Control: srv.control, Audit: db, Usage: db, PublicURL: cfg.PublicURL,
+		Control: srv.control, Audit: db, Usage: db, PublicURL: cfg.PublicURL, Clocks: srv.acct.Clocks,
 		Log: log.With().Str("component", "web").Logger(),
 	}
 	srv.hooks.wsClients = srv.web

@@ -19,7 +19,7 @@ export function routerWarnings(r, now = Date.now()) {
   if (interims === false || interims === 0) w.push('no interim updates seen');
   const skew = r.clock_skew_seconds ?? r.clock_skew;
   if (typeof skew === 'number' && Math.abs(skew) >= 60) w.push(`clock ${skew > 0 ? 'ahead' : 'behind'} by ${fmtInt(Math.round(Math.abs(skew)))} s`);
-  const q = r.quarantined;
+  const q = r.quarantined_records ?? r.quarantined;
   if (typeof q === 'number' && q > 0) w.push(`${fmtInt(q)} quarantined record${q === 1 ? '' : 's'}`);
   return w;
 }

@@ -38,6 +38,13 @@ function accountingCell(r) {
   if (r.api_tls_warning) {
     notes.push(h('div', { class: 'small text-warn', testid: 'api-tls-warning' }, r.api_tls_warning));
   }
+  // Event-Timestamps a minute or more off: the router needs NTP.
+  if (typeof r.clock_skew_seconds === 'number' && Math.abs(r.clock_skew_seconds) >= 60) {
+    const off = Math.abs(r.clock_skew_seconds);
+    const text = off >= 86400 ? `${fmtInt(Math.round(off / 86400))} days` : off >= 3600 ? `${fmtInt(Math.round(off / 3600))} h` : `${fmtInt(Math.round(off))} s`;
+    notes.push(h('div', { class: 'small text-warn', testid: 'clock-skew', title: 'Set up NTP on the router: /system ntp client set enabled=yes' },
+      `router clock is off by ${text} (${r.clock_skew_seconds > 0 ? 'ahead' : 'behind'})`));
+  }
   if (r.quarantined_records > 0) {
     notes.push(h('div', { class: 'small text-warn', testid: 'quarantined', title: 'Records PostgreSQL refused, kept in the accounting_quarantine table' },
       `${fmtInt(r.quarantined_records)} quarantined`));
