@@ -70,7 +70,8 @@ func FuzzApplyAccounting(f *testing.F) {
 		if _, err := db.Pool.Exec(ctx, `SELECT * FROM usage_daily`); err != nil {
 			t.Fatalf("usage_daily fails on what was stored: %v", err)
 		}
-		if _, err := db.Sessions(ctx, nettportal.SessionFilter{Limit: 10, Closed: true, Query: "good"}); err != nil {
+		if _, err := db.Sessions(ctx, nettportal.SessionFilter{Limit: 10, Closed: true, Query: "good",
+			From: time.Now().AddDate(0, 0, -90), To: time.Now().Add(time.Hour)}); err != nil {
 			t.Fatalf("sessions query fails on what was stored: %v", err)
 		}
 	})

@@ -139,7 +139,8 @@ func TestHeavyQueriesBounded(t *testing.T) {
 		first <- err
 	}()
 	awaitLockWait(t, db)
-	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali"})
+	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali",
+		From: time.Now().AddDate(0, 0, -1), To: time.Now().Add(time.Hour)})
 	if !errors.Is(err, nettportal.ErrBusy) {
 		t.Fatalf("second heavy query: %v, want ErrBusy", err)
 	}
@@ -149,7 +150,8 @@ func TestHeavyQueriesBounded(t *testing.T) {
 	if err := <-first; err != nil {
 		t.Fatalf("first heavy query: %v", err)
 	}
-	if _, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali"}); err != nil {
+	if _, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali",
+		From: time.Now().AddDate(0, 0, -1), To: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatalf("heavy query after the slot is free: %v", err)
 	}
 
