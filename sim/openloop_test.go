@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -15,10 +16,21 @@ import (
 
 func TestRunOpenLoopStorm(t *testing.T) {
 	resp := newResponder(t, "olsecret")
+	// Every tenth packet is dropped the first time it is seen and answered
+	// when retransmitted. A packet is known by its router, session, type
+	// and session time: the responder's own copy count is per session and
+	// type only, which the two routers' equal session ids and the repeated
+	// interims share.
 	n := 0
-	resp.setDrop(func(p *rad.Packet, copyNo int) bool { // every tenth first copy: answered when retransmitted
+	seen := map[string]int{}
+	resp.setDrop(func(p *rad.Packet, _ int) bool {
+		key := fmt.Sprint(rfc2865.NASIPAddress_Get(p), rfc2866.AcctSessionID_GetString(p), rfc2866.AcctStatusType_Get(p), rfc2866.AcctSessionTime_Get(p))
+		seen[key]++
+		if seen[key] > 1 {
+			return false
+		}
 		n++
-		return copyNo == 1 && n%10 == 0
+		return n%10 == 0
 	})
 	cfg := OpenLoopConfig{Server: resp.addr(), Secret: "olsecret", Routers: 2, BaseIP: netip.MustParseAddr("127.0.1.71"),
 		Rate: 1000, Duration: 400 * time.Millisecond, Sessions: 100, Timeout: 50 * time.Millisecond}
