@@ -494,7 +494,7 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	// with the packet as it came (raw is the reader's buffer: copied).
 	rec.Raw = append([]byte(nil), raw...)
 	rec.Source = addr
-	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued, at: time.Now()}
+	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued, at: now}
 	select {
 	case s.queue <- it:
 	default:
@@ -601,7 +601,7 @@ func (s *Server) setOutcomes(batch []item, recs []nettportal.AccountingRecord, o
 // packets behind them. Forgetting the dedupe entry lets the router's
 // retransmission be served afresh.
 func (s *Server) shed(batch []item) []item {
-	now := time.Now()
+	now := s.Now()
 	kept := batch[:0]
 	for i := range batch {
 		waited := now.Sub(batch[i].at)

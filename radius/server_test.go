@@ -207,16 +207,23 @@ func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	var delays atomic.Int64
 	var maxDelay atomic.Int64
+	// The packets' age is the property under test: the server's clock is
+	// moved on instead of the test sleeping through the budget.
+	var ahead atomic.Int64
+	dequeued := make(chan struct{}, 8)
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Workers = 1
 		s.MaxBatch = 1
 		s.MaxQueueDelay = 100 * time.Millisecond
+		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 		s.OnDequeue = func(d time.Duration) {
-			delays.Add(1)
 			if int64(d) > maxDelay.Load() {
 				maxDelay.Store(int64(d))
+			}
+			select {
+			case dequeued <- struct{}{}:
+			default:
 			}
 		}
 	})
@@ -226,8 +233,10 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	c.send(first)
 	// The worker holds the first (its commit waits for the lock) once the
 	// dequeue hook saw it.
-	for delays.Load() < 1 {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-dequeued:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first packet never reached the worker")
 	}
 	late := [][]byte{
 		request(t, "81000002", rfc2866.AcctStatusType_Value_Start, secret),
@@ -239,13 +248,17 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	for srv.QueueDepth() < 2 {
 		time.Sleep(time.Millisecond)
 	}
-	time.Sleep(150 * time.Millisecond) // the property under test is their age: past the 100ms budget
+	ahead.Add(int64(150 * time.Millisecond)) // past the 100ms budget
 	unlock()
 	if n := c.answers([][]byte{first}, 5*time.Second); n != 1 {
 		t.Fatal("the packet committed first was not answered")
 	}
-	for srv.Stats.Outcome(nettportal.OutcomeShed) < 2 && srv.QueueDepth() > 0 {
-		time.Sleep(time.Millisecond)
+	for range late { // the worker has taken each overdue packet
+		select {
+		case <-dequeued:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the overdue packets never reached the worker")
+		}
 	}
 	if n := c.answers(late, 300*time.Millisecond); n != 0 {
 		t.Errorf("%d overdue packets answered, want 0 (shed)", n)
