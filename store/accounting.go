@@ -407,18 +407,12 @@ func (db *DB) ApplyAcknowledgedResults(ctx context.Context, batch []nettportal.A
 	if err := db.ApplyAccountingOutcomes(ctx, batch, out); err != nil {
 		return nil, err
 	}
-	var results []nettportal.Outcome
-	for i, o := range out {
-		if o == nettportal.RecordStored {
+	results := recordResults(out)
+	for i, o := range results {
+		if o != nettportal.OutcomeForeignSession {
 			continue
-		}
-		if results == nil {
-			results = make([]nettportal.Outcome, len(batch)) // OutcomeOK is zero
 		}
 		results[i] = nettportal.OutcomeQuarantined
-		if o != nettportal.RecordForeignSession {
-			continue
-		}
 		if _, err := db.acct.Exec(ctx, insertQuarantineSQL, quarantineArgs(&batch[i], errForeign)...); err != nil {
 			return nil, fmt.Errorf("quarantine a record for another router's session: %w", err)
 		}

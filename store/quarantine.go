@@ -197,13 +197,19 @@ func (db *DB) ApplyAccountingResults(ctx context.Context, batch []nettportal.Acc
 	if err := db.ApplyAccountingOutcomes(ctx, batch, outs); err != nil {
 		return nil, err
 	}
+	return recordResults(outs), nil
+}
+
+// recordResults turns what the store did per record into the listener's
+// outcomes: nil when every record was stored (all OutcomeOK).
+func recordResults(outs []nettportal.RecordOutcome) []nettportal.Outcome {
 	var results []nettportal.Outcome
 	for i, o := range outs {
 		if o == nettportal.RecordStored {
 			continue
 		}
 		if results == nil {
-			results = make([]nettportal.Outcome, len(batch)) // OutcomeOK is zero
+			results = make([]nettportal.Outcome, len(outs)) // OutcomeOK is zero
 		}
 		switch o {
 		case nettportal.RecordQuarantined:
@@ -212,5 +218,5 @@ func (db *DB) ApplyAccountingResults(ctx context.Context, batch []nettportal.Acc
 			results[i] = nettportal.OutcomeForeignSession
 		}
 	}
-	return results, nil
+	return results
 }
