@@ -18,10 +18,38 @@ import (
 
 // insertQuarantineSQL keeps a record PostgreSQL refused. Every value is
 // made storable first (escapeText, range checks): the quarantine must take
-// whatever radacct could not.
-const insertQuarantineSQL = `INSERT INTO accounting_quarantine
-	(nas_id, source, status, acctuniqueid, raw, fields, error, sqlstate)
-	VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)`
+// whatever radacct could not. A record already there (same router and
+// quarantineKey: the router sent it again, after the listener's dedupe
+// window or with a new Identifier and Acct-Delay-Time) is one row: the
+// first copy's packet, fields and error, with the copies counted in
+// repeats and the newest in last_seen.
+const insertQuarantineSQL = `INSERT INTO accounting_quarantine AS q
+	(nas_id, source, status, acctuniqueid, raw, fields, error, sqlstate, record_key)
+	VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)
+	ON CONFLICT (nas_id, record_key) DO UPDATE SET repeats = q.repeats + 1, last_seen = greatest(q.last_seen, now())`
+
+// quarantineKey is a record's identity within its router, for the
+// quarantine's dedupe. Not the raw bytes: a NAS's retransmission may carry
+// a new Identifier and Acct-Delay-Time. A session has one Start and one
+// Stop; its Interims differ by Acct-Session-Time (by the event second when
+// they carry none); Accounting-On/Off by the event second. An event time
+// without Event-Timestamp is receive time - Acct-Delay-Time, the same
+// second for each copy but when the delays round apart: then the copy is a
+// second row, never a lost one. Migration 0006 computes the same key for
+// the rows kept before it.
+func quarantineKey(r *nettportal.AccountingRecord) string {
+	uid := escapeText(r.UniqueID)
+	event := "|e=" + r.EventTime.UTC().Format("2006-01-02T15:04:05")
+	st := strconv.FormatInt(int64(r.Status), 10)
+	switch {
+	case (r.Status == nettportal.StatusStart || r.Status == nettportal.StatusStop) && uid != "":
+		return st + "|" + uid
+	case r.Status == nettportal.StatusInterimUpdate && r.SessionTime != nil:
+		return st + "|" + uid + "|t=" + strconv.FormatUint(uint64(*r.SessionTime), 10)
+	default:
+		return st + "|" + uid + event
+	}
+}
 
 // escapeText makes s valid UTF-8 without NUL, losslessly for text that has
 // neither: a backslash becomes `\\`, NUL `\x00` and each byte that is not
@@ -113,7 +141,7 @@ func quarantineArgs(r *nettportal.AccountingRecord, cause error) []any {
 		routerID = 0 // no such router; the id is in fields
 	}
 	return []any{routerID, source, int64(r.Status), escapeText(r.UniqueID), raw, quarantineFields(r),
-		escapeText(cause.Error()), sqlstate}
+		escapeText(cause.Error()), sqlstate, quarantineKey(r)}
 }
 
 // unstorableError is a record checkStorable refused, with the SQLSTATE
@@ -153,33 +181,26 @@ func checkStorable(r *nettportal.AccountingRecord) error {
 	return nil
 }
 
-// QuarantineEntry is one record kept in accounting_quarantine.
-type QuarantineEntry struct {
-	ID       int64
-	At       time.Time
-	RouterID int64
-	Source   string
-	Status   int64
-	Raw      []byte
-	Fields   map[string]any
-	Error    string
-	SQLState string
-}
-
-// Quarantine lists the newest quarantined records of a router (routerID
-// 0: of all routers), at most limit.
-func (db *DB) Quarantine(ctx context.Context, routerID int64, limit int) ([]QuarantineEntry, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT id, at, coalesce(nas_id, 0), source, coalesce(status, 0), raw, fields, error, sqlstate
-		FROM accounting_quarantine WHERE $1 = 0 OR nas_id = $1 ORDER BY id DESC LIMIT $2`, routerID, limit)
+// Quarantine lists the quarantined records of a router (routerID 0: of
+// all routers), newest copy first, at most limit.
+func (db *DB) Quarantine(ctx context.Context, routerID int64, limit int) ([]nettportal.QuarantinedRecord, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT id, at, last_seen, repeats, coalesce(nas_id, 0), source, coalesce(status, 0),
+			coalesce(acctuniqueid, ''), raw, fields, error, sqlstate
+		FROM accounting_quarantine WHERE $1 = 0 OR nas_id = $1 ORDER BY last_seen DESC, id DESC LIMIT $2`, routerID, limit)
 	if err != nil {
 		return nil, fmt.Errorf("list quarantined accounting: %w", err)
 	}
 	defer rows.Close()
-	var out []QuarantineEntry
+	var out []nettportal.QuarantinedRecord
 	for rows.Next() {
-		var e QuarantineEntry
-		if err := rows.Scan(&e.ID, &e.At, &e.RouterID, &e.Source, &e.Status, &e.Raw, &e.Fields, &e.Error, &e.SQLState); err != nil {
+		var e nettportal.QuarantinedRecord
+		var status int64
+		if err := rows.Scan(&e.ID, &e.At, &e.LastSeen, &e.Repeats, &e.RouterID, &e.Source, &status, &e.AcctUniqueID,
+			&e.Raw, &e.Fields, &e.Error, &e.SQLState); err != nil {
 			return nil, fmt.Errorf("list quarantined accounting: %w", err)
+		}
+		if status >= 0 && status <= math.MaxUint32 {
+			e.Status = nettportal.StatusType(status)
 		}
 		out = append(out, e)
 	}
