@@ -223,6 +223,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /api/throughput", s.auth(v, s.throughput))
 
 	mux.Handle("GET /api/routers", s.auth(v, s.listRouters))
+	mux.Handle("GET /api/quarantine", s.auth(v, s.listQuarantine))
 	mux.Handle("POST /api/routers", s.auth(ad, s.createRouter))
 	mux.Handle("PUT /api/routers/{id}", s.auth(ad, s.updateRouter))
 	mux.Handle("DELETE /api/routers/{id}", s.auth(ad, s.deleteRouter))
