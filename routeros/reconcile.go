@@ -50,6 +50,9 @@ type Reconciler struct {
 	OnChange func(nettportal.SessionsChanged)
 	// OnResult, when set, learns every router's reconciliation (metrics).
 	OnResult func(nettportal.Router, Result)
+	// OnSweep, when set, learns what each stale sweep closed (or its
+	// error), after the sweep: tests wait on it instead of the clock.
+	OnSweep func(closed int64, err error)
 	Log      zerolog.Logger
 	Now      func() time.Time
 
@@ -127,11 +130,15 @@ func (rc *Reconciler) Run(ctx context.Context) {
 		now := rc.now()
 		if now.Sub(lastSweep) >= interval {
 			lastSweep = now
-			if n, err := rc.Store.SweepStale(ctx, grace, now); err != nil {
+			n, err := rc.Store.SweepStale(ctx, grace, now)
+			if err != nil {
 				rc.Log.Warn().Err(err).Msg("stale sweep")
 			} else if n > 0 {
 				rc.Log.Info().Int64("closed", n).Msg("closed stale sessions of routers without API access")
 				rc.changed(nettportal.SessionsChanged{Records: int(n)})
+			}
+			if rc.OnSweep != nil {
+				rc.OnSweep(n, err)
 			}
 		}
 		routers, err := rc.Store.Routers(ctx)

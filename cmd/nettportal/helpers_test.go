@@ -95,12 +95,25 @@ func startServe(t testing.TB, dbURL string, extra ...string) *testServer {
 // server where the browser and the routers expect it.
 func startServeAt(t testing.TB, dbURL, acct, httpAddr string, extra ...string) *testServer {
 	t.Helper()
+	return startServeTuned(t, dbURL, acct, httpAddr, nil, extra...)
+}
+
+// startServeTuned is startServeAt with tune, when set, changing serve's
+// configuration after the flags (for the hooks no flag reaches).
+func startServeTuned(t testing.TB, dbURL, acct, httpAddr string, tune func(*serveConfig), extra ...string) *testServer {
+	t.Helper()
 	ts := &testServer{AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	args := append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr, "--log-level", "debug",
 		"--spool-dir", t.TempDir()}, extra...)
-	go func() { done <- run(ctx, args, noEnv, os.Stdout, ts.Log) }()
+	go func() {
+		if tune != nil {
+			done <- runServeWith(ctx, args[1:], noEnv, ts.Log, tune)
+			return
+		}
+		done <- run(ctx, args, noEnv, os.Stdout, ts.Log)
+	}()
 	var once sync.Once
 	ts.stop = func() {
 		once.Do(func() {

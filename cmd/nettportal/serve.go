@@ -65,6 +65,10 @@ type serveConfig struct {
 	MetricsOnHTTP      bool
 	TLSCert, TLSKey    string
 	PublicURL          string
+
+	// onSweep is a test hook, never a flag: it learns what each stale
+	// sweep closed, so a test waits for a sweep instead of the clock.
+	onSweep func(closed int64, err error)
 }
 
 func (c *serveConfig) register(fs interface {
@@ -109,6 +113,12 @@ func (c *serveConfig) register(fs interface {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	return runServeWith(ctx, args, getenv, stderr, nil)
+}
+
+// runServeWith is runServe with tune, when set, changing the configuration
+// the flags gave (tests set the hooks no flag reaches).
+func runServeWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, tune func(*serveConfig)) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg serveConfig
 	cfg.register(fs)
@@ -116,6 +126,9 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.SecretKey = getenv(secretKeyEnv)
+	if tune != nil {
+		tune(&cfg)
+	}
 	log, err := newLogger(stderr, cfg.LogLevel)
 	if err != nil {
 		return err
@@ -286,6 +299,7 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		FastInterval: cfg.APIPollInterval,
 		StaleGrace:   cfg.StaleGrace,
 		OnResult:     observeReconcile(srv.metrics),
+		OnSweep:      cfg.onSweep,
 		Log:          log.With().Str("component", "reconciler").Logger(),
 	}
 	// Committed batches also feed the traffic chart.

@@ -1,6 +1,6 @@
 // Routers: state of every router; admins add, edit and remove them.
 import { h, clear } from './dom.js';
-import { api, listOf } from './api.js';
+import { api, listOf, query } from './api.js';
 import { fmtInt, fmtAgo, fmtDateTime } from './format.js';
 import { toast, openDialog, confirmDialog, badge, emptyRow } from './ui.js';
 
@@ -46,12 +46,51 @@ function accountingCell(r) {
       `router clock is off by ${text} (${r.clock_skew_seconds > 0 ? 'ahead' : 'behind'})`));
   }
   if (r.quarantined_records > 0) {
-    notes.push(h('div', { class: 'small text-warn', testid: 'quarantined', title: 'Records PostgreSQL refused, kept in the accounting_quarantine table' },
-      `${fmtInt(r.quarantined_records)} quarantined`));
+    notes.push(h('div', { class: 'small text-warn', testid: 'quarantined' },
+      h('button', { type: 'button', class: 'link-btn text-warn', testid: 'show-quarantine', onclick: () => showQuarantine(r),
+        title: 'Records PostgreSQL refused, answered and kept in the accounting_quarantine table: show them' },
+      `${fmtInt(r.quarantined_records)} quarantined`)));
   }
   if (!at) return h('span', {}, h('span', { class: 'muted' }, 'never'), ...notes);
   const age = (Date.now() - Date.parse(at)) / 1000;
   return h('span', {}, h('span', { title: fmtDateTime(at), class: age > 900 ? 'text-warn' : '' }, fmtAgo(at)), ...notes);
+}
+
+// quarantineLimit bounds the dialog; the API says when there are more.
+const quarantineLimit = 100;
+
+// showQuarantine lists a router's quarantined records: what the router
+// sent, why PostgreSQL refused it, and how often it sent it again. Strings
+// are shown as stored: bytes that are not text appear as \xNN.
+async function showQuarantine(r) {
+  let res;
+  try {
+    res = await api('GET', `/api/quarantine${query({ router: r.id, limit: quarantineLimit })}`);
+  } catch (e) {
+    toast(`Could not load the quarantine of ${r.name}: ${e.message}`, 'error');
+    return;
+  }
+  const recs = listOf(res, 'records');
+  const rows = recs.map((q) => h('tr', { testid: 'quarantine-row', dataset: { session: q.acct_session_id } },
+    h('td', { class: 'nowrap', title: `first ${fmtDateTime(q.first_seen)}` }, fmtDateTime(q.last_seen)),
+    h('td', {}, q.status),
+    h('td', { class: 'mono' }, q.username || '—'),
+    h('td', { class: 'mono' }, q.acct_session_id || '—'),
+    h('td', { class: 'num', testid: 'quarantine-repeats' }, fmtInt(q.repeats)),
+    h('td', { class: 'detail-cell' }, h('div', {}, q.error), h('div', { class: 'muted small' }, `SQLSTATE ${q.sqlstate || '?'} · from ${q.source || 'unknown'}`),
+      q.raw_hex ? h('details', {}, h('summary', { class: 'small' }, 'Packet (hex)'), h('div', { class: 'mono small hex' }, q.raw_hex)) : null)));
+  await openDialog({
+    title: `Quarantined records of ${r.name}`,
+    testid: 'quarantine-dialog',
+    wide: true,
+    body: h('div', {},
+      h('p', { class: 'muted small' }, 'Accounting PostgreSQL refused. Each was answered and is kept in accounting_quarantine; a copy the router sent again is counted, not stored twice.'),
+      h('div', { class: 'dlg-scroll' }, h('table', { class: 'grid' },
+        h('thead', {}, h('tr', {}, ['Last seen', 'Type', 'User', 'Session id', 'Copies', 'Error'].map((c, i) => h('th', { class: i === 4 ? 'num' : '' }, c)))),
+        h('tbody', {}, rows.length ? rows : emptyRow(6, 'Nothing quarantined.')))),
+      res && res.more ? h('p', { class: 'muted small', testid: 'quarantine-more' }, `The newest ${fmtInt(recs.length)} are shown.`) : null),
+    actions: [({ done }) => h('button', { type: 'button', class: 'btn', onclick: () => done(null) }, 'Close')],
+  });
 }
 
 export class RoutersPage {
