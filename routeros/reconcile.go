@@ -53,8 +53,8 @@ type Reconciler struct {
 	// OnSweep, when set, learns what each stale sweep closed (or its
 	// error), after the sweep: tests wait on it instead of the clock.
 	OnSweep func(closed int64, err error)
-	Log      zerolog.Logger
-	Now      func() time.Time
+	Log     zerolog.Logger
+	Now     func() time.Time
 
 	// api lets tests substitute a router's API; nil uses Clients.
 	api func(nettportal.Router) routerAPI
