@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,5 +247,48 @@ func TestSpoolReplayQuarantinesAndDrains(t *testing.T) {
 	var stop *time.Time
 	if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime FROM radacct WHERE acctuniqueid = $1`, recs[1].UniqueID).Scan(&stop); err != nil || stop != nil {
 		t.Fatalf("another router's replayed Stop closed the session (%v, %v)", stop, err)
+	}
+}
+
+// A refused record that the router sends again with the same bytes once
+// the dedupe window has passed is processed again (answered from the
+// quarantine, not the cache) and kept once: one quarantine row counting
+// two copies.
+func TestQuarantinedRetransmissionAfterDedupeWindowKeptOnce(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	// A value this site's database refuses whatever decode did.
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE radacct ADD CONSTRAINT site_refuses CHECK (username <> 'refused')`); err != nil {
+		t.Fatal(err)
+	}
+	var ahead atomic.Int64
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+	})
+	c := newClient(t, srv)
+	req := packet(t, rfc2866.AcctStatusType_Value_Start, []byte("refused"), "81000001", nil)
+	c.send(req)
+	if c.answers([][]byte{req}, 2*time.Second) != 1 {
+		t.Fatal("the refused Start was not answered (it is durable in the quarantine)")
+	}
+	// Past the window: two expiry passes drop both generations.
+	ahead.Store(int64(11 * time.Second))
+	radius.ExpireDedupe(srv, srv.Now())
+	ahead.Store(int64(22 * time.Second))
+	radius.ExpireDedupe(srv, srv.Now())
+	c.send(req)
+	if c.answers([][]byte{req}, 2*time.Second) != 1 {
+		t.Fatal("the retransmission after the dedupe window was not answered")
+	}
+	if q, d := srv.Stats.Outcome(nettportal.OutcomeQuarantined), srv.Stats.Outcome(nettportal.OutcomeDuplicate); q != 2 || d != 0 {
+		t.Errorf("quarantined %d, duplicate %d; want 2, 0 (the copy was processed again)", q, d)
+	}
+	recs, err := db.Quarantine(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Repeats != 2 || recs[0].SQLState != "23514" {
+		t.Fatalf("quarantine %+v, want one row with 2 copies", recs)
 	}
 }

@@ -1,0 +1,8 @@
+package radius
+
+import "time"
+
+// ExpireDedupe runs one expiry pass of s's dedupe cache at now, as the
+// server's once-a-second loop does, so tests move past the window
+// without waiting for the loop.
+func ExpireDedupe(s *Server, now time.Time) { s.dedupe.expire(now) }
