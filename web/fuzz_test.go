@@ -46,6 +46,7 @@ func FuzzAPIJSON(f *testing.F) {
 		{"GET", "/api/sessions/{id}/samples"},
 		{"GET", "/api/audit"},
 		{"GET", "/api/customers"},
+		{"GET", "/api/quarantine"},
 	}
 	db := storetest.MustOpenDB(f)
 	ctx := context.Background()
@@ -100,6 +101,9 @@ func FuzzAPIJSON(f *testing.F) {
 		{0, "", "", `{"username":"a\u0000","password":"p"}`},
 		{8, "", "", "username,name\na\x00,b\n"},
 		{2, "1", "", `{"rate_limit":1e999}`},
+		{17, "", "router=fuzz-1&limit=5", ``},
+		{17, "", "router=%00&limit=99999999999999999999", ``},
+		{17, "", "router=%ff%fe", ``},
 	}
 	for _, s := range seeds {
 		f.Add(s.which, s.id, s.query, []byte(s.body))
