@@ -158,9 +158,9 @@ type rampResult struct {
 // rampRunner offers steps to one target: storm steps each on new
 // sessions, steady steps continuing the same sessions.
 type rampRunner struct {
-	t      acctTarget
-	cfg    rampSettings
-	tags   int
+	t    acctTarget
+	cfg  rampSettings
+	tags int
 	// steady sessions continue across steps: their packets count on.
 	steadyRound int
 }
