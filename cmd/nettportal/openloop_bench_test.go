@@ -11,6 +11,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
@@ -166,8 +167,12 @@ type rampRunner struct {
 }
 
 func (r *rampRunner) step(b *testing.B, mix sim.Mix, label string, rate int) rampStep {
+	return r.stepFor(b, mix, label, rate, r.cfg.step)
+}
+
+func (r *rampRunner) stepFor(b *testing.B, mix sim.Mix, label string, rate int, d time.Duration) rampStep {
 	cfg := sim.OpenLoopConfig{Server: r.t.addr(), Secret: r.t.secret(), Routers: rampRouters, Rate: rate,
-		Duration: r.cfg.step, Mix: mix}
+		Duration: d, Mix: mix}
 	if mix == sim.MixSteady {
 		cfg.Tag, cfg.FirstRound = "stdy", r.steadyRound
 	} else {
@@ -291,6 +296,12 @@ func runRamps(b *testing.B, t acctTarget, settings rampSettings, mixes []sim.Mix
 	var out []rampResult
 	var ledger []sim.LedgerEntry
 	var acked uint64
+	// A warm-up the capacity does not count: connections opened, caches
+	// and plans warm, on both servers alike.
+	if len(settings.rates) > 0 {
+		w := r.stepFor(b, sim.MixStorm, "warm-up", settings.rates[0], min(settings.step, 3*time.Second))
+		ledger, acked = append(ledger, w.res.Ledger...), w.res.Answered
+	}
 	for _, mix := range mixes {
 		rr := r.ramp(b, mix)
 		out = append(out, rr)
@@ -329,6 +340,72 @@ func BenchmarkOpenLoop(b *testing.B) {
 			if v, err := metric(t.srv.HTTPURL, name); err == nil && v > 0 {
 				fmt.Printf("note: %s = %.0f (the database did not keep up within --spool-after)\n", name, v)
 			}
+		}
+	}
+}
+
+// freeradiusTarget is FreeRADIUS 3.2 with the stock rlm_sql on its own
+// database with the stock schema, as freeradiustest runs it (threaded,
+// no debug output).
+type freeradiusTarget struct {
+	srv *freeradiustest.Server
+	db  *store.DB
+}
+
+func (f *freeradiusTarget) name() string          { return "freeradius" }
+func (f *freeradiusTarget) addr() string          { return f.srv.AcctAddr().String() }
+func (f *freeradiusTarget) secret() string        { return f.srv.Secret }
+func (f *freeradiusTarget) ledgerDB() *store.DB   { return f.db }
+func (f *freeradiusTarget) shed() (float64, bool) { return 0, false }
+
+// settle gives FreeRADIUS a moment for requests the load gave up on: it
+// has no queue depth to read, and it works off its queue within its
+// max_request_time anyway.
+func (f *freeradiusTarget) settle(testing.TB) { time.Sleep(time.Second) }
+
+func startFreeRADIUSTarget(b *testing.B) *freeradiusTarget {
+	dbURL := freeradiustest.StockDatabase(b)
+	db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 2, StatementTimeout: -1}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	// The default client is 127.0.0.0/8: the load's routers included.
+	return &freeradiusTarget{srv: freeradiustest.Start(b, freeradiustest.Config{DatabaseURL: dbURL}), db: db}
+}
+
+// BenchmarkOpenLoopPeer runs BenchmarkOpenLoop's ramp against our server
+// and then, in the same run on the same machine, against FreeRADIUS 3.2
+// with rlm_sql (stock configuration and schema, its own database), and
+// prints the ratio of the capacities. It fails when FreeRADIUS is not
+// installed. NETTPORTAL_BENCH_RATES is our ramp, NETTPORTAL_BENCH_PEER_RATES
+// FreeRADIUS's (default 500,...,8000), NETTPORTAL_BENCH_MIXES (storm).
+func BenchmarkOpenLoopPeer(b *testing.B) {
+	if err := freeradiustest.Available(); err != nil {
+		b.Fatalf("bench-peer measures FreeRADIUS 3.2 + rlm_sql beside nettportal: install the Debian packages freeradius and freeradius-postgresql (%v)", err)
+	}
+	ours := rampSettingsFromEnv(b, "NETTPORTAL_BENCH_RATES", defaultRampRates)
+	peer := rampSettingsFromEnv(b, "NETTPORTAL_BENCH_PEER_RATES", defaultPeerRampRates)
+	mixes := rampMixes(b, "storm")
+	for n := 0; n < b.N; n++ {
+		b.ResetTimer()
+		o := startOurTarget(b)
+		mine := runRamps(b, o, ours, mixes)
+		o.srv.stop() // FreeRADIUS gets the machine to itself
+		f := startFreeRADIUSTarget(b)
+		theirs := runRamps(b, f, peer, mixes)
+		b.StopTimer()
+		for i, rr := range mine {
+			p := mixPrefix(rr.mix)
+			rr.report(b, p)
+			b.ReportMetric(float64(theirs[i].capacity), p+"freeradius-capacity/s")
+			if theirs[i].capacity == 0 {
+				fmt.Printf("%s: FreeRADIUS had no step within capacity; no ratio (NETTPORTAL_BENCH_PEER_RATES lower)\n", rr.mix)
+				continue
+			}
+			ratio := float64(rr.capacity) / float64(theirs[i].capacity)
+			fmt.Printf("%s capacity: nettportal %d/s, FreeRADIUS %d/s: %.1fx\n", rr.mix, rr.capacity, theirs[i].capacity, ratio)
+			b.ReportMetric(ratio, p+"ratio")
 		}
 	}
 }
