@@ -60,9 +60,9 @@ type abuseResult struct {
 
 // wsTally counts what the abusive WebSocket clients got.
 type wsTally struct {
-	dialed, dialFailed, hello, snapshot atomic.Int64
-	closedMu                            sync.Mutex
-	closed                              map[string]int // close reason (or error) -> sockets
+	dialed, dialFailed, hello, snapshot, redials atomic.Int64
+	closedMu                                     sync.Mutex
+	closed                                       map[string]int // close reason (or error) -> sockets
 }
 
 func (w *wsTally) close(reason string) {
@@ -286,9 +286,10 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	}
 
 	// The sockets, opened while the viewers above run.
-	conns := openSockets(tb, abuse, srv.HTTPURL, tokens, naddrs, cfg.sockets, &res.ws, &wg)
+	dialing := time.Now()
+	openSockets(abuse, srv.HTTPURL, tokens, naddrs, cfg.sockets, &res.ws, &wg)
 	fmt.Printf("viewer abuse: %d WebSockets dialed (%d failed) in %v, %d got hello, %d a snapshot so far\n",
-		res.ws.dialed.Load(), res.ws.dialFailed.Load(), time.Since(began).Round(time.Millisecond), res.ws.hello.Load(), res.ws.snapshot.Load())
+		res.ws.dialed.Load(), res.ws.dialFailed.Load(), time.Since(dialing).Round(time.Millisecond), res.ws.hello.Load(), res.ws.snapshot.Load())
 
 	load.Tag = "abus"
 	res.acct, err = sim.RunOpenLoop(ctx, load)
@@ -298,9 +299,6 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	res.ledger = append(res.ledger, res.acct.Ledger...)
 	res.acked += res.acct.Answered
 	stopAbuse()
-	for _, c := range conns {
-		c.Close()
-	}
 	wg.Wait()
 
 	res.limited = map[string]float64{}
@@ -325,12 +323,13 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	return res
 }
 
-// openSockets dials n WebSockets from naddrs loopback addresses
-// (127.0.0.100 upwards) spread over the tokens, each subscribing to a
-// view and reading until it is closed; it returns when every dial is done.
-func openSockets(tb testing.TB, ctx context.Context, httpURL string, tokens []string, naddrs, n int, tally *wsTally, wg *sync.WaitGroup) []*websocket.Conn {
+// openSockets keeps n WebSockets open from naddrs loopback addresses
+// (127.0.0.100 upwards) spread over the tokens until ctx ends: each
+// subscribes to a view and reads until it is closed, and one the server
+// closes dials again a second later, as the page does. It returns once
+// every socket's first dial is done; the sockets run on under wg.
+func openSockets(ctx context.Context, httpURL string, tokens []string, naddrs, n int, tally *wsTally, wg *sync.WaitGroup) {
 	u, _ := url.Parse(httpURL)
-	conns := make([]*websocket.Conn, n)
 	next := atomic.Int64{}
 	var dialers sync.WaitGroup
 	for range 32 {
@@ -347,33 +346,48 @@ func openSockets(tb testing.TB, ctx context.Context, httpURL string, tokens []st
 				d := websocket.Dialer{HandshakeTimeout: time.Minute, NetDialContext: (&net.Dialer{
 					LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}).DialContext}
 				hdr := http.Header{"Origin": {httpURL}, "Authorization": {"Bearer " + tokens[i%len(tokens)]}}
-				ws, _, err := d.DialContext(ctx, "ws://"+u.Host+"/ws", hdr)
-				if err != nil {
-					tally.dialFailed.Add(1)
-					tally.close("dial: " + err.Error())
-					continue
+				dial := func() *websocket.Conn {
+					ws, _, err := d.DialContext(ctx, "ws://"+u.Host+"/ws", hdr)
+					if err != nil {
+						if ctx.Err() == nil {
+							tally.dialFailed.Add(1)
+							tally.close("dial: " + err.Error())
+						}
+						return nil
+					}
+					tally.dialed.Add(1)
+					if err := ws.WriteMessage(websocket.TextMessage, []byte(wsViews[i%len(wsViews)])); err != nil {
+						tally.close("subscribe: " + err.Error())
+					}
+					return ws
 				}
-				tally.dialed.Add(1)
-				conns[i] = ws
-				if err := ws.WriteMessage(websocket.TextMessage, []byte(wsViews[i%len(wsViews)])); err != nil {
-					tally.close("subscribe: " + err.Error())
-				}
+				ws := dial()
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					readSocket(ctx, ws, tally)
+					for {
+						if ws != nil {
+							stop := context.AfterFunc(ctx, func() { ws.Close() })
+							readSocket(ctx, ws, tally)
+							stop()
+							ws.Close()
+						}
+						if ctx.Err() != nil {
+							return
+						}
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(time.Second):
+						}
+						tally.redials.Add(1)
+						ws = dial()
+					}
 				}()
 			}
 		}()
 	}
 	dialers.Wait()
-	out := conns[:0]
-	for _, c := range conns {
-		if c != nil {
-			out = append(out, c)
-		}
-	}
-	return out
 }
 
 func readSocket(ctx context.Context, ws *websocket.Conn, tally *wsTally) {
@@ -446,8 +460,8 @@ func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
 	}
 	r.ws.closedMu.Unlock()
 	sort.Strings(reasons)
-	fmt.Printf("viewer abuse: %d WebSockets: %d dialed, %d hello, %d first snapshot; ends: %s; server limited %v\n",
-		cfg.sockets, r.ws.dialed.Load(), r.ws.hello.Load(), r.ws.snapshot.Load(), strings.Join(reasons, "; "), r.limited)
+	fmt.Printf("viewer abuse: %d WebSockets: %d dials (%d of them again after a close), %d hello, %d first snapshot; ends: %s; server limited %v\n",
+		cfg.sockets, r.ws.dialed.Load(), r.ws.redials.Load(), r.ws.hello.Load(), r.ws.snapshot.Load(), strings.Join(reasons, "; "), r.limited)
 	fmt.Printf("viewer abuse: spooled (answered from the spool) %.0f, spool depth %.0f, non-empty files in %s: %d\n",
 		r.spooled, r.spoolDepth, filepath.Base(spoolDir), r.spoolFiles)
 }
