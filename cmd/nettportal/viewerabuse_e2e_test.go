@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -326,7 +327,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 // openSockets keeps n WebSockets open from naddrs loopback addresses
 // (127.0.0.100 upwards) spread over the tokens until ctx ends: each
 // subscribes to a view and reads until it is closed, and one the server
-// closes dials again a second later, as the page does. It returns once
+// closes dials again after the page's backoff. It returns once
 // every socket's first dial is done; the sockets run on under wg.
 func openSockets(ctx context.Context, httpURL string, tokens []string, naddrs, n int, tally *wsTally, wg *sync.WaitGroup) {
 	u, _ := url.Parse(httpURL)
@@ -365,20 +366,27 @@ func openSockets(ctx context.Context, httpURL string, tokens []string, naddrs, n
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					attempt := 0
 					for {
 						if ws != nil {
 							stop := context.AfterFunc(ctx, func() { ws.Close() })
-							readSocket(ctx, ws, tally)
+							if readSocket(ctx, ws, tally) {
+								attempt = 0
+							}
 							stop()
 							ws.Close()
 						}
 						if ctx.Err() != nil {
 							return
 						}
+						// The page's backoff (web/ui/js/live.js): 0.5 s
+						// doubling to 15 s, half of it jitter.
+						base := min(15*time.Second, 500*time.Millisecond<<min(attempt, 5))
+						attempt++
 						select {
 						case <-ctx.Done():
 							return
-						case <-time.After(time.Second):
+						case <-time.After(base/2 + rand.N(base/2)):
 						}
 						tally.redials.Add(1)
 						ws = dial()
@@ -390,8 +398,8 @@ func openSockets(ctx context.Context, httpURL string, tokens []string, naddrs, n
 	dialers.Wait()
 }
 
-func readSocket(ctx context.Context, ws *websocket.Conn, tally *wsTally) {
-	gotSnapshot := false
+// readSocket reads ws until it is closed and says whether a snapshot came.
+func readSocket(ctx context.Context, ws *websocket.Conn, tally *wsTally) (gotSnapshot bool) {
 	for {
 		var m struct{ Type string }
 		err := ws.ReadJSON(&m)
@@ -405,7 +413,7 @@ func readSocket(ctx context.Context, ws *websocket.Conn, tally *wsTally) {
 			default:
 				tally.close("read: " + err.Error())
 			}
-			return
+			return gotSnapshot
 		}
 		switch m.Type {
 		case "hello":
