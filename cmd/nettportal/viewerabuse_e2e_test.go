@@ -102,7 +102,7 @@ func fillHistory(tb testing.TB, db *store.DB, closed, customers int) {
 	ctx := context.Background()
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO customers (name, username, profile, phone, address)
 		SELECT 'Customer ' || i, 'sub' || i, (ARRAY['home-10','home-25','home-50','biz-100','biz-200'])[1 + i % 5],
-			'+880 17' || lpad((i * 7919 % 100000000)::text, 8, '0'), 'House ' || i % 300 || ', Road ' || i % 40 || ', Dhaka'
+			'+880 17' || lpad((i::bigint * 7919 % 100000000)::text, 8, '0'), 'House ' || i % 300 || ', Road ' || i % 40 || ', Dhaka'
 		FROM generate_series(0, $1 - 1) i`, customers); err != nil {
 		tb.Fatalf("fill customers: %v", err)
 	}
@@ -111,7 +111,7 @@ func fillHistory(tb testing.TB, db *store.DB, closed, customers int) {
 			acctstarttime, acctupdatetime, acctstoptime, acctsessiontime, acctinputoctets, acctoutputoctets,
 			framedipaddress, callingstationid, acctterminatecause, closed_by, profile, has_start)
 		SELECT to_hex(i), md5('closed' || i), 'sub' || (i % ($2 * 6 / 5)), '127.0.0.11', (SELECT min(id) FROM nas),
-			s, s + interval '50 min', s + interval '1 hour', 3600, i * 1000, i * 7000,
+			s, s + interval '50 min', s + interval '1 hour', 3600, i::bigint * 1000, i::bigint * 7000,
 			'100.64.0.0'::inet + i % 60000, 'AA:00:00:00:00:00', 'User-Request', 'stop',
 			(ARRAY['home-10','home-25','home-50','biz-100','biz-200'])[1 + i % 5], true
 		FROM generate_series(1, $1) i, LATERAL (SELECT now() - interval '2 hours' - (i % 86400 * 60) * interval '1 s' AS s) t`,
