@@ -182,7 +182,7 @@ type serverBatches struct {
 	commitLE       map[float64]float64 // upper bound (s) -> commits at most that long
 }
 
-func readBatches(b *testing.B, srv *testServer) serverBatches {
+func readBatches(b testing.TB, srv *testServer) serverBatches {
 	resp, err := http.Get(srv.HTTPURL + "/metrics")
 	if err != nil {
 		b.Fatal(err)

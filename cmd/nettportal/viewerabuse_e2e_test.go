@@ -293,10 +293,16 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 		res.ws.dialed.Load(), res.ws.dialFailed.Load(), time.Since(dialing).Round(time.Millisecond), res.ws.hello.Load(), res.ws.snapshot.Load())
 
 	load.Tag = "abus"
+	metricsOf := &testServer{HTTPURL: srv.HTTPURL}
+	batches := readBatches(tb, metricsOf)
 	res.acct, err = sim.RunOpenLoop(ctx, load)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// The commits' share of the latency beside the abuse (the rest is the
+	// queue, the process's CPU and the network).
+	fmt.Print("viewer abuse: accounting ")
+	readBatches(tb, metricsOf).report(batches)
 	res.ledger = append(res.ledger, res.acct.Ledger...)
 	res.acked += res.acct.Answered
 	stopAbuse()
