@@ -4,7 +4,7 @@ PKGS := ./...
 # The test timeout covers the end-to-end suites (browser, simulated fleet).
 TESTFLAGS ?= -count=1 -timeout 20m
 
-.PHONY: build demo test check race fuzz bench bench-history bench-peer clean
+.PHONY: build demo test check race fuzz bench bench-history bench-peer bench-peer-ingest clean
 
 build:
 	$(GO) build -o bin/nettportal ./cmd/nettportal
@@ -40,20 +40,31 @@ fuzz:
 # Load benchmarks against the real serve wiring and a local PostgreSQL with
 # fsync and synchronous_commit on. They print their figures: ingest through
 # serve (packets/s, p50/p99, at full speed and at 20,000/s, ledger check),
-# the accounting upsert alone, and the sessions API over 100,000 sessions.
+# the accounting upsert alone, the sessions API over 100,000 sessions, the
+# open-loop ramp (capacity, 2x overload, recovery; NETTPORTAL_BENCH_RATES,
+# NETTPORTAL_BENCH_STEP, NETTPORTAL_BENCH_MIXES) and accounting beside
+# heavy viewers, CSV exports and 10,000 WebSockets.
 bench:
-	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^Benchmark(Ingest|LiveView|ApplyAccounting|SessionsAPI)$$' \
-		-benchtime 1x -timeout 30m ./cmd/nettportal ./store
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' \
+		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|SessionsAPI|OpenLoop|ViewerAbuse)$$' \
+		-benchtime 1x -timeout 45m ./cmd/nettportal ./store
 
 # History: ingest and live-page latency with and without 20 million closed
 # sessions (NETTPORTAL_BENCH_HISTORY_ROWS to change); the fill takes ~10 min.
 bench-history:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^BenchmarkHistory$$' -benchtime 1x -timeout 2h ./cmd/nettportal
 
-# The same load against another accounting server on this machine, for a
-# comparison (FreeRADIUS with rlm_sql, say): NETTPORTAL_BENCH_PEER=host:port,
-# NETTPORTAL_BENCH_PEER_DB=its database URL, NETTPORTAL_BENCH_PEER_SECRET.
+# The open-loop ramp against serve and then, in the same run, against
+# FreeRADIUS 3.2 + stock rlm_sql on its own database: both capacities and
+# their ratio (NETTPORTAL_BENCH_PEER_RATES is FreeRADIUS's ramp). Fails
+# without the freeradius and freeradius-postgresql packages.
 bench-peer:
+	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' -bench '^BenchmarkOpenLoopPeer$$' -benchtime 1x -timeout 30m ./cmd/nettportal
+
+# The closed-loop ingest load against an accounting server you run:
+# NETTPORTAL_BENCH_PEER=host:port, NETTPORTAL_BENCH_PEER_DB=its database
+# URL, NETTPORTAL_BENCH_PEER_SECRET.
+bench-peer-ingest:
 	$(GO) test -run '^$$' -bench '^BenchmarkIngestPeer$$' -benchtime 1x -timeout 30m ./cmd/nettportal
 
 clean:

@@ -1,0 +1,536 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// abuseConfig is one viewer-abuse run: a history of closed sessions and
+// customers, then heavy viewers, CSV exports and WebSockets while an
+// open-loop accounting load runs beside them.
+type abuseConfig struct {
+	closed, customers int
+	heavy             int // viewers looping over heavy history requests
+	sockets           int
+	acctRate          int // accounting packets/s offered during the abuse
+	acctDuration      time.Duration
+	baseline          bool // first the same accounting load without the abuse
+}
+
+// abuseResult is what an abuse run saw.
+type abuseResult struct {
+	baseline, acct sim.OpenLoopResult
+	heavyStatus    map[int]int // HTTP status -> answers
+	heavyTimes     []time.Duration
+	csvStatus      map[int]int
+	csvRows        int64 // rows of the longest complete export
+	csvTime        time.Duration
+	ws             wsTally
+	limited        map[string]float64 // the server's websocket_limited_total by reason
+	spooled        float64            // records acknowledged from the spool
+	spoolDepth     float64
+	spoolFiles     int
+	ledger         []sim.LedgerEntry
+	acked          uint64
+}
+
+// wsTally counts what the abusive WebSocket clients got.
+type wsTally struct {
+	dialed, dialFailed, hello, snapshot, redials atomic.Int64
+	closedMu                                     sync.Mutex
+	closed                                       map[string]int // close reason (or error) -> sockets
+}
+
+func (w *wsTally) close(reason string) {
+	w.closedMu.Lock()
+	defer w.closedMu.Unlock()
+	if w.closed == nil {
+		w.closed = map[string]int{}
+	}
+	w.closed[reason]++
+}
+
+// raiseFileLimit makes room for n more descriptors in this process: the
+// soft RLIMIT_NOFILE is raised up to the hard one; beyond that it fails.
+func raiseFileLimit(tb testing.TB, n uint64) {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("getrlimit: %v", err)
+	}
+	need := n + 2048 // the server's pools, the load's sockets, the test's files
+	if lim.Cur >= need {
+		return
+	}
+	if lim.Max < need {
+		tb.Fatalf("need %d open files for %d WebSockets, the hard limit is %d: raise it (ulimit -Hn)", need, n, lim.Max)
+	}
+	lim.Cur = need
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		tb.Fatalf("setrlimit NOFILE %d: %v", need, err)
+	}
+}
+
+// fillHistory writes closed sessions over the last 60 days and the
+// customers of most of their usernames, in SQL (a million rows through
+// the listener would take minutes).
+func fillHistory(tb testing.TB, db *store.DB, closed, customers int) {
+	ctx := context.Background()
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO customers (name, username, profile, phone, address)
+		SELECT 'Customer ' || i, 'sub' || i, (ARRAY['home-10','home-25','home-50','biz-100','biz-200'])[1 + i % 5],
+			'+880 17' || lpad((i::bigint * 7919 % 100000000)::text, 8, '0'), 'House ' || i % 300 || ', Road ' || i % 40 || ', Dhaka'
+		FROM generate_series(0, $1 - 1) i`, customers); err != nil {
+		tb.Fatalf("fill customers: %v", err)
+	}
+	// Usernames run over 1.2 x customers, so some sessions have none.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, nas_id,
+			acctstarttime, acctupdatetime, acctstoptime, acctsessiontime, acctinputoctets, acctoutputoctets,
+			framedipaddress, callingstationid, acctterminatecause, closed_by, profile, has_start)
+		SELECT to_hex(i), md5('closed' || i), 'sub' || (i % ($2 * 6 / 5)), '127.0.0.11', (SELECT min(id) FROM nas),
+			s, s + interval '50 min', s + interval '1 hour', 3600, i::bigint * 1000, i::bigint * 7000,
+			'100.64.0.0'::inet + i % 60000, 'AA:00:00:00:00:00', 'User-Request', 'stop',
+			(ARRAY['home-10','home-25','home-50','biz-100','biz-200'])[1 + i % 5], true
+		FROM generate_series(1, $1) i, LATERAL (SELECT now() - interval '2 hours' - (i % 86400 * 60) * interval '1 s' AS s) t`,
+		closed, max(customers, 1)); err != nil {
+		tb.Fatalf("fill closed sessions: %v", err)
+	}
+	if _, err := db.Pool.Exec(ctx, "VACUUM ANALYZE radacct"); err != nil {
+		tb.Fatalf("vacuum: %v", err)
+	}
+	if _, err := db.Pool.Exec(ctx, "VACUUM ANALYZE customers"); err != nil {
+		tb.Fatalf("vacuum: %v", err)
+	}
+}
+
+// heavyPaths are the viewer requests issue 12 found holding connections
+// for minutes: substring searches over history, sorted on a joined
+// column, paged deep (a history search now needs a time range).
+func heavyPaths(closed int) []string {
+	from := time.Now().Add(-90 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	deep := closed * 3 / 4
+	rng := "&from=" + url.QueryEscape(from)
+	return []string{
+		fmt.Sprintf("/api/sessions?q=ustomer&closed=true&sort=profile&offset=%d%s", deep, rng),
+		fmt.Sprintf("/api/sessions?q=ustomer&closed=true&sort=username&order=desc&offset=%d%s", deep, rng),
+		fmt.Sprintf("/api/sessions?q=sub1&closed=true&sort=output_octets&offset=%d%s", deep/4, rng),
+		fmt.Sprintf("/api/sessions?q=ustomer&closed=true&sort=started_at&offset=%d%s", deep, rng),
+		fmt.Sprintf("/api/sessions?closed=true&sort=profile&offset=%d", deep),
+		fmt.Sprintf("/api/sessions?q=Road&closed=true&sort=ip&offset=%d%s", deep/2, rng),
+		fmt.Sprintf("/api/sessions?q=ub2&closed=true&sort=input_octets&order=desc&offset=%d%s", deep/8, rng),
+		fmt.Sprintf("/api/sessions?q=ustomer&closed=true&sort=profile&offset=%d%s", deep/2, rng),
+	}
+}
+
+// wsViews are what the abusive sockets subscribe to.
+var wsViews = []string{
+	`{"type":"subscribe","sort":"started_at","order":"desc","limit":50}`,
+	`{"type":"subscribe","sort":"output_bps","order":"desc","limit":100}`,
+	`{"type":"subscribe","q":"sub1","sort":"username","order":"asc","limit":50}`,
+	`{"type":"subscribe","q":"ustomer","sort":"profile","order":"asc","limit":250}`,
+}
+
+// runViewerAbuse runs serve as its own process (10,000 sockets need their
+// descriptors on both ends) over a filled history, opens the sockets,
+// starts the heavy viewers and the CSV exports, and offers the accounting
+// load while they all run.
+func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
+	ctx := context.Background()
+	raiseFileLimit(tb, uint64(cfg.sockets))
+	dbURL := storetest.MustCreateDatabase(tb)
+	db, err := store.OpenWith(ctx, dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // the fill runs longer than a page may
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	load := sim.OpenLoopConfig{Secret: "abuse-secret", Routers: rampRouters, Rate: cfg.acctRate, Duration: cfg.acctDuration}
+	for _, r := range load.NASRouters() {
+		if err := db.CreateRouter(ctx, &r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	began := time.Now()
+	fillHistory(tb, db, cfg.closed, cfg.customers)
+	fmt.Printf("viewer abuse: %d closed sessions and %d customers filled in %v\n", cfg.closed, cfg.customers, time.Since(began).Round(time.Millisecond))
+
+	// Enough tokens and addresses that the per-user (50) and per-address
+	// (200) socket bounds admit every socket: the abuse is their number.
+	ntokens, naddrs := (cfg.sockets+39)/40, (cfg.sockets+149)/150
+	tokens := make([]string, ntokens)
+	for i := range tokens {
+		if tokens[i], err = db.CreateToken(ctx, fmt.Sprintf("wall-%04d", i), nettportal.RoleViewer); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	heavyToken, err := db.CreateToken(ctx, "heavy", nettportal.RoleViewer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+
+	srv := newServeProc(tb, buildBinary(tb), dbURL, "--log-level", "warn", "--stale-grace", "1000h")
+	spoolDir := ""
+	for i, a := range srv.args {
+		if a == "--spool-dir" {
+			spoolDir = srv.args[i+1]
+		}
+	}
+	srv.Start(true)
+	load.Server = srv.AcctAddr
+	res := &abuseResult{heavyStatus: map[int]int{}, csvStatus: map[int]int{}}
+
+	if cfg.baseline {
+		load.Tag = "base"
+		if res.baseline, err = sim.RunOpenLoop(ctx, load); err != nil {
+			tb.Fatal(err)
+		}
+		res.ledger = append(res.ledger, res.baseline.Ledger...)
+		res.acked += res.baseline.Answered
+	}
+
+	abuse, stopAbuse := context.WithCancel(ctx)
+	defer stopAbuse()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	client := &http.Client{Timeout: 5 * time.Minute}
+	get := func(path string) (int, io.ReadCloser, error) {
+		req, _ := http.NewRequestWithContext(abuse, "GET", srv.HTTPURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+heavyToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		return resp.StatusCode, resp.Body, nil
+	}
+	// Each heavy viewer repeats its request until the abuse ends; each one
+	// is told when its first answer came.
+	started := make(chan struct{}, cfg.heavy+1)
+	paths := heavyPaths(cfg.closed)
+	for i := range cfg.heavy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; abuse.Err() == nil; n++ {
+				t0 := time.Now()
+				status, body, err := get(paths[i%len(paths)])
+				if err == nil {
+					io.Copy(io.Discard, body)
+					body.Close()
+					mu.Lock()
+					res.heavyStatus[status]++
+					res.heavyTimes = append(res.heavyTimes, time.Since(t0))
+					mu.Unlock()
+				}
+				if n == 0 {
+					started <- struct{}{}
+				}
+			}
+		}()
+	}
+	// The full export of every closed session, again and again.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; abuse.Err() == nil; n++ {
+			t0 := time.Now()
+			status, body, err := get("/api/sessions.csv?closed=true")
+			if err == nil {
+				lines, err := countLines(body)
+				body.Close()
+				mu.Lock()
+				res.csvStatus[status]++
+				if status == 200 && err == nil && lines-1 > res.csvRows {
+					res.csvRows, res.csvTime = lines-1, time.Since(t0)
+				}
+				mu.Unlock()
+			}
+			if n == 0 {
+				started <- struct{}{}
+			}
+			if status != 200 {
+				// A 503 (every heavy slot taken) comes back at once: ask
+				// again a little later, as a person clicking again would.
+				select {
+				case <-abuse.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	for range cfg.heavy + 1 {
+		<-started
+	}
+
+	// The sockets, opened while the viewers above run.
+	dialing := time.Now()
+	openSockets(abuse, srv.HTTPURL, tokens, naddrs, cfg.sockets, &res.ws, &wg)
+	fmt.Printf("viewer abuse: %d WebSockets dialed (%d failed) in %v, %d got hello, %d a snapshot so far\n",
+		res.ws.dialed.Load(), res.ws.dialFailed.Load(), time.Since(dialing).Round(time.Millisecond), res.ws.hello.Load(), res.ws.snapshot.Load())
+
+	load.Tag = "abus"
+	metricsOf := &testServer{HTTPURL: srv.HTTPURL}
+	batches := readBatches(tb, metricsOf)
+	res.acct, err = sim.RunOpenLoop(ctx, load)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The commits' share of the latency beside the abuse (the rest is the
+	// queue, the process's CPU and the network).
+	fmt.Print("viewer abuse: accounting ")
+	readBatches(tb, metricsOf).report(batches)
+	res.ledger = append(res.ledger, res.acct.Ledger...)
+	res.acked += res.acct.Answered
+	stopAbuse()
+	wg.Wait()
+
+	res.limited = map[string]float64{}
+	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy"} {
+		res.limited[reason], _ = metric(srv.HTTPURL, "nettportal_websocket_limited_total", `reason="`+reason+`"`)
+	}
+	if res.spooled, err = metric(srv.HTTPURL, "nettportal_radius_spooled_records_total"); err != nil {
+		tb.Fatal(err)
+	}
+	if res.spoolDepth, err = metric(srv.HTTPURL, "nettportal_spool_records"); err != nil {
+		tb.Fatal(err)
+	}
+	entries, _ := os.ReadDir(spoolDir)
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && info.Size() > 0 {
+			res.spoolFiles++
+		}
+	}
+	srv.Stop()
+	res.print(cfg, spoolDir)
+	checkLedgerEntries(tb, db, res.ledger, res.acked)
+	return res
+}
+
+// openSockets keeps n WebSockets open from naddrs loopback addresses
+// (127.0.0.100 upwards) spread over the tokens until ctx ends: each
+// subscribes to a view and reads until it is closed, and one the server
+// closes dials again after the page's backoff. It returns once
+// every socket's first dial is done; the sockets run on under wg.
+func openSockets(ctx context.Context, httpURL string, tokens []string, naddrs, n int, tally *wsTally, wg *sync.WaitGroup) {
+	u, _ := url.Parse(httpURL)
+	next := atomic.Int64{}
+	var dialers sync.WaitGroup
+	for range 32 {
+		dialers.Add(1)
+		go func() {
+			defer dialers.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || ctx.Err() != nil {
+					return
+				}
+				a := i % naddrs
+				local := netip.AddrFrom4([4]byte{127, 0, byte(a / 150), byte(100 + a%150)})
+				d := websocket.Dialer{HandshakeTimeout: time.Minute, NetDialContext: (&net.Dialer{
+					LocalAddr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(local, 0))}).DialContext}
+				hdr := http.Header{"Origin": {httpURL}, "Authorization": {"Bearer " + tokens[i%len(tokens)]}}
+				dial := func() *websocket.Conn {
+					ws, _, err := d.DialContext(ctx, "ws://"+u.Host+"/ws", hdr)
+					if err != nil {
+						if ctx.Err() == nil {
+							tally.dialFailed.Add(1)
+							tally.close("dial: " + err.Error())
+						}
+						return nil
+					}
+					tally.dialed.Add(1)
+					if err := ws.WriteMessage(websocket.TextMessage, []byte(wsViews[i%len(wsViews)])); err != nil {
+						tally.close("subscribe: " + err.Error())
+					}
+					return ws
+				}
+				ws := dial()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					attempt := 0
+					for {
+						if ws != nil {
+							stop := context.AfterFunc(ctx, func() { ws.Close() })
+							if readSocket(ctx, ws, tally) {
+								attempt = 0
+							}
+							stop()
+							ws.Close()
+						}
+						if ctx.Err() != nil {
+							return
+						}
+						// The page's backoff (web/ui/js/live.js): 0.5 s
+						// doubling to 15 s, half of it jitter.
+						base := min(15*time.Second, 500*time.Millisecond<<min(attempt, 5))
+						attempt++
+						select {
+						case <-ctx.Done():
+							return
+						case <-time.After(base/2 + rand.N(base/2)):
+						}
+						tally.redials.Add(1)
+						ws = dial()
+					}
+				}()
+			}
+		}()
+	}
+	dialers.Wait()
+}
+
+// readSocket reads ws until it is closed and says whether a snapshot came.
+func readSocket(ctx context.Context, ws *websocket.Conn, tally *wsTally) (gotSnapshot bool) {
+	for {
+		var m struct{ Type string }
+		err := ws.ReadJSON(&m)
+		if err != nil {
+			var ce *websocket.CloseError
+			switch {
+			case ctx.Err() != nil:
+				tally.close("open until the end")
+			case errors.As(err, &ce):
+				tally.close(fmt.Sprintf("closed by the server: %d %s", ce.Code, ce.Text))
+			default:
+				tally.close("read: " + err.Error())
+			}
+			return gotSnapshot
+		}
+		switch m.Type {
+		case "hello":
+			tally.hello.Add(1)
+		case "sessions":
+			if !gotSnapshot {
+				gotSnapshot = true
+				tally.snapshot.Add(1)
+			}
+		}
+	}
+}
+
+func countLines(r io.Reader) (int64, error) {
+	buf := make([]byte, 64<<10)
+	var n int64
+	for {
+		k, err := r.Read(buf)
+		n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
+	p := func(label string, x sim.OpenLoopResult) {
+		fmt.Printf("viewer abuse: accounting %s: offered %d/s for %v: answered %.0f/s, failed %d, retransmits %d, p50 %v, p99 %v, max %v\n",
+			label, cfg.acctRate, cfg.acctDuration, x.Goodput(), x.Failed, x.Retransmits,
+			x.P50.Round(time.Millisecond/10), x.P99.Round(time.Millisecond/10), x.Max.Round(time.Millisecond))
+	}
+	if cfg.baseline {
+		p("alone", r.baseline)
+	}
+	p("beside the abuse", r.acct)
+	sort.Slice(r.heavyTimes, func(i, j int) bool { return r.heavyTimes[i] < r.heavyTimes[j] })
+	var med, longest time.Duration
+	if n := len(r.heavyTimes); n > 0 {
+		med, longest = r.heavyTimes[n/2], r.heavyTimes[n-1]
+	}
+	fmt.Printf("viewer abuse: %d heavy viewers: answers by status %v, median %v, longest %v\n", cfg.heavy, r.heavyStatus,
+		med.Round(time.Millisecond), longest.Round(time.Millisecond))
+	fmt.Printf("viewer abuse: CSV exports of every closed session: answers by status %v, longest complete: %d rows in %v\n",
+		r.csvStatus, r.csvRows, r.csvTime.Round(time.Millisecond))
+	r.ws.closedMu.Lock()
+	reasons := make([]string, 0, len(r.ws.closed))
+	for k, v := range r.ws.closed {
+		reasons = append(reasons, fmt.Sprintf("%d %s", v, k))
+	}
+	r.ws.closedMu.Unlock()
+	sort.Strings(reasons)
+	fmt.Printf("viewer abuse: %d WebSockets: %d dials (%d of them again after a close), %d hello, %d first snapshot; ends: %s; server limited %v\n",
+		cfg.sockets, r.ws.dialed.Load(), r.ws.redials.Load(), r.ws.hello.Load(), r.ws.snapshot.Load(), strings.Join(reasons, "; "), r.limited)
+	fmt.Printf("viewer abuse: spooled (answered from the spool) %.0f, spool depth %.0f, non-empty files in %s: %d\n",
+		r.spooled, r.spoolDepth, filepath.Base(spoolDir), r.spoolFiles)
+}
+
+// TestAccountingBesideHeavyViewers: with a history of closed sessions,
+// heavy viewer requests (history searches paged deep), full CSV exports
+// and many WebSockets running, an accounting load is still committed to
+// radacct, never to the spool. No timing is asserted (BenchmarkViewerAbuse
+// has the figures): every acknowledged packet is in radacct, nothing was
+// spooled or answered from the spool, the spool is empty.
+func TestAccountingBesideHeavyViewers(t *testing.T) {
+	res := runViewerAbuse(t, abuseConfig{closed: 20000, customers: 2500, heavy: 8, sockets: 1000,
+		acctRate: 400, acctDuration: 3 * time.Second})
+	if res.acct.Answered == 0 {
+		t.Fatalf("no accounting packet answered beside the viewers: %+v", res.acct)
+	}
+	if res.spooled != 0 || res.spoolDepth != 0 || res.spoolFiles != 0 {
+		t.Errorf("accounting went to the spool beside the viewers: %.0f answered from the spool, depth %.0f, %d spool files",
+			res.spooled, res.spoolDepth, res.spoolFiles)
+	}
+	heavy := 0
+	for _, n := range res.heavyStatus {
+		heavy += n
+	}
+	csv := 0
+	for _, n := range res.csvStatus {
+		csv += n
+	}
+	if heavy < 8 || csv == 0 || res.ws.dialed.Load() == 0 {
+		t.Errorf("the abuse did not run: %d heavy answers, %d CSV answers, %d sockets", heavy, csv, res.ws.dialed.Load())
+	}
+}
+
+// BenchmarkViewerAbuse: 400,000 closed sessions and 50,000 customers
+// (NETTPORTAL_BENCH_ABUSE_CLOSED, _CUSTOMERS), 8 heavy viewers, full CSV
+// exports and 10,000 WebSockets (NETTPORTAL_BENCH_ABUSE_SOCKETS) while an
+// open-loop reconnect storm of NETTPORTAL_BENCH_ABUSE_RATE (5,000/s) runs
+// for NETTPORTAL_BENCH_ABUSE_SECONDS (20): accounting p50/p99 alone and
+// beside the abuse, what the viewers got, spooled count, ledger check.
+func BenchmarkViewerAbuse(b *testing.B) {
+	cfg := abuseConfig{
+		closed:       benchEnvInt("NETTPORTAL_BENCH_ABUSE_CLOSED", 400000),
+		customers:    benchEnvInt("NETTPORTAL_BENCH_ABUSE_CUSTOMERS", 50000),
+		heavy:        8,
+		sockets:      benchEnvInt("NETTPORTAL_BENCH_ABUSE_SOCKETS", 10000),
+		acctRate:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_RATE", 5000),
+		acctDuration: time.Duration(benchEnvInt("NETTPORTAL_BENCH_ABUSE_SECONDS", 20)) * time.Second,
+		baseline:     true,
+	}
+	for n := 0; n < b.N; n++ {
+		res := runViewerAbuse(b, cfg)
+		b.ReportMetric(float64(res.acct.P50.Microseconds())/1000, "acct-p50-ms")
+		b.ReportMetric(float64(res.acct.P99.Microseconds())/1000, "acct-p99-ms")
+		b.ReportMetric(float64(res.baseline.P99.Microseconds())/1000, "alone-p99-ms")
+		b.ReportMetric(float64(res.acct.Failed), "acct-failed")
+		b.ReportMetric(res.spooled, "spooled")
+	}
+}
