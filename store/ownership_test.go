@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"regexp"
 	"sort"
 	"strings"
@@ -206,6 +207,10 @@ func TestRowsWithoutRouterResolvedByAddress(t *testing.T) {
 	}
 	if got["r1"] != 1 || got["pop-a"] != 1 || got["pop-a-hi"] != 1 {
 		t.Errorf("open session counts %v", got)
+	}
+	// A range is no router to disconnect through: not found, not a failure.
+	if _, err := db.Router(ctx, "pop-a"); !errors.Is(err, nettportal.ErrNotFound) {
+		t.Errorf("Router(pop-a) = %v, want ErrNotFound", err)
 	}
 	// A router added for an address inside a range takes the open rows the
 	// range had, as it takes unowned ones.

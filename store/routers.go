@@ -24,7 +24,9 @@ func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
 		return r, err
 	}
 	if !r.IP.IsValid() {
-		return r, fmt.Errorf("router %q: %s", r.Name, skipReason(nasname))
+		// Not a router here (a range, a hostname): like no router at all
+		// for a caller that wants one, such as a disconnect.
+		return r, fmt.Errorf("router %q: %s: %w", r.Name, skipReason(nasname), nettportal.ErrNotFound)
 	}
 	return r, nil
 }
