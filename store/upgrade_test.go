@@ -91,7 +91,7 @@ func schemaDump(t *testing.T, pgDump, url string) []string {
 		cur = append(cur, line)
 		if strings.HasSuffix(line, ";") && !strings.HasPrefix(strings.TrimSpace(cur[0]), "CREATE FUNCTION") {
 			flush()
-		} else if strings.HasPrefix(cur[0], "CREATE FUNCTION") && strings.HasPrefix(line, "$$;") {
+		} else if strings.HasPrefix(cur[0], "CREATE FUNCTION") && strings.HasSuffix(line, "$$;") {
 			flush()
 		}
 	}
