@@ -176,6 +176,26 @@ func TestRowsWithoutRouterResolvedByAddress(t *testing.T) {
 			t.Errorf("export router=%s closed=%v q=%q: %s, want %s", c.router, c.closed, c.q, got, c.want)
 		}
 	}
+	// Paging one row at a time through a router's own and unowned rows,
+	// in every sort, gives each row once.
+	for _, sortName := range store.SessionSorts() {
+		for _, order := range []string{"asc", "desc"} {
+			var users []string
+			for off := 0; off < 3; off++ {
+				page, err := db.Sessions(ctx, nettportal.SessionFilter{Router: "r1", Closed: true, Sort: sortName, Order: order, Limit: 1, Offset: off})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, s := range page.Sessions {
+					users = append(users, s.Username)
+				}
+			}
+			sort.Strings(users)
+			if got := strings.Join(users, ","); got != "alice,heidi" {
+				t.Errorf("router=r1 sort=%s %s, one row a page: %s, want alice,heidi", sortName, order, got)
+			}
+		}
+	}
 	// One session's detail names its router too.
 	var bobID int64
 	if err := db.Pool.QueryRow(ctx, `SELECT radacctid FROM radacct WHERE acctuniqueid = 'h-bob'`).Scan(&bobID); err != nil {
