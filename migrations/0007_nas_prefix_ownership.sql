@@ -7,12 +7,13 @@
 
 -- What a nas row's nasname covers: an address is its /32 (or /128), a CIDR
 -- its network ('10.1.0.5/24' is 10.1.0.0/24, as FreeRADIUS reads it), a
--- hostname or anything else nothing. Parsed once per nas write (a stored
+-- hostname or anything else nothing (spaces around it ignored, as the
+-- routers list ignores them). Parsed once per nas write (a stored
 -- generated column), never per radacct row.
 CREATE OR REPLACE FUNCTION nas_prefix(nasname text) RETURNS cidr
 LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
-	RETURN network(nasname::inet);
+	RETURN network(btrim(nasname)::inet);
 EXCEPTION WHEN OTHERS THEN
 	RETURN NULL;
 END $$;
