@@ -43,7 +43,7 @@ func (db *DB) routerScope(ctx context.Context, idOrName string) (routerScope, er
 	var prefix *string
 	err := db.Pool.QueryRow(ctx, `SELECT id, nasname_prefix::text FROM nas
 		WHERE id::text = $1 OR shortname = $1 OR nasname = $1
-		ORDER BY (id::text = $1) DESC, (shortname = $1) DESC LIMIT 1`, idOrName).Scan(&sc.id, &prefix)
+		ORDER BY (id::text = $1) DESC, (shortname = $1) DESC, id LIMIT 1`, idOrName).Scan(&sc.id, &prefix)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return sc, nil
 	}
