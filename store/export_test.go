@@ -17,3 +17,7 @@ func OnMigrationLockWait(db *DB, fn func(attempt int)) { db.onLockWait = fn }
 
 // SessionWhere is the WHERE clause Sessions builds for f, for plan tests.
 func SessionWhere(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f) }
+
+// OnSessionsSQL is called with the page and totals statements of each
+// Sessions call on db, for plan tests.
+func OnSessionsSQL(db *DB, fn func(page, stats string, args []any)) { db.onSessionsSQL = fn }

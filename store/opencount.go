@@ -16,7 +16,12 @@ type RouterOpenCount struct {
 // open rows, so its cost does not grow with the history.
 func (db *DB) OpenSessionCounts(ctx context.Context) ([]RouterOpenCount, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT coalesce(n.shortname, 'unknown'), sum(coalesce(c.open, 0))::bigint
-		FROM (SELECT nas_id, count(*) AS open FROM radacct WHERE acctstoptime IS NULL GROUP BY nas_id) c
+		FROM (SELECT nas_id, count(*) AS open FROM radacct WHERE acctstoptime IS NULL AND nas_id IS NOT NULL GROUP BY nas_id
+			UNION ALL
+			-- Rows without nas_id count for the router their address
+			-- resolves to (ownership.go), one call per address.
+			SELECT nas_router_id(nasipaddress), count(*) FROM radacct WHERE acctstoptime IS NULL AND nas_id IS NULL
+			GROUP BY nasipaddress) c
 		FULL JOIN nas n ON n.id = c.nas_id
 		GROUP BY 1 ORDER BY 1`)
 	if err != nil {

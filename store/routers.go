@@ -24,7 +24,9 @@ func (db *DB) scanRouter(row pgx.Row) (nettportal.Router, error) {
 		return r, err
 	}
 	if !r.IP.IsValid() {
-		return r, fmt.Errorf("router %q: %s", r.Name, skipReason(nasname))
+		// Not a router here (a range, a hostname): like no router at all
+		// for a caller that wants one, such as a disconnect.
+		return r, fmt.Errorf("router %q: %s: %w", r.Name, skipReason(nasname), nettportal.ErrNotFound)
 	}
 	return r, nil
 }
@@ -202,11 +204,15 @@ func (db *DB) CreateRouter(ctx context.Context, r *nettportal.Router) error {
 }
 
 // adoptOpenRows gives the router the open sessions of its address that
-// have none (FreeRADIUS wrote them before the router was added here).
-// Closed history is left as it was.
+// have none (FreeRADIUS wrote them before the router was added here) or
+// that a nas range holding the address had (the trigger gave them to the
+// range; an address is more specific). Closed history is left as it was:
+// readers resolve it (ownership.go).
 func (db *DB) adoptOpenRows(ctx context.Context, r *nettportal.Router) error {
 	_, err := db.Pool.Exec(ctx, `UPDATE radacct SET nas_id = nas_router_id(nasipaddress)
-		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nasipaddress = $1::inet`, r.IP.String())
+		WHERE acctstoptime IS NULL AND nasipaddress = $1::inet
+			AND (nas_id IS NULL OR nas_id IN (SELECT id FROM nas WHERE nasname_prefix >> $1::inet))
+			AND nas_router_id(nasipaddress) IS NOT NULL`, r.IP.String())
 	if err != nil {
 		return fmt.Errorf("adopt open sessions of %s: %w", r.IP, err)
 	}

@@ -63,15 +63,20 @@ func SessionSorts() []string {
 }
 
 const sessionColumns = `r.radacctid, r.acctsessionid, r.acctuniqueid, coalesce(r.username, ''), coalesce(c.name, ''),
-	coalesce(r.nas_id, 0), coalesce(n.shortname, ''), host(r.nasipaddress), coalesce(host(r.framedipaddress), ''),
+	coalesce(r.nas_id, n.id, 0), coalesce(n.shortname, ''), host(r.nasipaddress), coalesce(host(r.framedipaddress), ''),
 	coalesce(r.callingstationid, ''), coalesce(r.profile, c.profile, ''), coalesce(r.calledstationid, ''),
 	coalesce(r.nasportid, ''), r.acctstarttime, r.acctupdatetime, r.acctstoptime, coalesce(r.acctsessiontime, 0),
 	coalesce(r.acctinputoctets, 0), coalesce(r.acctoutputoctets, 0), coalesce(r.input_bps, 0), coalesce(r.output_bps, 0),
 	coalesce(r.acctterminatecause, ''), coalesce(r.closed_by, ''), r.has_start, coalesce(r.acctinterval, 0)`
 
-const sessionFrom = ` FROM radacct r
-	LEFT JOIN nas n ON n.id = r.nas_id
+// sessionJoins names a row's router and customer. A row without nas_id
+// shows the router its address resolves to (see ownership.go); the
+// function runs only for such rows, and only for the rows shown.
+const sessionJoins = `
+	LEFT JOIN nas n ON n.id = ` + rowRouterSQL + `
 	LEFT JOIN customers c ON c.username = r.username`
+
+const sessionFrom = ` FROM radacct r` + sessionJoins
 
 func scanSession(row pgx.Row) (nettportal.Session, error) {
 	var s nettportal.Session
@@ -126,22 +131,107 @@ func ipQuery(q string) (netip.Prefix, bool) {
 	return netip.PrefixFrom(netip.AddrFrom4(b), 8*len(parts)), true
 }
 
-// sessionWhere builds the WHERE clause of f; args are numbered from 1.
+// sessionWhere builds the WHERE clause of f without its router (plan
+// tests); args are numbered from 1.
 func sessionWhere(f nettportal.SessionFilter) (string, []any) {
-	var conds []string
-	var args []any
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	q := sessionQuery(f, nil)
+	return q.where(""), q.args
+}
+
+// sessionSQL is the selection of a session query: conds on radacct r, and
+// the router filter as alternatives (owners), each one index scan.
+type sessionSQL struct {
+	owners []string
+	conds  []string
+	args   []any
+}
+
+// sessionQuery builds the selection of f, its router resolved to scope.
+func sessionQuery(f nettportal.SessionFilter, scope *routerScope) sessionSQL {
+	var a argList
+	owners := scope.ownerConds(a.add)
+	conds := sessionConds(f, &a)
+	return sessionSQL{owners: owners, conds: conds, args: a.args}
+}
+
+// where is the WHERE clause of the rows of one owner alternative ("": of
+// any of them, or of all rows when there is no router filter).
+func (q sessionSQL) where(owner string) string {
+	conds := q.conds
+	if owner != "" {
+		conds = append([]string{owner}, conds...)
+	} else if len(q.owners) > 0 {
+		conds = append([]string{"(" + strings.Join(q.owners, " OR ") + ")"}, conds...)
 	}
+	if len(conds) == 0 {
+		return ""
+	}
+	return " WHERE " + strings.Join(conds, " AND ")
+}
+
+// topIDs selects the radacctids of the rows [offset, offset+limit) in the
+// order of key and dir (then radacctid); joins adds sessionJoins for a key
+// that needs them, and extra is ANDed to the conditions. With two owner
+// alternatives (a router's own rows and its unowned ones) each is ordered
+// and cut on its own and the two merged: an OR would make PostgreSQL read
+// the router's whole history to sort it, where each half alone walks its
+// (nas_id, acctstarttime) or (nasipaddress, acctstarttime) index and stops
+// at the limit.
+func (q sessionSQL) topIDs(key, dir, nulls string, joins bool, limit, offset int, extra string) string {
+	from := " FROM radacct r"
+	if joins {
+		from += sessionJoins
+	}
+	order := func(k, id string) string { return " ORDER BY " + k + " " + dir + nulls + ", " + id + " " + dir }
+	page := func(l, o int) string {
+		out := " LIMIT " + strconv.Itoa(l)
+		if o > 0 {
+			out += " OFFSET " + strconv.Itoa(o)
+		}
+		return out
+	}
+	if len(q.owners) < 2 {
+		where := q.where("")
+		if extra != "" {
+			where = andWhere(where, extra)
+		}
+		return "SELECT r.radacctid" + from + where + order(key, "r.radacctid") + page(limit, offset)
+	}
+	var parts []string
+	for _, o := range q.owners {
+		where := q.where(o)
+		if extra != "" {
+			where = andWhere(where, extra)
+		}
+		parts = append(parts, "(SELECT r.radacctid, "+key+" AS k"+from+where+order(key, "r.radacctid")+page(limit+offset, 0)+")")
+	}
+	return "SELECT u.radacctid FROM (" + strings.Join(parts, " UNION ALL ") + ") u" + order("u.k", "u.radacctid") + page(limit, offset)
+}
+
+func andWhere(where, cond string) string {
+	if where == "" {
+		return " WHERE " + cond
+	}
+	return where + " AND " + cond
+}
+
+// scopeOf resolves f's router filter (nil when f has none).
+func (db *DB) scopeOf(ctx context.Context, f nettportal.SessionFilter) (*routerScope, error) {
+	if f.Router == "" {
+		return nil, nil
+	}
+	sc, err := db.routerScope(ctx, f.Router)
+	if err != nil {
+		return nil, err
+	}
+	return &sc, nil
+}
+
+func sessionConds(f nettportal.SessionFilter, al *argList) []string {
+	var conds []string
+	arg := al.add
 	if !f.Closed {
 		conds = append(conds, "r.acctstoptime IS NULL")
-	}
-	if f.Router != "" {
-		a := arg(f.Router)
-		// An initplan: resolved once, then the (nas_id, ...) index applies.
-		conds = append(conds, "r.nas_id = (SELECT id FROM nas WHERE id::text = "+a+" OR shortname = "+a+
-			" OR nasname = "+a+" ORDER BY (id::text = "+a+") DESC, (shortname = "+a+") DESC LIMIT 1)")
 	}
 	if q := strings.TrimSpace(f.Query); q != "" {
 		if p, ok := ipQuery(q); ok {
@@ -174,15 +264,21 @@ func sessionWhere(f nettportal.SessionFilter) (string, []any) {
 	if !f.To.IsZero() {
 		conds = append(conds, "r.acctstarttime < "+arg(f.To))
 	}
-	if len(conds) == 0 {
-		return "", args
-	}
-	return " WHERE " + strings.Join(conds, " AND "), args
+	return conds
 }
 
 // sessionOrder returns the ORDER BY clause for f, whether it needs the
 // nas and customers joins, or an ErrInvalid error.
 func sessionOrder(f nettportal.SessionFilter) (string, bool, error) {
+	key, dir, nulls, joins, err := sessionOrderBy(f)
+	if err != nil {
+		return "", false, err
+	}
+	return " ORDER BY " + key + " " + dir + nulls + ", r.radacctid " + dir, joins, nil
+}
+
+// sessionOrderBy returns f's sort key, direction and NULLS placement.
+func sessionOrderBy(f nettportal.SessionFilter) (key, dir, nulls string, joins bool, err error) {
 	sortName, order := f.Sort, strings.ToLower(f.Order)
 	if sortName == "" {
 		sortName = "started_at"
@@ -194,11 +290,11 @@ func sessionOrder(f nettportal.SessionFilter) (string, bool, error) {
 		order = "asc"
 	}
 	if order != "asc" && order != "desc" {
-		return "", false, fmt.Errorf("order %q is not asc or desc: %w", f.Order, nettportal.ErrInvalid)
+		return "", "", "", false, fmt.Errorf("order %q is not asc or desc: %w", f.Order, nettportal.ErrInvalid)
 	}
 	expr, indexed, joins, ok := sessionSort(sortName)
 	if !ok {
-		return "", false, fmt.Errorf("cannot sort by %q (one of %s): %w", sortName, strings.Join(SessionSorts(), ", "), nettportal.ErrInvalid)
+		return "", "", "", false, fmt.Errorf("cannot sort by %q (one of %s): %w", sortName, strings.Join(SessionSorts(), ", "), nettportal.ErrInvalid)
 	}
 	if sortName == "uptime" && !f.Closed {
 		// Open sessions only: the longest up is the earliest started, and
@@ -210,12 +306,11 @@ func sessionOrder(f nettportal.SessionFilter) (string, bool, error) {
 			order = "asc"
 		}
 	}
-	dir := strings.ToUpper(order)
-	nulls := ""
+	dir = strings.ToUpper(order)
 	if !indexed {
 		nulls = " NULLS LAST"
 	}
-	return " ORDER BY " + expr + " " + dir + nulls + ", r.radacctid " + dir, joins, nil
+	return expr, dir, nulls, joins, nil
 }
 
 // readOnly runs fn in a read-only transaction without parallel workers:
@@ -288,14 +383,23 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	if f.Offset < 0 {
 		return page, fmt.Errorf("offset %d is negative: %w", f.Offset, nettportal.ErrInvalid)
 	}
-	order, joins, err := sessionOrder(f)
+	order, _, err := sessionOrder(f)
+	if err != nil {
+		return page, err
+	}
+	key, dir, nulls, joins, err := sessionOrderBy(f)
 	if err != nil {
 		return page, err
 	}
 	if err := checkHistory(f); err != nil {
 		return page, err
 	}
-	where, args := sessionWhere(f)
+	scope, err := db.scopeOf(ctx, f)
+	if err != nil {
+		return page, fmt.Errorf("list sessions: %w", err)
+	}
+	q := sessionQuery(f, scope)
+	args := q.args
 	if heavySessions(f) {
 		release, err := db.heavyQuery(ctx, narrowSessions)
 		if err != nil {
@@ -306,19 +410,18 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	// Pick the page's ids first and join the names to those rows only:
 	// joining 100,000 rows to customers before the sort costs more than the
 	// sort. Sorting by a joined column needs the joins inside.
-	inner := "SELECT r.radacctid FROM radacct r"
-	if joins {
-		inner = "SELECT r.radacctid" + sessionFrom
-	}
-	inner += where + order + " LIMIT " + strconv.Itoa(f.Limit) + " OFFSET " + strconv.Itoa(f.Offset)
+	inner := q.topIDs(key, dir, nulls, joins, f.Limit, f.Offset, "")
 	pageSQL := "SELECT " + sessionColumns + " FROM (" + inner + ") p JOIN radacct r ON r.radacctid = p.radacctid" +
-		" LEFT JOIN nas n ON n.id = r.nas_id LEFT JOIN customers c ON c.username = r.username" + order
+		sessionJoins + order
 	// Sums are numeric in SQL: clamped rather than overflowing bigint,
 	// whatever a router stored.
 	statsSQL := `SELECT count(*), least(coalesce(sum(r.acctinputoctets), 0), 9223372036854775807)::bigint,
 		least(coalesce(sum(r.acctoutputoctets), 0), 9223372036854775807)::bigint,
 		least(coalesce(sum(r.input_bps), 0), 9223372036854775807)::bigint,
-		least(coalesce(sum(r.output_bps), 0), 9223372036854775807)::bigint FROM radacct r` + where
+		least(coalesce(sum(r.output_bps), 0), 9223372036854775807)::bigint FROM radacct r` + q.where("")
+	if db.onSessionsSQL != nil {
+		db.onSessionsSQL(pageSQL, statsSQL, args)
+	}
 
 	var statsErr error
 	var wg sync.WaitGroup
@@ -372,15 +475,17 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 	}
 	defer release()
 	f.Sort, f.Order, f.Limit, f.Offset = "", "", 0, 0
-	where, args := sessionWhere(f)
-	after := len(args) + 1
-	if where == "" {
-		where = " WHERE "
-	} else {
-		where += " AND "
+	scope, err := db.scopeOf(ctx, f)
+	if err != nil {
+		return fmt.Errorf("export sessions: %w", err)
 	}
-	sql := "SELECT " + sessionColumns + sessionFrom + where + "r.radacctid > $" + strconv.Itoa(after) +
-		" ORDER BY r.radacctid LIMIT " + strconv.Itoa(exportPage)
+	q := sessionQuery(f, scope)
+	args := q.args
+	after := len(args) + 1
+	ids := q.topIDs("r.radacctid", "ASC", "", false, exportPage, 0, "r.radacctid > $"+strconv.Itoa(after))
+	sql := "SELECT " + sessionColumns + " FROM (" + ids + ") p JOIN radacct r ON r.radacctid = p.radacctid" +
+		sessionJoins + " ORDER BY r.radacctid"
+
 	args = append(args, int64(0))
 	page := make([]nettportal.Session, 0, exportPage)
 	for {
@@ -480,6 +585,9 @@ func (db *DB) SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample
 // RouterStates returns, per router id, its open sessions, last accounting
 // and what the reconciler last saw.
 func (db *DB) RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error) {
+	// Open rows without nas_id count for the router their address resolves
+	// to (a nas row added after they were written, by SQL rather than
+	// router add, which adopts them).
 	rows, err := db.Pool.Query(ctx, `
 		SELECT n.id, coalesce(o.open, 0), greatest(o.last_update, s.last_acct_at), s.last_reconcile_at,
 			coalesce(s.last_reconcile_result, ''), s.api_reachable, s.coa_reachable, s.boot_time,
@@ -487,8 +595,12 @@ func (db *DB) RouterStates(ctx context.Context) (map[int64]nettportal.RouterStat
 		FROM nas n
 		LEFT JOIN router_status s ON s.nas_id = n.id
 		LEFT JOIN (SELECT nas_id, count(*) AS n FROM accounting_quarantine GROUP BY nas_id) q ON q.nas_id = n.id
-		LEFT JOIN (SELECT nas_id, count(*) AS open, max(acctupdatetime) AS last_update
-			FROM radacct WHERE acctstoptime IS NULL GROUP BY nas_id) o ON o.nas_id = n.id`)
+		LEFT JOIN (SELECT nas_id, sum(open) AS open, max(last_update) AS last_update FROM (
+			SELECT nas_id, count(*) AS open, max(acctupdatetime) AS last_update
+			FROM radacct WHERE acctstoptime IS NULL AND nas_id IS NOT NULL GROUP BY nas_id
+			UNION ALL
+			SELECT nas_router_id(nasipaddress), count(*), max(acctupdatetime)
+			FROM radacct WHERE acctstoptime IS NULL AND nas_id IS NULL GROUP BY nasipaddress) x GROUP BY nas_id) o ON o.nas_id = n.id`)
 	if err != nil {
 		return nil, fmt.Errorf("read router states: %w", err)
 	}

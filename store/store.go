@@ -59,6 +59,8 @@ type DB struct {
 	migrations []nettportal.Migration
 	// onLockWait is called at each lock wait of a migration (tests).
 	onLockWait func(attempt int)
+	// onSessionsSQL sees the statements of each Sessions call (plan tests).
+	onSessionsSQL func(page, stats string, args []any)
 
 	// MaxSessionAge, when positive, makes SweepStale close open sessions
 	// that started longer ago than this, on every router (closed_by

@@ -18,15 +18,22 @@ func (db *DB) Usage(ctx context.Context, f nettportal.UsageFilter) ([]nettportal
 	var q string
 	switch f.Period {
 	case "", nettportal.PeriodDay:
-		q = `SELECT username, day, input_octets, output_octets, sessions FROM usage_by_day($1, $2)`
+		q = `SELECT username, day, input_octets, output_octets, sessions FROM usage_by_day($1, $2, coalesce($3, current_setting('TimeZone')))`
 	case nettportal.PeriodMonth:
-		q = `SELECT username, month, input_octets, output_octets, 0::bigint FROM usage_by_month($1, $2)`
+		q = `SELECT username, month, input_octets, output_octets, 0::bigint FROM usage_by_month($1, $2, coalesce($3, current_setting('TimeZone')))`
 	default:
 		return nil, fmt.Errorf("usage period %q is not day or month: %w", f.Period, nettportal.ErrInvalid)
 	}
-	args := []any{f.From, f.To}
+	// The billing days' time zone, for rows whose day the SQL reads off a
+	// time (FreeRADIUS's rows carry no marks of ours). Go's "Local" has no
+	// name PostgreSQL knows: the session's TimeZone is the closest.
+	var tz *string
+	if name := db.usageLocation().String(); name != "Local" {
+		tz = &name
+	}
+	args := []any{f.From, f.To, tz}
 	if f.Username != "" {
-		q = "SELECT * FROM (" + q + ") u WHERE username = $3"
+		q = "SELECT * FROM (" + q + ") u WHERE username = $4"
 		args = append(args, f.Username)
 	}
 	rows, err := db.Pool.Query(ctx, q, args...)

@@ -129,12 +129,18 @@ func openDB(ctx context.Context, url string, maxConns int32, log zerolog.Logger)
 
 // openMigratedDB opens the database with every pool setting and applies
 // the migrations it lacks (none, and no lock taken, when it is current).
+// A database a newer binary migrated is used as it is: that is a rollback,
+// and migrations only add, so this binary's queries still hold on it.
 func openMigratedDB(ctx context.Context, url string, opt store.Options, log zerolog.Logger) (*store.DB, error) {
 	db, err := openStoreWith(ctx, url, opt, log)
 	if err != nil {
 		return nil, err
 	}
 	if err := db.Migrate(ctx); err != nil {
+		if errors.Is(err, store.ErrSchemaNewer) {
+			log.Warn().Err(err).Msg("database schema is newer than this binary (a rollback?): running on it without migrating")
+			return db, nil
+		}
 		db.Close()
 		return nil, err
 	}
