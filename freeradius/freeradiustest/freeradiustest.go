@@ -1,0 +1,550 @@
+// Package freeradiustest runs the real FreeRADIUS 3.2 (the Debian
+// `freeradius` and `freeradius-postgresql` packages) for tests: its installed
+// configuration is copied into the test's temp dir, the stock `sql` module is
+// pointed at a given PostgreSQL database, and the server listens on its own
+// loopback ports. Only the listeners, the run-time paths and the sql module's
+// connection settings are changed; the accounting path stays stock
+// (preprocess, acct_unique, sql), so the ids and rows it writes are
+// FreeRADIUS's own.
+package freeradiustest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// Installed locations of the Debian packages. The config dir is the truth a
+// test compares against, so nothing here is a copy of it.
+const (
+	// ConfigDir is the installed FreeRADIUS configuration.
+	ConfigDir = "/etc/freeradius/3.0"
+	// Binary is the daemon's name on Debian.
+	Binary = "freeradius"
+	// QueriesFile is the stock rlm_sql query set for PostgreSQL.
+	QueriesFile = ConfigDir + "/mods-config/sql/main/postgresql/queries.conf"
+	// SchemaFile is the stock PostgreSQL schema of rlm_sql.
+	SchemaFile = ConfigDir + "/mods-config/sql/main/postgresql/schema.sql"
+	// postgresDriver is shipped by freeradius-postgresql, not freeradius.
+	postgresDriver = "/usr/lib/freeradius/rlm_sql_postgresql.so"
+)
+
+// DefaultSecret is the shared secret of the default client.
+const DefaultSecret = "testing123"
+
+// Client is one entry of the written clients.conf.
+type Client struct {
+	// Addr is an address or a CIDR prefix ("127.0.0.1", "127.0.0.0/8").
+	Addr string
+	// Secret is the shared secret; DefaultSecret when empty.
+	Secret string
+	// Name is the shortname; derived from Addr when empty.
+	Name string
+}
+
+// Config says how to run FreeRADIUS.
+type Config struct {
+	// DatabaseURL is the database the sql module reads and writes (a
+	// postgres:// URL or a key=value string). Empty leaves the sql module
+	// disabled, so accounting goes only to the detail file.
+	DatabaseURL string
+	// ReadClients makes the sql module load clients from the database's
+	// `nas` table (read_clients = yes); clients.conf is then empty.
+	ReadClients bool
+	// Clients are written to clients.conf when ReadClients is false. Empty
+	// means one client, 127.0.0.0/8 with Secret.
+	Clients []Client
+	// Secret is the secret of the default client and the value of
+	// Server.Secret; DefaultSecret when empty.
+	Secret string
+	// CoA adds a CoA/Disconnect listener (the stock `coa` virtual server).
+	CoA bool
+	// Debug is 0 for a normal threaded server (-f, logging to stdout), 1
+	// for -X and 2 for -xx. Debug output is slow: benchmarks want 0.
+	Debug int
+	// Addr is the loopback address to listen on; 127.0.0.1 when invalid.
+	Addr netip.Addr
+	// StartTimeout bounds the wait for "Ready to process requests";
+	// 30 s when zero.
+	StartTimeout time.Duration
+}
+
+// Server is a running FreeRADIUS, killed at test cleanup.
+type Server struct {
+	// Dir is the copied configuration (-d).
+	Dir string
+	// Secret is the default client's secret (Config.Secret).
+	Secret string
+
+	auth, acct, coa netip.AddrPort
+	cmd             *exec.Cmd
+	out             *logBuffer
+	exited          chan struct{}
+	exitErr         error
+}
+
+// AcctAddr is the accounting listener.
+func (s *Server) AcctAddr() netip.AddrPort { return s.acct }
+
+// AuthAddr is the authentication listener (Status-Server is answered there).
+func (s *Server) AuthAddr() netip.AddrPort { return s.auth }
+
+// CoAAddr is the CoA listener; invalid unless Config.CoA was set.
+func (s *Server) CoAAddr() netip.AddrPort { return s.coa }
+
+// Logs returns everything FreeRADIUS printed so far.
+func (s *Server) Logs() string { return s.out.String() }
+
+// Available reports why FreeRADIUS cannot run here, or nil when it can.
+func Available() error {
+	if _, err := exec.LookPath(Binary); err != nil {
+		return fmt.Errorf("%s not installed (Debian package freeradius): %w", Binary, err)
+	}
+	if _, err := os.Stat(filepath.Join(ConfigDir, "radiusd.conf")); err != nil {
+		return fmt.Errorf("FreeRADIUS configuration: %w", err)
+	}
+	if _, err := os.Stat(postgresDriver); err != nil {
+		return fmt.Errorf("rlm_sql_postgresql missing (Debian package freeradius-postgresql): %w", err)
+	}
+	return nil
+}
+
+// Require fails the test when CI is set and FreeRADIUS is missing, and
+// skips it otherwise: a CI run that silently skips the peer proves nothing.
+func Require(tb testing.TB) {
+	tb.Helper()
+	if err := Available(); err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("FreeRADIUS needed (CI is set, so this fails): %v", err)
+		}
+		tb.Skipf("FreeRADIUS needed: %v", err)
+	}
+}
+
+// Start copies the installed configuration, rewrites it for cfg, runs
+// FreeRADIUS in the foreground and returns once it logs that it is ready.
+// It is stopped in tb.Cleanup; its output is logged when the test failed.
+func Start(tb testing.TB, cfg Config) *Server {
+	tb.Helper()
+	Require(tb)
+	if !cfg.Addr.IsValid() {
+		cfg.Addr = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	if cfg.Secret == "" {
+		cfg.Secret = DefaultSecret
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 30 * time.Second
+	}
+	// Ports are found free and then handed over, so another process can
+	// take one in between; a bind failure is retried with new ports.
+	var lastErr error
+	for attempt := 0; attempt < 3; attempt++ {
+		s, err := start(tb, cfg)
+		if err == nil {
+			return s
+		}
+		lastErr = err
+		if !errors.Is(err, errBind) {
+			break
+		}
+	}
+	tb.Fatalf("start FreeRADIUS: %v", lastErr)
+	return nil
+}
+
+var errBind = errors.New("port taken")
+
+func start(tb testing.TB, cfg Config) (*Server, error) {
+	tb.Helper()
+	dir, err := os.MkdirTemp(tb.TempDir(), "raddb")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	s := &Server{Dir: dir, Secret: cfg.Secret, out: &logBuffer{ready: make(chan struct{})}, exited: make(chan struct{})}
+	ports, err := freeUDPPorts(cfg.Addr, 3)
+	if err != nil {
+		return nil, err
+	}
+	s.auth = netip.AddrPortFrom(cfg.Addr, ports[0])
+	s.acct = netip.AddrPortFrom(cfg.Addr, ports[1])
+	if cfg.CoA {
+		s.coa = netip.AddrPortFrom(cfg.Addr, ports[2])
+	}
+	if err := writeConfig(dir, cfg, s); err != nil {
+		return nil, err
+	}
+
+	args := []string{"-f", "-d", dir, "-n", "radiusd"}
+	switch {
+	case cfg.Debug >= 2:
+		args = append(args, "-xx", "-l", "stdout")
+	case cfg.Debug == 1:
+		args = append(args, "-X")
+	default:
+		args = append(args, "-l", "stdout")
+	}
+	s.cmd = exec.Command(Binary, args...)
+	s.cmd.Dir = dir
+	s.cmd.Stdout = s.out
+	s.cmd.Stderr = s.out
+	// Its own process group, so the kill reaches nothing else.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := s.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("run %s: %w", Binary, err)
+	}
+	go func() {
+		s.exitErr = s.cmd.Wait()
+		close(s.exited)
+	}()
+	stop := func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+	}
+
+	timer := time.NewTimer(cfg.StartTimeout)
+	defer timer.Stop()
+	select {
+	case <-s.out.ready:
+	case <-s.exited:
+		logs := s.Logs()
+		if strings.Contains(logs, "Failed binding to") || strings.Contains(logs, "Address already in use") {
+			return nil, fmt.Errorf("%w: %s", errBind, tail(logs, 20))
+		}
+		return nil, fmt.Errorf("%s exited at start (%v):\n%s", Binary, s.exitErr, logs)
+	case <-timer.C:
+		stop()
+		return nil, fmt.Errorf("%s not ready after %v:\n%s", Binary, cfg.StartTimeout, s.Logs())
+	}
+	tb.Cleanup(func() {
+		stop()
+		if tb.Failed() {
+			tb.Logf("FreeRADIUS output (%s):\n%s", dir, s.Logs())
+		}
+	})
+	return s, nil
+}
+
+// Exited is closed when the process ends (it should live until cleanup).
+func (s *Server) Exited() <-chan struct{} { return s.exited }
+
+// writeConfig copies ConfigDir into dir and rewrites what this test needs.
+func writeConfig(dir string, cfg Config, s *Server) error {
+	if err := copyTree(ConfigDir, dir); err != nil {
+		return fmt.Errorf("copy %s: %w", ConfigDir, err)
+	}
+	if err := rewriteMain(dir); err != nil {
+		return err
+	}
+	for _, name := range []string{"default", "inner-tunnel"} {
+		extra := ""
+		if name == "default" {
+			extra = listen("auth", s.auth) + listen("acct", s.acct)
+		}
+		if err := rewriteSite(filepath.Join(dir, "sites-enabled", name), extra); err != nil {
+			return err
+		}
+	}
+	if cfg.CoA {
+		coa := filepath.Join(dir, "sites-enabled", "coa")
+		if err := copyFile(filepath.Join(dir, "sites-available", "coa"), coa); err != nil {
+			return fmt.Errorf("enable coa site: %w", err)
+		}
+		if err := rewriteSite(coa, listen("coa", s.coa)); err != nil {
+			return err
+		}
+	}
+	if cfg.DatabaseURL != "" {
+		if err := writeSQL(dir, cfg); err != nil {
+			return err
+		}
+	}
+	return writeClients(dir, cfg)
+}
+
+// rewriteMain keeps run-time files in dir and the process as the current
+// user: dropping to freerad would lose access to the temp dir.
+func rewriteMain(dir string) error {
+	path := filepath.Join(dir, "radiusd.conf")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read radiusd.conf: %w", err)
+	}
+	text := string(b)
+	for _, r := range []struct{ re, to string }{
+		{`(?m)^raddbdir = .*$`, "raddbdir = " + dir},
+		{`(?m)^logdir = .*$`, "logdir = " + filepath.Join(dir, "log")},
+		{`(?m)^run_dir = .*$`, "run_dir = " + filepath.Join(dir, "run")},
+		{`(?m)^\s*user = freerad\s*$`, ""},
+		{`(?m)^\s*group = freerad\s*$`, ""},
+	} {
+		re := regexp.MustCompile(r.re)
+		if !re.MatchString(text) {
+			return fmt.Errorf("radiusd.conf: no line matches %s (FreeRADIUS layout changed?)", r.re)
+		}
+		text = re.ReplaceAllLiteralString(text, r.to)
+	}
+	for _, d := range []string{"log", "run", "log/radacct"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return fmt.Errorf("make %s: %w", d, err)
+		}
+	}
+	return os.WriteFile(path, []byte(text), 0o640)
+}
+
+func listen(typ string, at netip.AddrPort) string {
+	return fmt.Sprintf("listen {\n\ttype = %s\n\tipaddr = %s\n\tport = %d\n}\n", typ, at.Addr(), at.Port())
+}
+
+// rewriteSite drops a virtual server's listen sections (the stock ones bind
+// the well-known ports on every address) and puts extra in their place.
+func rewriteSite(path, extra string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read site: %w", err)
+	}
+	var out strings.Builder
+	depth, skip := 0, -1
+	inserted := extra == ""
+	for _, line := range strings.SplitAfter(string(b), "\n") {
+		code := line
+		if i := strings.IndexByte(code, '#'); i >= 0 {
+			code = code[:i]
+		}
+		trimmed := strings.TrimSpace(code)
+		if skip < 0 && depth == 1 && strings.HasPrefix(trimmed, "listen") && strings.HasSuffix(trimmed, "{") {
+			skip = depth
+		}
+		depth += strings.Count(code, "{") - strings.Count(code, "}")
+		if skip >= 0 {
+			if depth <= skip {
+				skip = -1
+			}
+			continue
+		}
+		out.WriteString(line)
+		if !inserted && depth == 1 && strings.HasPrefix(trimmed, "server ") {
+			out.WriteString(extra)
+			inserted = true
+		}
+	}
+	if !inserted {
+		return fmt.Errorf("%s: no server section found", path)
+	}
+	// A regular file replaces the symlink, so the stock file is untouched.
+	_ = os.Remove(path)
+	return os.WriteFile(path, []byte(out.String()), 0o640)
+}
+
+// writeSQL enables the stock sql module for PostgreSQL on cfg.DatabaseURL.
+func writeSQL(dir string, cfg Config) error {
+	pc, err := pgconn.ParseConfig(cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	conninfo := fmt.Sprintf("host=%s port=%d dbname=%s user=%s", pc.Host, pc.Port, pc.Database, pc.User)
+	if pc.Password != "" {
+		conninfo += " password=" + pc.Password
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "mods-available", "sql"))
+	if err != nil {
+		return fmt.Errorf("read sql module: %w", err)
+	}
+	text := string(b)
+	edits := []struct{ re, to string }{
+		{`(?m)^\s*dialect = "sqlite"\s*$`, "\tdialect = \"postgresql\""},
+		{`(?m)^\s*driver = "rlm_sql_null"\s*$`, "\tdriver = \"rlm_sql_${dialect}\""},
+		// A radius_db holding '=' is passed to libpq as the whole conninfo.
+		{`(?m)^\s*radius_db = "radius"\s*$`, "\tradius_db = \"" + conninfo + "\""},
+	}
+	if cfg.ReadClients {
+		edits = append(edits, struct{ re, to string }{`(?m)^#\s*read_clients = yes\s*$`, "\tread_clients = yes"})
+	}
+	for _, e := range edits {
+		re := regexp.MustCompile(e.re)
+		if !re.MatchString(text) {
+			return fmt.Errorf("sql module: no line matches %s (FreeRADIUS layout changed?)", e.re)
+		}
+		text = re.ReplaceAllLiteralString(text, e.to)
+	}
+	return os.WriteFile(filepath.Join(dir, "mods-enabled", "sql"), []byte(text), 0o640)
+}
+
+func writeClients(dir string, cfg Config) error {
+	var b strings.Builder
+	b.WriteString("# written by freeradiustest\n")
+	clients := cfg.Clients
+	if cfg.ReadClients {
+		clients = nil
+	} else if len(clients) == 0 {
+		clients = []Client{{Addr: "127.0.0.0/8", Secret: cfg.Secret, Name: "loopback"}}
+	}
+	for i, c := range clients {
+		secret := c.Secret
+		if secret == "" {
+			secret = DefaultSecret
+		}
+		name := c.Name
+		if name == "" {
+			name = fmt.Sprintf("client%d", i)
+		}
+		fmt.Fprintf(&b, "client %s {\n\tipaddr = %s\n\tsecret = %q\n\tshortname = %q\n\trequire_message_authenticator = no\n}\n",
+			name, c.Addr, secret, name)
+	}
+	return os.WriteFile(filepath.Join(dir, "clients.conf"), []byte(b.String()), 0o640)
+}
+
+// copyTree copies src into dst following symlinks, so the copy does not
+// depend on links into the installed tree.
+func copyTree(src, dst string) error {
+	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(src, path)
+		if err != nil {
+			return err
+		}
+		target := filepath.Join(dst, rel)
+		info, err := os.Stat(path)
+		if err != nil {
+			return err
+		}
+		if info.IsDir() {
+			if d.Type()&fs.ModeSymlink != 0 {
+				return copyTree(path, target)
+			}
+			return os.MkdirAll(target, 0o755)
+		}
+		return copyFile(path, target)
+	})
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func freeUDPPorts(addr netip.Addr, n int) ([]uint16, error) {
+	var conns []*net.UDPConn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var ports []uint16
+	for i := 0; i < n; i++ {
+		c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(addr, 0)))
+		if err != nil {
+			return nil, fmt.Errorf("find a free port: %w", err)
+		}
+		conns = append(conns, c)
+		ports = append(ports, uint16(c.LocalAddr().(*net.UDPAddr).Port))
+	}
+	return ports, nil
+}
+
+// logBuffer keeps the output and closes ready at the line FreeRADIUS logs
+// once every listener is bound.
+type logBuffer struct {
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	partial []byte
+	ready   chan struct{}
+	isReady bool
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.buf.Write(p)
+	if !l.isReady {
+		l.partial = append(l.partial, p...)
+		sc := bufio.NewScanner(bytes.NewReader(l.partial))
+		for sc.Scan() {
+			if strings.Contains(sc.Text(), "Ready to process requests") {
+				l.isReady = true
+				close(l.ready)
+				break
+			}
+		}
+		if i := bytes.LastIndexByte(l.partial, '\n'); i >= 0 {
+			l.partial = append([]byte(nil), l.partial[i+1:]...)
+		}
+	}
+	return len(p), nil
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// StockDatabase creates an empty database (dropped at cleanup) holding
+// FreeRADIUS's own installed PostgreSQL schema, as a stock FreeRADIUS
+// deployment would have it, and returns its URL.
+func StockDatabase(tb testing.TB) string {
+	tb.Helper()
+	Require(tb)
+	schema, err := os.ReadFile(SchemaFile)
+	if err != nil {
+		tb.Fatalf("read stock schema: %v", err)
+	}
+	url := storetest.MustCreateDatabase(tb)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgconn.Connect(ctx, url)
+	if err != nil {
+		tb.Fatalf("connect to stock database: %v", err)
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, string(schema)).ReadAll(); err != nil {
+		tb.Fatalf("apply stock FreeRADIUS schema: %v", err)
+	}
+	return url
+}

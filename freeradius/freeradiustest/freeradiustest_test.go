@@ -1,0 +1,77 @@
+package freeradiustest_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+)
+
+func exchange(t *testing.T, p *radius.Packet, addr string) *radius.Packet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := radius.Exchange(ctx, p, addr)
+	if err != nil {
+		t.Fatalf("exchange with FreeRADIUS: %v", err)
+	}
+	return resp
+}
+
+func start(t *testing.T, secret, session string) *radius.Packet {
+	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
+	_ = rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_Start)
+	_ = rfc2865.UserName_AddString(p, "alice")
+	_ = rfc2866.AcctSessionID_AddString(p, session)
+	_ = rfc2865.NASIPAddress_Add(p, []byte{127, 0, 0, 1})
+	return p
+}
+
+func TestStartWritesStockDatabase(t *testing.T) {
+	url := freeradiustest.StockDatabase(t)
+	s := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: url})
+	resp := exchange(t, start(t, s.Secret, "81000001"), s.AcctAddr().String())
+	if resp.Code != radius.CodeAccountingResponse {
+		t.Fatalf("answer %v, want Accounting-Response", resp.Code)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var user, uid string
+	if err := conn.QueryRow(ctx, `SELECT username, acctuniqueid FROM radacct WHERE acctsessionid = '81000001'`).Scan(&user, &uid); err != nil {
+		t.Fatalf("FreeRADIUS's row: %v", err)
+	}
+	if user != "alice" || len(uid) != 32 {
+		t.Fatalf("row username %q acctuniqueid %q", user, uid)
+	}
+}
+
+func TestStartReadsClientsFromNAS(t *testing.T) {
+	url := freeradiustest.StockDatabase(t)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `INSERT INTO nas (nasname, shortname, type, secret) VALUES ('127.0.0.1', 'r1', 'other', 'from-nas-table')`); err != nil {
+		t.Fatal(err)
+	}
+	s := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: url, ReadClients: true, CoA: true, Debug: 1})
+	if !s.CoAAddr().IsValid() {
+		t.Fatal("no CoA listener")
+	}
+	resp := exchange(t, start(t, "from-nas-table", "81000002"), s.AcctAddr().String())
+	if resp.Code != radius.CodeAccountingResponse {
+		t.Fatalf("answer %v, want Accounting-Response", resp.Code)
+	}
+}
