@@ -94,6 +94,8 @@ type Server struct {
 	Dir string
 	// Secret is the default client's secret (Config.Secret).
 	Secret string
+	// DatabaseURL is the database its sql module uses (Config.DatabaseURL).
+	DatabaseURL string
 
 	auth, acct, coa netip.AddrPort
 	cmd             *exec.Cmd
@@ -180,7 +182,7 @@ func start(tb testing.TB, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	s := &Server{Dir: dir, Secret: cfg.Secret, out: &logBuffer{ready: make(chan struct{})}, exited: make(chan struct{})}
+	s := &Server{Dir: dir, Secret: cfg.Secret, DatabaseURL: cfg.DatabaseURL, out: &logBuffer{ready: make(chan struct{})}, exited: make(chan struct{})}
 	ports, err := freeUDPPorts(cfg.Addr, 3)
 	if err != nil {
 		return nil, err
