@@ -48,3 +48,31 @@ func (db *DB) Usage(ctx context.Context, f nettportal.UsageFilter) ([]nettportal
 	}
 	return out, nil
 }
+
+// usageTimeZoneSetting names the settings row holding the billing time zone,
+// which usage_by_day uses for rows FreeRADIUS wrote.
+const usageTimeZoneSetting = "usage_timezone"
+
+// RecordUsageTimeZone stores the billing time zone (serve's
+// --usage-timezone) where usage_by_day reads it, so the counters of rows
+// FreeRADIUS wrote fall on the same billing days as this server's. A name
+// PostgreSQL does not know is an error.
+func (db *DB) RecordUsageTimeZone(ctx context.Context, name string) error {
+	if err := db.ensureSettings(ctx); err != nil {
+		return fmt.Errorf("record usage time zone: %w", err)
+	}
+	var known bool
+	if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)
+		OR EXISTS (SELECT 1 FROM pg_timezone_abbrevs WHERE abbrev = $1)`, name).Scan(&known); err != nil {
+		return fmt.Errorf("record usage time zone: %w", err)
+	}
+	if !known {
+		return fmt.Errorf("record usage time zone: PostgreSQL does not know the time zone %q", name)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+		WHERE settings.value IS DISTINCT FROM EXCLUDED.value`, usageTimeZoneSetting, name); err != nil {
+		return fmt.Errorf("record usage time zone: %w", err)
+	}
+	return nil
+}
