@@ -7,10 +7,12 @@
 --     the billing day of their last update;
 --   - closed rows this server did not close (closed_by NULL: closed by
 --     FreeRADIUS, including a session this server started and FreeRADIUS
---     stopped, and every row of a migrated FreeRADIUS history): their final
---     counters, on the billing day of acctstoptime. Marks of ours for the
---     same session (earlier days) still count, so only what is new since is
---     added to that day.
+--     stopped, and every row of a migrated FreeRADIUS history), and rows
+--     without a mark that this server closed (FreeRADIUS's sessions ended
+--     by an Accounting-On, the stale sweep or a disconnect here): their
+--     final counters, on the billing day of acctstoptime. Marks of ours for
+--     the same session (earlier days) still count, so only what is new
+--     since is added to that day.
 -- Each statement commits on its own and is idempotent.
 
 -- serve records its --usage-timezone here, so SQL gives those rows the
@@ -22,10 +24,11 @@ CREATE TABLE IF NOT EXISTS settings (
 	updated_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Closed rows this server did not close, by stop time. This server's own
--- closes always set closed_by, so its ingest never writes this index.
+-- Those closed rows, by stop time. This server's own closes always set
+-- closed_by, and its rows have a mark once a record carried counters, so
+-- its ingest writes this index only for sessions that never reported any.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS radacct_foreign_closed_idx ON radacct (acctstoptime)
-	WHERE acctstoptime IS NOT NULL AND closed_by IS NULL;
+	WHERE acctstoptime IS NOT NULL AND (closed_by IS NULL OR mark_day IS NULL);
 
 CREATE OR REPLACE FUNCTION usage_by_day(from_day date, to_day date)
 RETURNS TABLE (username text, day date, input_octets bigint, output_octets bigint, sessions bigint)
@@ -41,11 +44,11 @@ LANGUAGE sql STABLE AS $$
 		WHERE r.acctstoptime IS NULL AND r.mark_day IS NULL
 			AND (coalesce(r.acctupdatetime, r.acctstarttime) AT TIME ZONE tz.name)::date BETWEEN from_day AND to_day
 		UNION ALL
-		-- Sessions closed by FreeRADIUS.
+		-- Sessions closed by FreeRADIUS, or without a mark.
 		SELECT r.acctuniqueid, coalesce(r.username, ''), (r.acctstoptime AT TIME ZONE tz.name)::date,
 			r.acctinputoctets, r.acctoutputoctets
 		FROM radacct r, tz
-		WHERE r.acctstoptime IS NOT NULL AND r.closed_by IS NULL
+		WHERE r.acctstoptime IS NOT NULL AND (r.closed_by IS NULL OR r.mark_day IS NULL)
 			AND r.acctstoptime >= (from_day::timestamp AT TIME ZONE tz.name)
 			AND r.acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz.name)
 	), touched AS (

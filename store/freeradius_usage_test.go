@@ -37,6 +37,9 @@ func TestUsageCountsRowsFreeRADIUSWrote(t *testing.T) {
 			VALUES ('c1', 'fr-carol', 'carol', '127.0.0.11', '2026-11-25 22:00+00', '2026-11-26 08:00+00', 5, 50)`,
 		`INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime, acctstoptime, acctinputoctets, acctoutputoctets)
 			VALUES ('d1', 'fr-dave', 'dave', '127.0.0.11', '2026-11-25 19:00+00', '2026-11-25 20:00+00', '2026-11-25 20:00+00', 9, 90)`,
+		// FreeRADIUS's session that this server closed (Accounting-On).
+		`INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime, acctstoptime, closed_by, acctinputoctets, acctoutputoctets)
+			VALUES ('e1', 'fr-erin', 'erin', '127.0.0.11', '2026-11-27 01:00+00', '2026-11-27 02:00+00', '2026-11-27 03:00+00', 'nas-reboot', 3, 30)`,
 	} {
 		if _, err := db.Pool.Exec(ctx, q); err != nil {
 			t.Fatal(err)
@@ -46,6 +49,7 @@ func TestUsageCountsRowsFreeRADIUSWrote(t *testing.T) {
 	want := map[string][2]int64{
 		"alice 2026-11-24": {100, 1000}, "alice 2026-11-25": {400, 4000},
 		"bob 2026-11-25": {70, 700}, "carol 2026-11-26": {5, 50}, "dave 2026-11-25": {9, 90},
+		"erin 2026-11-27": {3, 30},
 	}
 	check := func(what string, want map[string][2]int64) {
 		t.Helper()
