@@ -64,9 +64,10 @@ func sendFrom(t *testing.T, src netip.Addr, dst, secret string, build func(p *ra
 
 // FreeRADIUS 3.2 (stock config, its sql module on serve's database) takes
 // the accounting of a router that is also registered in serve: its
-// sessions are listed with their router, disconnected through the API via
-// the router's CoA port, counted by FreeRADIUS's own simul_count_query and
-// by usage, and closed by that router's Accounting-On sent to serve. A
+// sessions are listed with their router, disconnected through the API
+// (single and bulk) via the router's CoA port, counted by FreeRADIUS's own
+// simul_count_query and by usage, and closed by that router's Accounting-On
+// sent to serve. A
 // session serve started and FreeRADIUS stopped is one row, counted in
 // usage with the Stop's counters.
 func TestFreeRADIUSBesideServe(t *testing.T) {
@@ -185,6 +186,30 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		}
 	})
 
+	t.Run("bulk disconnect", func(t *testing.T) {
+		var page struct {
+			Sessions []apiSession `json:"sessions"`
+		}
+		api.do("GET", "/api/sessions?limit=100&router=fr-01&q="+sessions[1].Username, nil, &page)
+		if len(page.Sessions) != 1 {
+			t.Fatalf("sessions of %s: %+v", sessions[1].Username, page.Sessions)
+		}
+		var out struct {
+			Results []controlResult `json:"results"`
+		}
+		if code := api.do("POST", "/api/disconnect", map[string]any{"ids": []int64{page.Sessions[0].ID}}, &out); code != 200 ||
+			len(out.Results) != 1 || !out.Results[0].OK || out.Results[0].Method != "radius" {
+			t.Fatalf("bulk disconnect: %d %+v", code, out.Results)
+		}
+		if err := router.AwaitIdle(wait); err != nil {
+			t.Fatal(err)
+		}
+		var open bool
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NULL FROM radacct WHERE username = $1`, sessions[1].Username).Scan(&open); err != nil || open {
+			t.Fatalf("row open=%v (%v)", open, err)
+		}
+	})
+
 	t.Run("a session serve started and FreeRADIUS stopped", func(t *testing.T) {
 		pkt := func(status rfc2866.AcctStatusType, in, out uint32) func(p *rad.Packet) {
 			return func(p *rad.Packet) {
@@ -234,17 +259,25 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE nas_id = $1 AND acctstoptime IS NULL`, nr.ID).Scan(&open); err != nil || open != 0 {
 			t.Fatalf("%d sessions of the router still open after Accounting-On (%v)", open, err)
 		}
-		for _, s := range sessions[1:] {
+		var closedBy string
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(closed_by, '') FROM radacct WHERE username = $1`, sessions[2].Username).Scan(&closedBy); err != nil || closedBy != "nas-reboot" {
+			t.Errorf("%s closed by %q (%v), want nas-reboot", sessions[2].Username, closedBy, err)
+		}
+		for _, s := range sessions {
 			var n int
 			if err := db.Pool.QueryRow(ctx, stockQuery(t, "simul_count_query", s.Username)).Scan(&n); err != nil || n != 0 {
 				t.Errorf("%s: simul_count_query = %d after Accounting-On (%v)", s.Username, n, err)
 			}
 		}
-		// Closed here, their bytes stay in usage.
+		// However each was closed, its final counters are in usage.
 		got := apiUsage(t, api)
-		for _, s := range sessions[1:] {
-			if w := [2]int64{int64(s.InputOctets), int64(s.OutputOctets)}; got[s.Username] != w {
-				t.Errorf("%s: usage %v after the close, the router reported %v", s.Username, got[s.Username], w)
+		for _, s := range sessions {
+			var w [2]int64
+			if err := db.Pool.QueryRow(ctx, `SELECT acctinputoctets, acctoutputoctets FROM radacct WHERE username = $1`, s.Username).Scan(&w[0], &w[1]); err != nil {
+				t.Fatal(err)
+			}
+			if w[0] == 0 || got[s.Username] != w {
+				t.Errorf("%s: usage %v after the close, the row has %v", s.Username, got[s.Username], w)
 			}
 		}
 	})
