@@ -49,6 +49,8 @@ LANGUAGE sql STABLE AS $$
 			r.acctinputoctets, r.acctoutputoctets
 		FROM radacct r, tz
 		WHERE r.acctstoptime IS NOT NULL AND (r.closed_by IS NULL OR r.mark_day IS NULL)
+			-- Sessions of ours that never reported counters stay uncounted.
+			AND (r.closed_by IS NULL OR r.acctinputoctets > 0 OR r.acctoutputoctets > 0)
 			AND r.acctstoptime >= (from_day::timestamp AT TIME ZONE tz.name)
 			AND r.acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz.name)
 	), touched AS (
