@@ -121,9 +121,12 @@ func Available() error {
 	if _, err := exec.LookPath(Binary); err != nil {
 		return fmt.Errorf("%s not installed (Debian package freeradius): %w", Binary, err)
 	}
-	if _, err := os.Stat(filepath.Join(ConfigDir, "radiusd.conf")); err != nil {
-		return fmt.Errorf("FreeRADIUS configuration: %w", err)
+	f, err := os.Open(filepath.Join(ConfigDir, "radiusd.conf"))
+	if err != nil {
+		// Debian makes the config readable by root and group freerad only.
+		return fmt.Errorf("FreeRADIUS configuration (run as root or in group freerad): %w", err)
 	}
+	f.Close()
 	if _, err := os.Stat(postgresDriver); err != nil {
 		return fmt.Errorf("rlm_sql_postgresql missing (Debian package freeradius-postgresql): %w", err)
 	}
