@@ -341,7 +341,8 @@ func rewriteSite(path, extra string) error {
 			code = code[:i]
 		}
 		trimmed := strings.TrimSpace(code)
-		if skip < 0 && depth == 1 && strings.HasPrefix(trimmed, "listen") && strings.HasSuffix(trimmed, "{") {
+		// At the top level too: the stock coa site listens outside its server.
+		if skip < 0 && depth <= 1 && strings.HasPrefix(trimmed, "listen") && strings.HasSuffix(trimmed, "{") {
 			skip = depth
 		}
 		depth += strings.Count(code, "{") - strings.Count(code, "}")
