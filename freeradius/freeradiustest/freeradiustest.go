@@ -221,12 +221,20 @@ func start(tb testing.TB, cfg Config) (*Server, error) {
 		s.exitErr = s.cmd.Wait()
 		close(s.exited)
 	}()
+	// The group is the one Setpgid made for this process: the signal
+	// reaches what it started (exec modules) and nothing else.
+	pgid := -s.cmd.Process.Pid
 	stop := func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+			return // reaped: its id may be someone else's by now
+		default:
+		}
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
 		select {
 		case <-s.exited:
 		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
+			_ = syscall.Kill(pgid, syscall.SIGKILL)
 			<-s.exited
 		}
 	}
