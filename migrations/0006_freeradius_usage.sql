@@ -1,77 +1,72 @@
 -- nettportal:no-transaction
--- Migration (freeradius_usage): usage counts the counters FreeRADIUS wrote. This server
--- keeps billing marks (usage_days, and the open row's mark_*) as it writes;
--- FreeRADIUS's stock queries write only the row. So usage_by_day also
--- reads, at query time, the rows no mark of ours covers:
---   - open rows without a mark (FreeRADIUS's sessions): their counters, on
---     the billing day of their last update;
---   - closed rows this server did not close (closed_by NULL: closed by
---     FreeRADIUS, including a session this server started and FreeRADIUS
---     stopped, and every row of a migrated FreeRADIUS history), and rows
---     without a mark that this server closed (FreeRADIUS's sessions ended
---     by an Accounting-On, the stale sweep or a disconnect here): their
---     final counters, on the billing day of acctstoptime. Marks of ours for
---     the same session (earlier days) still count, so only what is new
---     since is added to that day.
--- Each statement commits on its own and is idempotent.
+-- Migration freeradius_usage (issue 13, after 0007): usage also counts the
+-- rows FreeRADIUS wrote that this server closed. A FreeRADIUS session
+-- carries no marks of ours; when this server ends it (an Accounting-On
+-- through serve, the stale sweep, a disconnect here) the close sets
+-- closed_by, so 0007's "closed_by IS NULL" no longer finds it and its
+-- traffic left usage. The functions are 0007's with that case added; each
+-- statement commits on its own and is idempotent.
 
--- serve records its --usage-timezone here, so SQL gives those rows the
--- billing day this server would. The table is otherwise created by the
--- store (secret key check); same definition.
-CREATE TABLE IF NOT EXISTS settings (
-	name       text PRIMARY KEY,
-	value      text NOT NULL,
-	updated_at timestamptz NOT NULL DEFAULT now()
-);
-
--- Those closed rows, by stop time. This server's own closes always set
--- closed_by, and its rows have a mark once a record carried counters, so
--- its ingest writes this index only for sessions that never reported any.
+-- 0007's index (the same definition, so either migration may create it).
 CREATE INDEX CONCURRENTLY IF NOT EXISTS radacct_foreign_closed_idx ON radacct (acctstoptime)
-	WHERE acctstoptime IS NOT NULL AND (closed_by IS NULL OR mark_day IS NULL);
+	WHERE closed_by IS NULL AND acctstoptime IS NOT NULL;
 
-CREATE OR REPLACE FUNCTION usage_by_day(from_day date, to_day date)
+-- Rows closed here without a mark, by stop time. This server's rows have a
+-- mark once a record carried counters, so its ingest writes this index
+-- only for sessions that never reported any.
+CREATE INDEX CONCURRENTLY IF NOT EXISTS radacct_unmarked_closed_idx ON radacct (acctstoptime)
+	WHERE closed_by IS NOT NULL AND mark_day IS NULL AND acctstoptime IS NOT NULL;
+
+-- Usage with the billing day's time zone, and the traffic of rows this
+-- server has no marks for: a row FreeRADIUS wrote counts its counters on
+-- the day of its last update (open) or of its stop (closed, by FreeRADIUS
+-- or here), and a session this server started and FreeRADIUS stopped
+-- counts its final counters on the stop's day (less what earlier days'
+-- marks already hold).
+CREATE OR REPLACE FUNCTION usage_by_day(from_day date, to_day date, tz text)
 RETURNS TABLE (username text, day date, input_octets bigint, output_octets bigint, sessions bigint)
 LANGUAGE sql STABLE AS $$
-	WITH tz AS (
-		SELECT coalesce((SELECT value FROM settings WHERE name = 'usage_timezone'), 'UTC') AS name
-	), foreign_rows AS (
-		-- FreeRADIUS's open sessions.
-		SELECT r.acctuniqueid, coalesce(r.username, '') AS username,
-			(coalesce(r.acctupdatetime, r.acctstarttime) AT TIME ZONE tz.name)::date AS day,
-			r.acctinputoctets AS input_octets, r.acctoutputoctets AS output_octets
-		FROM radacct r, tz
-		WHERE r.acctstoptime IS NULL AND r.mark_day IS NULL
-			AND (coalesce(r.acctupdatetime, r.acctstarttime) AT TIME ZONE tz.name)::date BETWEEN from_day AND to_day
-		UNION ALL
-		-- Sessions closed by FreeRADIUS, or without a mark.
-		SELECT r.acctuniqueid, coalesce(r.username, ''), (r.acctstoptime AT TIME ZONE tz.name)::date,
-			r.acctinputoctets, r.acctoutputoctets
-		FROM radacct r, tz
-		WHERE r.acctstoptime IS NOT NULL AND (r.closed_by IS NULL OR r.mark_day IS NULL)
-			-- Sessions of ours that never reported counters stay uncounted.
-			AND (r.closed_by IS NULL OR r.acctinputoctets > 0 OR r.acctoutputoctets > 0)
-			AND r.acctstoptime >= (from_day::timestamp AT TIME ZONE tz.name)
-			AND r.acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz.name)
-	), touched AS (
+	WITH touched AS (
 		SELECT acctuniqueid FROM usage_days WHERE day BETWEEN from_day AND to_day
 		UNION
 		SELECT acctuniqueid FROM radacct
-		WHERE acctstoptime IS NULL AND mark_day BETWEEN from_day AND to_day
+		WHERE acctstoptime IS NULL
+			AND coalesce(mark_day, (coalesce(acctupdatetime, acctstarttime) AT TIME ZONE tz)::date) BETWEEN from_day AND to_day
 		UNION
-		SELECT acctuniqueid FROM foreign_rows
+		SELECT acctuniqueid FROM radacct
+		WHERE closed_by IS NULL AND acctstoptime IS NOT NULL
+			AND acctstoptime >= (from_day::timestamp AT TIME ZONE tz)
+			AND acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz)
+		UNION
+		SELECT acctuniqueid FROM radacct
+		WHERE closed_by IS NOT NULL AND mark_day IS NULL AND acctstoptime IS NOT NULL
+			AND acctstoptime >= (from_day::timestamp AT TIME ZONE tz)
+			AND acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz)
 	), all_marks AS (
 		SELECT u.acctuniqueid, u.username, u.day, u.input_octets, u.output_octets
 		FROM usage_days u JOIN touched t USING (acctuniqueid)
 		UNION ALL
-		SELECT r.acctuniqueid, coalesce(r.username, ''), r.mark_day, r.acctinputoctets, r.acctoutputoctets
+		SELECT r.acctuniqueid, coalesce(r.username, ''),
+			coalesce(r.mark_day, (coalesce(r.acctupdatetime, r.acctstarttime) AT TIME ZONE tz)::date),
+			r.acctinputoctets, r.acctoutputoctets
 		FROM radacct r JOIN touched t USING (acctuniqueid)
-		WHERE r.acctstoptime IS NULL AND r.mark_day IS NOT NULL
-			AND r.acctinputoctets IS NOT NULL AND r.acctoutputoctets IS NOT NULL
+		-- Without a mark (a row FreeRADIUS writes), once it carries traffic:
+		-- a Start's 0 counters are not usage yet, as for this server's rows.
+		WHERE r.acctstoptime IS NULL AND r.acctinputoctets IS NOT NULL AND r.acctoutputoctets IS NOT NULL
+			AND (r.mark_day IS NOT NULL OR (coalesce(r.acctupdatetime, r.acctstarttime) IS NOT NULL
+				AND (r.acctinputoctets > 0 OR r.acctoutputoctets > 0)))
 		UNION ALL
-		SELECT f.acctuniqueid, f.username, f.day, f.input_octets, f.output_octets
-		FROM foreign_rows f
-		WHERE f.input_octets IS NOT NULL AND f.output_octets IS NOT NULL
+		SELECT r.acctuniqueid, coalesce(r.username, ''), (r.acctstoptime AT TIME ZONE tz)::date,
+			r.acctinputoctets, r.acctoutputoctets
+		FROM radacct r JOIN touched t USING (acctuniqueid)
+		WHERE r.acctstoptime IS NOT NULL
+			AND (r.closed_by IS NULL
+				-- Closed here but never marked (FreeRADIUS's session ended by an
+				-- Accounting-On, the sweep or a disconnect here), once it
+				-- carries traffic: sessions of ours that never reported
+				-- counters stay uncounted.
+				OR (r.mark_day IS NULL AND (r.acctinputoctets > 0 OR r.acctoutputoctets > 0)))
+			AND r.acctinputoctets IS NOT NULL AND r.acctoutputoctets IS NOT NULL
 	), day_marks AS (
 		SELECT acctuniqueid, max(username) AS username, day,
 			max(input_octets) AS input_octets, max(output_octets) AS output_octets
@@ -87,4 +82,26 @@ LANGUAGE sql STABLE AS $$
 		least(sum(m.dout), 9223372036854775807)::bigint, count(DISTINCT m.acctuniqueid)
 	FROM marks m WHERE m.day BETWEEN from_day AND to_day
 	GROUP BY m.username, m.day ORDER BY m.day, m.username
+$$;
+
+CREATE OR REPLACE FUNCTION usage_by_month(from_day date, to_day date, tz text)
+RETURNS TABLE (username text, month date, input_octets bigint, output_octets bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT d.username, date_trunc('month', d.day)::date,
+		least(sum(d.input_octets), 9223372036854775807)::bigint, least(sum(d.output_octets), 9223372036854775807)::bigint
+	FROM usage_by_day(from_day, to_day, tz) d GROUP BY 1, 2 ORDER BY 2, 1
+$$;
+
+-- The two-argument forms (and usage_daily) that billing SQL calls read
+-- billing days in the session's TimeZone setting.
+CREATE OR REPLACE FUNCTION usage_by_day(from_day date, to_day date)
+RETURNS TABLE (username text, day date, input_octets bigint, output_octets bigint, sessions bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT * FROM usage_by_day(from_day, to_day, current_setting('TimeZone'))
+$$;
+
+CREATE OR REPLACE FUNCTION usage_by_month(from_day date, to_day date)
+RETURNS TABLE (username text, month date, input_octets bigint, output_octets bigint)
+LANGUAGE sql STABLE AS $$
+	SELECT * FROM usage_by_month(from_day, to_day, current_setting('TimeZone'))
 $$;

@@ -18,15 +18,22 @@ func (db *DB) Usage(ctx context.Context, f nettportal.UsageFilter) ([]nettportal
 	var q string
 	switch f.Period {
 	case "", nettportal.PeriodDay:
-		q = `SELECT username, day, input_octets, output_octets, sessions FROM usage_by_day($1, $2)`
+		q = `SELECT username, day, input_octets, output_octets, sessions FROM usage_by_day($1, $2, coalesce($3, current_setting('TimeZone')))`
 	case nettportal.PeriodMonth:
-		q = `SELECT username, month, input_octets, output_octets, 0::bigint FROM usage_by_month($1, $2)`
+		q = `SELECT username, month, input_octets, output_octets, 0::bigint FROM usage_by_month($1, $2, coalesce($3, current_setting('TimeZone')))`
 	default:
 		return nil, fmt.Errorf("usage period %q is not day or month: %w", f.Period, nettportal.ErrInvalid)
 	}
-	args := []any{f.From, f.To}
+	// The billing days' time zone, for rows whose day the SQL reads off a
+	// time (FreeRADIUS's rows carry no marks of ours). Go's "Local" has no
+	// name PostgreSQL knows: the session's TimeZone is the closest.
+	var tz *string
+	if name := db.usageLocation().String(); name != "Local" {
+		tz = &name
+	}
+	args := []any{f.From, f.To, tz}
 	if f.Username != "" {
-		q = "SELECT * FROM (" + q + ") u WHERE username = $3"
+		q = "SELECT * FROM (" + q + ") u WHERE username = $4"
 		args = append(args, f.Username)
 	}
 	rows, err := db.Pool.Query(ctx, q, args...)
@@ -47,32 +54,4 @@ func (db *DB) Usage(ctx context.Context, f nettportal.UsageFilter) ([]nettportal
 		return nil, fmt.Errorf("read usage: %w", err)
 	}
 	return out, nil
-}
-
-// usageTimeZoneSetting names the settings row holding the billing time zone,
-// which usage_by_day uses for rows FreeRADIUS wrote.
-const usageTimeZoneSetting = "usage_timezone"
-
-// RecordUsageTimeZone stores the billing time zone (serve's
-// --usage-timezone) where usage_by_day reads it, so the counters of rows
-// FreeRADIUS wrote fall on the same billing days as this server's. A name
-// PostgreSQL does not know is an error.
-func (db *DB) RecordUsageTimeZone(ctx context.Context, name string) error {
-	if err := db.ensureSettings(ctx); err != nil {
-		return fmt.Errorf("record usage time zone: %w", err)
-	}
-	var known bool
-	if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)
-		OR EXISTS (SELECT 1 FROM pg_timezone_abbrevs WHERE abbrev = $1)`, name).Scan(&known); err != nil {
-		return fmt.Errorf("record usage time zone: %w", err)
-	}
-	if !known {
-		return fmt.Errorf("record usage time zone: PostgreSQL does not know the time zone %q", name)
-	}
-	if _, err := db.Pool.Exec(ctx, `INSERT INTO settings (name, value) VALUES ($1, $2)
-		ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
-		WHERE settings.value IS DISTINCT FROM EXCLUDED.value`, usageTimeZoneSetting, name); err != nil {
-		return fmt.Errorf("record usage time zone: %w", err)
-	}
-	return nil
 }

@@ -162,9 +162,6 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 		return fmt.Errorf("--usage-timezone %q: %w", cfg.UsageTimeZone, err)
 	}
 	db.UsageLocation = loc
-	if err := db.RecordUsageTimeZone(ctx, loc.String()); err != nil {
-		return fmt.Errorf("--usage-timezone %q: %w", cfg.UsageTimeZone, err)
-	}
 	if cfg.MaxSessionAge < 0 {
 		return fmt.Errorf("--max-session-age %s is negative: use 0 for no maximum", cfg.MaxSessionAge)
 	}
