@@ -186,10 +186,13 @@ type AccountingRecord struct {
 	Source netip.AddrPort
 }
 
-// AcctUniqueID is FreeRADIUS's default acctuniqueid: md5 hex of
+// AcctUniqueID is the general branch of FreeRADIUS's stock acct_unique
+// policy: md5 hex of
 // User-Name,Acct-Session-Id,NAS-IP-Address,NAS-Identifier,NAS-Port-Id,NAS-Port,
-// with absent attributes as empty strings. nasIP is the attribute value
-// (empty when absent), so ids match rows written by FreeRADIUS.
+// with absent attributes as empty strings. For a received packet use
+// radius.UniqueID, which also applies what preprocess and the policy do
+// first (source address for a missing NAS-IP-Address, NAS-IPv6-Address
+// preferred, the "ai:" Class rule, NUL handling).
 func AcctUniqueID(username, sessionID, nasIP, nasIdent, nasPortID, nasPort string) string {
 	sum := md5.Sum([]byte(strings.Join([]string{username, sessionID, nasIP, nasIdent, nasPortID, nasPort}, ",")))
 	return hex.EncodeToString(sum[:])

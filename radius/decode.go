@@ -11,7 +11,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	rad "layeh.com/radius"
@@ -66,11 +65,9 @@ func decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 
 	r.EventTime = lim.eventTime(p, now, clk).UTC().Truncate(time.Microsecond) // what timestamptz keeps
 
-	nasIPAttr := ""
 	if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil {
 		if a, ok := netip.AddrFromSlice(ip); ok {
 			r.NASIP = a.Unmap()
-			nasIPAttr = r.NASIP.String()
 		}
 	}
 	if !r.NASIP.IsValid() {
@@ -89,13 +86,11 @@ func decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 	r.SessionID = sid
 	r.Username = rfc2865.UserName_GetString(p)
 	r.NASPortID = rfc2869.NASPortID_GetString(p)
-	nasPort := ""
 	if port, err := rfc2865.NASPort_Lookup(p); err == nil {
 		v := uint32(port)
 		r.NASPort = &v
-		nasPort = strconv.FormatUint(uint64(v), 10)
 	}
-	r.UniqueID = nettportal.AcctUniqueID(r.Username, r.SessionID, nasIPAttr, r.NASIdent, r.NASPortID, nasPort)
+	r.UniqueID = UniqueID(p, src)
 	if v, err := rfc2865.NASPortType_Lookup(p); err == nil {
 		r.NASPortTyp = v.String()
 	}

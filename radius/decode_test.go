@@ -86,14 +86,14 @@ func TestDecode(t *testing.T) {
 			t.Error("absent counters decoded as present")
 		}
 	})
-	t.Run("no NAS-IP-Address uses the source for the row, empty for the unique id", func(t *testing.T) {
+	t.Run("no NAS-IP-Address uses the source for the row and the unique id", func(t *testing.T) {
 		p := mikrotikPacket(rfc2866.AcctStatusType_Value_Start)
 		rfc2865.NASIPAddress_Del(p)
 		r, err := Decode(p, testRouter, netip.MustParseAddr("127.0.0.99"), now)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r.NASIP.String() != "127.0.0.99" || r.UniqueID != nettportal.AcctUniqueID("alice", "8100000c", "", "core-1", "vlan100", "2164260876") {
+		if r.NASIP.String() != "127.0.0.99" || r.UniqueID != nettportal.AcctUniqueID("alice", "8100000c", "127.0.0.99", "core-1", "vlan100", "2164260876") {
 			t.Errorf("nas ip %v unique id %s", r.NASIP, r.UniqueID)
 		}
 	})

@@ -94,6 +94,8 @@ type Server struct {
 	Dir string
 	// Secret is the default client's secret (Config.Secret).
 	Secret string
+	// DatabaseURL is the database its sql module uses (Config.DatabaseURL).
+	DatabaseURL string
 
 	auth, acct, coa netip.AddrPort
 	cmd             *exec.Cmd
@@ -119,9 +121,12 @@ func Available() error {
 	if _, err := exec.LookPath(Binary); err != nil {
 		return fmt.Errorf("%s not installed (Debian package freeradius): %w", Binary, err)
 	}
-	if _, err := os.Stat(filepath.Join(ConfigDir, "radiusd.conf")); err != nil {
-		return fmt.Errorf("FreeRADIUS configuration: %w", err)
+	f, err := os.Open(filepath.Join(ConfigDir, "radiusd.conf"))
+	if err != nil {
+		// Debian makes the config readable by root and group freerad only.
+		return fmt.Errorf("FreeRADIUS configuration (run as root or in group freerad): %w", err)
 	}
+	f.Close()
 	if _, err := os.Stat(postgresDriver); err != nil {
 		return fmt.Errorf("rlm_sql_postgresql missing (Debian package freeradius-postgresql): %w", err)
 	}
@@ -180,7 +185,7 @@ func start(tb testing.TB, cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("temp dir: %w", err)
 	}
-	s := &Server{Dir: dir, Secret: cfg.Secret, out: &logBuffer{ready: make(chan struct{})}, exited: make(chan struct{})}
+	s := &Server{Dir: dir, Secret: cfg.Secret, DatabaseURL: cfg.DatabaseURL, out: &logBuffer{ready: make(chan struct{})}, exited: make(chan struct{})}
 	ports, err := freeUDPPorts(cfg.Addr, 3)
 	if err != nil {
 		return nil, err
@@ -216,12 +221,20 @@ func start(tb testing.TB, cfg Config) (*Server, error) {
 		s.exitErr = s.cmd.Wait()
 		close(s.exited)
 	}()
+	// The group is the one Setpgid made for this process: the signal
+	// reaches what it started (exec modules) and nothing else.
+	pgid := -s.cmd.Process.Pid
 	stop := func() {
-		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-s.exited:
+			return // reaped: its id may be someone else's by now
+		default:
+		}
+		_ = syscall.Kill(pgid, syscall.SIGTERM)
 		select {
 		case <-s.exited:
 		case <-time.After(5 * time.Second):
-			_ = s.cmd.Process.Kill()
+			_ = syscall.Kill(pgid, syscall.SIGKILL)
 			<-s.exited
 		}
 	}
@@ -336,7 +349,8 @@ func rewriteSite(path, extra string) error {
 			code = code[:i]
 		}
 		trimmed := strings.TrimSpace(code)
-		if skip < 0 && depth == 1 && strings.HasPrefix(trimmed, "listen") && strings.HasSuffix(trimmed, "{") {
+		// At the top level too: the stock coa site listens outside its server.
+		if skip < 0 && depth <= 1 && strings.HasPrefix(trimmed, "listen") && strings.HasSuffix(trimmed, "{") {
 			skip = depth
 		}
 		depth += strings.Count(code, "{") - strings.Count(code, "}")

@@ -2,6 +2,9 @@ package freeradiustest_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,5 +76,25 @@ func TestStartReadsClientsFromNAS(t *testing.T) {
 	resp := exchange(t, start(t, "from-nas-table", "81000002"), s.AcctAddr().String())
 	if resp.Code != radius.CodeAccountingResponse {
 		t.Fatalf("answer %v, want Accounting-Response", resp.Code)
+	}
+	dm := radius.New(radius.CodeDisconnectRequest, []byte("from-nas-table"))
+	_ = rfc2865.UserName_AddString(dm, "alice")
+	if resp := exchange(t, dm, s.CoAAddr().String()); resp.Code != radius.CodeDisconnectACK && resp.Code != radius.CodeDisconnectNAK {
+		t.Fatalf("CoA listener answered %v", resp.Code)
+	}
+	// Only the harness's own loopback listeners: nothing on the wildcard
+	// or the well-known ports, which other tests' simulated routers use.
+	files, _ := filepath.Glob(filepath.Join(s.Dir, "sites-enabled", "*"))
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			code, _, _ := strings.Cut(line, "#")
+			if f := strings.Fields(code); len(f) == 3 && (f[0] == "ipaddr" || f[0] == "ipv6addr") && (f[2] == "*" || f[2] == "::") {
+				t.Errorf("%s: listens on %s", filepath.Base(file), line)
+			}
+		}
 	}
 }

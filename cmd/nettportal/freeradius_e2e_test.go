@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2865"
+	"layeh.com/radius/rfc2866"
+	"layeh.com/radius/rfc2869"
+
+	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/sim"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// stockQuery returns a query of the installed FreeRADIUS queries.conf as
+// rlm_sql would run it for user (backslash-newline joined, the accounting
+// table and the user substituted).
+func stockQuery(t *testing.T, name, user string) string {
+	t.Helper()
+	b, err := os.ReadFile(freeradiustest.QueriesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?ms)^` + name + ` = "((?:[^"\\]|\\.)*)"`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s not in %s", name, freeradiustest.QueriesFile)
+	}
+	q := strings.ReplaceAll(string(m[1]), "\\\n", "\n")
+	q = strings.ReplaceAll(q, "${acct_table1}", "radacct")
+	q = strings.ReplaceAll(q, "%{SQL-User-Name}", strings.ReplaceAll(user, "'", "''"))
+	if strings.Contains(q, "%{") || strings.Contains(q, "${") {
+		t.Fatalf("%s: unsubstituted expansion left: %s", name, q)
+	}
+	return q
+}
+
+// sendFrom sends an Accounting-Request from src (a router's address) to dst
+// and waits for its answer, retransmitting as a router would.
+func sendFrom(t *testing.T, src netip.Addr, dst, secret string, build func(p *rad.Packet)) {
+	t.Helper()
+	raddr, err := net.ResolveUDPAddr("udp", dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUDP("udp", net.UDPAddrFromAddrPort(netip.AddrPortFrom(src, 0)), raddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sendAcct(t, conn, secret, build)
+}
+
+// FreeRADIUS 3.2 (stock config, its sql module on serve's database) takes
+// the accounting of a router that is also registered in serve: its
+// sessions are listed with their router, disconnected through the API
+// (single and bulk) via the router's CoA port, counted by FreeRADIUS's own
+// simul_count_query and by usage, and closed by that router's Accounting-On
+// sent to serve. A
+// session serve started and FreeRADIUS stopped is one row, counted in
+// usage with the Stop's counters.
+func TestFreeRADIUSBesideServe(t *testing.T) {
+	freeradiustest.Require(t)
+	ctx := context.Background()
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+
+	const secret = "fr-beside"
+	rcfg := sim.RouterConfig{Name: "fr-01", Addr: netip.MustParseAddr("127.0.83.11"), Secret: secret, APIPort: -1,
+		Interim: time.Hour, Sessions: 3, Seed: 13, Server: "127.0.0.1:9"}
+	probe, err := sim.New(rcfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	nr := probe.NASRouter()
+	if err := db.CreateRouter(ctx, &nr); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dbURL, "--reconcile-interval", "1h", "--coa-timeout", "500ms", "--coa-retries", "2")
+	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "ops", "--role", "operator"))
+	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
+
+	// FreeRADIUS reads its clients from the same nas table.
+	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: dbURL, ReadClients: true})
+	rcfg.Server = fr.AcctAddr().String()
+	router, err := sim.New(rcfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := router.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(router.Close)
+	if err := router.AwaitAllStarted(wait); err != nil {
+		t.Fatalf("FreeRADIUS did not acknowledge the Starts: %v\n%s", err, fr.Logs())
+	}
+	router.Tick() // an interim round with counters, to FreeRADIUS
+	if err := router.AwaitIdle(wait); err != nil {
+		t.Fatal(err)
+	}
+	sessions := router.Sessions()
+	if len(sessions) != 3 {
+		t.Fatalf("router has %d sessions", len(sessions))
+	}
+	var written int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE nasipaddress = '127.0.83.11' AND acctstoptime IS NULL
+		AND mark_day IS NULL AND acctinputoctets > 0`).Scan(&written); err != nil || written != 3 {
+		t.Fatalf("%d open rows written by FreeRADIUS with interim counters (%v)", written, err)
+	}
+
+	t.Run("listed with their router", func(t *testing.T) {
+		var page struct {
+			Sessions []apiSession `json:"sessions"`
+		}
+		if code := api.do("GET", "/api/sessions?limit=100&router=fr-01", nil, &page); code != 200 || len(page.Sessions) != 3 {
+			t.Fatalf("%d: %+v", code, page.Sessions)
+		}
+		for _, s := range page.Sessions {
+			if s.Router != "fr-01" {
+				t.Errorf("session %+v without its router", s)
+			}
+		}
+	})
+
+	t.Run("FreeRADIUS's simul_count_query counts them", func(t *testing.T) {
+		for _, s := range sessions {
+			var n int
+			if err := db.Pool.QueryRow(ctx, stockQuery(t, "simul_count_query", s.Username)).Scan(&n); err != nil || n != 1 {
+				t.Errorf("%s: simul_count_query = %d (%v)", s.Username, n, err)
+			}
+		}
+	})
+
+	t.Run("usage includes their bytes", func(t *testing.T) {
+		got := apiUsage(t, api)
+		for _, s := range sessions {
+			if w := [2]int64{int64(s.InputOctets), int64(s.OutputOctets)}; got[s.Username] != w {
+				t.Errorf("%s: usage %v, the router reported %v", s.Username, got[s.Username], w)
+			}
+		}
+	})
+
+	t.Run("disconnect reaches the router's CoA port", func(t *testing.T) {
+		var page struct {
+			Sessions []apiSession `json:"sessions"`
+		}
+		api.do("GET", "/api/sessions?limit=100&router=fr-01&q="+sessions[0].Username, nil, &page)
+		if len(page.Sessions) != 1 {
+			t.Fatalf("sessions of %s: %+v", sessions[0].Username, page.Sessions)
+		}
+		var res controlResult
+		if code := api.do("POST", fmt.Sprintf("/api/sessions/%d/disconnect", page.Sessions[0].ID), nil, &res); code != 200 ||
+			!res.OK || res.Method != "radius" || res.Result != "ack" {
+			t.Fatalf("disconnect: %d %+v", code, res)
+		}
+		if info, _ := router.Session(sessions[0].Username); info.Up {
+			t.Fatal("the session is still up on the router")
+		}
+		// The router's Stop goes to FreeRADIUS, which closes the row.
+		if err := router.AwaitIdle(wait); err != nil {
+			t.Fatal(err)
+		}
+		var open bool
+		var cause string
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NULL, coalesce(acctterminatecause, '') FROM radacct
+			WHERE username = $1`, sessions[0].Username).Scan(&open, &cause); err != nil || open || cause != nettportal.CauseAdminReset {
+			t.Fatalf("row open=%v cause=%q (%v)", open, cause, err)
+		}
+	})
+
+	t.Run("bulk disconnect", func(t *testing.T) {
+		var page struct {
+			Sessions []apiSession `json:"sessions"`
+		}
+		api.do("GET", "/api/sessions?limit=100&router=fr-01&q="+sessions[1].Username, nil, &page)
+		if len(page.Sessions) != 1 {
+			t.Fatalf("sessions of %s: %+v", sessions[1].Username, page.Sessions)
+		}
+		var out struct {
+			Results []controlResult `json:"results"`
+		}
+		if code := api.do("POST", "/api/disconnect", map[string]any{"ids": []int64{page.Sessions[0].ID}}, &out); code != 200 ||
+			len(out.Results) != 1 || !out.Results[0].OK || out.Results[0].Method != "radius" {
+			t.Fatalf("bulk disconnect: %d %+v", code, out.Results)
+		}
+		if err := router.AwaitIdle(wait); err != nil {
+			t.Fatal(err)
+		}
+		var open bool
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NULL FROM radacct WHERE username = $1`, sessions[1].Username).Scan(&open); err != nil || open {
+			t.Fatalf("row open=%v (%v)", open, err)
+		}
+	})
+
+	t.Run("a session serve started and FreeRADIUS stopped", func(t *testing.T) {
+		pkt := func(status rfc2866.AcctStatusType, in, out uint32) func(p *rad.Packet) {
+			return func(p *rad.Packet) {
+				rfc2866.AcctStatusType_Set(p, status)
+				rfc2865.UserName_SetString(p, "mixed")
+				rfc2866.AcctSessionID_SetString(p, "8a000001")
+				rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
+				rfc2865.NASIdentifier_SetString(p, "fr-01")
+				rfc2865.NASPort_Set(p, 0x8a000001)
+				rfc2869.NASPortID_SetString(p, "vlan100")
+				if status != rfc2866.AcctStatusType_Value_Start {
+					rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
+					rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(out))
+					rfc2866.AcctSessionTime_Set(p, 60)
+				}
+				if status == rfc2866.AcctStatusType_Value_Stop {
+					rfc2866.AcctTerminateCause_Set(p, rfc2866.AcctTerminateCause_Value_UserRequest)
+				}
+			}
+		}
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_Start, 0, 0))
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_InterimUpdate, 100, 1000))
+		sendFrom(t, rcfg.Addr, fr.AcctAddr().String(), secret, pkt(rfc2866.AcctStatusType_Value_Stop, 500, 5000))
+		var rows int
+		var open bool
+		var in, out int64
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*), bool_or(acctstoptime IS NULL), max(acctinputoctets), max(acctoutputoctets)
+			FROM radacct WHERE acctsessionid = '8a000001'`).Scan(&rows, &open, &in, &out); err != nil ||
+			rows != 1 || open || in != 500 || out != 5000 {
+			t.Fatalf("%d rows, open %v, counters %d/%d (%v): FreeRADIUS's Stop did not land on serve's row", rows, open, in, out, err)
+		}
+		if got := apiUsage(t, api)["mixed"]; got != [2]int64{500, 5000} {
+			t.Errorf("usage %v, want the Stop's 500/5000", got)
+		}
+	})
+
+	t.Run("Accounting-On through serve closes them", func(t *testing.T) {
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, func(p *rad.Packet) {
+			rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_AccountingOn)
+			// A reboot takes seconds: sessions that started in the same
+			// second as an Accounting-On may be the new boot's and are kept.
+			rfc2869.EventTimestamp_Set(p, time.Now().Add(2*time.Second))
+			rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
+			rfc2865.NASIdentifier_SetString(p, "fr-01")
+		})
+		var open int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE nas_id = $1 AND acctstoptime IS NULL`, nr.ID).Scan(&open); err != nil || open != 0 {
+			t.Fatalf("%d sessions of the router still open after Accounting-On (%v)", open, err)
+		}
+		var closedBy string
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(closed_by, '') FROM radacct WHERE username = $1`, sessions[2].Username).Scan(&closedBy); err != nil || closedBy != "nas-reboot" {
+			t.Errorf("%s closed by %q (%v), want nas-reboot", sessions[2].Username, closedBy, err)
+		}
+		for _, s := range sessions {
+			var n int
+			if err := db.Pool.QueryRow(ctx, stockQuery(t, "simul_count_query", s.Username)).Scan(&n); err != nil || n != 0 {
+				t.Errorf("%s: simul_count_query = %d after Accounting-On (%v)", s.Username, n, err)
+			}
+		}
+		// However each was closed, its final counters are in usage.
+		got := apiUsage(t, api)
+		for _, s := range sessions {
+			var w [2]int64
+			if err := db.Pool.QueryRow(ctx, `SELECT acctinputoctets, acctoutputoctets FROM radacct WHERE username = $1`, s.Username).Scan(&w[0], &w[1]); err != nil {
+				t.Fatal(err)
+			}
+			if w[0] == 0 || got[s.Username] != w {
+				t.Errorf("%s: usage %v after the close, the row has %v", s.Username, got[s.Username], w)
+			}
+		}
+	})
+}
+
+// apiUsage sums GET /api/usage from yesterday to tomorrow per username
+// (input, output).
+func apiUsage(t *testing.T, api tokenClient) map[string][2]int64 {
+	t.Helper()
+	now := time.Now().UTC()
+	var got struct {
+		Usage []struct {
+			Username     string `json:"username"`
+			InputOctets  int64  `json:"input_octets"`
+			OutputOctets int64  `json:"output_octets"`
+		} `json:"usage"`
+	}
+	path := "/api/usage?from=" + now.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + now.AddDate(0, 0, 1).Format(time.DateOnly)
+	if code := api.do("GET", path, nil, &got); code != 200 {
+		t.Fatalf("usage: %d", code)
+	}
+	m := map[string][2]int64{}
+	for _, u := range got.Usage {
+		v := m[u.Username]
+		m[u.Username] = [2]int64{v[0] + u.InputOctets, v[1] + u.OutputOctets}
+	}
+	return m
+}
