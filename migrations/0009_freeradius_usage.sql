@@ -11,11 +11,14 @@
 CREATE INDEX CONCURRENTLY IF NOT EXISTS radacct_foreign_closed_idx ON radacct (acctstoptime)
 	WHERE closed_by IS NULL AND acctstoptime IS NOT NULL;
 
--- Rows closed here without a mark, by stop time. This server's rows have a
--- mark once a record carried counters, so its ingest writes this index
--- only for sessions that never reported any.
+-- Rows closed here that never had a Start of ours (FreeRADIUS's sessions
+-- among them), by stop time. Its condition names only columns that an
+-- interim never changes: with mark_day in it, the first interim of every
+-- session (the one that sets the mark) was a non-HOT update. Rows with a
+-- Start of ours and no mark carry only the Start's 0 counters, so usage
+-- loses nothing without them.
 CREATE INDEX CONCURRENTLY IF NOT EXISTS radacct_unmarked_closed_idx ON radacct (acctstoptime)
-	WHERE closed_by IS NOT NULL AND mark_day IS NULL AND acctstoptime IS NOT NULL;
+	WHERE closed_by IS NOT NULL AND NOT has_start AND acctstoptime IS NOT NULL;
 
 -- Usage with the billing day's time zone, and the traffic of rows this
 -- server has no marks for: a row FreeRADIUS wrote counts its counters on
@@ -39,7 +42,7 @@ LANGUAGE sql STABLE AS $$
 			AND acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz)
 		UNION
 		SELECT acctuniqueid FROM radacct
-		WHERE closed_by IS NOT NULL AND mark_day IS NULL AND acctstoptime IS NOT NULL
+		WHERE closed_by IS NOT NULL AND NOT has_start AND mark_day IS NULL AND acctstoptime IS NOT NULL
 			AND acctstoptime >= (from_day::timestamp AT TIME ZONE tz)
 			AND acctstoptime < ((to_day + 1)::timestamp AT TIME ZONE tz)
 	), all_marks AS (
