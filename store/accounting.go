@@ -657,6 +657,8 @@ func (db *DB) inPipelinedTx(ctx context.Context, fill func(p *pipeline) error) e
 func (db *DB) queueSteps(ctx context.Context, p *pipeline, steps []step, loc *time.Location, res *applyResult) error {
 	for _, s := range steps {
 		if s.closeRouter != nil {
+			p.exec(fmt.Sprintf("adopt open sessions of router %d", s.closeRouter.RouterID),
+				adoptRouterSessionsSQL, s.closeRouter.RouterID)
 			p.exec(fmt.Sprintf("close sessions of router %d", s.closeRouter.RouterID),
 				closeRouterSessionsSQL, s.closeRouter.RouterID, s.closeRouter.EventTime)
 			continue

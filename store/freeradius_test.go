@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/store"
@@ -140,5 +141,62 @@ func TestStockFreeRADIUSDatabaseWithOddNAS(t *testing.T) {
 	}
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// An open row FreeRADIUS wrote before its router existed (the nas row then
+// added by plain SQL, so neither the trigger nor router add claimed it) is
+// the router's for the reconciler, the stale sweep and Accounting-On.
+func TestUnownedOpenRowsAdoptedBeforeRouterCloses(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	insert := func(uid, ip string) {
+		t.Helper()
+		execAll(t, db, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime,
+			acctinputoctets, acctoutputoctets) VALUES ('`+uid+`', '`+uid+`', 'fr-user', '`+ip+`', now() - interval '1 hour', now() - interval '1 hour', 10, 20)`)
+	}
+	insert("fr-a", "127.0.0.41")
+	insert("fr-b", "127.0.0.42")
+	var r41, r42 int64
+	if err := db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('127.0.0.41', 'r41', 's') RETURNING id`).Scan(&r41); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('127.0.0.42', 'r42', 's') RETURNING id`).Scan(&r42); err != nil {
+		t.Fatal(err)
+	}
+	owner := func(uid string) (id *int64, closedBy *string) {
+		t.Helper()
+		if err := db.Pool.QueryRow(ctx, `SELECT nas_id, closed_by FROM radacct WHERE acctuniqueid = $1`, uid).Scan(&id, &closedBy); err != nil {
+			t.Fatal(err)
+		}
+		return id, closedBy
+	}
+	if id, _ := owner("fr-a"); id != nil {
+		t.Fatalf("fr-a owned by %d before any pass", *id)
+	}
+	open, err := db.OpenSessions(ctx, r41)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(open) != 1 || open[0].UniqueID != "fr-a" {
+		t.Fatalf("reconciler's open sessions of r41: %+v", open)
+	}
+	if err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{{Status: nettportal.StatusAccountingOn,
+		RouterID: r42, EventTime: time.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	if id, closedBy := owner("fr-b"); id == nil || *id != r42 || closedBy == nil || *closedBy != "nas-reboot" {
+		t.Errorf("fr-b after r42's Accounting-On: owner %v, closed_by %v", id, closedBy)
+	}
+	// As written by a FreeRADIUS whose rows the trigger cannot place yet.
+	execAll(t, db, `ALTER TABLE radacct DISABLE TRIGGER radacct_nas_id`)
+	insert("fr-c", "127.0.0.41")
+	execAll(t, db, `ALTER TABLE radacct ENABLE TRIGGER radacct_nas_id`)
+	if _, err := db.SweepStale(ctx, time.Hour, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if id, _ := owner("fr-c"); id == nil || *id != r41 {
+		t.Errorf("fr-c after a sweep: owner %v, want %d", id, r41)
 	}
 }

@@ -10,6 +10,9 @@ import (
 
 // OpenSessions lists a router's open sessions.
 func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]nettportal.OpenSession, error) {
+	if _, err := db.Pool.Exec(ctx, adoptRouterSessionsSQL, routerID); err != nil {
+		return nil, fmt.Errorf("adopt open sessions of router %d: %w", routerID, err)
+	}
 	rows, err := db.Pool.Query(ctx, `SELECT radacctid, acctuniqueid, acctsessionid, coalesce(username, ''),
 		acctstarttime, coalesce(acctupdatetime, acctstarttime), coalesce(acctinterval, 0), source = 'api'
 		FROM radacct WHERE nas_id = $1 AND acctstoptime IS NULL`, routerID)
@@ -32,6 +35,20 @@ func (db *DB) OpenSessions(ctx context.Context, routerID int64) ([]nettportal.Op
 	}
 	return out, nil
 }
+
+// Open rows without nas_id (FreeRADIUS wrote them, or came with a migrated
+// database) are a router's once nas_router_id says so: the trigger sets
+// nas_id when a row is written, but a row whose router was added later by
+// plain SQL, and that FreeRADIUS no longer updates, keeps NULL. The sweep,
+// the reconciler and Accounting-On close a router's sessions by nas_id,
+// so each first takes such rows over. radacct_open_unowned_idx holds only
+// those rows: with none, each statement is one probe of an empty index.
+const (
+	adoptUnownedSessionsSQL = `UPDATE radacct SET nas_id = nas_router_id(nasipaddress)
+		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nas_router_id(nasipaddress) IS NOT NULL`
+	adoptRouterSessionsSQL = `UPDATE radacct SET nas_id = $1
+		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nas_router_id(nasipaddress) = $1`
+)
 
 // closeChunk is how many rows one close transaction takes: short
 // transactions keep accounting batches waiting for at most one chunk.
@@ -88,6 +105,9 @@ func (db *DB) CloseSessions(ctx context.Context, ids []int64, cause, closedBy st
 // after they started. With MaxSessionAge set, sessions that started longer
 // ago than that are closed too, on any router (closed_by max-age).
 func (db *DB) SweepStale(ctx context.Context, grace time.Duration, now time.Time) (int64, error) {
+	if _, err := db.Pool.Exec(ctx, adoptUnownedSessionsSQL); err != nil {
+		return 0, fmt.Errorf("adopt open sessions without a router: %w", err)
+	}
 	n, err := db.closeInChunks(ctx, "sweep stale sessions", `SELECT r.radacctid FROM radacct r JOIN nas ON r.nas_id = nas.id
 		LEFT JOIN router_status rs ON rs.nas_id = nas.id
 		WHERE r.acctstoptime IS NULL AND (nas.api_addr = '' OR nas.api_user = '')
