@@ -104,8 +104,19 @@ func addUIUsers(t *testing.T, dbURL string) {
 	}
 }
 
-// login signs in through the page's form and waits for the live table.
+// login signs in through the page's form, checks that it lands on the
+// overview, and opens the live sessions table most tests work on.
 func (tb *tab) login(base, user, password string) {
+	tb.t.Helper()
+	tb.loginLanding(base, user, password)
+	tb.waitJS("the overview as the landing page", `location.hash === '#/overview' && document.querySelector('[data-testid="nav-overview"]').classList.contains('active')`, 10*time.Second)
+	mustEval[bool](tb, `(location.hash = '#/sessions', true)`)
+	tb.waitJS("the sessions page", `document.querySelector('[data-testid="sessions-table"]') !== null`, 10*time.Second)
+}
+
+// loginLanding signs in through the page's form and waits for the app and
+// its live connection, on whatever page the app lands.
+func (tb *tab) loginLanding(base, user, password string) {
 	tb.t.Helper()
 	tb.do(chromedp.Navigate(base + "/"))
 	tb.waitJS("the login form", `!document.getElementById('login').hidden`, 15*time.Second)
