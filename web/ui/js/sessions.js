@@ -77,7 +77,7 @@ export class SessionsPage {
     this.canControl = app.role !== 'viewer';
     this.rows = new Map(); // id -> {tr, c, s}, the rows in the DOM
     this.start = 0; // index of the first row in the DOM
-    this.blockOffset = -1; // the offset of the snapshot the DOM rows came from
+    this.block = ''; // offset/limit of the snapshot the DOM rows came from
     this.total = 0;
     this.rowH = ROW_HEIGHT;
     this.selected = new Map(); // id -> session, kept while scrolled away
@@ -94,6 +94,8 @@ export class SessionsPage {
     this.wrap.addEventListener('scroll', this.onScroll, { passive: true });
     window.addEventListener('scroll', this.onScroll, { passive: true });
     window.addEventListener('resize', this.onScroll, { passive: true });
+    // Once laid out, the window fits the screen.
+    this.frame = requestAnimationFrame(() => { this.frame = 0; this.updateWindow(); });
   }
 
   destroy() {
@@ -135,7 +137,7 @@ export class SessionsPage {
   // viewChanged starts the new order or filter from its top.
   viewChanged() {
     this.viewChangedAt = Date.now();
-    this.blockOffset = -1;
+    this.block = '';
     this.scrollToTop();
     this.win = this.wantWindow(0, Math.max(1, this.visibleRows()));
     this.app.live.subscribe(this.liveView());
@@ -441,9 +443,11 @@ export class SessionsPage {
   renderRows(msg, settled) {
     const sessions = msg.sessions || [];
     const offset = Number.isInteger(msg.offset) ? msg.offset : this.win.offset;
+    const block = offset + '/' + (Number.isInteger(msg.limit) ? msg.limit : this.win.limit);
     // The same window as the rows on screen: an update. Another one (the
-    // operator scrolled): rows are placed where they are in the list.
-    const sameBlock = offset === this.blockOffset;
+    // operator scrolled): rows are placed where they are in the list, and
+    // rows that came into the window are not news.
+    const sameBlock = block === this.block;
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
@@ -480,7 +484,7 @@ export class SessionsPage {
       }
     }
     this.start = offset;
-    this.blockOffset = offset;
+    this.block = block;
     this.table.setAttribute('aria-rowcount', String(this.total + 1));
     let i = offset + 2; // the header is row 1
     for (let tr = this.topPad.tr.nextSibling; tr && tr !== this.botPad.tr; tr = tr.nextSibling, i++) {
