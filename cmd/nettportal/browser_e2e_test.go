@@ -40,7 +40,8 @@ func uiFleet(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRou
 // uiFleetWith is uiFleet with mod adjusting the fleet's configuration.
 func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRouter int, mod func(*sim.FleetConfig)) *sim.Fleet {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	// A big fleet's Starts take longer to be answered on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second+time.Duration(routers*perRouter)*5*time.Millisecond)
 	defer cancel()
 	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
 	if err != nil {

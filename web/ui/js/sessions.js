@@ -456,6 +456,10 @@ export class SessionsPage {
     for (const s of sessions) {
       seen.add(s.id);
       let row = this.rows.get(s.id);
+      // Calm, the rows on screen stay; a new one joins at the end only
+      // while the DOM holds fewer rows than the window (a session that
+      // started), not in place of a row that moved elsewhere in the order.
+      if (!row && calm && this.rows.size >= sessions.length) continue;
       if (!row) {
         row = this.createRow(s);
         this.rows.set(s.id, row);
@@ -477,7 +481,9 @@ export class SessionsPage {
     }
     this.tbody.classList.toggle('tbody-calm', calm);
     for (const [id, row] of this.rows) {
-      if (!seen.has(id)) {
+      // Calm, a row that left the window stays where it is (it may only
+      // have moved in the order) unless this operator disconnected it.
+      if (!seen.has(id) && (!calm || this.pending.has(id))) {
         row.tr.remove();
         this.rows.delete(id);
         this.pending.delete(id);
