@@ -72,16 +72,16 @@ const lowContrastJS = `(() => {
 	return out;
 })()`
 
-// emulateDark makes the tab prefer a dark colour scheme, as a system in
-// dark mode does.
-func emulateDark(tb *tab) {
+// emulateScheme makes the tab prefer a colour scheme ("dark" or "light"),
+// as a system set to it does.
+func emulateScheme(tb *tab, scheme string) {
 	tb.t.Helper()
 	tb.do(chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := cdp.Call(ctx, t, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
 		return err
 	}))
-	tb.waitJS("the dark colour scheme", `matchMedia('(prefers-color-scheme: dark)').matches`, 5*time.Second)
+	tb.waitJS("the "+scheme+" colour scheme", `matchMedia('(prefers-color-scheme: `+scheme+`)').matches`, 5*time.Second)
 }
 
 // TestBrowserDarkTheme: with the system in dark mode the login page,
@@ -120,29 +120,41 @@ func TestBrowserDarkTheme(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	tb := b.newTab(t, "dark")
-	emulateDark(tb)
-	check := func(page string) {
-		t.Helper()
-		if bg := mustEval[string](tb, `getComputedStyle(document.body).backgroundColor`); bg != "rgb(13, 17, 23)" {
-			t.Errorf("%s: body background %s, want the dark theme's", page, bg)
-		}
-		if low := mustEval[[]string](tb, lowContrastJS); len(low) > 0 {
-			t.Errorf("%s: text below WCAG AA contrast in the dark theme:\n  %s", page, strings.Join(low, "\n  "))
-		}
-		tb.screenshot(page + "-dark-1440.png")
+	for _, theme := range []struct{ scheme, body string }{{"dark", "rgb(13, 17, 23)"}, {"light", "rgb(243, 245, 248)"}} {
+		t.Run(theme.scheme, func(t *testing.T) { themeWalk(t, b, srv.HTTPURL, theme.scheme, theme.body, all) })
 	}
 
-	tb.do(chromedp.Navigate(srv.HTTPURL + "/"))
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// themeWalk visits each page in a fresh tab with the system preferring
+// scheme, and checks the theme's body colour and the contrast of the text.
+func themeWalk(t *testing.T, b *browser, base, scheme, body string, all []string) {
+	tb := b.newTab(t, scheme)
+	emulateScheme(tb, scheme)
+	check := func(page string) {
+		t.Helper()
+		if bg := mustEval[string](tb, `getComputedStyle(document.body).backgroundColor`); bg != body {
+			t.Errorf("%s: body background %s, want %s (the %s theme's)", page, bg, body, scheme)
+		}
+		if low := mustEval[[]string](tb, lowContrastJS); len(low) > 0 {
+			t.Errorf("%s: text below WCAG AA contrast in the %s theme:\n  %s", page, scheme, strings.Join(low, "\n  "))
+		}
+		tb.screenshot(page + "-" + scheme + "-1440.png")
+	}
+
+	tb.do(chromedp.Navigate(base + "/"))
 	tb.waitJS("the login form", `!document.getElementById('login').hidden`, 15*time.Second)
 	check("login")
 
-	tb.loginLanding(srv.HTTPURL, "op", uiOperatorPass)
+	tb.loginLanding(base, "op", uiOperatorPass)
 	tb.waitJS("the overview's top users and health", `document.querySelectorAll('[data-testid="top-user"]').length === 10 &&
 		document.querySelectorAll('[data-testid="health-row"]').length === 3 && document.querySelectorAll('[data-testid="legend-router"]').length === 2`, 15*time.Second)
 	check("overview")
 
-	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/sessions"))
+	tb.do(chromedp.Navigate(base + "/#/sessions"))
 	tb.waitRows("the sessions", all)
 	tb.waitJS("the customer's name", `[...document.querySelectorAll('[data-testid="cell-customer"]')].some((c) => c.textContent === 'Solveig Dahl')`, 10*time.Second)
 	// A selected row and the hover colour are part of the theme too.
@@ -158,20 +170,17 @@ func TestBrowserDarkTheme(t *testing.T) {
 	tb.waitJS("the detail page and its chart", `document.querySelector('[data-testid="session-attrs"] dt') !== null && location.hash.startsWith('#/session/')`, 10*time.Second)
 	check("detail")
 
-	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/usage"))
+	tb.do(chromedp.Navigate(base + "/#/usage"))
 	tb.waitJS("the usage rows", `document.querySelectorAll('[data-testid="usage-row"]').length === `+fmt.Sprint(len(all)), 15*time.Second)
 	tb.do(chromedp.Click(chromedp.CSS(`[data-testid="usage-user"]`)))
 	tb.waitJS("a user's chart", `!document.querySelector('[data-testid="usage-chart-panel"]').hidden`, 10*time.Second)
 	check("usage")
 
-	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/routers"))
+	tb.do(chromedp.Navigate(base + "/#/routers"))
 	tb.waitJS("the routers", `document.querySelectorAll('[data-testid="router-row"]').length === 3`, 15*time.Second)
 	check("routers")
 
-	tb.do(chromedp.Navigate(srv.HTTPURL + "/#/customers"))
+	tb.do(chromedp.Navigate(base + "/#/customers"))
 	tb.waitJS("the customers", `document.querySelector('main').textContent.includes('Solveig Dahl')`, 15*time.Second)
 	check("customers")
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
 }

@@ -4,7 +4,7 @@ import { fmtRate, fmtClock, fmtDateTime } from './format.js';
 
 // The light theme's colours; drawing takes the page's current ones from
 // its CSS variables, so the chart follows the dark theme too.
-const LIGHT = { down: '#1f6feb', up: '#d97706', grid: '#e3e7ee', axis: '#5b6472', text: '#3b4350', panel: '#ffffff' };
+const LIGHT = { down: '#1a5fd0', up: '#a64d06', grid: '#e3e7ee', axis: '#5b6472', text: '#3b4350', panel: '#ffffff' };
 
 function themeColors() {
   const css = getComputedStyle(document.documentElement);
