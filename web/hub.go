@@ -20,11 +20,14 @@ import (
 //
 //	client -> server  {"type":"subscribe","router":"","q":"","sort":"started_at","order":"desc","limit":50,"offset":0}
 //	server -> client  {"type":"hello","user":"alice","role":"operator"}  once, first
-//	                  {"type":"sessions","seq":N,"total":n,"sessions":[...],"stats":{...},"server_time":"RFC3339"}
+//	                  {"type":"sessions","seq":N,"offset":o,"limit":l,"total":n,"sessions":[...],"stats":{...},"server_time":"RFC3339"}
 //	                  {"type":"error","error":"message"}  a subscribe the server cannot serve
 //
 // A snapshot of the client's view follows each subscribe at once, then
 // every change (at most one per WSMinInterval) and every WSRefresh.
+// "offset" and "limit" repeat the subscribe's: a page that scrolls through all rows
+// subscribes to the window it shows and places each snapshot where it
+// belongs even when it answers an older subscribe.
 
 const (
 	wsPingEvery = 20 * time.Second
@@ -295,11 +298,13 @@ func (h *hub) snapshot(ctx context.Context, sub subscribeMsg) ([]byte, error) {
 	now := time.Now()
 	p := toPageJSON(page, now)
 	b, err := json.Marshal(struct {
+		Offset     int           `json:"offset"`
+		Limit      int           `json:"limit"`
 		Total      int64         `json:"total"`
 		Sessions   []sessionJSON `json:"sessions"`
 		Stats      statsJSON     `json:"stats"`
 		ServerTime string        `json:"server_time"`
-	}{p.Total, p.Sessions, p.Stats, now.UTC().Format(time.RFC3339)})
+	}{sub.Offset, sub.Limit, p.Total, p.Sessions, p.Stats, now.UTC().Format(time.RFC3339)})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,8 @@ import (
 type wsMsg struct {
 	Type       string
 	Seq        int64
+	Offset     int
+	Limit      int
 	Total      int64
 	Error      string
 	User, Role string
@@ -72,6 +74,17 @@ func TestWebSocketPushesChanges(t *testing.T) {
 	m := readMsg(t, conn, 2*time.Second)
 	if m.Type != "sessions" || m.Seq != 1 || m.Total != 2 || len(m.Sessions) != 2 || m.ServerTime == "" {
 		t.Fatalf("snapshot = %+v", m)
+	}
+	// A window further down says which one it is: the page places the
+	// rows of a snapshot by it.
+	conn.WriteJSON(map[string]any{"type": "subscribe", "sort": "username", "order": "asc", "limit": 25, "offset": 1})
+	if m := readMsg(t, conn, 2*time.Second); m.Type != "sessions" || m.Offset != 1 || m.Limit != 25 || m.Total != 2 ||
+		len(m.Sessions) != 1 || m.Sessions[0].Username != "user0001" {
+		t.Fatalf("snapshot of the window at 1 = %+v", m)
+	}
+	conn.WriteJSON(map[string]any{"type": "subscribe", "sort": "username", "order": "asc", "limit": 50})
+	if m := readMsg(t, conn, 2*time.Second); m.Type != "sessions" || m.Offset != 0 || len(m.Sessions) != 2 {
+		t.Fatalf("snapshot back at the top = %+v", m)
 	}
 	conn.WriteJSON(map[string]any{"type": "subscribe", "sort": "nope"})
 	if m := readMsg(t, conn, 2*time.Second); m.Type != "error" || !strings.Contains(m.Error, "cannot sort") {

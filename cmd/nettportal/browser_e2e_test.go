@@ -40,7 +40,8 @@ func uiFleet(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRou
 // uiFleetWith is uiFleet with mod adjusting the fleet's configuration.
 func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRouter int, mod func(*sim.FleetConfig)) *sim.Fleet {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	// A big fleet's Starts take longer to be answered on a busy machine.
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second+time.Duration(routers*perRouter)*5*time.Millisecond)
 	defer cancel()
 	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
 	if err != nil {
@@ -104,8 +105,19 @@ func addUIUsers(t *testing.T, dbURL string) {
 	}
 }
 
-// login signs in through the page's form and waits for the live table.
+// login signs in through the page's form, checks that it lands on the
+// overview, and opens the live sessions table most tests work on.
 func (tb *tab) login(base, user, password string) {
+	tb.t.Helper()
+	tb.loginLanding(base, user, password)
+	tb.waitJS("the overview as the landing page", `location.hash === '#/overview' && document.querySelector('[data-testid="nav-overview"]').classList.contains('active')`, 10*time.Second)
+	mustEval[bool](tb, `(location.hash = '#/sessions', true)`)
+	tb.waitJS("the sessions page", `document.querySelector('[data-testid="sessions-table"]') !== null`, 10*time.Second)
+}
+
+// loginLanding signs in through the page's form and waits for the app and
+// its live connection, on whatever page the app lands.
+func (tb *tab) loginLanding(base, user, password string) {
 	tb.t.Helper()
 	tb.do(chromedp.Navigate(base + "/"))
 	tb.waitJS("the login form", `!document.getElementById('login').hidden`, 15*time.Second)

@@ -3,7 +3,7 @@ import { h, clear, setText } from './dom.js';
 import { api, listOf, setCSRF, setUnauthorizedHandler } from './api.js';
 import { Live } from './live.js';
 import { toast } from './ui.js';
-import { SessionsPage, viewFromParams } from './sessions.js';
+import { SessionsPage, viewFromParams, liveViewFor } from './sessions.js';
 import { DetailPage } from './detail.js';
 import { RoutersPage } from './routers.js';
 import { CustomersPage } from './customers.js';
@@ -68,8 +68,11 @@ function parseHash() {
 function route() {
   if (!app.role) return;
   const { parts, params } = parseHash();
-  let kind = parts[0] || 'sessions';
-  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage', 'overview'].includes(kind)) kind = 'sessions';
+  // The overview is where an operator starts: how the network is doing,
+  // then the sessions behind it.
+  let kind = parts[0] || 'overview';
+  if (!parts[0]) history.replaceState(null, '', '#/overview');
+  if (!['sessions', 'session', 'routers', 'customers', 'audit', 'usage', 'overview'].includes(kind)) kind = 'overview';
   const key = kind === 'session' ? 'session/' + parts[1] : kind;
 
   if (kind === 'sessions' && app.pageKind === 'sessions') {
@@ -103,8 +106,8 @@ function route() {
       const page = new SessionsPage(app, params);
       app.page = page;
       app.rememberSessionsHash(location.hash && location.hash.startsWith('#/sessions') ? location.hash : '#/sessions');
-      app.live.subscribe(page.view);
-      if (app.lastSnapshot && sameView(app.lastSnapshotView, page.view)) page.onSnapshot(app.lastSnapshot);
+      app.live.subscribe(page.liveView());
+      if (app.lastSnapshot && sameView(app.lastSnapshotView, page.liveView())) page.onSnapshot(app.lastSnapshot);
     }
   }
   app.pageKind = key;
@@ -183,8 +186,8 @@ function enter(me) {
   }
   // The live view starts from the URL so the first subscribe is right.
   const { parts, params } = parseHash();
-  if (!parts[0] || parts[0] === 'sessions') app.live.view = viewFromParams(params);
-  else app.live.view = viewFromParams(new URLSearchParams());
+  if (parts[0] === 'sessions') app.live.view = liveViewFor(viewFromParams(params));
+  else app.live.view = liveViewFor(viewFromParams(new URLSearchParams()));
   app.live.start();
   route();
 }

@@ -2,7 +2,16 @@
 // units, a hover readout. No libraries.
 import { fmtRate, fmtClock, fmtDateTime } from './format.js';
 
-const COLORS = { down: '#1f6feb', up: '#d97706', grid: '#e3e7ee', axis: '#5b6472', text: '#3b4350' };
+// The light theme's colours; drawing takes the page's current ones from
+// its CSS variables, so the chart follows the dark theme too.
+const LIGHT = { down: '#1a5fd0', up: '#a64d06', grid: '#e3e7ee', axis: '#5b6472', text: '#3b4350', panel: '#ffffff' };
+
+function themeColors() {
+  const css = getComputedStyle(document.documentElement);
+  const v = (name, dflt) => css.getPropertyValue(name).trim() || dflt;
+  return { down: v('--down', LIGHT.down), up: v('--up', LIGHT.up), grid: v('--line', LIGHT.grid), axis: v('--muted', LIGHT.axis),
+    text: v('--ink-2', LIGHT.text), panel: v('--panel', LIGHT.panel) };
+}
 
 function niceStep(range, ticks) {
   const raw = range / ticks;
@@ -69,6 +78,7 @@ export class RateChart {
       c.height = Math.round(cssH * dpr);
     }
     const g = c.getContext('2d');
+    const COLORS = themeColors();
     g.setTransform(dpr, 0, 0, dpr, 0, 0);
     g.clearRect(0, 0, cssW, cssH);
     g.font = '11px system-ui, sans-serif';
@@ -172,7 +182,7 @@ export class RateChart {
       const lines = [fmtDateTime(best.t), `↓ ${fmtRate(best.down)}`, `↑ ${fmtRate(best.up)}`];
       const bw = 150;
       const bx = xx + 8 + bw > pad.l + W ? xx - 8 - bw : xx + 8;
-      g.fillStyle = 'rgba(255,255,255,0.95)';
+      g.fillStyle = COLORS.panel;
       g.strokeStyle = COLORS.grid;
       g.fillRect(bx, pad.t + 4, bw, 52);
       g.strokeRect(bx + 0.5, pad.t + 4.5, bw, 52);

@@ -7,6 +7,11 @@ const MIN_DELAY = 500;
 const MAX_DELAY = 15000;
 const OFFLINE_AFTER = 20000; // ms without a connection before "Offline"
 const STALE_AFTER = 16000; // the server sends a snapshot every ~5 s
+// The server closes a socket that subscribes more than 5 times a second
+// (bursts of 10); scrolling through all rows subscribes to each window it
+// passes, so sends stay under that: the latest view waits for a token.
+const SUB_RATE = 3; // per second
+const SUB_BURST = 6;
 
 export class Live {
   constructor({ onSnapshot, onHello, onState, onAuthLost, checkAuth, onError }) {
@@ -25,6 +30,9 @@ export class Live {
     this.downSince = null;
     this.lastMessage = 0;
     this.state = '';
+    this.tokens = SUB_BURST;
+    this.tokensAt = Date.now();
+    this.sendTimer = null;
   }
 
   start() {
@@ -39,6 +47,8 @@ export class Live {
   stop() {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.sendTimer);
+    this.sendTimer = null;
     clearInterval(this.watchdog);
     if (this.ws) {
       this.ws.onclose = null;
@@ -55,9 +65,19 @@ export class Live {
   }
 
   send() {
-    if (this.ws && this.ws.readyState === WebSocket.OPEN && this.view) {
-      this.ws.send(JSON.stringify({ type: 'subscribe', ...this.view }));
+    if (!(this.ws && this.ws.readyState === WebSocket.OPEN && this.view)) return;
+    if (this.sendTimer) return; // a send is scheduled; it takes the latest view
+    const now = Date.now();
+    this.tokens = Math.min(SUB_BURST, this.tokens + ((now - this.tokensAt) / 1000) * SUB_RATE);
+    this.tokensAt = now;
+    if (this.tokens < 1) {
+      const wait = Math.ceil(((1 - this.tokens) / SUB_RATE) * 1000);
+      this.sendTimer = setTimeout(() => { this.sendTimer = null; this.send(); }, wait);
+      return;
     }
+    this.tokens -= 1;
+    this.sent = { ...this.view };
+    this.ws.send(JSON.stringify({ type: 'subscribe', ...this.view }));
   }
 
   setState(s) {
@@ -80,6 +100,11 @@ export class Live {
     let opened = false;
     ws.onopen = () => {
       opened = true;
+      // A new socket has a fresh budget on the server.
+      this.tokens = SUB_BURST;
+      this.tokensAt = Date.now();
+      clearTimeout(this.sendTimer);
+      this.sendTimer = null;
       this.lastMessage = Date.now();
       this.send();
     };

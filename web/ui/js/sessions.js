@@ -1,4 +1,11 @@
 // The Active Sessions page: totals, filters, a live table fed by /ws.
+//
+// The table holds every matching session, however many: its height is
+// that of all rows (so the scrollbar is true), but only the rows around
+// what is on screen exist in the DOM, and the page subscribes to just that
+// window (offset and limit) of the server's sorted, filtered list. Each
+// snapshot is one bounded query on the server whatever the total; sort,
+// filter and search apply to the whole set because the server does them.
 import { h, clear, setText, debounce } from './dom.js';
 import { query } from './api.js';
 import { fmtInt, fmtBytes, fmtRate, fmtUptime, parseTime, fmtDateTime } from './format.js';
@@ -6,9 +13,16 @@ import { disconnectOne, changeSpeed, disconnectSelected, disconnectRouter } from
 
 // The heaviest current downloaders first: what an operator opens the page
 // for. Newest first put brand-new 0 B sessions on top.
-export const defaultView = { router: '', q: '', sort: 'output_bps', order: 'desc', limit: 50, offset: 0 };
+export const defaultView = { router: '', q: '', sort: 'output_bps', order: 'desc' };
 const sortStoreKey = 'nettportal.sessions.sort';
-const pageSizes = [50, 100, 250];
+// The window of rows the page asks for: what is on screen plus MARGIN rows
+// each side, rounded out to CHUNK so small scrolls keep the subscription
+// (and the server's shared query) unchanged.
+const MARGIN = 30;
+const CHUNK = 25;
+const MAX_WINDOW = 500; // a very tall screen; the store allows 1000
+const FIRST_WINDOW = { offset: 0, limit: 75 };
+const ROW_HEIGHT = 39; // until a rendered row is measured
 const sortKeys = new Set(['username', 'customer', 'router', 'ip', 'profile', 'started_at', 'uptime',
   'input_octets', 'output_octets', 'input_bps', 'output_bps']);
 // Numbers sort largest first on the first click: that is what one looks for.
@@ -38,11 +52,13 @@ export function viewFromParams(p) {
   if (p.get('q')) v.q = p.get('q');
   if (sortKeys.has(p.get('sort'))) v.sort = p.get('sort');
   if (p.get('order') === 'asc' || p.get('order') === 'desc') v.order = p.get('order');
-  const lim = parseInt(p.get('limit'), 10);
-  if (pageSizes.includes(lim)) v.limit = lim;
-  const off = parseInt(p.get('offset'), 10);
-  if (off > 0) v.offset = off - (off % v.limit);
   return v;
+}
+
+// liveViewFor is the subscription of a view before the page has laid out:
+// its first window.
+export function liveViewFor(v) {
+  return { ...v, ...FIRST_WINDOW };
 }
 
 export function viewToHash(v) {
@@ -57,36 +73,56 @@ export class SessionsPage {
   constructor(app, params) {
     this.app = app;
     this.view = viewFromParams(params);
+    this.win = { ...FIRST_WINDOW }; // the window subscribed to
     this.canControl = app.role !== 'viewer';
-    this.rows = new Map(); // id -> {tr, cells, s}
-    this.selected = new Set();
+    this.rows = new Map(); // id -> {tr, c, s}, the rows in the DOM
+    this.start = 0; // index of the first row in the DOM
+    this.block = ''; // offset/limit of the snapshot the DOM rows came from
+    this.total = 0;
+    this.rowH = ROW_HEIGHT;
+    this.selected = new Map(); // id -> session, kept while scrolled away
     this.last = null; // last snapshot
     this.offset = 0; // server clock minus ours, ms
     this.viewChangedAt = Date.now();
     this.pending = new Set(); // ids disconnected, waiting for their Stop
+    this.frame = 0;
     this.el = this.render();
     this.tick = setInterval(() => this.tickUptime(), 1000);
+    this.onScroll = () => {
+      if (!this.frame) this.frame = requestAnimationFrame(() => { this.frame = 0; this.updateWindow(); });
+    };
+    this.wrap.addEventListener('scroll', this.onScroll, { passive: true });
+    window.addEventListener('scroll', this.onScroll, { passive: true });
+    window.addEventListener('resize', this.onScroll, { passive: true });
+    // Once laid out, the window fits the screen.
+    this.frame = requestAnimationFrame(() => { this.frame = 0; this.updateWindow(); });
   }
 
   destroy() {
     clearInterval(this.tick);
     this.searchDebounced.cancel();
+    cancelAnimationFrame(this.frame);
+    window.removeEventListener('scroll', this.onScroll);
+    window.removeEventListener('resize', this.onScroll);
+  }
+
+  // liveView is what the page subscribes to: the view and its window.
+  liveView() {
+    return { ...this.view, offset: this.win.offset, limit: this.win.limit };
   }
 
   // --- view -------------------------------------------------------------
 
-  setView(patch, { resetOffset = true } = {}) {
-    const prevKey = JSON.stringify(this.view);
+  setView(patch) {
+    const prev = this.view;
     this.view = { ...this.view, ...patch };
-    if (resetOffset && !('offset' in patch)) this.view.offset = 0;
-    if (JSON.stringify(this.view) === prevKey) return;
-    this.viewChangedAt = Date.now();
+    if (JSON.stringify(this.view) === JSON.stringify(prev)) return;
+    // Another filter selects other sessions: a selection made under the
+    // old one must not be disconnected unseen.
+    if (this.view.router !== prev.router || this.view.q !== prev.q) this.selected.clear();
+    this.viewChanged();
     history.replaceState(null, '', viewToHash(this.view));
     this.app.rememberSessionsHash(viewToHash(this.view));
-    this.app.live.subscribe(this.view);
-    this.syncControls();
-    this.renderHead();
-    if (this.last) this.renderPager(this.last.total);
   }
 
   // applyParams handles a hash change from outside (back/forward, reload).
@@ -94,8 +130,17 @@ export class SessionsPage {
     const v = viewFromParams(params);
     if (JSON.stringify(v) === JSON.stringify(this.view)) return;
     this.view = v;
+    this.selected.clear();
+    this.viewChanged();
+  }
+
+  // viewChanged starts the new order or filter from its top.
+  viewChanged() {
     this.viewChangedAt = Date.now();
-    this.app.live.subscribe(this.view);
+    this.block = '';
+    this.scrollToTop();
+    this.win = this.wantWindow(0, Math.max(1, this.visibleRows()));
+    this.app.live.subscribe(this.liveView());
     this.syncControls();
     this.renderHead();
   }
@@ -122,8 +167,6 @@ export class SessionsPage {
     this.search = h('input', { type: 'search', id: 'search', testid: 'search', placeholder: 'Username, customer name or IP', autocomplete: 'off', spellcheck: 'false',
       oninput: () => this.searchDebounced(),
       onkeydown: (e) => { if (e.key === 'Enter') { this.searchDebounced.cancel(); this.setView({ q: this.search.value.trim() }); } } });
-    this.pageSize = h('select', { id: 'page-size', testid: 'page-size', onchange: () => this.setView({ limit: parseInt(this.pageSize.value, 10) }) },
-      pageSizes.map((n) => h('option', { value: n }, `${n} per page`)));
     this.csv = h('a', { class: 'btn', testid: 'export-csv', href: '/api/sessions.csv', download: 'sessions.csv' }, 'Export CSV');
 
     this.bulkBtn = h('button', { type: 'button', class: 'btn btn-danger-outline', testid: 'disconnect-selected', disabled: true, onclick: () => this.onDisconnectSelected() }, 'Disconnect selected');
@@ -131,28 +174,49 @@ export class SessionsPage {
 
     this.updated = h('span', { class: 'muted small', testid: 'updated-at', 'aria-live': 'off' });
     this.pageInfo = h('span', { class: 'page-info', testid: 'page-info' }, '');
-    this.prev = h('button', { type: 'button', class: 'btn btn-small', testid: 'page-prev', 'aria-label': 'Previous page', onclick: () => this.setView({ offset: Math.max(0, this.view.offset - this.view.limit) }, { resetOffset: false }) }, '‹ Prev');
-    this.next = h('button', { type: 'button', class: 'btn btn-small', testid: 'page-next', 'aria-label': 'Next page', onclick: () => this.setView({ offset: this.view.offset + this.view.limit }, { resetOffset: false }) }, 'Next ›');
+    this.topBtn = h('button', { type: 'button', class: 'btn btn-small', testid: 'scroll-top', 'aria-label': 'Scroll to the first row', onclick: () => this.scrollToTop() }, '⇡ First');
+    this.endBtn = h('button', { type: 'button', class: 'btn btn-small', testid: 'scroll-end', 'aria-label': 'Scroll to the last row', onclick: () => this.scrollToEnd() }, 'Last ⇣');
 
     this.thead = h('thead');
     this.tbody = h('tbody', { testid: 'session-rows' });
-    this.table = h('table', { class: 'grid sessions', testid: 'sessions-table' }, this.thead, this.tbody);
+    // Spacers stand for the rows before and after the ones in the DOM, so
+    // the table is as tall as all of them.
+    this.topPad = this.padRow('pad-top');
+    this.botPad = this.padRow('pad-bottom');
+    this.tbody.append(this.topPad.tr, this.botPad.tr);
+    this.table = h('table', { class: 'grid sessions', testid: 'sessions-table', 'aria-rowcount': '-1' }, this.thead, this.tbody);
     this.renderHead();
     this.tbody.append(this.messageRow('Connecting…'));
+    // Focusable, so the keyboard scrolls it (PageDown, End, arrows).
+    this.wrap = h('div', { class: 'table-wrap vscroll', testid: 'sessions-scroll', tabindex: '0', role: 'region', 'aria-label': 'Sessions table' }, this.table);
 
     const toolbar = h('div', { class: 'toolbar' },
       h('div', { class: 'field' }, h('label', { for: 'router-filter' }, 'Router'), this.routerSelect),
       h('div', { class: 'field field-grow' }, h('label', { for: 'search' }, 'Search'), this.search),
-      h('div', { class: 'field' }, h('label', { for: 'page-size' }, 'Rows'), this.pageSize),
       h('div', { class: 'toolbar-actions' }, this.canControl ? [this.bulkBtn, this.routerBtn] : null, this.csv));
 
-    const pager = h('div', { class: 'pager' }, this.updated, h('span', { class: 'spacer' }), this.pageInfo, this.prev, this.next);
+    const pager = h('div', { class: 'pager' }, this.updated, h('span', { class: 'spacer' }), this.pageInfo, this.topBtn, this.endBtn);
 
     this.syncControls();
     this.loadRouters();
     return h('div', { class: 'page page-sessions' },
       h('div', { class: 'cards' }, Object.values(this.cards).map((c) => c.el)),
-      h('div', { class: 'panel' }, toolbar, h('div', { class: 'table-wrap' }, this.table), pager));
+      h('div', { class: 'panel' }, toolbar, this.wrap, pager));
+  }
+
+  padRow(testid) {
+    const td = h('td', { colspan: 12 });
+    const tr = h('tr', { class: 'pad-row', testid, 'aria-hidden': 'true' }, td);
+    tr.hidden = true;
+    return { tr, td, px: 0 };
+  }
+
+  setPad(pad, px) {
+    px = Math.max(0, Math.round(px));
+    if (pad.px === px) return;
+    pad.px = px;
+    pad.td.style.height = px + 'px';
+    pad.tr.hidden = px === 0;
   }
 
   async loadRouters() {
@@ -173,7 +237,6 @@ export class SessionsPage {
     const v = this.view;
     this.routerSelect.value = v.router;
     if (document.activeElement !== this.search) this.search.value = v.q;
-    this.pageSize.value = String(v.limit);
     this.csv.href = '/api/sessions.csv' + query({ router: v.router, q: v.q, sort: v.sort, order: v.order });
     this.routerBtn.hidden = !v.router;
     if (v.router) setText(this.routerBtn, `Disconnect all on ${v.router}`);
@@ -217,11 +280,11 @@ export class SessionsPage {
   }
 
   renderHead() {
-    const tr = h('tr');
+    const tr = h('tr', { 'aria-rowindex': '1' });
     for (const c of this.columns()) {
       const th = h('th', { class: c.cls || '', scope: 'col' });
       if (c.key === 'sel') {
-        this.selAll = h('input', { type: 'checkbox', 'aria-label': 'Select all on this page', testid: 'select-all', onchange: () => this.onSelectAll() });
+        this.selAll = h('input', { type: 'checkbox', 'aria-label': 'Select all shown rows', title: 'Select the rows around what is on screen', testid: 'select-all', onchange: () => this.onSelectAll() });
         th.append(this.selAll);
       } else if (c.key === 'rate') {
         th.append(h('span', { class: 'th-label' }, 'Rate'), ' ',
@@ -239,11 +302,79 @@ export class SessionsPage {
     }
     clear(this.thead).append(tr);
     this.ncols = this.columns().length;
+    for (const pad of [this.topPad, this.botPad]) if (pad) pad.td.colSpan = this.ncols;
     this.syncSelection();
   }
 
   messageRow(text) {
     return h('tr', { class: 'empty-row', testid: 'empty-row' }, h('td', { colspan: this.ncols || 12 }, text));
+  }
+
+  // --- scrolling ----------------------------------------------------------
+
+  // boxed reports whether the table scrolls in its own box (wide screens)
+  // rather than with the page (phones).
+  boxed() {
+    return getComputedStyle(this.wrap).maxHeight !== 'none';
+  }
+
+  // viewport is the band of the screen rows can be seen in, in client
+  // coordinates.
+  viewport() {
+    if (this.boxed()) {
+      const b = this.wrap.getBoundingClientRect();
+      return { top: b.top + this.thead.offsetHeight, bottom: b.bottom };
+    }
+    return { top: 0, bottom: window.innerHeight };
+  }
+
+  visibleRows() {
+    const v = this.viewport();
+    return Math.ceil(Math.max(0, v.bottom - v.top) / this.rowH);
+  }
+
+  // firstRowTop is where row 0 is (or would be) on screen.
+  firstRowTop() {
+    return this.tbody.getBoundingClientRect().top;
+  }
+
+  // wantWindow is the window to subscribe to for rows first..first+n.
+  wantWindow(first, n) {
+    const offset = Math.max(0, Math.floor((first - MARGIN) / CHUNK) * CHUNK);
+    const end = Math.ceil((first + n + MARGIN) / CHUNK) * CHUNK;
+    return { offset, limit: Math.min(MAX_WINDOW, Math.max(CHUNK, end - offset)) };
+  }
+
+  // updateWindow works out which rows are on screen, says so, and
+  // subscribes to the window around them when that changed.
+  updateWindow() {
+    const v = this.viewport();
+    const top = this.firstRowTop();
+    let first = Math.floor((v.top - top) / this.rowH);
+    let last = Math.ceil((v.bottom - top) / this.rowH);
+    const total = this.total;
+    first = Math.max(0, Math.min(first, total - 1));
+    last = Math.max(first, Math.min(last, total));
+    this.visible = { first, last };
+    setText(this.pageInfo, total === 0 ? '0 of 0' : `${fmtInt(first + 1)}–${fmtInt(last)} of ${fmtInt(total)}`);
+    this.topBtn.disabled = first === 0;
+    this.endBtn.disabled = last >= total;
+    const w = this.wantWindow(first, last - first);
+    if (w.offset !== this.win.offset || w.limit !== this.win.limit) {
+      this.win = w;
+      this.app.live.subscribe(this.liveView());
+    }
+  }
+
+  scrollToTop() {
+    if (!this.wrap) return;
+    if (this.boxed()) this.wrap.scrollTop = 0;
+    else if (this.table.getBoundingClientRect().top < 0) this.table.scrollIntoView({ block: 'start' });
+  }
+
+  scrollToEnd() {
+    if (this.boxed()) this.wrap.scrollTop = this.wrap.scrollHeight;
+    else window.scrollTo(0, document.documentElement.scrollHeight);
   }
 
   // --- live data --------------------------------------------------------
@@ -253,10 +384,16 @@ export class SessionsPage {
     const st = parseTime(msg.server_time);
     if (st !== null) this.offset = st - now;
     this.last = msg;
+    this.total = msg.total || 0;
     this.renderCards(msg);
-    this.renderRows(msg.sessions || [], now - this.viewChangedAt > 1500);
-    this.renderPager(msg.total || 0);
+    this.renderRows(msg, now - this.viewChangedAt > 1500);
+    this.routerBtn.disabled = this.total === 0;
+    // Nothing to disconnect: the router-wide button would only open a
+    // dialog that can do nothing.
+    this.routerBtn.title = this.total === 0 ? 'No open sessions on this router' : '';
     setText(this.updated, st !== null ? `Updated ${fmtDateTime(st).slice(11)}` : '');
+    this.measure();
+    this.updateWindow();
   }
 
   renderCards(msg) {
@@ -303,46 +440,87 @@ export class SessionsPage {
       !!document.querySelector('dialog[open]');
   }
 
-  renderRows(sessions, highlight) {
+  renderRows(msg, settled) {
+    const sessions = msg.sessions || [];
+    const offset = Number.isInteger(msg.offset) ? msg.offset : this.win.offset;
+    const block = offset + '/' + (Number.isInteger(msg.limit) ? msg.limit : this.win.limit);
+    // The same window as the rows on screen: an update. Another one (the
+    // operator scrolled): rows are placed where they are in the list, and
+    // rows that came into the window are not news.
+    const sameBlock = block === this.block;
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
-    const calm = this.calm();
-    let prev = null;
+    const calm = sameBlock && this.calm();
+    let prev = this.topPad.tr;
     for (const s of sessions) {
       seen.add(s.id);
       let row = this.rows.get(s.id);
+      // Calm, the rows on screen stay; a new one joins at the end only
+      // while the DOM holds fewer rows than the window (a session that
+      // started), not in place of a row that moved elsewhere in the order.
+      if (!row && calm && this.rows.size >= sessions.length) continue;
       if (!row) {
         row = this.createRow(s);
         this.rows.set(s.id, row);
-        if (highlight) {
+        if (settled && sameBlock) {
           row.tr.classList.add('row-new');
           setTimeout(() => row.tr.classList.remove('row-new'), 4000);
         }
       }
       this.updateRow(row, s);
+      if (this.selected.has(s.id)) this.selected.set(s.id, s);
       if (calm) {
-        if (!row.tr.parentNode) this.tbody.append(row.tr);
+        if (!row.tr.parentNode) this.tbody.insertBefore(row.tr, this.botPad.tr);
         continue;
       }
       // Keep DOM order equal to the server's order, moving only what moved.
-      const want = prev ? prev.nextSibling : this.tbody.firstChild;
+      const want = prev.nextSibling;
       if (want !== row.tr) this.tbody.insertBefore(row.tr, want);
       prev = row.tr;
     }
     this.tbody.classList.toggle('tbody-calm', calm);
     for (const [id, row] of this.rows) {
-      if (!seen.has(id)) {
+      // Calm, a row that left the window stays where it is (it may only
+      // have moved in the order) unless this operator disconnected it.
+      if (!seen.has(id) && (!calm || this.pending.has(id))) {
         row.tr.remove();
         this.rows.delete(id);
-        this.selected.delete(id);
         this.pending.delete(id);
       }
     }
-    if (sessions.length === 0) {
+    this.start = offset;
+    this.block = block;
+    this.table.setAttribute('aria-rowcount', String(this.total + 1));
+    let i = offset + 2; // the header is row 1
+    for (let tr = this.topPad.tr.nextSibling; tr && tr !== this.botPad.tr; tr = tr.nextSibling, i++) {
+      if (tr.getAttribute('aria-rowindex') !== String(i)) tr.setAttribute('aria-rowindex', String(i));
+    }
+    this.placePads();
+    if (this.total === 0) {
       this.tbody.append(this.messageRow(this.view.q || this.view.router ? 'No open sessions match this filter.' : 'No open sessions.'));
     }
     this.syncSelection();
+  }
+
+  // placePads sizes the spacers for the rows before and after the DOM's.
+  placePads() {
+    const n = this.rows.size;
+    this.setPad(this.topPad, this.start * this.rowH);
+    this.setPad(this.botPad, Math.max(0, this.total - this.start - n) * this.rowH);
+  }
+
+  // measure takes the row height from the rows rendered (cards on a phone
+  // are taller than table rows), so spacers and row positions agree.
+  measure() {
+    const first = this.topPad.tr.nextSibling;
+    const last = this.botPad.tr.previousSibling;
+    if (!first || first === this.botPad.tr || !this.rows.size) return;
+    const hgt = (last.getBoundingClientRect().bottom - first.getBoundingClientRect().top) / this.rows.size;
+    if (hgt > 8 && Math.abs(hgt - this.rowH) > 0.5) {
+      this.rowH = hgt;
+      this.placePads();
+    }
   }
 
   createRow(s) {
@@ -350,7 +528,7 @@ export class SessionsPage {
     const tr = h('tr', { testid: 'session-row', dataset: { id: s.id, username: s.username } });
     if (this.canControl) {
       c.sel = h('input', { type: 'checkbox', 'aria-label': `Select ${s.username}`, testid: 'select-row',
-        onchange: () => { if (c.sel.checked) this.selected.add(row.s.id); else this.selected.delete(row.s.id); this.syncSelection(); } });
+        onchange: () => { if (c.sel.checked) this.selected.set(row.s.id, row.s); else this.selected.delete(row.s.id); this.syncSelection(); } });
       tr.append(h('td', { class: 'col-sel' }, c.sel));
     }
     c.userLink = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'user-link', testid: 'session-link' });
@@ -417,27 +595,6 @@ export class SessionsPage {
     for (const row of this.rows.values()) setText(row.c.uptime, fmtUptime(this.uptimeOf(row)));
   }
 
-  renderPager(total) {
-    const v = this.view;
-    if (total > 0 && v.offset >= total) {
-      // The page emptied under us (sessions ended): step back to the last page.
-      const last = Math.max(0, Math.floor((total - 1) / v.limit) * v.limit);
-      if (last !== v.offset) {
-        this.setView({ offset: last }, { resetOffset: false });
-        return;
-      }
-    }
-    const from = total === 0 ? 0 : v.offset + 1;
-    const to = Math.min(total, v.offset + v.limit);
-    setText(this.pageInfo, total === 0 ? '0 of 0' : `${fmtInt(from)}–${fmtInt(to)} of ${fmtInt(total)}`);
-    // Nothing to disconnect: the router-wide button would only open a
-    // dialog that can do nothing.
-    this.routerBtn.disabled = total === 0;
-    this.routerBtn.title = total === 0 ? 'No open sessions on this router' : '';
-    this.prev.disabled = v.offset === 0;
-    this.next.disabled = v.offset + v.limit >= total;
-  }
-
   // --- selection and actions ---------------------------------------------
 
   syncSelection() {
@@ -445,19 +602,21 @@ export class SessionsPage {
     const n = this.selected.size;
     this.bulkBtn.disabled = n === 0;
     setText(this.bulkBtn, n ? `Disconnect selected (${n})` : 'Disconnect selected');
-    if (this.selAll) {
+    if (this.selAll && this.rows) {
+      let shown = 0;
+      for (const id of this.rows.keys()) if (this.selected.has(id)) shown++;
       const total = this.rows.size;
-      this.selAll.checked = total > 0 && n === total;
-      this.selAll.indeterminate = n > 0 && n < total;
+      this.selAll.checked = total > 0 && shown === total;
+      this.selAll.indeterminate = shown > 0 && shown < total;
     }
-    for (const row of this.rows.values()) row.tr.classList.toggle('row-selected', this.selected.has(row.s.id));
+    if (this.rows) for (const row of this.rows.values()) row.tr.classList.toggle('row-selected', this.selected.has(row.s.id));
   }
 
   onSelectAll() {
     const on = this.selAll.checked;
-    this.selected.clear();
     for (const row of this.rows.values()) {
-      if (on) this.selected.add(row.s.id);
+      if (on) this.selected.set(row.s.id, row.s);
+      else this.selected.delete(row.s.id);
       if (row.c.sel) row.c.sel.checked = on;
     }
     this.syncSelection();
@@ -478,7 +637,7 @@ export class SessionsPage {
   }
 
   async onDisconnectSelected() {
-    const list = [...this.selected].map((id) => this.rows.get(id)).filter(Boolean).map((r) => r.s);
+    const list = [...this.selected.values()];
     if (!list.length) return;
     const r = await disconnectSelected(list);
     if (r && r.results) {
