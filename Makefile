@@ -46,7 +46,7 @@ fuzz:
 # heavy viewers, CSV exports and 10,000 WebSockets.
 bench:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' \
-		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|SessionsAPI|OpenLoop|ViewerAbuse)$$' \
+		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|ApplyByKind|SessionsAPI|OpenLoop|ViewerAbuse)$$' \
 		-benchtime 1x -timeout 45m ./cmd/nettportal ./store
 
 # History: ingest and live-page latency with and without 20 million closed
