@@ -13,7 +13,7 @@ import (
 // ThroughputSource sums chart samples per router over time; the session
 // source implements it when it can (the store does).
 type ThroughputSource interface {
-	Throughput(ctx context.Context, span, bucket time.Duration) ([]nettportal.ThroughputPoint, error)
+	Throughput(ctx context.Context, end time.Time, span, bucket time.Duration) ([]nettportal.ThroughputPoint, error)
 }
 
 // maxThroughputHours bounds the overview's history: samples are kept for
@@ -40,7 +40,7 @@ func (s *Server) throughput(w http.ResponseWriter, r *http.Request, _ nettportal
 	}
 	span := time.Duration(hours) * time.Hour
 	bucket := max(span/90, time.Minute).Truncate(time.Minute)
-	pts, err := src.Throughput(r.Context(), span, bucket)
+	pts, err := src.Throughput(r.Context(), time.Now(), span, bucket)
 	if err != nil {
 		s.fail(w, r, err)
 		return
