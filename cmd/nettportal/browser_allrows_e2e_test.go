@@ -50,20 +50,9 @@ func TestBrowserAllRows(t *testing.T) {
 	tb := b.newTab(t, "all rows")
 	tb.login(srv.HTTPURL, "op", uiOperatorPass)
 	js := func(expr string) string { return `(async () => { ` + allRowsJS + ` return (` + expr + `); })()` }
-	// wait is waitJS for conditions that await (the API's answers).
 	wait := func(what, expr string) {
 		t.Helper()
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			ok, err := evalJS[bool](tb, `(async () => { `+allRowsJS+` return !!(`+expr+`); })()`)
-			if err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s (%s; last error %v)\npage: %s\nerrors: %v", what, expr, err, tb.summary(), b.pageErrors())
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+		tb.waitJS(what, js(expr), 20*time.Second)
 	}
 	domRows := func(when string) {
 		t.Helper()

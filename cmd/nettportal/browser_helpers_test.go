@@ -168,13 +168,14 @@ func mustEval[T any](tb *tab, expr string) T {
 	return v
 }
 
-// waitJS polls a JavaScript condition until it is true.
+// waitJS polls a JavaScript condition until it is true; a condition that
+// is a promise (one that asks the API) is awaited.
 func (tb *tab) waitJS(what, cond string, timeout time.Duration) {
 	tb.t.Helper()
 	deadline := time.Now().Add(timeout)
 	var lastErr error
 	for {
-		ok, err := evalJS[bool](tb, "!!("+cond+")")
+		ok, err := evalJS[bool](tb, "(async () => !!(await ("+cond+")))()")
 		if err == nil && ok {
 			return
 		}
