@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math"
-	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -18,162 +16,6 @@ import (
 
 	"github.com/nettportal/nettportal"
 )
-
-// upsertAccountingSQL implements the accounting rules of DESIGN.md in one
-// statement. r is the stored row, e the incoming record (EXCLUDED); every SET
-// expression reads the old row, so the rules compose:
-//   - counters and times only move forward (GREATEST ignores NULL, so a Stop
-//     without counters keeps the last counters, and a replay changes nothing);
-//   - a stopped row stays stopped, but a real Stop replaces a close we only
-//     inferred (Accounting-On, stale sweep, reconciler);
-//   - the previous counters are kept for the current rate only when the
-//     record is newer than what we have.
-const upsertAccountingSQL = `
-WITH up AS (
-INSERT INTO radacct AS r (
-	acctsessionid, acctuniqueid, username, realm, nasipaddress, nasportid, nasporttype,
-	acctstarttime, acctupdatetime, acctstoptime, acctinterval, acctsessiontime, acctauthentic,
-	connectinfo_start, connectinfo_stop, acctinputoctets, acctoutputoctets,
-	calledstationid, callingstationid, acctterminatecause, servicetype, framedprotocol,
-	framedipaddress, framedipv6address, framedipv6prefix, framedinterfaceid, delegatedipv6prefix,
-	class, nas_id, nasidentifier, closed_by, acctinputpackets, acctoutputpackets, profile, has_start, source,
-	mark_at, mark_day, input_bps, output_bps)
-SELECT
-	u.sessionid, u.uniqueid, u.username, nullif(u.realm, ''), u.nasip::inet, nullif(u.nasportid, ''), nullif(u.nasporttype, ''),
-	CASE WHEN u.status = 1 THEN u.eventtime ELSE u.eventtime - make_interval(secs => coalesce(u.sessiontime, 0)) END,
-	u.eventtime,
-	CASE WHEN u.status = 2 THEN u.eventtime END,
-	-- A Start without counters stores 0 as FreeRADIUS does (reports sum
-	-- them); later records without counters still keep the last ones.
-	u.interim, coalesce(u.sessiontime, CASE WHEN u.status = 1 THEN 0 END), nullif(u.authentic, ''),
-	CASE WHEN u.status = 1 THEN nullif(u.connectinfo, '') END,
-	CASE WHEN u.status = 2 THEN nullif(u.connectinfo, '') END,
-	coalesce(u.inoctets, CASE WHEN u.status = 1 THEN 0 END), coalesce(u.outoctets, CASE WHEN u.status = 1 THEN 0 END),
-	nullif(u.called, ''), nullif(u.calling, ''),
-	CASE WHEN u.status = 2 THEN coalesce(u.cause, '') END,
-	nullif(u.servicetype, ''), nullif(u.framedprotocol, ''),
-	nullif(u.framedip, '')::inet, nullif(u.framedipv6, '')::inet, nullif(u.framedipv6prefix, '')::inet,
-	nullif(u.ifaceid, ''), nullif(u.delegated, '')::inet,
-	nullif(u.class, ''), u.nasid, nullif(u.nasident, ''),
-	CASE WHEN u.status = 2 THEN 'stop' END,
-	u.inpackets, u.outpackets, nullif(u.profile, ''), u.status = 1,
-	CASE WHEN u.fromapi THEN 'api' ELSE 'radius' END,
-	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.eventtime END,
-	CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.day END,
-	0, 0
-FROM unnest(
-	$1::int[], $2::bigint[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
-	$8::text[], $9::text[], $10::text[], $11::text[], $12::bigint[], $13::bigint[], $14::bigint[],
-	$15::bigint[], $16::bigint[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
-	$22::text[], $23::text[], $24::text[], $25::text[], $26::text[], $27::text[], $28::text[],
-	$29::text[], $30::bigint[], $31::text[], $32::bool[], $33::date[]
-) AS u(status, nasid, eventtime, uniqueid, sessionid, username, realm,
-	nasip, nasident, nasportid, nasporttype, sessiontime, inoctets, outoctets,
-	inpackets, outpackets, authentic, connectinfo, called, calling, cause,
-	servicetype, framedprotocol, framedip, framedipv6, framedipv6prefix, delegated, ifaceid,
-	class, interim, profile, fromapi, day)
--- A record the reconciler built never stands in for a session that
--- accounting already has a row for: billing must see each session once.
-WHERE NOT (u.fromapi AND EXISTS (SELECT 1 FROM radacct x
-	WHERE x.nas_id = u.nasid AND x.acctsessionid = u.sessionid AND x.source = 'radius'))
-ON CONFLICT (acctuniqueid) DO UPDATE SET
-	acctstarttime = CASE
-		WHEN EXCLUDED.has_start AND NOT r.has_start THEN EXCLUDED.acctstarttime
-		WHEN r.has_start THEN r.acctstarttime
-		ELSE least(r.acctstarttime, EXCLUDED.acctstarttime) END,
-	has_start = r.has_start OR EXCLUDED.has_start,
-	acctupdatetime = greatest(r.acctupdatetime, EXCLUDED.acctupdatetime),
-	acctstoptime = CASE
-		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctstoptime
-		WHEN ` + reopenFullSQL + ` THEN NULL
-		ELSE r.acctstoptime END,
-	acctterminatecause = CASE
-		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.acctterminatecause
-		WHEN ` + reopenFullSQL + ` THEN NULL
-		ELSE r.acctterminatecause END,
-	connectinfo_stop = CASE
-		WHEN EXCLUDED.closed_by = 'stop' AND r.closed_by IS DISTINCT FROM 'stop' THEN EXCLUDED.connectinfo_stop
-		ELSE r.connectinfo_stop END,
-	closed_by = CASE
-		WHEN EXCLUDED.closed_by = 'stop' THEN 'stop'
-		WHEN ` + reopenFullSQL + ` THEN NULL
-		ELSE r.closed_by END,
-	acctsessiontime = greatest(r.acctsessiontime, EXCLUDED.acctsessiontime),
-	acctinputoctets = greatest(r.acctinputoctets, EXCLUDED.acctinputoctets),
-	acctoutputoctets = greatest(r.acctoutputoctets, EXCLUDED.acctoutputoctets),
-	acctinputpackets = greatest(r.acctinputpackets, EXCLUDED.acctinputpackets),
-	acctoutputpackets = greatest(r.acctoutputpackets, EXCLUDED.acctoutputpackets),
-	prev_updatetime = CASE
-		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctupdatetime
-		ELSE r.prev_updatetime END,
-	prev_inputoctets = CASE
-		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctinputoctets
-		ELSE r.prev_inputoctets END,
-	prev_outputoctets = CASE
-		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN r.acctoutputoctets
-		ELSE r.prev_outputoctets END,
-	acctinterval = coalesce(EXCLUDED.acctinterval, r.acctinterval),
-	realm = coalesce(r.realm, EXCLUDED.realm),
-	nasportid = coalesce(r.nasportid, EXCLUDED.nasportid),
-	nasporttype = coalesce(r.nasporttype, EXCLUDED.nasporttype),
-	acctauthentic = coalesce(r.acctauthentic, EXCLUDED.acctauthentic),
-	connectinfo_start = coalesce(r.connectinfo_start, EXCLUDED.connectinfo_start),
-	calledstationid = coalesce(r.calledstationid, EXCLUDED.calledstationid),
-	callingstationid = coalesce(r.callingstationid, EXCLUDED.callingstationid),
-	servicetype = coalesce(r.servicetype, EXCLUDED.servicetype),
-	framedprotocol = coalesce(r.framedprotocol, EXCLUDED.framedprotocol),
-	framedipaddress = coalesce(r.framedipaddress, EXCLUDED.framedipaddress),
-	framedipv6address = coalesce(r.framedipv6address, EXCLUDED.framedipv6address),
-	framedipv6prefix = coalesce(r.framedipv6prefix, EXCLUDED.framedipv6prefix),
-	framedinterfaceid = coalesce(r.framedinterfaceid, EXCLUDED.framedinterfaceid),
-	delegatedipv6prefix = coalesce(r.delegatedipv6prefix, EXCLUDED.delegatedipv6prefix),
-	class = coalesce(r.class, EXCLUDED.class),
-	nas_id = coalesce(r.nas_id, EXCLUDED.nas_id),
-	nasidentifier = coalesce(r.nasidentifier, EXCLUDED.nasidentifier),
-	profile = coalesce(EXCLUDED.profile, r.profile),
-	-- The current rate, from the previous update to this one (see prev_*):
-	-- none once stopped, and counters that went backwards are not a rate.
-	input_bps = CASE
-		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
-		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
-			CASE WHEN EXCLUDED.acctinputoctets >= r.acctinputoctets
-			THEN ` + rateInFullSQL + `
-			ELSE 0 END
-		ELSE coalesce(r.input_bps, 0) END,
-	output_bps = CASE
-		WHEN EXCLUDED.closed_by = 'stop' OR r.acctstoptime IS NOT NULL THEN 0
-		WHEN EXCLUDED.acctupdatetime > r.acctupdatetime AND EXCLUDED.acctinputoctets IS NOT NULL THEN
-			CASE WHEN EXCLUDED.acctoutputoctets >= r.acctoutputoctets
-			THEN ` + rateOutFullSQL + `
-			ELSE 0 END
-		ELSE coalesce(r.output_bps, 0) END,
-	-- The usage mark (see usage_days in schema.sql). A newer record with
-	-- counters takes the row's mark over; when that changes the day, the
-	-- previous day's mark (the counters so far) is flushed. An older record
-	-- from another day than the row's mark is flushed itself.
-	mark_at = CASE WHEN EXCLUDED.mark_at > r.mark_at OR (r.mark_at IS NULL AND EXCLUDED.mark_at IS NOT NULL)
-		THEN EXCLUDED.mark_at ELSE r.mark_at END,
-	mark_day = CASE WHEN EXCLUDED.mark_at > r.mark_at OR (r.mark_at IS NULL AND EXCLUDED.mark_at IS NOT NULL)
-		THEN EXCLUDED.mark_day ELSE r.mark_day END,
-	flush_day = CASE
-		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.mark_day
-		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.mark_day END,
-	flush_inputoctets = CASE
-		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.acctinputoctets
-		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.acctinputoctets END,
-	flush_outputoctets = CASE
-		WHEN EXCLUDED.mark_at > r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN r.acctoutputoctets
-		WHEN EXCLUDED.mark_at < r.mark_at AND EXCLUDED.mark_day <> r.mark_day THEN EXCLUDED.acctoutputoctets END
--- A session belongs to the router that wrote it: another router's record
--- changes nothing (the caller tells it from the RETURNING and refuses it).
--- A row without nas_id (written by FreeRADIUS) belongs to the router whose
--- nasname is its nasipaddress, which claims it (nas_id above).
-WHERE r.nas_id = EXCLUDED.nas_id
-	OR (r.nas_id IS NULL AND EXISTS (SELECT 1 FROM nas n WHERE n.id = EXCLUDED.nas_id AND n.nasname = host(r.nasipaddress)))
-RETURNING r.acctuniqueid, r.username, r.nas_id, r.acctstoptime, r.mark_day, r.acctinputoctets, r.acctoutputoctets,
-	r.flush_day, r.flush_inputoctets, r.flush_outputoctets
-), marks AS (` + marksOfUpSQL + `), kept AS (` + insertMarksSQL + `)
-SELECT acctuniqueid FROM up`
 
 // marksOfUpSQL selects, from an accounting statement's RETURNING (the CTE
 // up), the marks that go to usage_days: what the statement flushed off the
@@ -205,122 +47,6 @@ const closedMarksSQL = `, marks AS (
 	FROM closed WHERE mark_day IS NOT NULL AND acctinputoctets IS NOT NULL AND acctoutputoctets IS NOT NULL
 ), kept AS (` + insertMarksSQL + `)
 SELECT count(*) FROM closed`
-
-// inferredCloses are the closed_by values of closes we only inferred; an
-// Interim with a later event time proves such a session alive.
-const inferredCloses = `('nas-reboot', 'stale', 'reconciler', 'max-age')`
-
-// reopenFullSQL and reopenNarrowSQL say, in the full upsert and the narrow
-// update, that the record is an Interim newer than an inferred close of
-// its row: the session was alive after all, and is reopened with the
-// record's counters. A real Stop is final.
-const (
-	reopenFullSQL = `(EXCLUDED.acctstoptime IS NULL AND NOT EXCLUDED.has_start AND r.closed_by IN ` + inferredCloses + `
-		AND EXCLUDED.acctupdatetime > r.acctstoptime)`
-	reopenNarrowSQL = `(e.status = 3 AND r.closed_by IN ` + inferredCloses + ` AND e.eventtime > r.acctstoptime)`
-)
-
-// The rates in bits/s between two updates, in numeric and clamped to
-// bigint: whatever counters and times are stored, they cannot overflow
-// (bigint arithmetic on a counter near 2^63 did, failing the whole batch).
-// The caller checks that the times move forward and the counters do not
-// go back.
-const (
-	rateInFullSQL = `least((EXCLUDED.acctinputoctets::numeric - r.acctinputoctets) * 8
-		/ extract(epoch FROM EXCLUDED.acctupdatetime - r.acctupdatetime), 9223372036854775807)::bigint`
-	rateOutFullSQL = `least((EXCLUDED.acctoutputoctets::numeric - r.acctoutputoctets) * 8
-		/ extract(epoch FROM EXCLUDED.acctupdatetime - r.acctupdatetime), 9223372036854775807)::bigint`
-	rateInNarrowSQL = `least((e.inoctets::numeric - r.acctinputoctets) * 8
-		/ extract(epoch FROM e.eventtime - r.acctupdatetime), 9223372036854775807)::bigint`
-	rateOutNarrowSQL = `least((e.outoctets::numeric - r.acctoutputoctets) * 8
-		/ extract(epoch FROM e.eventtime - r.acctupdatetime), 9223372036854775807)::bigint`
-)
-
-// updateExistingSQL is the common case of upsertAccountingSQL, made cheap:
-// an Interim-Update or Stop from a router for a session that has its row.
-// It sends and evaluates only what such a record can change, which made
-// interims about 1.7 times faster than the full upsert. Every SET expression
-// is the full upsert's for a record of that kind, so the rules are the
-// same; a record the row would take descriptive fields from (a column the
-// row lacks, which the full upsert fills with coalesce) is left out (the
-// WHERE), and so is one without a row: the caller sends those through the
-// full upsert. It returns the ordinal (1-based) of each record it applied.
-const updateExistingSQL = `
-WITH up AS (
-UPDATE radacct AS r SET
-	acctstarttime = CASE WHEN r.has_start THEN r.acctstarttime
-		ELSE least(r.acctstarttime, e.eventtime - make_interval(secs => coalesce(e.sessiontime, 0))) END,
-	acctupdatetime = greatest(r.acctupdatetime, e.eventtime),
-	acctstoptime = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.eventtime
-		WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.acctstoptime END,
-	acctterminatecause = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN e.cause
-		WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.acctterminatecause END,
-	connectinfo_stop = CASE WHEN e.stop AND r.closed_by IS DISTINCT FROM 'stop' THEN nullif(e.connectinfo, '') ELSE r.connectinfo_stop END,
-	closed_by = CASE WHEN e.stop THEN 'stop' WHEN ` + reopenNarrowSQL + ` THEN NULL ELSE r.closed_by END,
-	acctsessiontime = greatest(r.acctsessiontime, e.sessiontime),
-	acctinputoctets = greatest(r.acctinputoctets, e.inoctets),
-	acctoutputoctets = greatest(r.acctoutputoctets, e.outoctets),
-	acctinputpackets = greatest(r.acctinputpackets, e.inpackets),
-	acctoutputpackets = greatest(r.acctoutputpackets, e.outpackets),
-	prev_updatetime = CASE WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN r.acctupdatetime ELSE r.prev_updatetime END,
-	prev_inputoctets = CASE WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN r.acctinputoctets ELSE r.prev_inputoctets END,
-	prev_outputoctets = CASE WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN r.acctoutputoctets ELSE r.prev_outputoctets END,
-	acctinterval = coalesce(e.interim, r.acctinterval),
-	profile = coalesce(nullif(e.profile, ''), r.profile),
-	input_bps = CASE
-		WHEN e.stop OR r.acctstoptime IS NOT NULL THEN 0
-		WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN
-			CASE WHEN e.inoctets >= r.acctinputoctets
-			THEN ` + rateInNarrowSQL + `
-			ELSE 0 END
-		ELSE coalesce(r.input_bps, 0) END,
-	output_bps = CASE
-		WHEN e.stop OR r.acctstoptime IS NOT NULL THEN 0
-		WHEN e.eventtime > r.acctupdatetime AND e.inoctets IS NOT NULL THEN
-			CASE WHEN e.outoctets >= r.acctoutputoctets
-			THEN ` + rateOutNarrowSQL + `
-			ELSE 0 END
-		ELSE coalesce(r.output_bps, 0) END,
-	mark_at = CASE WHEN e.markat > r.mark_at OR (r.mark_at IS NULL AND e.markat IS NOT NULL) THEN e.markat ELSE r.mark_at END,
-	mark_day = CASE WHEN e.markat > r.mark_at OR (r.mark_at IS NULL AND e.markat IS NOT NULL) THEN e.day ELSE r.mark_day END,
-	flush_day = CASE
-		WHEN e.markat > r.mark_at AND e.day <> r.mark_day THEN r.mark_day
-		WHEN e.markat < r.mark_at AND e.day <> r.mark_day THEN e.day END,
-	flush_inputoctets = CASE
-		WHEN e.markat > r.mark_at AND e.day <> r.mark_day THEN r.acctinputoctets
-		WHEN e.markat < r.mark_at AND e.day <> r.mark_day THEN e.inoctets END,
-	flush_outputoctets = CASE
-		WHEN e.markat > r.mark_at AND e.day <> r.mark_day THEN r.acctoutputoctets
-		WHEN e.markat < r.mark_at AND e.day <> r.mark_day THEN e.outoctets END
-FROM (SELECT u.*, u.status = 2 AS stop,
-		CASE WHEN u.inoctets IS NOT NULL AND u.outoctets IS NOT NULL THEN u.eventtime END AS markat
-	FROM unnest($1::text[], $2::int[], $3::timestamptz[], $4::bigint[], $5::bigint[], $6::bigint[],
-		$7::bigint[], $8::bigint[], $9::bigint[], $10::text[], $11::text[], $12::text[], $13::date[], $14::int[], $15::bigint[])
-		WITH ORDINALITY AS u(uniqueid, status, eventtime, sessiontime, inoctets, outoctets,
-		inpackets, outpackets, interim, cause, connectinfo, profile, day, carries, nasid, ord)) AS e
-WHERE r.acctuniqueid = e.uniqueid
-	-- Only the owner's records (the full upsert refuses the others).
-	AND r.nas_id = e.nasid
-	AND (e.carries & 1 = 0 OR r.realm IS NOT NULL)
-	AND (e.carries & 2 = 0 OR r.nasportid IS NOT NULL)
-	AND (e.carries & 4 = 0 OR r.nasporttype IS NOT NULL)
-	AND (e.carries & 8 = 0 OR r.acctauthentic IS NOT NULL)
-	AND (e.carries & 16 = 0 OR r.calledstationid IS NOT NULL)
-	AND (e.carries & 32 = 0 OR r.callingstationid IS NOT NULL)
-	AND (e.carries & 64 = 0 OR r.servicetype IS NOT NULL)
-	AND (e.carries & 128 = 0 OR r.framedprotocol IS NOT NULL)
-	AND (e.carries & 256 = 0 OR r.framedipaddress IS NOT NULL)
-	AND (e.carries & 512 = 0 OR r.framedipv6address IS NOT NULL)
-	AND (e.carries & 1024 = 0 OR r.framedipv6prefix IS NOT NULL)
-	AND (e.carries & 2048 = 0 OR r.framedinterfaceid IS NOT NULL)
-	AND (e.carries & 4096 = 0 OR r.delegatedipv6prefix IS NOT NULL)
-	AND (e.carries & 8192 = 0 OR r.class IS NOT NULL)
-	AND (e.carries & 16384 = 0 OR r.nas_id IS NOT NULL)
-	AND (e.carries & 32768 = 0 OR r.nasidentifier IS NOT NULL)
-RETURNING e.ord, r.acctuniqueid, r.username, r.nas_id, r.acctstoptime, r.mark_day, r.acctinputoctets, r.acctoutputoctets,
-	r.flush_day, r.flush_inputoctets, r.flush_outputoctets
-), marks AS (` + marksOfUpSQL + `), kept AS (` + insertMarksSQL + `)
-SELECT ord FROM up`
 
 // closeRouterSessionsSQL is Accounting-On/Off: the router restarted (or is
 // stopping), so every session it had before that moment is gone. Event
@@ -374,7 +100,7 @@ DELETE FROM usage_days WHERE acctuniqueid IN (SELECT acctuniqueid FROM gone)`
 
 // lockRoundSQL locks a round's existing rows in acctuniqueid order and
 // says who owns each, and when an inferred close ended it.
-const lockRoundSQL = `SELECT acctuniqueid, nas_id, CASE WHEN closed_by IN ` + inferredCloses + ` THEN acctstoptime END
+var lockRoundSQL = `SELECT acctuniqueid, nas_id, CASE WHEN closed_by IN ` + inferredCloses + ` THEN acctstoptime END
 	FROM radacct WHERE acctuniqueid = ANY($1::text[]) ORDER BY acctuniqueid FOR NO KEY UPDATE`
 
 // pinPlansSQL leaves the batch's statements one plan each: a probe of an
@@ -773,10 +499,13 @@ func (p *pipeline) flush(ctx context.Context) error {
 func applyRound(ctx context.Context, p *pipeline, round []*nettportal.AccountingRecord, loc *time.Location, narrow bool, res *applyResult) error {
 	applied := make([]bool, len(round))
 	narrowed := 0
-	var n narrowColumns
+	cc := newColumnContext(loc)
+	n := newRecordArrays(narrowColumns, len(round), cc)
+	var narrowIndex []int // position in the round of each narrow record
 	for i, r := range round {
 		if narrow && !r.FromAPI && (r.Status == nettportal.StatusInterimUpdate || r.Status == nettportal.StatusStop) {
-			n.add(i, r, loc)
+			n.add(r)
+			narrowIndex = append(narrowIndex, i)
 		}
 	}
 	// The round's existing rows: who owns each, and when a close we only
@@ -804,14 +533,14 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 		})
 		return err
 	})
-	if len(n.uniqueID) > 0 {
+	if n.len() > 0 {
 		p.queue("update sessions", updateExistingSQL, n.args()...).Query(func(qr pgx.Rows) error {
 			var ord int64
 			_, err := pgx.ForEachRow(qr, []any{&ord}, func() error {
-				if ord < 1 || int(ord) > len(n.index) {
+				if ord < 1 || int(ord) > len(narrowIndex) {
 					return fmt.Errorf("ordinal %d out of range", ord)
 				}
-				applied[n.index[ord-1]] = true
+				applied[narrowIndex[ord-1]] = true
 				narrowed++
 				return nil
 			})
@@ -842,10 +571,10 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 			}
 		}
 	}
-	c := newColumns(len(round) - narrowed)
+	c := newRecordArrays(fullColumns, len(round)-narrowed, cc)
 	for i, r := range round {
 		if !applied[i] {
-			c.add(r, loc)
+			c.add(r)
 		}
 	}
 	var radiusNAS []int64
@@ -856,7 +585,7 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 			radiusSID = append(radiusSID, r.SessionID)
 		}
 	}
-	if len(c.uniqueID) > 0 {
+	if c.len() > 0 {
 		p.queue("upsert sessions", upsertAccountingSQL, c.args()...).Query(func(qr pgx.Rows) error {
 			upserted := map[string]bool{}
 			var uid string
@@ -921,202 +650,6 @@ func planBatch(batch []nettportal.AccountingRecord) []step {
 	}
 	flush()
 	return steps
-}
-
-// narrowColumns are the arrays of updateExistingSQL.
-type narrowColumns struct {
-	index                       []int // position in the round
-	uniqueID                    []string
-	status                      []int32
-	eventTime, day              []time.Time
-	sessionTime, inOctets       []pgtype.Int8
-	outOctets, inPackets        []pgtype.Int8
-	outPackets, interim         []pgtype.Int8
-	cause, connectInfo, profile []string
-	carries                     []int32
-	nasID                       []int64
-}
-
-// Bits of narrowColumns.carries: the descriptive fields a record has, in
-// the order of updateExistingSQL's WHERE.
-const (
-	carriesRealm = 1 << iota
-	carriesNASPortID
-	carriesNASPortType
-	carriesAuthentic
-	carriesCalled
-	carriesCalling
-	carriesServiceType
-	carriesFramedProtocol
-	carriesFramedIP
-	carriesFramedIPv6
-	carriesFramedIPv6Prefix
-	carriesIfaceID
-	carriesDelegated
-	carriesClass
-	carriesRouter
-	carriesNASIdent
-)
-
-func (n *narrowColumns) add(i int, r *nettportal.AccountingRecord, loc *time.Location) {
-	var carries int32
-	for _, f := range [...]struct {
-		has bool
-		bit int32
-	}{
-		{r.Realm != "", carriesRealm}, {r.NASPortID != "", carriesNASPortID}, {r.NASPortTyp != "", carriesNASPortType},
-		{r.Authentic != "", carriesAuthentic}, {r.CalledStation != "", carriesCalled}, {r.CallingStation != "", carriesCalling},
-		{r.ServiceType != "", carriesServiceType}, {r.FramedProtocol != "", carriesFramedProtocol},
-		{r.FramedIP.IsValid(), carriesFramedIP}, {r.FramedIPv6Addr.IsValid(), carriesFramedIPv6},
-		{r.FramedIPv6Pfx != "", carriesFramedIPv6Prefix}, {r.FramedIfaceID != "", carriesIfaceID},
-		{r.DelegatedPfx != "", carriesDelegated}, {r.Class != "", carriesClass},
-		{true, carriesRouter}, {r.NASIdent != "", carriesNASIdent},
-	} {
-		if f.has {
-			carries |= f.bit
-		}
-	}
-	n.index = append(n.index, i)
-	n.uniqueID = append(n.uniqueID, r.UniqueID)
-	n.status = append(n.status, int32(r.Status))
-	n.eventTime = append(n.eventTime, r.EventTime)
-	y, m, d := r.EventTime.In(loc).Date()
-	n.day = append(n.day, time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
-	n.sessionTime = append(n.sessionTime, optU32(r.SessionTime))
-	n.inOctets = append(n.inOctets, optU64(r.InputOctets))
-	n.outOctets = append(n.outOctets, optU64(r.OutputOctets))
-	n.inPackets = append(n.inPackets, optU32(r.InputPackets))
-	n.outPackets = append(n.outPackets, optU32(r.OutputPackets))
-	n.interim = append(n.interim, optU32(r.InterimSeconds))
-	n.cause = append(n.cause, r.TerminateCause)
-	n.connectInfo = append(n.connectInfo, r.ConnectInfo)
-	n.profile = append(n.profile, r.Profile)
-	n.carries = append(n.carries, carries)
-	n.nasID = append(n.nasID, r.RouterID)
-}
-
-func (n *narrowColumns) args() []any {
-	return []any{n.uniqueID, n.status, n.eventTime, n.sessionTime, n.inOctets, n.outOctets,
-		n.inPackets, n.outPackets, n.interim, n.cause, n.connectInfo, n.profile, n.day, n.carries, n.nasID}
-}
-
-// columns holds one upsert's records as arrays, the fastest way to send many
-// rows through pgx in one statement.
-type columns struct {
-	status                                  []int32
-	nasID                                   []int64
-	eventTime                               []time.Time
-	uniqueID, sessionID, username, realm    []string
-	nasIP, nasIdent, nasPortID, nasPortType []string
-	sessionTime, inOctets, outOctets        []pgtype.Int8
-	inPackets, outPackets                   []pgtype.Int8
-	authentic, connectInfo, called, calling []string
-	cause, serviceType, framedProtocol      []string
-	framedIP, framedIPv6, framedIPv6Prefix  []string
-	delegated, ifaceID, class               []string
-	interim                                 []pgtype.Int8
-	profile                                 []string
-	fromAPI                                 []bool
-	day                                     []time.Time // billing day of the event
-
-	routerText map[netip.Addr]string
-}
-
-func newColumns(n int) *columns {
-	strs := func() []string { return make([]string, 0, n) }
-	ints := func() []pgtype.Int8 { return make([]pgtype.Int8, 0, n) }
-	return &columns{
-		status: make([]int32, 0, n), nasID: make([]int64, 0, n), eventTime: make([]time.Time, 0, n),
-		uniqueID: strs(), sessionID: strs(), username: strs(), realm: strs(),
-		nasIP: strs(), nasIdent: strs(), nasPortID: strs(), nasPortType: strs(),
-		sessionTime: ints(), inOctets: ints(), outOctets: ints(), inPackets: ints(), outPackets: ints(),
-		authentic: strs(), connectInfo: strs(), called: strs(), calling: strs(),
-		cause: strs(), serviceType: strs(), framedProtocol: strs(),
-		framedIP: strs(), framedIPv6: strs(), framedIPv6Prefix: strs(),
-		delegated: strs(), ifaceID: strs(), class: strs(),
-		interim: ints(), profile: strs(), fromAPI: make([]bool, 0, n), day: make([]time.Time, 0, n),
-		routerText: map[netip.Addr]string{},
-	}
-}
-
-// optU32 and optU64 are values, not pointers: a pointer per counter was
-// eight allocations per record.
-func optU32(v *uint32) pgtype.Int8 {
-	if v == nil {
-		return pgtype.Int8{}
-	}
-	return pgtype.Int8{Int64: int64(*v), Valid: true}
-}
-
-func optU64(v *uint64) pgtype.Int8 {
-	if v == nil {
-		return pgtype.Int8{}
-	}
-	if *v > math.MaxInt64 {
-		// No real session total gets here (decode refuses them); clamped
-		// rather than stored as a negative bigint.
-		return pgtype.Int8{Int64: math.MaxInt64, Valid: true}
-	}
-	return pgtype.Int8{Int64: int64(*v), Valid: true}
-}
-
-func addrString(a netip.Addr) string {
-	if !a.IsValid() {
-		return ""
-	}
-	return a.String()
-}
-
-func (c *columns) add(r *nettportal.AccountingRecord, loc *time.Location) {
-	c.status = append(c.status, int32(r.Status))
-	c.nasID = append(c.nasID, r.RouterID)
-	c.eventTime = append(c.eventTime, r.EventTime)
-	c.uniqueID = append(c.uniqueID, r.UniqueID)
-	c.sessionID = append(c.sessionID, r.SessionID)
-	c.username = append(c.username, r.Username)
-	c.realm = append(c.realm, r.Realm)
-	nasIP, ok := c.routerText[r.NASIP] // a batch has few routers and many records
-	if !ok {
-		nasIP = addrString(r.NASIP)
-		c.routerText[r.NASIP] = nasIP
-	}
-	c.nasIP = append(c.nasIP, nasIP)
-	c.nasIdent = append(c.nasIdent, r.NASIdent)
-	c.nasPortID = append(c.nasPortID, r.NASPortID)
-	c.nasPortType = append(c.nasPortType, r.NASPortTyp)
-	c.sessionTime = append(c.sessionTime, optU32(r.SessionTime))
-	c.inOctets = append(c.inOctets, optU64(r.InputOctets))
-	c.outOctets = append(c.outOctets, optU64(r.OutputOctets))
-	c.inPackets = append(c.inPackets, optU32(r.InputPackets))
-	c.outPackets = append(c.outPackets, optU32(r.OutputPackets))
-	c.authentic = append(c.authentic, r.Authentic)
-	c.connectInfo = append(c.connectInfo, r.ConnectInfo)
-	c.called = append(c.called, r.CalledStation)
-	c.calling = append(c.calling, r.CallingStation)
-	c.cause = append(c.cause, r.TerminateCause)
-	c.serviceType = append(c.serviceType, r.ServiceType)
-	c.framedProtocol = append(c.framedProtocol, r.FramedProtocol)
-	c.framedIP = append(c.framedIP, addrString(r.FramedIP))
-	c.framedIPv6 = append(c.framedIPv6, addrString(r.FramedIPv6Addr))
-	c.framedIPv6Prefix = append(c.framedIPv6Prefix, r.FramedIPv6Pfx)
-	c.delegated = append(c.delegated, r.DelegatedPfx)
-	c.ifaceID = append(c.ifaceID, r.FramedIfaceID)
-	c.class = append(c.class, r.Class)
-	c.interim = append(c.interim, optU32(r.InterimSeconds))
-	c.profile = append(c.profile, r.Profile)
-	c.fromAPI = append(c.fromAPI, r.FromAPI)
-	y, m, d := r.EventTime.In(loc).Date()
-	c.day = append(c.day, time.Date(y, m, d, 0, 0, 0, 0, time.UTC))
-}
-
-func (c *columns) args() []any {
-	return []any{
-		c.status, c.nasID, c.eventTime, c.uniqueID, c.sessionID, c.username, c.realm,
-		c.nasIP, c.nasIdent, c.nasPortID, c.nasPortType, c.sessionTime, c.inOctets, c.outOctets,
-		c.inPackets, c.outPackets, c.authentic, c.connectInfo, c.called, c.calling, c.cause,
-		c.serviceType, c.framedProtocol, c.framedIP, c.framedIPv6, c.framedIPv6Prefix, c.delegated, c.ifaceID,
-		c.class, c.interim, c.profile, c.fromAPI, c.day,
-	}
 }
 
 // logLimiter lets a few lines a second through: a router with a valid
