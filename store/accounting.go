@@ -500,10 +500,13 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 	applied := make([]bool, len(round))
 	narrowed := 0
 	cc := newColumnContext(loc)
-	n := newRecordArrays(narrowColumns, len(round), cc)
+	var n *recordArrays   // made for the round's first narrow record: a round of Starts has none
 	var narrowIndex []int // position in the round of each narrow record
 	for i, r := range round {
 		if narrow && !r.FromAPI && (r.Status == nettportal.StatusInterimUpdate || r.Status == nettportal.StatusStop) {
+			if n == nil {
+				n = newRecordArrays(narrowColumns, len(round)-i, cc)
+			}
 			n.add(r)
 			narrowIndex = append(narrowIndex, i)
 		}
@@ -533,7 +536,7 @@ func applyRound(ctx context.Context, p *pipeline, round []*nettportal.Accounting
 		})
 		return err
 	})
-	if n.len() > 0 {
+	if n != nil {
 		p.queue("update sessions", updateExistingSQL, n.args()...).Query(func(qr pgx.Rows) error {
 			var ord int64
 			_, err := pgx.ForEachRow(qr, []any{&ord}, func() error {

@@ -18,8 +18,7 @@ import (
 type recordColumn struct {
 	name    string // the alias in the statements: u.<name>
 	sqlType string // PostgreSQL type of the array's elements
-	full    bool   // sent to the full upsert
-	narrow  bool   // sent to the narrow update
+	to      int    // the statements it is sent to: toFull, toNarrow
 	array   func(capacity int) columnArray
 }
 
@@ -59,7 +58,7 @@ const (
 )
 
 func column[T any](name, sqlType string, to int, get func(*nettportal.AccountingRecord, *columnContext) T) recordColumn {
-	return recordColumn{name: name, sqlType: sqlType, full: to&toFull != 0, narrow: to&toNarrow != 0,
+	return recordColumn{name: name, sqlType: sqlType, to: to,
 		array: func(n int) columnArray { return &typedArray[T]{vals: make([]T, 0, n), get: get} }}
 }
 
@@ -188,10 +187,12 @@ func (a *recordArrays) args() []any {
 	return args
 }
 
-func columnsFor(narrow bool) []recordColumn {
+// columnsFor is the columns sent to a statement (toFull or toNarrow), in
+// argument order.
+func columnsFor(statement int) []recordColumn {
 	var cols []recordColumn
 	for _, c := range recordColumns {
-		if (narrow && c.narrow) || (!narrow && c.full) {
+		if c.to&statement != 0 {
 			cols = append(cols, c)
 		}
 	}
@@ -199,8 +200,8 @@ func columnsFor(narrow bool) []recordColumn {
 }
 
 var (
-	fullColumns   = columnsFor(false)
-	narrowColumns = columnsFor(true)
+	fullColumns   = columnsFor(toFull)
+	narrowColumns = columnsFor(toNarrow)
 )
 
 // optU32 and optU64 are values, not pointers: a pointer per counter was
