@@ -17,10 +17,16 @@ demo:
 test: check
 	$(GO) run ./tools/withpg -- $(GO) test $(TESTFLAGS) $(PKGS)
 
+# gofmt, go vet, staticcheck (pinned in go.mod as a tool), and the web UI's
+# JavaScript: every module must parse, and format.js has unit tests run by
+# node's own test runner (web/jstest).
 check:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet $(PKGS)
+	$(GO) tool staticcheck $(PKGS)
+	@for f in web/ui/js/*.js; do node --input-type=module --check < "$$f" || { echo "$$f: syntax error"; exit 1; }; done
+	TZ=UTC node --experimental-detect-module --test web/jstest/
 
 race:
 	$(GO) run ./tools/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)

@@ -52,8 +52,7 @@ func checkCSV(t *testing.T, what string, b []byte, wantWhole []string) {
 // TestCSVFormulaInjection: every CSV the server writes quotes fields with
 // a separator of either locale and neutralises cells starting a formula.
 func TestCSVFormulaInjection(t *testing.T) {
-	var e *env
-	e = newEnv(t, func(s *web.Server) { s.Usage = s.Sessions.(web.UsageSource) })
+	e := newEnv(t, func(s *web.Server) { s.Usage = s.Sessions.(web.UsageSource) })
 	ctx := context.Background()
 	recs := startRecords(e.router, "u", len(hostileNames))
 	for i := range recs {
