@@ -83,7 +83,7 @@ func (c *Controller) record(ctx context.Context, actor, action string, s nettpor
 	}
 	// The audit outlives a cancelled request: the router may have acted.
 	if err := c.Audit.RecordAudit(context.WithoutCancel(ctx), &e); err != nil {
-		c.Log.Error().Err(err).Int64("session", s.ID).Msg("record control audit")
+		c.Log.Error().Err(err).Int64("radacct_id", s.ID).Msg("record control audit")
 	}
 }
 

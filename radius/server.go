@@ -218,7 +218,7 @@ func decodePacket(raw []byte, entry *routerEntry, src netip.Addr, now time.Time,
 	if rad.Code(raw[0]) != rad.CodeAccountingRequest {
 		return nettportal.AccountingRecord{}, nil, fmt.Errorf("code %d is not an Accounting-Request", raw[0])
 	}
-	if !rad.IsAuthenticRequest(raw, entry.secret) {
+	if !authenticRequest(raw, entry.secret) {
 		return nettportal.AccountingRecord{}, nil, errBadAuthenticator
 	}
 	p, err := rad.Parse(raw, entry.secret)
@@ -375,7 +375,7 @@ func (s *Server) read() {
 		s.readBatches()
 		return
 	}
-	buf := make([]byte, 4096)
+	buf := make([]byte, rad.MaxPacketLength)
 	for {
 		n, addr, err := s.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
@@ -396,9 +396,9 @@ const ioBatch = 64
 // a good part of the server's time.
 func (s *Server) readBatches() {
 	msgs := make([]ipv4.Message, ioBatch)
-	bufs := make([]byte, ioBatch*4096)
+	bufs := make([]byte, ioBatch*rad.MaxPacketLength)
 	for i := range msgs {
-		msgs[i].Buffers = [][]byte{bufs[i*4096 : (i+1)*4096 : (i+1)*4096]}
+		msgs[i].Buffers = [][]byte{bufs[i*rad.MaxPacketLength : (i+1)*rad.MaxPacketLength : (i+1)*rad.MaxPacketLength]}
 	}
 	for {
 		n, err := s.batchConn.ReadBatch(msgs, 0)
@@ -908,7 +908,7 @@ func (s *Server) logDrop(msg string, src netip.Addr, err error) {
 	if !ok {
 		return
 	}
-	ev := s.Log.Warn().Err(err).Str("source", src.String())
+	ev := s.Log.Warn().Err(err).Str("addr", src.String())
 	if suppressed > 0 {
 		ev = ev.Int("suppressed_before", suppressed)
 	}

@@ -88,7 +88,7 @@ func (c *Client) RemoveActive(ctx context.Context, name, sessionID string) (remo
 		}
 		return false, fmt.Errorf("remove active session %q (%s): %w", name, id, err)
 	}
-	c.log.Info().Str("user", name).Str("session_id", want).Msg("routeros removed active session")
+	c.log.Info().Str("user", name).Str("acct_session_id", want).Msg("routeros removed active session")
 	return true, nil
 }
 

@@ -64,7 +64,7 @@ func (r *Router) handleCoA(raw []byte, from netip.AddrPort) {
 	}
 	if err := coa.VerifyRequest(raw, r.secret); err != nil {
 		r.st.coaDropped.Add(1)
-		r.log.Debug().Err(err).Stringer("from", from).Msg("CoA request dropped")
+		r.log.Debug().Err(err).Stringer("addr", from).Msg("CoA request dropped")
 		return
 	}
 	p, err := rad.Parse(raw, r.secret)

@@ -181,7 +181,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	u, err := s.Accounts.Authenticate(r.Context(), req.Username, req.Password)
 	<-s.bcryptSlots
 	if errors.Is(err, nettportal.ErrUnauthorized) {
-		s.Log.Info().Str("user", req.Username).Str("ip", clientIP(r)).Msg("login failed")
+		s.Log.Info().Str("user", req.Username).Str("addr", clientIP(r)).Msg("login failed")
 		writeError(w, http.StatusUnauthorized, "wrong username or password")
 		return
 	}
@@ -199,7 +199,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		Name: cookieName, Value: cookie, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: r.TLS != nil || s.SecureCookies,
 	})
-	s.Log.Info().Str("user", u.Name).Str("ip", clientIP(r)).Msg("login")
+	s.Log.Info().Str("user", u.Name).Str("addr", clientIP(r)).Msg("login")
 	writeJSON(w, http.StatusOK, meJSON{User: u.Name, Role: u.Role, CSRFToken: csrf})
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nettportal/nettportal"
+	rad "layeh.com/radius"
 )
 
 // QuarantineSource lists the accounting records PostgreSQL refused; the
@@ -22,9 +23,6 @@ type QuarantineSource interface {
 const (
 	defaultQuarantineLimit = 50
 	maxQuarantineLimit     = 500
-	// maxRADIUSPacket is RFC 2865's largest packet; a record's raw bytes
-	// beyond it (padding a router sent) are not shown.
-	maxRADIUSPacket = 4096
 )
 
 // quarantineJSON is one quarantined record as the routers page shows it:
@@ -106,7 +104,7 @@ func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request, u nettpo
 			SessionTime: e.Fields["session_time"], Error: e.Error, SQLState: e.SQLState,
 		}
 		if admin && len(e.Raw) > 0 {
-			out[i].RawHex = hex.EncodeToString(e.Raw[:min(len(e.Raw), maxRADIUSPacket)])
+			out[i].RawHex = hex.EncodeToString(e.Raw[:min(len(e.Raw), rad.MaxPacketLength)])
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"router": routerName, "limit": limit, "more": more, "records": out})
