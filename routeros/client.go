@@ -10,7 +10,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -246,7 +245,7 @@ func (c *Client) dial(ctx context.Context) (*apiConn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("new api client %s: %w", c.cfg.Addr, err)
 	}
-	rc.SetLogHandler(slog.DiscardHandler)
+	rc.SetLogHandler(zerologHandler{log: c.log})
 	a := &apiConn{nc: nc, rc: rc}
 	if _, err := a.do(ctx, func() (*ros.Reply, error) {
 		return nil, rc.Login(c.cfg.Username, c.cfg.Password)

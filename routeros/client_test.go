@@ -539,3 +539,52 @@ func contains(s, sub string) bool {
 	}
 	return false
 }
+
+// TestGoRouterOSLogsThroughZerolog: at debug level the sentences the
+// library sends reach our logger, with the login password hidden; at info
+// level nothing of the library's is written.
+func TestGoRouterOSLogsThroughZerolog(t *testing.T) {
+	s := routerostest.NewUnstartedServer("")
+	s.Username, s.Password = "api", "pass word"
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	for _, level := range []zerolog.Level{zerolog.DebugLevel, zerolog.InfoLevel} {
+		var buf syncBuffer
+		c := routeros.NewClient(routeros.Config{Addr: s.Addr, Username: "api", Password: "pass word"}, zerolog.New(&buf).Level(level))
+		if _, err := c.ActiveSessions(ctx(t)); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+		out := buf.String()
+		if strings.Contains(out, "pass word") {
+			t.Fatalf("level %s: the password reached the log:\n%s", level, out)
+		}
+		sent := strings.Contains(out, "go-routeros: RunArgsContext") && strings.Contains(out, "/ppp/active/print")
+		if level == zerolog.DebugLevel && (!sent || !strings.Contains(out, "=password=[redacted]")) {
+			t.Fatalf("debug log lacks the library's sentences or the redacted login:\n%s", out)
+		}
+		if level == zerolog.InfoLevel && strings.Contains(out, "go-routeros") {
+			t.Fatalf("info log has the library's debug output:\n%s", out)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the client's goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
