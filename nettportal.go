@@ -86,9 +86,21 @@ type SkippedNAS struct {
 	Reason    string `json:"reason"`
 }
 
+// RouterLister lists the routers allowed to send accounting.
+type RouterLister interface {
+	Routers(ctx context.Context) ([]Router, error)
+}
+
+// RouterFinder looks a router up by its id or its name; an unknown one is
+// ErrNotFound.
+type RouterFinder interface {
+	Router(ctx context.Context, idOrName string) (Router, error)
+}
+
 // RouterStore reads and changes routers.
 type RouterStore interface {
-	Routers(ctx context.Context) ([]Router, error)
+	RouterLister
+	RouterFinder
 	CreateRouter(ctx context.Context, r *Router) error
 	UpdateRouter(ctx context.Context, r *Router) error
 	DeleteRouter(ctx context.Context, idOrName string) error

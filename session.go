@@ -2,6 +2,7 @@ package nettportal
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
 	"time"
 )
@@ -72,6 +73,12 @@ type SessionPage struct {
 	Sessions []Session
 	Stats    SessionStats
 }
+
+// RadacctColumns is every column of one radacct row by column name, each
+// value as PostgreSQL's to_jsonb wrote it. Raw JSON keeps bigint counters
+// exact (decoded into any they would be float64, rounded above 2^53), and
+// columns a billing system added to the table show up too.
+type RadacctColumns map[string]json.RawMessage
 
 // SessionStore reads sessions.
 type SessionStore interface {

@@ -12,17 +12,12 @@ import (
 	"github.com/nettportal/nettportal"
 )
 
-// routerFinder looks routers up by id or name.
-type routerFinder interface {
-	Router(ctx context.Context, idOrName string) (nettportal.Router, error)
-}
-
 // Controller implements nettportal.SessionControl: it finds the session and
 // its router, applies the disconnect policy or sends a CoA, and records
 // every attempt in the audit.
 type Controller struct {
 	Sessions nettportal.SessionStore
-	Routers  routerFinder
+	Routers  nettportal.RouterFinder
 	Audit    nettportal.AuditStore
 	// Disconnector sends the requests; zero value: default timeouts.
 	Disconnector Disconnector

@@ -18,18 +18,13 @@ import (
 	"github.com/nettportal/nettportal"
 )
 
-// RouterSource lists the routers allowed to send accounting.
-type RouterSource interface {
-	Routers(ctx context.Context) ([]nettportal.Router, error)
-}
-
 // Server is the accounting listener. Configure it through its fields, then
 // call ListenAndServe or Serve; zero values take the documented defaults.
 type Server struct {
 	// Addr is the UDP address to listen on; zero: ":1813".
 	Addr string
 	// Routers gives each router's secret by source address. Required.
-	Routers RouterSource
+	Routers nettportal.RouterLister
 	// Store makes batches durable. Required.
 	Store nettportal.AccountingStore
 	// Log receives the server's messages; zero: no logging.

@@ -14,7 +14,7 @@ import (
 
 // reconcileStore is what the reconciler reads and changes.
 type reconcileStore interface {
-	Routers(ctx context.Context) ([]nettportal.Router, error)
+	nettportal.RouterLister
 	OpenSessions(ctx context.Context, routerID int64) ([]nettportal.OpenSession, error)
 	CloseSessions(ctx context.Context, ids []int64, cause, closedBy string) (int64, error)
 	ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error

@@ -533,7 +533,7 @@ func (db *DB) Session(ctx context.Context, id int64) (nettportal.Session, error)
 // SessionAttributes returns every column of the session's radacct row, by
 // column name, for the detail view: whatever a billing system added to the
 // table shows up too.
-func (db *DB) SessionAttributes(ctx context.Context, id int64) (map[string]any, error) {
+func (db *DB) SessionAttributes(ctx context.Context, id int64) (nettportal.RadacctColumns, error) {
 	var raw []byte
 	err := db.Pool.QueryRow(ctx, "SELECT to_jsonb(r) FROM radacct r WHERE radacctid = $1", id).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -542,7 +542,7 @@ func (db *DB) SessionAttributes(ctx context.Context, id int64) (map[string]any, 
 	if err != nil {
 		return nil, fmt.Errorf("read session %d attributes: %w", id, err)
 	}
-	var m map[string]any
+	var m nettportal.RadacctColumns
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("decode session %d attributes: %w", id, err)
 	}

@@ -223,8 +223,9 @@ func TestSessionDetailAndSamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if attrs["acctterminatecause"] != "User-Request" || attrs["callingstationid"] != "AA:BB:CC:00:00:00" {
-		t.Errorf("attributes = %v", attrs)
+	if string(attrs["acctterminatecause"]) != `"User-Request"` || string(attrs["callingstationid"]) != `"AA:BB:CC:00:00:00"` ||
+		string(attrs["acctinputoctets"]) != fmt.Sprint(s.InputOctets) {
+		t.Errorf("attributes = %s", attrs)
 	}
 	if _, err := db.Session(ctx, 999999); !errors.Is(err, nettportal.ErrNotFound) {
 		t.Errorf("missing session: %v", err)

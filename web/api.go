@@ -281,19 +281,19 @@ func pathID(r *http.Request) (int64, error) {
 
 type sessionDetailJSON struct {
 	sessionJSON
-	UniqueID       string         `json:"acct_unique_id"`
-	NASIP          string         `json:"nas_ip"`
-	Service        string         `json:"service"`
-	Interface      string         `json:"interface"`
-	UpdatedAt      time.Time      `json:"updated_at"`
-	StoppedAt      *time.Time     `json:"stopped_at"`
-	Open           bool           `json:"open"`
-	SessionTime    int64          `json:"session_time"`
-	TerminateCause string         `json:"terminate_cause"`
-	ClosedBy       string         `json:"closed_by"`
-	HasStart       bool           `json:"has_start"`
-	InterimSeconds int64          `json:"interim_seconds"`
-	Attributes     map[string]any `json:"attributes"`
+	UniqueID       string                    `json:"acct_unique_id"`
+	NASIP          string                    `json:"nas_ip"`
+	Service        string                    `json:"service"`
+	Interface      string                    `json:"interface"`
+	UpdatedAt      time.Time                 `json:"updated_at"`
+	StoppedAt      *time.Time                `json:"stopped_at"`
+	Open           bool                      `json:"open"`
+	SessionTime    int64                     `json:"session_time"`
+	TerminateCause string                    `json:"terminate_cause"`
+	ClosedBy       string                    `json:"closed_by"`
+	HasStart       bool                      `json:"has_start"`
+	InterimSeconds int64                     `json:"interim_seconds"`
+	Attributes     nettportal.RadacctColumns `json:"attributes"`
 }
 
 func (s *Server) getSession(w http.ResponseWriter, r *http.Request, _ nettportal.User) {

@@ -23,14 +23,13 @@ import (
 // SessionSource is what the page reads about sessions.
 type SessionSource interface {
 	nettportal.SessionStore
-	SessionAttributes(ctx context.Context, id int64) (map[string]any, error)
+	SessionAttributes(ctx context.Context, id int64) (nettportal.RadacctColumns, error)
 	SessionSamples(ctx context.Context, id int64) ([]nettportal.Sample, error)
 }
 
 // RouterSource reads and changes routers and their health.
 type RouterSource interface {
 	nettportal.RouterStore
-	Router(ctx context.Context, idOrName string) (nettportal.Router, error)
 	RouterStates(ctx context.Context) (map[int64]nettportal.RouterState, error)
 	// SkippedNAS lists the nas rows that are not routers here, and why.
 	SkippedNAS(ctx context.Context) ([]nettportal.SkippedNAS, error)
