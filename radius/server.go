@@ -283,17 +283,20 @@ func (s *Server) Listen() (net.PacketConn, error) {
 }
 
 // ListenAndServe listens on Addr and serves until Shutdown.
-func (s *Server) ListenAndServe(ctx context.Context) error {
+func (s *Server) ListenAndServe() error {
 	conn, err := s.Listen()
 	if err != nil {
 		return err
 	}
-	return s.Serve(ctx, conn)
+	return s.Serve(conn)
 }
 
-// Serve answers accounting on conn until Shutdown. It loads the routers
-// first, so it fails fast when the database cannot be read.
-func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
+// Serve answers accounting on conn until Shutdown, as net/http's Serve
+// does: it takes no context, because ending one could not say how long
+// the queued packets may take to commit; Shutdown's context does. It loads
+// the routers first (bounded by routerLoadTimeout), so it fails fast when
+// the database cannot be read.
+func (s *Server) Serve(conn net.PacketConn) error {
 	s.defaults()
 	if s.Routers == nil || s.Store == nil {
 		return errors.New("radius: Server needs Routers and Store")
@@ -318,7 +321,7 @@ func (s *Server) Serve(ctx context.Context, conn net.PacketConn) error {
 	s.dedupe = newDedupeCache(s.DedupeWindow, s.Now())
 	s.mu.Unlock()
 
-	if err := s.loadRouters(ctx); err != nil {
+	if err := s.loadRouters(context.Background()); err != nil {
 		return err
 	}
 	s.bg.Add(2)
@@ -791,8 +794,12 @@ func (s *Server) sendBatch(msgs []ipv4.Message, items []*item) {
 	}
 }
 
+// routerLoadTimeout bounds one read of the router table: at start it
+// makes Serve fail instead of hanging on an unreachable database.
+const routerLoadTimeout = 10 * time.Second
+
 func (s *Server) loadRouters(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, routerLoadTimeout)
 	defer cancel()
 	list, err := s.Routers.Routers(ctx)
 	if err != nil {

@@ -45,7 +45,7 @@ func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *ra
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(context.Background(), conn) }()
+	go func() { done <- srv.Serve(conn) }()
 	for srv.LocalAddr() == nil {
 		time.Sleep(time.Millisecond)
 	}
@@ -384,7 +384,7 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(context.Background(), conn)
+	go srv.Serve(conn)
 	for srv.LocalAddr() == nil {
 		time.Sleep(time.Millisecond)
 	}

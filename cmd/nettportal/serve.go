@@ -1,28 +1,18 @@
 package main
 
 import (
-	"cmp"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
 
-	"github.com/nettportal/nettportal"
-	"github.com/nettportal/nettportal/coa"
-	"github.com/nettportal/nettportal/metrics"
 	"github.com/nettportal/nettportal/radius"
-	"github.com/nettportal/nettportal/routeros"
-	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/web"
 )
 
 // serveConfig is everything `serve` is told.
@@ -65,6 +55,9 @@ type serveConfig struct {
 	MetricsOnHTTP      bool
 	TLSCert, TLSKey    string
 	PublicURL          string
+
+	// usageLocation is UsageTimeZone, parsed by validate.
+	usageLocation *time.Location
 
 	// onSweep is a test hook, never a flag: it learns what each stale
 	// sweep closed, so a test waits for a sweep instead of the clock.
@@ -136,257 +129,65 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 	return serve(ctx, cfg, log, nil)
 }
 
-// serve runs until ctx ends. ready, when set, is called once every listener
-// is bound (demo and tests use it).
+// serve runs until ctx ends: it checks the configuration, builds the
+// wiring (database, components, listeners), starts it, and on the way out
+// answers what is queued and closes everything in reverse order. ready,
+// when set, is called once every listener is bound (demo and tests use
+// it).
 func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(*server)) error {
-	if cfg.AcctConns < 1 || cfg.HeavyQueries < 1 || cfg.StatementTimeout <= 0 {
-		return fmt.Errorf("--acct-conns and --heavy-queries must be at least 1 and --statement-timeout positive")
+	if err := cfg.validate(); err != nil {
+		return err
 	}
-	// A heavy page takes two connections (the rows and the totals run side
-	// by side); two more stay for logins and the live page.
-	if cfg.DBConns < 2*cfg.HeavyQueries+2 {
-		return fmt.Errorf("--heavy-queries %d needs --db-conns of at least %d", cfg.HeavyQueries, 2*cfg.HeavyQueries+2)
-	}
-	db, err := openMigratedDB(ctx, cfg.DB, store.Options{
-		MaxConns: int32(cfg.DBConns), AccountingConns: int32(cfg.AcctConns),
-		StatementTimeout: cfg.StatementTimeout, HeavyQueries: cfg.HeavyQueries,
-	}, log)
+	srv, err := build(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	// Before anything reads a router: their secrets are encrypted.
-	if err := useSecretKey(ctx, db, cfg.SecretKeyFile, cfg.SecretKey); err != nil {
-		return err
-	}
-	// FreeRADIUS accepts nas rows that are not one router (ranges,
-	// hostnames, shared names): they are skipped, not fatal.
-	skipped, err := db.SkippedNAS(ctx)
-	if err != nil {
-		return err
-	}
-	for _, n := range skipped {
-		log.Warn().Int64("nas_id", n.ID).Str("shortname", n.ShortName).Str("nasname", n.NASName).
-			Str("reason", n.Reason).Msg("nas row skipped: not a router here")
-	}
-
-	loc, err := time.LoadLocation(cfg.UsageTimeZone)
-	if err != nil {
-		return fmt.Errorf("--usage-timezone %q: %w", cfg.UsageTimeZone, err)
-	}
-	db.UsageLocation = loc
-	if cfg.MaxSessionAge < 0 {
-		return fmt.Errorf("--max-session-age %s is negative: use 0 for no maximum", cfg.MaxSessionAge)
-	}
-	db.MaxSessionAge = cfg.MaxSessionAge
-	srv := &server{db: db, log: log}
-	srv.acct = &radius.Server{
-		Addr:      cfg.AcctAddr,
-		Routers:   db,
-		Store:     db,
-		Log:       log.With().Str("component", "radius").Logger(),
-		QueueSize: cfg.QueueSize,
-		MaxBatch:  cfg.MaxBatch,
-		Limits:    radius.Limits{ClockPast: cfg.ClockPast, ClockFuture: cfg.ClockFuture},
-		// The flag's 0 means no bound; the field's zero means the default.
-		MaxQueueDelay: cmp.Or(cfg.MaxQueueDelay, -1),
-	}
-	srv.metrics = newMetrics(srv, log)
-	srv.acct.OnBatch = srv.metrics.ObserveBatch
-	srv.acct.OnDequeue = srv.metrics.ObserveQueueDelay
-	if cfg.SpoolDir != "off" && cfg.SpoolDir != "" {
-		sp, err := spool.Open(cfg.SpoolDir, log.With().Str("component", "spool").Logger())
-		if err != nil {
-			return fmt.Errorf("%w (set --spool-dir to a writable directory, or off)", err)
-		}
-		defer sp.Close()
-		srv.spool = sp
-		srv.acct.Spool = sp
-		srv.acct.SpoolAfter = cfg.SpoolAfter
-	}
-	acctConn, err := srv.acct.Listen()
-	if err != nil {
-		return err
-	}
-	httpLn, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		acctConn.Close()
-		return fmt.Errorf("listen for HTTP on %s: %w", cfg.HTTPAddr, err)
-	}
-	if (cfg.TLSCert == "") != (cfg.TLSKey == "") {
-		acctConn.Close()
-		httpLn.Close()
-		return fmt.Errorf("--tls-cert and --tls-key go together")
-	}
-	if cfg.PublicURL != "" {
-		if u, err := url.Parse(cfg.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			acctConn.Close()
-			httpLn.Close()
-			return fmt.Errorf("--public-url %q: want http(s)://host[:port]", cfg.PublicURL)
-		}
-	}
-	srv.acctAddr = acctConn.LocalAddr().String()
-	srv.httpAddr = httpLn.Addr().String()
-	var metricsLn net.Listener
-	if cfg.MetricsAddr != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			acctConn.Close()
-			httpLn.Close()
-			return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
-		}
-		srv.metricsAddr = metricsLn.Addr().String()
-	}
-	healthz := func(w http.ResponseWriter, r *http.Request) {
-		if err := db.Pool.Ping(r.Context()); err != nil {
-			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", healthz)
-	if cfg.MetricsOnHTTP {
-		mux.Handle("GET /metrics", srv.metrics.Handler())
-	}
-	metricsMux := http.NewServeMux()
-	metricsMux.HandleFunc("GET /healthz", healthz)
-	metricsMux.Handle("GET /metrics", srv.metrics.Handler())
-	metricsSrv := &http.Server{Handler: metricsMux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
-		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
-	// Slow clients: headers must arrive within 10s, the whole request
-	// (body too) within the read timeout, and idle keep-alives end. No
-	// write timeout: CSV exports stream and WebSockets live long (the hub
-	// has its own write deadlines).
-	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: cfg.HTTPReadTimeout,
-		IdleTimeout: cfg.HTTPIdleTimeout, MaxHeaderBytes: 64 << 10}
-	httpLn = web.LimitListener(httpLn, cfg.HTTPConnsPerClient)
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log.With().Str("component", "tls").Logger())
-		if err != nil {
-			acctConn.Close()
-			httpLn.Close()
-			return err
-		}
-		httpSrv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: certs.getCertificate}
-		httpLn = tls.NewListener(httpLn, httpSrv.TLSConfig)
-	}
-
-	srv.apiClients = &routeros.Pool{Timeout: cfg.APITimeout, Log: log.With().Str("component", "routeros").Logger()}
-	defer srv.apiClients.Close()
-	srv.control = &coa.Controller{
-		Sessions: db,
-		Routers:  db,
-		Audit:    srv.metrics.WrapAudit(db),
-		Disconnector: coa.Disconnector{Client: &coa.Client{
-			Timeout: cfg.CoATimeout, Retries: coaRetries(cfg.CoARetries), Log: log.With().Str("component", "coa").Logger(),
-		}},
-		API: func(r nettportal.Router) coa.Remover { return srv.apiClients.Client(r) },
-		OnResult: func(routerID int64, answered bool) {
-			if err := db.RouterCoAChecked(context.Background(), routerID, time.Now(), answered); err != nil {
-				log.Warn().Err(err).Msg("record CoA reachability")
-			}
-		},
-		Log: log.With().Str("component", "coa").Logger(),
-	}
-	// Committed changes wake the live view (through NOTIFY, so every
-	// instance on the database sees them).
-	notifier := &store.Notifier{DB: db, Log: log.With().Str("component", "events").Logger()}
-	srv.reconciler = &routeros.Reconciler{
-		OnChange:     notifier.Announce,
-		Store:        db,
-		Clients:      srv.apiClients,
-		Interval:     cfg.ReconcileInterval,
-		FastInterval: cfg.APIPollInterval,
-		StaleGrace:   cfg.StaleGrace,
-		OnResult:     observeReconcile(srv.metrics),
-		OnSweep:      cfg.onSweep,
-		Log:          log.With().Str("component", "reconciler").Logger(),
-	}
-	// Committed batches also feed the traffic chart.
-	sampler := &store.Sampler{DB: db, Log: log.With().Str("component", "samples").Logger()}
-	srv.acct.OnCommit = func(recs []nettportal.AccountingRecord) {
-		notifier.Changed(recs)
-		sampler.Add(recs)
-	}
-	srv.web = &web.Server{
-		Sessions: db, Routers: db, Accounts: db, Customers: db, Changes: db,
-		Control: srv.control, Audit: db, Usage: db, PublicURL: cfg.PublicURL, Clocks: srv.acct.Clocks,
-		Log: log.With().Str("component", "web").Logger(),
-	}
-	srv.hooks.wsClients = srv.web
-	srv.hooks.wsLimited = srv.web.WSLimited
-	mux.Handle("/", srv.web.Handler())
-
-	bgCtx, stopBackground := context.WithCancel(ctx)
-	var background sync.WaitGroup
-	background.Add(4)
-	go func() { defer background.Done(); notifier.Run(bgCtx) }()
-	go func() { defer background.Done(); sampler.Run(bgCtx) }()
-	go func() { defer background.Done(); srv.web.Run(bgCtx) }()
-	go func() { defer background.Done(); pruneSamples(bgCtx, db, cfg.SamplesKeep, log) }()
-	background.Add(1)
-	go func() { defer background.Done(); srv.reconciler.Run(bgCtx) }()
-	if srv.spool != nil {
-		background.Add(1)
-		go func() {
-			defer background.Done()
-			srv.spool.Run(bgCtx, db, time.Second, func(n int) {
-				notifier.Announce(nettportal.SessionsChanged{Records: n})
-			})
-		}()
-	}
-	defer func() { stopBackground(); background.Wait() }()
-
-	errc := make(chan error, 3)
-	go func() { errc <- srv.acct.Serve(ctx, acctConn) }()
-	go func() { errc <- httpSrv.Serve(httpLn) }()
-	if metricsLn != nil {
-		go func() { errc <- metricsSrv.Serve(metricsLn) }()
-	}
+	defer srv.close()
+	errc := srv.start(ctx)
 	log.Info().Str("accounting", srv.acctAddr).Str("http", srv.httpAddr).Str("metrics", srv.metricsAddr).Msg("serving")
 	if ready != nil {
 		ready(srv)
 	}
-
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	log.Info().Msg("shutting down: answering what is queued")
-	shutCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	if err := srv.acct.Shutdown(shutCtx); err != nil {
-		log.Error().Err(err).Msg("accounting shutdown")
-	}
-	if err := httpSrv.Shutdown(shutCtx); err != nil {
-		log.Error().Err(err).Msg("http shutdown")
-	}
-	if err := metricsSrv.Shutdown(shutCtx); err != nil {
-		log.Error().Err(err).Msg("metrics shutdown")
-	}
+	srv.shutdown()
 	if runErr != nil && !errors.Is(runErr, radius.ErrServerClosed) && !errors.Is(runErr, http.ErrServerClosed) {
 		return runErr
 	}
 	return nil
 }
 
-// server is the running wiring, exposed to demo and tests.
-type server struct {
-	db       *store.DB
-	log      zerolog.Logger
-	acct     *radius.Server
-	acctAddr string
-	httpAddr string
-	// metricsAddr is the --metrics-addr listener's address, if any.
-	metricsAddr string
-	apiClients  *routeros.Pool
-	control     *coa.Controller
-	reconciler  *routeros.Reconciler
-	metrics     *metrics.Metrics
-	hooks       metricsHooks
-	web         *web.Server
-	spool       *spool.Spool
+// validate checks what the flags say before anything is opened, and keeps
+// the parsed time zone.
+func (c *serveConfig) validate() error {
+	if c.AcctConns < 1 || c.HeavyQueries < 1 || c.StatementTimeout <= 0 {
+		return fmt.Errorf("--acct-conns and --heavy-queries must be at least 1 and --statement-timeout positive")
+	}
+	// A heavy page takes two connections (the rows and the totals run side
+	// by side); two more stay for logins and the live page.
+	if c.DBConns < 2*c.HeavyQueries+2 {
+		return fmt.Errorf("--heavy-queries %d needs --db-conns of at least %d", c.HeavyQueries, 2*c.HeavyQueries+2)
+	}
+	if c.MaxSessionAge < 0 {
+		return fmt.Errorf("--max-session-age %s is negative: use 0 for no maximum", c.MaxSessionAge)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: want http(s)://host[:port]", c.PublicURL)
+		}
+	}
+	loc, err := time.LoadLocation(c.UsageTimeZone)
+	if err != nil {
+		return fmt.Errorf("--usage-timezone %q: %w", c.UsageTimeZone, err)
+	}
+	c.usageLocation = loc
+	return nil
 }
 
 // pruneSamples deletes old chart points every hour.
