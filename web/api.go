@@ -141,18 +141,17 @@ type sessionExporter interface {
 	ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn func([]nettportal.Session) error) error
 }
 
-func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	f, err := sessionFilter(r.URL.Query())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	page, err := s.Sessions.Sessions(r.Context(), f)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, toPageJSON(page, time.Now()))
+	return nil
 }
 
 // csvCell keeps a cell from being run as a formula by a spreadsheet: user
@@ -219,11 +218,10 @@ func (c *csvWriter) Error() error { return c.err }
 // exportSessions writes the view as CSV: every matching session when no
 // limit is given, streamed in id order as the store reads it (the view's
 // sort does not apply: a spreadsheet sorts), else one page of the view.
-func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	f, err := sessionFilter(r.URL.Query())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	now := time.Now()
 	cw := newCSVWriter(w)
@@ -259,7 +257,7 @@ func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettpo
 	}
 	switch {
 	case err != nil && !wrote:
-		s.fail(w, r, err)
+		return err
 	case err != nil:
 		// Mid-stream the status is sent: end the body short, so the client
 		// sees a broken download rather than a complete-looking file.
@@ -268,6 +266,7 @@ func (s *Server) exportSessions(w http.ResponseWriter, r *http.Request, _ nettpo
 	case !wrote:
 		write(nil) //nolint:errcheck // a header-only file; the client left if this fails
 	}
+	return nil
 }
 
 func pathID(r *http.Request) (int64, error) {
@@ -296,70 +295,66 @@ type sessionDetailJSON struct {
 	Attributes     nettportal.RadacctColumns `json:"attributes"`
 }
 
-func (s *Server) getSession(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) getSession(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	ss, err := s.Sessions.Session(r.Context(), id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	attrs, err := s.Sessions.SessionAttributes(r.Context(), id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, sessionDetailJSON{sessionJSON: toSessionJSON(ss, time.Now()), UniqueID: ss.UniqueID,
 		NASIP: addrString(ss.NASIP), Service: ss.Service, Interface: ss.Interface, UpdatedAt: ss.UpdatedAt,
 		StoppedAt: ss.StoppedAt, Open: ss.Open(), SessionTime: ss.SessionTime, TerminateCause: ss.TerminateCause,
 		ClosedBy: ss.ClosedBy, HasStart: ss.HasStart, InterimSeconds: ss.InterimSeconds, Attributes: attrs})
+	return nil
 }
 
-func (s *Server) getSamples(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) getSamples(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	pts, err := s.Sessions.SessionSamples(r.Context(), id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, pts)
+	return nil
 }
 
-func (s *Server) noControl(w http.ResponseWriter) bool {
+// needControl refuses disconnects and CoA on a server built without them.
+func (s *Server) needControl() error {
 	if s.Control == nil {
-		writeError(w, http.StatusServiceUnavailable, "control not configured")
-		return true
+		return httpError(http.StatusServiceUnavailable, "control not configured")
 	}
-	return false
+	return nil
 }
 
-func (s *Server) disconnect(w http.ResponseWriter, r *http.Request, u nettportal.User) {
-	if s.noControl(w) {
-		return
+func (s *Server) disconnect(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
+	if err := s.needControl(); err != nil {
+		return err
 	}
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	res, err := s.Control.Disconnect(r.Context(), u.Actor(), id)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (s *Server) disconnectMany(w http.ResponseWriter, r *http.Request, u nettportal.User) {
-	if s.noControl(w) {
-		return
+func (s *Server) disconnectMany(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
+	if err := s.needControl(); err != nil {
+		return err
 	}
 	var req struct {
 		Router string  `json:"router"`
@@ -367,23 +362,21 @@ func (s *Server) disconnectMany(w http.ResponseWriter, r *http.Request, u nettpo
 		IDs    []int64 `json:"ids"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if req.Router == "" && strings.TrimSpace(req.Q) == "" && len(req.IDs) == 0 {
-		writeError(w, http.StatusBadRequest, "give router, q or ids: refusing to disconnect every session")
-		return
+		return httpError(http.StatusBadRequest, "give router, q or ids: refusing to disconnect every session")
 	}
 	f := nettportal.SessionFilter{Router: req.Router, Query: req.Q, IDs: req.IDs}
 	results, err := s.Control.DisconnectMany(r.Context(), u.Actor(), f)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if results == nil {
 		results = []nettportal.ControlResult{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	return nil
 }
 
 // validRateLimit checks a MikroTik rate limit: "rx[/tx] [burst-rx[/tx]
@@ -423,32 +416,29 @@ func validRateLimit(v string) error {
 	return nil
 }
 
-func (s *Server) changeRate(w http.ResponseWriter, r *http.Request, u nettportal.User) {
-	if s.noControl(w) {
-		return
+func (s *Server) changeRate(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
+	if err := s.needControl(); err != nil {
+		return err
 	}
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var req struct {
 		RateLimit string `json:"rate_limit"`
 	}
 	if err := decodeJSON(r, &req); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := validRateLimit(req.RateLimit); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	res, err := s.Control.ChangeRateLimit(r.Context(), u.Actor(), id, req.RateLimit)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
 type auditJSON struct {
@@ -468,38 +458,34 @@ type auditJSON struct {
 	RateLimit  string    `json:"rate_limit,omitempty"`
 }
 
-func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	if s.Audit == nil {
-		writeError(w, http.StatusServiceUnavailable, "audit not configured")
-		return
+		return httpError(http.StatusServiceUnavailable, "audit not configured")
 	}
 	limit, err := intParam(r.URL.Query(), "limit")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	offset, err := intParam(r.URL.Query(), "offset")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if limit == 0 {
 		limit = 100
 	}
 	if limit > 1000 {
-		writeError(w, http.StatusBadRequest, "limit must be at most 1000")
-		return
+		return httpError(http.StatusBadRequest, "limit must be at most 1000")
 	}
 	entries, err := s.Audit.Audit(r.Context(), limit, offset)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	out := make([]auditJSON, len(entries))
 	for i, e := range entries {
 		out[i] = auditJSON(e)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"entries": out})
+	return nil
 }
 
 // routerJSON never carries the RADIUS secret or the API password, only
@@ -543,21 +529,18 @@ func apiTLSWarning(rt nettportal.Router) string {
 	return ""
 }
 
-func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	routers, err := s.Routers.Routers(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	states, err := s.Routers.RouterStates(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	skipped, err := s.Routers.SkippedNAS(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if skipped == nil {
 		skipped = []nettportal.SkippedNAS{}
@@ -577,6 +560,7 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettporta
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"routers": out, "skipped": skipped})
+	return nil
 }
 
 // routerInput is a router as admins send it. On update an empty secret or
@@ -614,93 +598,83 @@ func (in routerInput) apply(rt *nettportal.Router) error {
 	return nil
 }
 
-func (s *Server) createRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) createRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	var in routerInput
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var rt nettportal.Router
 	if err := in.apply(&rt); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.Routers.CreateRouter(r.Context(), &rt); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", u.Actor()).Str("router", rt.Name).Msg("router created")
 	writeJSON(w, http.StatusCreated, toRouterJSON(rt, nettportal.RouterState{RouterID: rt.ID}))
+	return nil
 }
 
-func (s *Server) updateRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) updateRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var in routerInput
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	rt, err := s.Routers.Router(r.Context(), strconv.FormatInt(id, 10))
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := in.apply(&rt); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.Routers.UpdateRouter(r.Context(), &rt); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", u.Actor()).Str("router", rt.Name).Msg("router updated")
 	states, err := s.Routers.RouterStates(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, toRouterJSON(rt, states[rt.ID]))
+	return nil
 }
 
-func (s *Server) deleteRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) deleteRouter(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.Routers.DeleteRouter(r.Context(), strconv.FormatInt(id, 10)); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", u.Actor()).Int64("router_id", id).Msg("router deleted")
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	q := r.URL.Query()
 	limit, err := intParam(q, "limit")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	offset, err := intParam(q, "offset")
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	list, total, err := s.Customers.Customers(r.Context(), q.Get("q"), limit, offset)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if list == nil {
 		list = []nettportal.Customer{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"total": total, "customers": list})
+	return nil
 }
 
 type customerInput struct {
@@ -713,159 +687,150 @@ type customerInput struct {
 
 // saveCustomer creates a customer or, when the username is linked
 // already, updates that one: 201 or 200.
-func (s *Server) saveCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) saveCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	var in customerInput
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	c := nettportal.Customer(nettportal.Customer{Name: in.Name, Username: in.Username, Profile: in.Profile, Phone: in.Phone, Address: in.Address})
 	created, err := s.Customers.SaveCustomer(r.Context(), &c)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
 	writeJSON(w, status, c)
+	return nil
 }
 
-func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) updateCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	var in customerInput
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	c := nettportal.Customer{ID: id, Name: in.Name, Username: in.Username, Profile: in.Profile, Phone: in.Phone, Address: in.Address}
 	if err := s.Customers.UpdateCustomer(r.Context(), &c); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, c)
+	return nil
 }
 
-func (s *Server) deleteCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) deleteCustomer(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if err := s.Customers.DeleteCustomer(r.Context(), id); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) importCustomers(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) importCustomers(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	res, err := s.Customers.ImportCustomersCSV(r.Context(), r.Body)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", u.Actor()).Int("created", res.Created).Int("updated", res.Updated).
 		Int("errors", len(res.Errors)).Msg("customers imported")
 	writeJSON(w, http.StatusOK, res)
+	return nil
 }
 
-func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	users, err := s.Accounts.Users(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if users == nil {
 		users = []nettportal.User{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	return nil
 }
 
-func (s *Server) createUser(w http.ResponseWriter, r *http.Request, actor nettportal.User) {
+func (s *Server) createUser(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
 	var in struct {
 		Name     string `json:"name"`
 		Password string `json:"password"`
 		Role     string `json:"role"`
 	}
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	role, err := nettportal.ParseRole(in.Role)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	u, err := s.Accounts.CreateUser(r.Context(), in.Name, in.Password, role)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", actor.Actor()).Str("user", u.Name).Str("role", string(u.Role)).Msg("user created")
 	writeJSON(w, http.StatusCreated, u)
+	return nil
 }
 
-func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, actor nettportal.User) {
+func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
 	name := r.PathValue("name")
 	if !actor.Token && (name == actor.Name || name == strconv.FormatInt(actor.ID, 10)) {
-		writeError(w, http.StatusConflict, "you cannot delete yourself")
-		return
+		return httpError(http.StatusConflict, "you cannot delete yourself")
 	}
 	if err := s.Accounts.DeleteUser(r.Context(), name); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", actor.Actor()).Str("user", name).Msg("user deleted")
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	toks, err := s.Accounts.Tokens(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	if toks == nil {
 		toks = []nettportal.Token{}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
+	return nil
 }
 
-func (s *Server) createToken(w http.ResponseWriter, r *http.Request, actor nettportal.User) {
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
 	var in struct {
 		Name string `json:"name"`
 		Role string `json:"role"`
 	}
 	if err := decodeJSON(r, &in); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	role, err := nettportal.ParseRole(in.Role)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	secret, err := s.Accounts.CreateToken(r.Context(), in.Name, role)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", actor.Actor()).Str("token", in.Name).Str("role", string(role)).Msg("token created")
 	writeJSON(w, http.StatusCreated, map[string]string{"name": in.Name, "role": string(role), "token": secret})
+	return nil
 }
 
-func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, actor nettportal.User) {
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
 	name := r.PathValue("name")
 	if err := s.Accounts.RevokeToken(r.Context(), name); err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	s.Log.Info().Str("actor", actor.Actor()).Str("token", name).Msg("token revoked")
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

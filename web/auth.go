@@ -73,7 +73,10 @@ func (s *Server) check(ctx context.Context, cred credential) (identity, error) {
 	return identity{user: u, csrf: csrf}, err
 }
 
-type authedHandler func(w http.ResponseWriter, r *http.Request, u nettportal.User)
+// authedHandler answers a request of a known user. It returns the error
+// that should become the answer instead (s.fail maps it to a status), so
+// every handler has one error path.
+type authedHandler func(w http.ResponseWriter, r *http.Request, u nettportal.User) error
 
 // auth lets through callers with at least role min. A request made with
 // the login cookie that changes anything must carry the login's CSRF
@@ -102,7 +105,9 @@ func (s *Server) auth(min nettportal.Role, h authedHandler) http.Handler {
 			writeError(w, http.StatusForbidden, fmt.Sprintf("%s %s needs the %s role; you are %s", r.Method, r.URL.Path, min, id.user.Role))
 			return
 		}
-		h(w, r, id.user)
+		if err := h(w, r, id.user); err != nil {
+			s.fail(w, r, err)
+		}
 	})
 }
 
@@ -167,7 +172,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	}
 	// bcrypt is deliberately slow: a flood of logins must not take every
 	// CPU from accounting. Waiting for a slot is bounded, then 503.
-	slotCtx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	slotCtx, cancel := context.WithTimeout(r.Context(), s.LoginSlotWait)
 	select {
 	case s.bcryptSlots <- struct{}{}:
 		cancel()
@@ -217,7 +222,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]bool{"ok": true})
 }
 
-func (s *Server) me(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) me(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	out := meJSON{User: u.Name, Role: u.Role}
 	if !u.Token {
 		// authenticate again only to read the CSRF token; cheap, and it
@@ -227,6 +232,7 @@ func (s *Server) me(w http.ResponseWriter, r *http.Request, u nettportal.User) {
 		}
 	}
 	writeJSON(w, http.StatusOK, out)
+	return nil
 }
 
 // loginLimiter counts login attempts in a sliding window per key. An

@@ -54,19 +54,17 @@ type quarantineJSON struct {
 // listQuarantine answers GET /api/quarantine?router=ID-or-name&limit=N
 // (1..500, default 50): the quarantined records, newest copy first, with
 // "more" set when there are more than limit.
-func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request, u nettportal.User) {
+func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request, u nettportal.User) error {
 	src, ok := s.Routers.(QuarantineSource)
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "quarantine not available")
-		return
+		return httpError(http.StatusServiceUnavailable, "quarantine not available")
 	}
 	q := r.URL.Query()
 	limit := defaultQuarantineLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxQuarantineLimit {
-			s.fail(w, r, fmt.Errorf("limit must be a whole number from 1 to %d, not %q: %w", maxQuarantineLimit, v, nettportal.ErrInvalid))
-			return
+			return fmt.Errorf("limit must be a whole number from 1 to %d, not %q: %w", maxQuarantineLimit, v, nettportal.ErrInvalid)
 		}
 		limit = n
 	}
@@ -75,15 +73,13 @@ func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request, u nettpo
 	if v := q.Get("router"); v != "" {
 		rt, err := s.Routers.Router(r.Context(), v)
 		if err != nil {
-			s.fail(w, r, err)
-			return
+			return err
 		}
 		routerID, routerName = rt.ID, &rt.Name
 	}
 	recs, err := src.Quarantine(r.Context(), routerID, limit+1)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	more := len(recs) > limit
 	recs = recs[:min(len(recs), limit)]
@@ -108,4 +104,5 @@ func (s *Server) listQuarantine(w http.ResponseWriter, r *http.Request, u nettpo
 		}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"router": routerName, "limit": limit, "more": more, "records": out})
+	return nil
 }

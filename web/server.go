@@ -121,6 +121,9 @@ type Server struct {
 	// LoginConcurrency bounds password checks (bcrypt) running at once;
 	// more wait up to 5s, then get 503. Zero: the number of CPUs.
 	LoginConcurrency int
+	// LoginSlotWait bounds how long a login waits for one of those
+	// checks before it is answered 503. Zero: 5s.
+	LoginSlotWait time.Duration
 
 	// WebSocket tuning; zero values are the defaults in parentheses.
 	WSRefresh      time.Duration // periodic snapshot without changes (5s)
@@ -190,6 +193,9 @@ func (s *Server) init() {
 	}
 	if s.UserBackoff <= 0 {
 		s.UserBackoff = 10 * time.Second
+	}
+	if s.LoginSlotWait <= 0 {
+		s.LoginSlotWait = 5 * time.Second
 	}
 	if s.LoginConcurrency <= 0 {
 		s.LoginConcurrency = runtime.NumCPU()
@@ -328,11 +334,26 @@ func publicMessage(err error) string {
 	return msg
 }
 
+// statusError is an answer a handler chose itself: its status and the
+// message the client reads.
+type statusError struct {
+	status int
+	msg    string
+}
+
+func (e *statusError) Error() string { return e.msg }
+
+// httpError is the error a handler returns to answer status with msg.
+func httpError(status int, msg string) error { return &statusError{status: status, msg: msg} }
+
 // fail answers with the status an error's code means; anything else is a
 // 500 whose details go to the log, not to the client.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var tooBig *http.MaxBytesError
+	var chosen *statusError
 	switch {
+	case errors.As(err, &chosen):
+		writeError(w, chosen.status, chosen.msg)
 	case errors.As(err, &tooBig):
 		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body is larger than %d bytes", tooBig.Limit))
 	case errors.Is(err, nettportal.ErrInvalid):

@@ -23,18 +23,16 @@ const maxThroughputHours = 48
 // throughput answers GET /api/throughput?hours=N (1..48, default 6): per
 // router and bucket (about 90 buckets over the span), the sessions that
 // reported and their summed rates.
-func (s *Server) throughput(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
+func (s *Server) throughput(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	src, ok := s.Sessions.(ThroughputSource)
 	if !ok {
-		writeError(w, http.StatusServiceUnavailable, "throughput history not available")
-		return
+		return httpError(http.StatusServiceUnavailable, "throughput history not available")
 	}
 	hours := 6
 	if v := r.URL.Query().Get("hours"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxThroughputHours {
-			s.fail(w, r, fmt.Errorf("hours must be a whole number from 1 to %d, not %q: %w", maxThroughputHours, v, nettportal.ErrInvalid))
-			return
+			return fmt.Errorf("hours must be a whole number from 1 to %d, not %q: %w", maxThroughputHours, v, nettportal.ErrInvalid)
 		}
 		hours = n
 	}
@@ -42,8 +40,8 @@ func (s *Server) throughput(w http.ResponseWriter, r *http.Request, _ nettportal
 	bucket := max(span/90, time.Minute).Truncate(time.Minute)
 	pts, err := src.Throughput(r.Context(), time.Now(), span, bucket)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"hours": hours, "bucket_seconds": int(bucket.Seconds()), "points": pts})
+	return nil
 }

@@ -44,30 +44,23 @@ func usageFilter(q url.Values, now time.Time) (nettportal.UsageFilter, error) {
 	return f, nil
 }
 
-// usage answers the request's usage query; false when it already answered
-// with an error.
-func (s *Server) usage(w http.ResponseWriter, r *http.Request) (nettportal.UsageFilter, []nettportal.UsageRow, bool) {
+// usage runs the request's usage query.
+func (s *Server) usage(r *http.Request) (nettportal.UsageFilter, []nettportal.UsageRow, error) {
 	if s.Usage == nil {
-		writeError(w, http.StatusServiceUnavailable, "usage not configured")
-		return nettportal.UsageFilter{}, nil, false
+		return nettportal.UsageFilter{}, nil, httpError(http.StatusServiceUnavailable, "usage not configured")
 	}
 	f, err := usageFilter(r.URL.Query(), time.Now())
 	if err != nil {
-		s.fail(w, r, err)
-		return f, nil, false
+		return f, nil, err
 	}
 	rows, err := s.Usage.Usage(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, err)
-		return f, nil, false
-	}
-	return f, rows, true
+	return f, rows, err
 }
 
-func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
-	f, rows, ok := s.usage(w, r)
-	if !ok {
-		return
+func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
+	f, rows, err := s.usage(r)
+	if err != nil {
+		return err
 	}
 	type row struct {
 		Username     string `json:"username"`
@@ -83,12 +76,13 @@ func (s *Server) listUsage(w http.ResponseWriter, r *http.Request, _ nettportal.
 	writeJSON(w, http.StatusOK, map[string]any{
 		"from": f.From.Format(time.DateOnly), "to": f.To.Format(time.DateOnly), "period": periodName(f.Period), "usage": out,
 	})
+	return nil
 }
 
-func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) {
-	f, rows, ok := s.usage(w, r)
-	if !ok {
-		return
+func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
+	f, rows, err := s.usage(r)
+	if err != nil {
+		return err
 	}
 	w.Header().Set("Content-Type", "text/csv; charset=utf-8")
 	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="usage-%s-%s.csv"`,
@@ -100,6 +94,7 @@ func (s *Server) exportUsage(w http.ResponseWriter, r *http.Request, _ nettporta
 			strconv.FormatInt(u.OutputOctets, 10), strconv.FormatInt(u.InputOctets, 10)})
 	}
 	cw.Flush()
+	return nil
 }
 
 func periodName(p string) string {
