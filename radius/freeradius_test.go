@@ -148,16 +148,25 @@ func TestUniqueIDMatchesFreeRADIUS(t *testing.T) {
 		}
 	}
 
-	want := uniqueIDs(t, frURL)
-	got := uniqueIDs(t, ourURL)
+	compareRows(t, cases, uniqueIDs(t, frURL), uniqueIDs(t, ourURL))
+}
+
+// compareRows checks that each case's row has FreeRADIUS's acctuniqueid
+// and nasipaddress.
+func compareRows(t *testing.T, cases []uniqueIDCase, want, got map[string]rowIDs) {
+	t.Helper()
 	for i, c := range cases {
 		key := fmt.Sprintf("case-%02d", i)
-		if want[key] == "" || got[key] == "" {
-			t.Errorf("%s: FreeRADIUS row %q, ours %q", c.name, want[key], got[key])
+		w, g := want[key], got[key]
+		if w.id == "" || g.id == "" {
+			t.Errorf("%s: FreeRADIUS row %+v, ours %+v", c.name, w, g)
 			continue
 		}
-		if got[key] != want[key] {
-			t.Errorf("%s: acctuniqueid %s, FreeRADIUS wrote %s", c.name, got[key], want[key])
+		if g.id != w.id {
+			t.Errorf("%s: acctuniqueid %s, FreeRADIUS wrote %s", c.name, g.id, w.id)
+		}
+		if g.nas != w.nas {
+			t.Errorf("%s: nasipaddress %s, FreeRADIUS wrote %s", c.name, g.nas, w.nas)
 		}
 	}
 }
@@ -206,8 +215,12 @@ func sendAwait(src netip.Addr, dst netip.AddrPort, raw []byte) error {
 	return fmt.Errorf("no answer")
 }
 
-// uniqueIDs maps callingstationid to acctuniqueid.
-func uniqueIDs(t *testing.T, url string) map[string]string {
+// rowIDs is what a row says about where it came from.
+type rowIDs struct{ id, nas string }
+
+// uniqueIDs maps callingstationid to the row's acctuniqueid and
+// nasipaddress (as PostgreSQL prints the inet).
+func uniqueIDs(t *testing.T, url string) map[string]rowIDs {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -215,14 +228,15 @@ func uniqueIDs(t *testing.T, url string) map[string]string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT callingstationid, acctuniqueid FROM radacct`)
+	rows, err := conn.Query(ctx, `SELECT callingstationid, acctuniqueid, nasipaddress::text FROM radacct`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]string{}
+	m := map[string]rowIDs{}
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
+		var k string
+		var v rowIDs
+		if err := rows.Scan(&k, &v.id, &v.nas); err != nil {
 			t.Fatal(err)
 		}
 		m[k] = v

@@ -311,3 +311,65 @@ func TestAccountingOnSameSecond(t *testing.T) {
 		t.Error("a Start arriving after the Accounting-On was closed")
 	}
 }
+
+// A row FreeRADIUS wrote with the packet's NAS-IPv6-Address as nasipaddress
+// (no nas row covers it: the router is registered by its IPv4 source) is
+// claimed by the router whose record names that address; once the address
+// is a nas row's, only that row's router may claim it.
+func TestNullNASRowNamedByNASIPv6Address(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r1, r2 := twoRouters(t, db)
+	v6 := netip.MustParseAddr("2001:db8::11")
+	insert := func(sid string) nettportal.AccountingRecord {
+		x := rec(nettportal.StatusStart, "fr6", sid, 0)
+		x.NASIP = v6
+		x.UniqueID = nettportal.AcctUniqueID("fr6", sid, v6.String(), "r1", x.NASPortID, "")
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime)
+			VALUES ($1, $2, 'fr6', $3::inet, $4, $4)`, x.SessionID, x.UniqueID, v6.String(), x.EventTime); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	interimOf := func(x nettportal.AccountingRecord, nas netip.Addr) nettportal.AccountingRecord {
+		i := withCounters(x, 60, 10, 20)
+		i.Status, i.EventTime, i.NASIP = nettportal.StatusInterimUpdate, x.EventTime.Add(time.Minute), nas
+		return i
+	}
+	owner := func(uid string) int64 {
+		t.Helper()
+		var id *int64
+		if err := db.Pool.QueryRow(ctx, `SELECT nas_id FROM radacct WHERE acctuniqueid = $1`, uid).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if id == nil {
+			return 0
+		}
+		return *id
+	}
+
+	x := insert("81000061")
+	// A record naming another address does not claim it.
+	if got := outcomes(t, db, on(r2, interimOf(x, r2.IP))); got[0] != nettportal.RecordForeignSession {
+		t.Fatalf("router 2 naming its own address: %v, want foreign", got[0])
+	}
+	if got := outcomes(t, db, on(r1, interimOf(x, v6))); got[0] != nettportal.RecordStored {
+		t.Fatalf("router 1 naming the row's NAS-IPv6-Address: %v, want stored", got[0])
+	}
+	if id := owner(x.UniqueID); id != r1.ID {
+		t.Fatalf("row claimed by %d, want router 1 (%d)", id, r1.ID)
+	}
+
+	// The address becomes a nas row's (a range here): nobody else claims it.
+	y := insert("81000062")
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('2001:db8::/64', 'v6-range', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(t, db, on(r1, interimOf(y, v6))); got[0] != nettportal.RecordForeignSession {
+		t.Fatalf("router 1 on a row of the range's address: %v, want foreign", got[0])
+	}
+	if id := owner(y.UniqueID); id != 0 {
+		t.Fatalf("row claimed by %d, want unowned", id)
+	}
+}
