@@ -373,3 +373,39 @@ func TestNullNASRowNamedByNASIPv6Address(t *testing.T) {
 		t.Fatalf("row claimed by %d, want unowned", id)
 	}
 }
+
+// An Accounting-On naming a NAS-IPv6-Address closes the open rows
+// FreeRADIUS wrote with that address (no nas row covers it), as
+// FreeRADIUS's own accounting_onoff_query would; a row of an address a nas
+// row covers is that row's and stays open.
+func TestAccountingOnClosesRowsOfTheNamedAddress(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r1, _ := twoRouters(t, db)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('2001:db8:1::/48', 'v6-range', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range [][2]string{{"named", "2001:db8::11"}, {"other", "2001:db8::12"}, {"ranged", "2001:db8:1::11"}} {
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime)
+			VALUES ($1, $1, 'fr6', $2::inet, now() - interval '1 hour', now() - interval '1 hour')`, row[0], row[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nas := range []string{"2001:db8::11", "2001:db8:1::11"} {
+		on := nettportal.AccountingRecord{Status: nettportal.StatusAccountingOn, RouterID: r1.ID, EventTime: time.Now(), NASIP: netip.MustParseAddr(nas)}
+		if err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{on}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for uid, wantClosed := range map[string]bool{"named": true, "other": false, "ranged": false} {
+		var closed bool
+		var nasID *int64
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NOT NULL, nas_id FROM radacct WHERE acctuniqueid = $1`, uid).Scan(&closed, &nasID); err != nil {
+			t.Fatal(err)
+		}
+		if closed != wantClosed || closed && (nasID == nil || *nasID != r1.ID) {
+			t.Errorf("%s: closed %v (want %v), nas_id %v", uid, closed, wantClosed, nasID)
+		}
+	}
+}
