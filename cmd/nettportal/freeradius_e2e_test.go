@@ -16,6 +16,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
@@ -243,6 +244,41 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		}
 		if got := apiUsage(t, api)["mixed"]; got != [2]int64{500, 5000} {
 			t.Errorf("usage %v, want the Stop's 500/5000", got)
+		}
+	})
+
+	t.Run("a session FreeRADIUS started under a NAS-IPv6-Address continues here", func(t *testing.T) {
+		// The router is registered by its IPv4 source; its packets also
+		// name an IPv6 address no nas row covers, which FreeRADIUS stores
+		// as nasipaddress and hashes into acctuniqueid.
+		pkt := func(status rfc2866.AcctStatusType, in uint32) func(p *rad.Packet) {
+			return func(p *rad.Packet) {
+				rfc2866.AcctStatusType_Set(p, status)
+				rfc2865.UserName_SetString(p, "v6named")
+				rfc2866.AcctSessionID_SetString(p, "8a000006")
+				rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
+				rfc3162.NASIPv6Address_Set(p, net.ParseIP("2001:db8:83::11"))
+				rfc2865.NASIdentifier_SetString(p, "fr-01")
+				rfc2869.NASPortID_SetString(p, "vlan100")
+				if status != rfc2866.AcctStatusType_Value_Start {
+					rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
+					rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(in))
+					rfc2866.AcctSessionTime_Set(p, 60)
+				}
+			}
+		}
+		sendFrom(t, rcfg.Addr, fr.AcctAddr().String(), secret, pkt(rfc2866.AcctStatusType_Value_Start, 0))
+		// Answered only when stored: a record refused as another router's is not.
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_InterimUpdate, 700))
+		var rows int
+		var nasID *int64
+		var nas string
+		var in int64
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*), max(nas_id), max(host(nasipaddress)), max(acctinputoctets)
+			FROM radacct WHERE acctsessionid = '8a000006'`).Scan(&rows, &nasID, &nas, &in); err != nil ||
+			rows != 1 || nasID == nil || *nasID != nr.ID || nas != "2001:db8:83::11" || in != 700 {
+			t.Fatalf("%d rows, router %v, nasipaddress %s, input %d (%v): want FreeRADIUS's row taken over by router %d",
+				rows, nasID, nas, in, err, nr.ID)
 		}
 	})
 
