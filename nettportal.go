@@ -162,7 +162,7 @@ type AccountingRecord struct {
 	SessionID  string    // Acct-Session-Id
 	Username   string
 	Realm      string
-	NASIP      netip.Addr // NAS-IP-Address, else the packet's source
+	NASIP      netip.Addr // nasipaddress as FreeRADIUS writes it: NAS-IPv6-Address, else NAS-IP-Address, with the source filling the missing one of its family
 	NASIdent   string
 	NASPortID  string
 	NASPort    *uint32

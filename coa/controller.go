@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -11,6 +12,38 @@ import (
 
 	"github.com/nettportal/nettportal"
 )
+
+// rangeRouterFinder is a nettportal.RouterFinder that also knows the nas rows that are
+// CIDR ranges of FreeRADIUS clients (store.DB): a session of one of their
+// NASes is acted on at its NAS address with the range's secret. A finder
+// without it leaves such sessions without a router.
+type rangeRouterFinder interface {
+	RangeRouter(ctx context.Context, rangeID int64, nasIP netip.Addr) (nettportal.Router, error)
+}
+
+// dest is the router a session's requests go to; inRange is set when it is
+// a NAS of a CIDR range row, which has no RouterOS API to fall back to.
+type dest struct {
+	r       nettportal.Router
+	inRange bool
+}
+
+// routerOf finds the router of session s.
+func (c *Controller) routerOf(ctx context.Context, s nettportal.Session) (dest, error) {
+	r, err := c.Routers.Router(ctx, fmt.Sprint(s.RouterID))
+	if err == nil {
+		return dest{r: r}, nil
+	}
+	rf, ok := c.Routers.(rangeRouterFinder)
+	if !ok || !errors.Is(err, nettportal.ErrNotFound) {
+		return dest{r: r}, err
+	}
+	rr, rerr := rf.RangeRouter(ctx, s.RouterID, s.NASIP)
+	if rerr != nil {
+		return dest{r: rr}, rerr
+	}
+	return dest{r: rr, inRange: true}, nil
+}
 
 // Controller implements nettportal.SessionControl: it finds the session and
 // its router, applies the disconnect policy or sends a CoA, and records
@@ -45,22 +78,22 @@ func (c *Controller) timeout() time.Duration {
 }
 
 // target is the session and router a request acts on.
-func (c *Controller) target(ctx context.Context, id int64) (nettportal.Session, nettportal.Router, error) {
+func (c *Controller) target(ctx context.Context, id int64) (nettportal.Session, dest, error) {
 	s, err := c.Sessions.Session(ctx, id)
 	if err != nil {
-		return s, nettportal.Router{}, err
+		return s, dest{}, err
 	}
 	if !s.Open() {
-		return s, nettportal.Router{}, fmt.Errorf("session %d (%s) has already ended: %w", id, s.Username, nettportal.ErrConflict)
+		return s, dest{}, fmt.Errorf("session %d (%s) has already ended: %w", id, s.Username, nettportal.ErrConflict)
 	}
 	if s.RouterID == 0 {
-		return s, nettportal.Router{}, fmt.Errorf("session %d has no known router: %w", id, nettportal.ErrNotFound)
+		return s, dest{}, fmt.Errorf("session %d has no known router: %w", id, nettportal.ErrNotFound)
 	}
-	r, err := c.Routers.Router(ctx, fmt.Sprint(s.RouterID))
+	d, err := c.routerOf(ctx, s)
 	if err != nil {
-		return s, r, fmt.Errorf("router of session %d: %w", id, err)
+		return s, d, fmt.Errorf("router of session %d: %w", id, err)
 	}
-	return s, r, nil
+	return s, d, nil
 }
 
 func coaSession(s nettportal.Session) Session {
@@ -86,21 +119,26 @@ func (c *Controller) record(ctx context.Context, actor, action string, s nettpor
 // timeout. The error is for a session that cannot be acted on (unknown,
 // already ended); the outcome of a real attempt is in the result.
 func (c *Controller) Disconnect(ctx context.Context, actor string, id int64) (nettportal.ControlResult, error) {
-	s, r, err := c.target(ctx, id)
+	s, d, err := c.target(ctx, id)
 	if err != nil {
 		return nettportal.ControlResult{SessionID: id}, err
 	}
-	return c.disconnect(ctx, actor, s, r), nil
+	return c.disconnect(ctx, actor, s, d), nil
 }
 
-func (c *Controller) disconnect(ctx context.Context, actor string, s nettportal.Session, r nettportal.Router) nettportal.ControlResult {
+func (c *Controller) disconnect(ctx context.Context, actor string, s nettportal.Session, d dest) nettportal.ControlResult {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
+	r := d.r
 	var api Remover
-	if c.API != nil && r.HasAPI() {
+	if c.API != nil && r.HasAPI() && !d.inRange {
 		api = c.API(r)
 	}
 	out := c.Disconnector.Disconnect(ctx, TargetFor(r), coaSession(s), api)
+	if d.inRange && !out.OK {
+		out.Detail += fmt.Sprintf(": the session's NAS %v is known only through the CIDR range nas row %q, which has no RouterOS API; "+
+			"add the router with router add (and its API access) for that fallback", r.IP, r.Name)
+	}
 	res := nettportal.ControlResult{
 		SessionID: s.ID, Username: s.Username, OK: out.OK, Method: out.Method, Result: string(out.Result),
 		Detail: out.Detail, ErrorCause: out.ErrorCause,
@@ -136,7 +174,8 @@ func (c *Controller) DisconnectMany(ctx context.Context, actor string, f nettpor
 		}
 		f.Offset += page
 	}
-	routers := map[int64]nettportal.Router{}
+	// Ranges are not cached: each NAS of one has its own address.
+	routers := map[int64]dest{}
 	results := make([]nettportal.ControlResult, len(sessions))
 	conc := c.Concurrency
 	if conc <= 0 {
@@ -145,22 +184,28 @@ func (c *Controller) DisconnectMany(ctx context.Context, actor string, f nettpor
 	sem := make(chan struct{}, conc)
 	var wg sync.WaitGroup
 	for i, s := range sessions {
-		r, ok := routers[s.RouterID]
+		d, ok := routers[s.RouterID]
 		if !ok {
 			var err error
-			r, err = c.Routers.Router(ctx, fmt.Sprint(s.RouterID))
+			if s.RouterID == 0 {
+				err = fmt.Errorf("session %d has no known router: %w", s.ID, nettportal.ErrNotFound)
+			} else {
+				d, err = c.routerOf(ctx, s)
+			}
 			if err != nil {
 				results[i] = nettportal.ControlResult{SessionID: s.ID, Username: s.Username, Result: string(ResultError), Detail: err.Error()}
 				continue
 			}
-			routers[s.RouterID] = r
+			if !d.inRange {
+				routers[s.RouterID] = d
+			}
 		}
 		wg.Add(1)
 		sem <- struct{}{}
-		go func(i int, s nettportal.Session, r nettportal.Router) {
+		go func(i int, s nettportal.Session, d dest) {
 			defer func() { <-sem; wg.Done() }()
-			results[i] = c.disconnect(ctx, actor, s, r)
-		}(i, s, r)
+			results[i] = c.disconnect(ctx, actor, s, d)
+		}(i, s, d)
 	}
 	wg.Wait()
 	return results, nil
@@ -172,10 +217,11 @@ func (c *Controller) ChangeRateLimit(ctx context.Context, actor string, id int64
 	if rateLimit == "" {
 		return nettportal.ControlResult{SessionID: id}, fmt.Errorf("rate limit is empty: %w", nettportal.ErrInvalid)
 	}
-	s, r, err := c.target(ctx, id)
+	s, d, err := c.target(ctx, id)
 	if err != nil {
 		return nettportal.ControlResult{SessionID: id}, err
 	}
+	r := d.r
 	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	client := c.Disconnector.Client

@@ -36,8 +36,9 @@ var (
 )
 
 // Decode turns a parsed Accounting-Request from router into a record, with
-// the default Limits. src is the packet's source address, used when
-// NAS-IP-Address is absent; now is the receive time, from which
+// the default Limits. src is the packet's source address, which FreeRADIUS
+// puts in the record's NAS address when the packet names none of src's
+// family (see NASAddress); now is the receive time, from which
 // Acct-Delay-Time is subtracted when the packet has no (believable)
 // Event-Timestamp. Every string of the record is valid UTF-8 without NUL
 // (see Escape); a counter total that cannot be a real session makes the
@@ -65,14 +66,7 @@ func decode(p *rad.Packet, router nettportal.Router, src netip.Addr, now time.Ti
 
 	r.EventTime = lim.eventTime(p, now, clk).UTC().Truncate(time.Microsecond) // what timestamptz keeps
 
-	if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil {
-		if a, ok := netip.AddrFromSlice(ip); ok {
-			r.NASIP = a.Unmap()
-		}
-	}
-	if !r.NASIP.IsValid() {
-		r.NASIP = src
-	}
+	r.NASIP = NASAddress(p, src)
 	r.NASIdent = rfc2865.NASIdentifier_GetString(p)
 	if r.Status == nettportal.StatusAccountingOn || r.Status == nettportal.StatusAccountingOff {
 		escapeStrings(&r)

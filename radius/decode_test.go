@@ -14,6 +14,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
 	"layeh.com/radius/vendors/mikrotik"
 
 	"github.com/nettportal/nettportal"
@@ -179,4 +180,58 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The record's NAS address is the nasipaddress FreeRADIUS's stock queries
+// write (%{%{NAS-IPv6-Address}:-%{NAS-IP-Address}} after preprocess), and
+// the router stays the one the packet came from.
+func TestDecodeNASAddressAsFreeRADIUS(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	v4src, v6src := netip.MustParseAddr("127.0.0.11"), netip.MustParseAddr("2001:db8::99")
+	setV6 := func(s string) func(p *rad.Packet) {
+		return func(p *rad.Packet) { rfc3162.NASIPv6Address_Set(p, net.ParseIP(s)) }
+	}
+	noV4 := func(p *rad.Packet) { rfc2865.NASIPAddress_Del(p) }
+	for _, c := range []struct {
+		name  string
+		src   netip.Addr
+		edits []func(p *rad.Packet)
+		want  string
+	}{
+		{"only NAS-IP-Address", v4src, nil, "127.0.0.11"},
+		{"NAS-IP-Address not the source", netip.MustParseAddr("127.0.0.12"), nil, "127.0.0.11"},
+		{"neither, IPv4 source", v4src, []func(*rad.Packet){noV4}, "127.0.0.11"},
+		{"neither, IPv4-mapped source", netip.MustParseAddr("::ffff:127.0.0.13"), []func(*rad.Packet){noV4}, "127.0.0.13"},
+		{"only NAS-IPv6-Address", v4src, []func(*rad.Packet){noV4, setV6("2001:db8::1")}, "2001:db8::1"},
+		{"both", v4src, []func(*rad.Packet){setV6("2001:db8::1")}, "2001:db8::1"},
+		{"IPv4-mapped NAS-IPv6-Address stays IPv6", v4src, []func(*rad.Packet){noV4, func(p *rad.Packet) {
+			p.Add(rfc3162.NASIPv6Address_Type, rad.Attribute(netip.MustParseAddr("::ffff:10.1.2.3").AsSlice()))
+		}}, "::ffff:10.1.2.3"},
+		{"NAS-IPv6-Address of the wrong length is not one", v4src, []func(*rad.Packet){func(p *rad.Packet) {
+			p.Add(rfc3162.NASIPv6Address_Type, rad.Attribute{1, 2, 3, 4})
+		}}, "127.0.0.11"},
+		{"IPv6 source wins over NAS-IP-Address", v6src, nil, "2001:db8::99"},
+		{"IPv6 source, neither", v6src, []func(*rad.Packet){noV4}, "2001:db8::99"},
+		{"IPv6 source with zone", netip.MustParseAddr("fe80::1%lo"), []func(*rad.Packet){noV4}, "fe80::1"},
+		{"NAS-IPv6-Address over IPv6 source", v6src, []func(*rad.Packet){setV6("2001:db8::1")}, "2001:db8::1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, status := range []rfc2866.AcctStatusType{rfc2866.AcctStatusType_Value_Start, rfc2866.AcctStatusType_Value_AccountingOn} {
+				p := mikrotikPacket(status)
+				for _, e := range c.edits {
+					e(p)
+				}
+				r, err := Decode(p, testRouter, c.src, now)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.NASIP.String() != c.want {
+					t.Errorf("status %v: NASIP %v, want %s", status, r.NASIP, c.want)
+				}
+				if r.RouterID != testRouter.ID {
+					t.Errorf("status %v: router %d, want the sender %d", status, r.RouterID, testRouter.ID)
+				}
+			}
+		})
+	}
 }

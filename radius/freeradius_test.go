@@ -19,6 +19,7 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/radius"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
@@ -148,16 +149,25 @@ func TestUniqueIDMatchesFreeRADIUS(t *testing.T) {
 		}
 	}
 
-	want := uniqueIDs(t, frURL)
-	got := uniqueIDs(t, ourURL)
+	compareRows(t, cases, uniqueIDs(t, frURL), uniqueIDs(t, ourURL))
+}
+
+// compareRows checks that each case's row has FreeRADIUS's acctuniqueid
+// and nasipaddress.
+func compareRows(t *testing.T, cases []uniqueIDCase, want, got map[string]rowIDs) {
+	t.Helper()
 	for i, c := range cases {
 		key := fmt.Sprintf("case-%02d", i)
-		if want[key] == "" || got[key] == "" {
-			t.Errorf("%s: FreeRADIUS row %q, ours %q", c.name, want[key], got[key])
+		w, g := want[key], got[key]
+		if w.id == "" || g.id == "" {
+			t.Errorf("%s: FreeRADIUS row %+v, ours %+v", c.name, w, g)
 			continue
 		}
-		if got[key] != want[key] {
-			t.Errorf("%s: acctuniqueid %s, FreeRADIUS wrote %s", c.name, got[key], want[key])
+		if g.id != w.id {
+			t.Errorf("%s: acctuniqueid %s, FreeRADIUS wrote %s", c.name, g.id, w.id)
+		}
+		if g.nas != w.nas {
+			t.Errorf("%s: nasipaddress %s, FreeRADIUS wrote %s", c.name, g.nas, w.nas)
 		}
 	}
 }
@@ -206,8 +216,12 @@ func sendAwait(src netip.Addr, dst netip.AddrPort, raw []byte) error {
 	return fmt.Errorf("no answer")
 }
 
-// uniqueIDs maps callingstationid to acctuniqueid.
-func uniqueIDs(t *testing.T, url string) map[string]string {
+// rowIDs is what a row says about where it came from.
+type rowIDs struct{ id, nas string }
+
+// uniqueIDs maps callingstationid to the row's acctuniqueid and
+// nasipaddress (as PostgreSQL prints the inet).
+func uniqueIDs(t *testing.T, url string) map[string]rowIDs {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -215,14 +229,15 @@ func uniqueIDs(t *testing.T, url string) map[string]string {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	rows, err := conn.Query(ctx, `SELECT callingstationid, acctuniqueid FROM radacct`)
+	rows, err := conn.Query(ctx, `SELECT callingstationid, acctuniqueid, nasipaddress::text FROM radacct`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := map[string]string{}
+	m := map[string]rowIDs{}
 	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
+		var k string
+		var v rowIDs
+		if err := rows.Scan(&k, &v.id, &v.nas); err != nil {
 			t.Fatal(err)
 		}
 		m[k] = v
@@ -231,4 +246,77 @@ func uniqueIDs(t *testing.T, url string) map[string]string {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// The same over IPv6 loopback: a router sending from ::1 (preprocess then
+// adds NAS-IPv6-Address = ::1 when the packet has none, which wins over
+// NAS-IP-Address), with only NAS-IPv6-Address, both addresses, or neither.
+// FreeRADIUS and this server must agree on acctuniqueid and nasipaddress.
+func TestUniqueIDMatchesFreeRADIUSOverIPv6(t *testing.T) {
+	freeradiustest.Require(t)
+	lo6 := netip.IPv6Loopback() // on lo wherever the tests run: its absence is a failure
+	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: freeradiustest.StockDatabase(t), Secret: secret, Addr: lo6,
+		Clients: []freeradiustest.Client{{Addr: "::1", Secret: secret, Name: "lo6"}}})
+
+	ourURL := storetest.MustCreateDatabase(t)
+	ctx := context.Background()
+	db, err := store.Open(ctx, ourURL, 4, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r6 := nettportal.Router{Name: "core-6", IP: lo6, Secret: secret}
+	if err := db.CreateRouter(ctx, &r6); err != nil {
+		t.Fatal(err)
+	}
+	ours := startServer(t, db, func(s *radius.Server) { s.Addr = "[::1]:0" })
+	oursAddr := ours.LocalAddr().(*net.UDPAddr).AddrPort()
+
+	v6 := func(s string) func(p *rad.Packet) {
+		return func(p *rad.Packet) { rfc3162.NASIPv6Address_Set(p, net.ParseIP(s)) }
+	}
+	noNASIP := func(p *rad.Packet) { rfc2865.NASIPAddress_Del(p) }
+	cases := []uniqueIDCase{
+		{name: "only NAS-IPv6-Address ::1", edit: func(p *rad.Packet) { noNASIP(p); v6("::1")(p) }},
+		{name: "only NAS-IPv6-Address, not the source", edit: func(p *rad.Packet) { noNASIP(p); v6("2001:db8::1")(p) }},
+		{name: "both addresses", edit: v6("2001:db8::2")},
+		{name: "only NAS-IP-Address", edit: nil},
+		{name: "neither address", edit: noNASIP},
+		{name: "IPv4-mapped NAS-IPv6-Address", edit: func(p *rad.Packet) {
+			noNASIP(p)
+			p.Add(rfc3162.NASIPv6Address_Type, rad.Attribute(netip.MustParseAddr("::ffff:10.1.2.3").AsSlice()))
+		}},
+		{name: "Class ai: and NAS-IPv6-Address", edit: func(p *rad.Packet) {
+			v6("2001:db8::3")(p)
+			rfc2865.Class_Add(p, []byte("ai:"+hex32))
+		}},
+	}
+	for i, c := range cases {
+		p := mikrotikRequest(fmt.Sprintf("8600%04d", i), fmt.Sprintf("case-%02d", i))
+		if c.edit != nil {
+			c.edit(p)
+		}
+		raw, err := p.Encode()
+		if err != nil {
+			t.Fatalf("%s: encode: %v", c.name, err)
+		}
+		for _, dst := range []netip.AddrPort{fr.AcctAddr(), oursAddr} {
+			if err := sendAwait(lo6, dst, raw); err != nil {
+				t.Fatalf("%s: to %v: %v", c.name, dst, err)
+			}
+		}
+	}
+	got := uniqueIDs(t, ourURL)
+	compareRows(t, cases, uniqueIDs(t, fr.DatabaseURL), got)
+	// The sessions are the sending router's, whatever address they name.
+	var foreign int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE nas_id IS DISTINCT FROM $1`, r6.ID).Scan(&foreign); err != nil {
+		t.Fatal(err)
+	}
+	if foreign != 0 || len(got) != len(cases) {
+		t.Errorf("%d rows, %d not router %d's", len(got), foreign, r6.ID)
+	}
 }

@@ -36,22 +36,15 @@ const classPrefix = "ai:"
 // is hashed up to its first NUL, as the md5 expansion takes a C string.
 // Addresses are printed as glibc's inet_ntop prints them.
 func UniqueID(p *rad.Packet, src netip.Addr) string {
-	src = src.Unmap().WithZone("")
 	sid := trimNUL(rfc2866.AcctSessionID_Get(p))
 	if class := rfc2865.Class_Get(p); isLocalClass(class) {
 		return md5Hex(string(class[len(classPrefix):len(classPrefix)+32]), ",", sid)
 	}
 	nas := ""
-	v6, _ := addr16(rfc3162.NASIPv6Address_Get(p))
-	if !v6.IsValid() && src.Is6() {
-		v6 = src
-	}
-	if v6.IsValid() {
-		nas = inetNtop6(v6)
-	} else if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil && len(ip) == 4 {
-		nas = netip.AddrFrom4([4]byte(ip)).String()
-	} else if src.Is4() {
-		nas = src.String()
+	if a := NASAddress(p, src); a.Is6() {
+		nas = inetNtop6(a)
+	} else if a.IsValid() {
+		nas = a.String()
 	}
 	port := ""
 	if v, err := rfc2865.NASPort_Lookup(p); err == nil {
@@ -59,6 +52,32 @@ func UniqueID(p *rad.Packet, src netip.Addr) string {
 	}
 	return md5Hex(trimNUL(rfc2865.UserName_Get(p)), ",", sid, ",", nas, ",",
 		trimNUL(rfc2865.NASIdentifier_Get(p)), ",", trimNUL(rfc2869.NASPortID_Get(p)), ",", port)
+}
+
+// NASAddress is the address FreeRADIUS 3.2's stock configuration stores as
+// nasipaddress and hashes into acctuniqueid for the Accounting-Request p
+// received from src: %{%{NAS-IPv6-Address}:-%{NAS-IP-Address}} after
+// preprocess has added the attribute of src's family from src when p lacks
+// it. So NAS-IPv6-Address wins over NAS-IP-Address, an IPv6 source wins
+// over NAS-IP-Address, and an IPv4 source stands in only when p has
+// neither attribute. An IPv4-mapped NAS-IPv6-Address stays IPv6, as
+// FreeRADIUS prints and PostgreSQL stores it. Invalid only when src is
+// invalid and p names no address.
+//
+// It is not the router: the router is who sent the packet (its source),
+// which a NAS-IPv6-Address does not change.
+func NASAddress(p *rad.Packet, src netip.Addr) netip.Addr {
+	src = src.Unmap().WithZone("")
+	if v6, ok := addr16(rfc3162.NASIPv6Address_Get(p)); ok {
+		return v6
+	}
+	if src.Is6() {
+		return src
+	}
+	if ip, err := rfc2865.NASIPAddress_Lookup(p); err == nil && len(ip) == 4 {
+		return netip.AddrFrom4([4]byte(ip))
+	}
+	return src
 }
 
 // isLocalClass mirrors the policy's two tests: the hex of Class starts with

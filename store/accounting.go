@@ -385,6 +385,10 @@ func (db *DB) queueSteps(ctx context.Context, p *pipeline, steps []step, loc *ti
 		if s.closeRouter != nil {
 			p.exec(fmt.Sprintf("adopt open sessions of router %d", s.closeRouter.RouterID),
 				adoptRouterSessionsSQL, s.closeRouter.RouterID)
+			if nas := s.closeRouter.NASIP; nas.IsValid() {
+				p.exec(fmt.Sprintf("adopt open sessions of router %d named %v", s.closeRouter.RouterID, nas),
+					adoptNamedSessionsSQL, s.closeRouter.RouterID, nas.String())
+			}
 			p.exec(fmt.Sprintf("close sessions of router %d", s.closeRouter.RouterID),
 				closeRouterSessionsSQL, s.closeRouter.RouterID, s.closeRouter.EventTime)
 			continue

@@ -224,9 +224,16 @@ ON CONFLICT (acctuniqueid) DO UPDATE SET
 -- A session belongs to the router that wrote it: another router's record
 -- changes nothing (the caller tells it from the RETURNING and refuses it).
 -- A row without nas_id (written by FreeRADIUS) belongs to the router whose
--- nasname is its nasipaddress, which claims it (nas_id above).
+-- nasname is its nasipaddress, which claims it (nas_id above). Its
+-- nasipaddress may instead be an address the packet named that no nas row
+-- covers (a NAS-IPv6-Address, or a NAS-IP-Address behind NAT, while the
+-- router is registered by the address it sends from): then the router
+-- whose packet names that same address claims it, as FreeRADIUS would
+-- update it; an address a nas row covers stays that row's.
 WHERE r.nas_id = EXCLUDED.nas_id
-	OR (r.nas_id IS NULL AND EXISTS (SELECT 1 FROM nas n WHERE n.id = EXCLUDED.nas_id AND n.nasname = host(r.nasipaddress)))
+	OR (r.nas_id IS NULL AND (EXISTS (SELECT 1 FROM nas n WHERE n.id = EXCLUDED.nas_id AND n.nasname = host(r.nasipaddress))
+		OR (r.nasipaddress = EXCLUDED.nasipaddress
+			AND NOT EXISTS (SELECT 1 FROM nas n WHERE n.nasname_prefix >>= r.nasipaddress))))
 RETURNING ` + returnedRow + `
 ), marks AS (` + marksOfUpSQL + `), kept AS (` + insertMarksSQL + `)
 SELECT acctuniqueid FROM up`

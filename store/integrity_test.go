@@ -311,3 +311,101 @@ func TestAccountingOnSameSecond(t *testing.T) {
 		t.Error("a Start arriving after the Accounting-On was closed")
 	}
 }
+
+// A row FreeRADIUS wrote with the packet's NAS-IPv6-Address as nasipaddress
+// (no nas row covers it: the router is registered by its IPv4 source) is
+// claimed by the router whose record names that address; once the address
+// is a nas row's, only that row's router may claim it.
+func TestNullNASRowNamedByNASIPv6Address(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r1, r2 := twoRouters(t, db)
+	v6 := netip.MustParseAddr("2001:db8::11")
+	insert := func(sid string) nettportal.AccountingRecord {
+		x := rec(nettportal.StatusStart, "fr6", sid, 0)
+		x.NASIP = v6
+		x.UniqueID = nettportal.AcctUniqueID("fr6", sid, v6.String(), "r1", x.NASPortID, "")
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime)
+			VALUES ($1, $2, 'fr6', $3::inet, $4, $4)`, x.SessionID, x.UniqueID, v6.String(), x.EventTime); err != nil {
+			t.Fatal(err)
+		}
+		return x
+	}
+	interimOf := func(x nettportal.AccountingRecord, nas netip.Addr) nettportal.AccountingRecord {
+		i := withCounters(x, 60, 10, 20)
+		i.Status, i.EventTime, i.NASIP = nettportal.StatusInterimUpdate, x.EventTime.Add(time.Minute), nas
+		return i
+	}
+	owner := func(uid string) int64 {
+		t.Helper()
+		var id *int64
+		if err := db.Pool.QueryRow(ctx, `SELECT nas_id FROM radacct WHERE acctuniqueid = $1`, uid).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		if id == nil {
+			return 0
+		}
+		return *id
+	}
+
+	x := insert("81000061")
+	// A record naming another address does not claim it.
+	if got := outcomes(t, db, on(r2, interimOf(x, r2.IP))); got[0] != nettportal.RecordForeignSession {
+		t.Fatalf("router 2 naming its own address: %v, want foreign", got[0])
+	}
+	if got := outcomes(t, db, on(r1, interimOf(x, v6))); got[0] != nettportal.RecordStored {
+		t.Fatalf("router 1 naming the row's NAS-IPv6-Address: %v, want stored", got[0])
+	}
+	if id := owner(x.UniqueID); id != r1.ID {
+		t.Fatalf("row claimed by %d, want router 1 (%d)", id, r1.ID)
+	}
+
+	// The address becomes a nas row's (a range here): nobody else claims it.
+	y := insert("81000062")
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('2001:db8::/64', 'v6-range', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	if got := outcomes(t, db, on(r1, interimOf(y, v6))); got[0] != nettportal.RecordForeignSession {
+		t.Fatalf("router 1 on a row of the range's address: %v, want foreign", got[0])
+	}
+	if id := owner(y.UniqueID); id != 0 {
+		t.Fatalf("row claimed by %d, want unowned", id)
+	}
+}
+
+// An Accounting-On naming a NAS-IPv6-Address closes the open rows
+// FreeRADIUS wrote with that address (no nas row covers it), as
+// FreeRADIUS's own accounting_onoff_query would; a row of an address a nas
+// row covers is that row's and stays open.
+func TestAccountingOnClosesRowsOfTheNamedAddress(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	r1, _ := twoRouters(t, db)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO nas (nasname, shortname, secret) VALUES ('2001:db8:1::/48', 'v6-range', 'x')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range [][2]string{{"named", "2001:db8::11"}, {"other", "2001:db8::12"}, {"ranged", "2001:db8:1::11"}} {
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime)
+			VALUES ($1, $1, 'fr6', $2::inet, now() - interval '1 hour', now() - interval '1 hour')`, row[0], row[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, nas := range []string{"2001:db8::11", "2001:db8:1::11"} {
+		on := nettportal.AccountingRecord{Status: nettportal.StatusAccountingOn, RouterID: r1.ID, EventTime: time.Now(), NASIP: netip.MustParseAddr(nas)}
+		if err := db.ApplyAccounting(ctx, []nettportal.AccountingRecord{on}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for uid, wantClosed := range map[string]bool{"named": true, "other": false, "ranged": false} {
+		var closed bool
+		var nasID *int64
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NOT NULL, nas_id FROM radacct WHERE acctuniqueid = $1`, uid).Scan(&closed, &nasID); err != nil {
+			t.Fatal(err)
+		}
+		if closed != wantClosed || closed && (nasID == nil || *nasID != r1.ID) {
+			t.Errorf("%s: closed %v (want %v), nas_id %v", uid, closed, wantClosed, nasID)
+		}
+	}
+}

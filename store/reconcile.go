@@ -48,6 +48,14 @@ const (
 		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nas_router_id(nasipaddress) IS NOT NULL`
 	adoptRouterSessionsSQL = `UPDATE radacct SET nas_id = $1
 		WHERE acctstoptime IS NULL AND nas_id IS NULL AND nas_router_id(nasipaddress) = $1`
+	// adoptNamedSessionsSQL is an Accounting-On's addition: rows whose
+	// nasipaddress is the address the packet names ($2, a NAS-IPv6-Address
+	// beside an IPv4 registration) when no nas row covers it, as the
+	// accounting upsert claims them and FreeRADIUS's accounting_onoff_query
+	// closes them.
+	adoptNamedSessionsSQL = `UPDATE radacct r SET nas_id = $1
+		WHERE r.acctstoptime IS NULL AND r.nas_id IS NULL AND r.nasipaddress = $2::inet
+			AND NOT EXISTS (SELECT 1 FROM nas n WHERE n.nasname_prefix >>= r.nasipaddress)`
 )
 
 // closeChunk is how many rows one close transaction takes: short

@@ -263,3 +263,42 @@ func (db *DB) DeleteRouter(ctx context.Context, idOrName string) error {
 	}
 	return nil
 }
+
+// RangeRouter is where a Disconnect or CoA goes for a session whose nas
+// row (rangeID) is a CIDR range of FreeRADIUS clients rather than a
+// router: the NAS at the session's nasipaddress, which the range must
+// contain, with the range's secret. Its port is the row's coa_port when
+// set to other than the default, else FreeRADIUS's `ports` column when it
+// holds a UDP port (daloRADIUS keeps the NAS's CoA port there), else 3799.
+// The result has no RouterOS API: one API address cannot stand for every
+// NAS of a range. Errors wrap nettportal.ErrNotFound when the row is gone,
+// is not a range (a hostname) or does not contain nasIP.
+func (db *DB) RangeRouter(ctx context.Context, rangeID int64, nasIP netip.Addr) (nettportal.Router, error) {
+	var r nettportal.Router
+	var nasname string
+	var ports *int32
+	err := db.Pool.QueryRow(ctx, `SELECT id, nasname, shortname, secret, coa_port, ports FROM nas WHERE id = $1`, rangeID).
+		Scan(&r.ID, &nasname, &r.Name, &r.Secret, &r.CoAPort, &ports)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return r, fmt.Errorf("nas row %d: %w", rangeID, nettportal.ErrNotFound)
+	}
+	if err != nil {
+		return r, fmt.Errorf("find nas row %d: %w", rangeID, err)
+	}
+	prefix, perr := netip.ParsePrefix(strings.TrimSpace(nasname))
+	if perr != nil {
+		return r, fmt.Errorf("router %q: %s: %w", r.Name, skipReason(nasname), nettportal.ErrNotFound)
+	}
+	nasIP = nasIP.Unmap()
+	if !nasIP.IsValid() || !prefix.Contains(nasIP) {
+		return r, fmt.Errorf("session's NAS address %v is not in range %q (%s): %w", nasIP, r.Name, nasname, nettportal.ErrNotFound)
+	}
+	if r.Secret, err = db.sealer.open(r.Secret); err != nil {
+		return r, fmt.Errorf("range %q: RADIUS secret: %w", r.Name, err)
+	}
+	if r.CoAPort == nettportal.DefaultCoAPort && ports != nil && *ports > 0 && *ports <= 65535 {
+		r.CoAPort = int(*ports)
+	}
+	r.IP = nasIP
+	return r, nil
+}

@@ -16,6 +16,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
+	"layeh.com/radius/rfc3162"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
@@ -246,6 +247,41 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		}
 	})
 
+	t.Run("a session FreeRADIUS started under a NAS-IPv6-Address continues here", func(t *testing.T) {
+		// The router is registered by its IPv4 source; its packets also
+		// name an IPv6 address no nas row covers, which FreeRADIUS stores
+		// as nasipaddress and hashes into acctuniqueid.
+		pkt := func(status rfc2866.AcctStatusType, in uint32) func(p *rad.Packet) {
+			return func(p *rad.Packet) {
+				rfc2866.AcctStatusType_Set(p, status)
+				rfc2865.UserName_SetString(p, "v6named")
+				rfc2866.AcctSessionID_SetString(p, "8a000006")
+				rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
+				rfc3162.NASIPv6Address_Set(p, net.ParseIP("2001:db8:83::11"))
+				rfc2865.NASIdentifier_SetString(p, "fr-01")
+				rfc2869.NASPortID_SetString(p, "vlan100")
+				if status != rfc2866.AcctStatusType_Value_Start {
+					rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
+					rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(in))
+					rfc2866.AcctSessionTime_Set(p, 60)
+				}
+			}
+		}
+		sendFrom(t, rcfg.Addr, fr.AcctAddr().String(), secret, pkt(rfc2866.AcctStatusType_Value_Start, 0))
+		// Answered only when stored: a record refused as another router's is not.
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_InterimUpdate, 700))
+		var rows int
+		var nasID *int64
+		var nas string
+		var in int64
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*), max(nas_id), max(host(nasipaddress)), max(acctinputoctets)
+			FROM radacct WHERE acctsessionid = '8a000006'`).Scan(&rows, &nasID, &nas, &in); err != nil ||
+			rows != 1 || nasID == nil || *nasID != nr.ID || nas != "2001:db8:83::11" || in != 700 {
+			t.Fatalf("%d rows, router %v, nasipaddress %s, input %d (%v): want FreeRADIUS's row taken over by router %d",
+				rows, nasID, nas, in, err, nr.ID)
+		}
+	})
+
 	t.Run("Accounting-On through serve closes them", func(t *testing.T) {
 		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, func(p *rad.Packet) {
 			rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_AccountingOn)
@@ -305,4 +341,132 @@ func apiUsage(t *testing.T, api tokenClient) map[string][2]int64 {
 		m[u.Username] = [2]int64{v[0] + u.InputOctets, v[1] + u.OutputOctets}
 	}
 	return m
+}
+
+// Two routers known only through a FreeRADIUS CIDR client row
+// (127.0.84.0/24, its CoA port in FreeRADIUS's `ports` column) send their
+// accounting to FreeRADIUS: serve lists their sessions under the range,
+// and a disconnect (single, bulk across both) goes to each session's own
+// NAS address with the range's secret. A session the NAS does not have is
+// answered with what to do, as a range has no RouterOS API to fall back to.
+func TestFreeRADIUSRangeNASDisconnect(t *testing.T) {
+	freeradiustest.Require(t)
+	ctx := context.Background()
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+
+	const secret, coaPort = "fr-range", 13799
+	var rangeID int64
+	if err := db.Pool.QueryRow(ctx, `INSERT INTO nas (nasname, shortname, secret, ports) VALUES ('127.0.84.0/24', 'range-84', $1, $2)
+		RETURNING id`, secret, coaPort).Scan(&rangeID); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServe(t, dbURL, "--reconcile-interval", "1h", "--coa-timeout", "500ms", "--coa-retries", "1")
+	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "ops", "--role", "operator"))
+	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
+	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: dbURL, ReadClients: true})
+
+	wait, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var routers []*sim.Router
+	for i, addr := range []string{"127.0.84.11", "127.0.84.12"} {
+		r, err := sim.New(sim.RouterConfig{Name: fmt.Sprintf("nas-%d", i), Addr: netip.MustParseAddr(addr), Secret: secret,
+			APIPort: -1, CoAPort: coaPort, Interim: time.Hour, Sessions: 2, Seed: int64(84 + i), Server: fr.AcctAddr().String()}, zerolog.Nop())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(r.Close)
+		if err := r.AwaitAllStarted(wait); err != nil {
+			t.Fatalf("FreeRADIUS did not acknowledge %s's Starts: %v\n%s", addr, err, fr.Logs())
+		}
+		routers = append(routers, r)
+	}
+	listed := func() []apiSession {
+		var page struct {
+			Sessions []apiSession `json:"sessions"`
+		}
+		if code := api.do("GET", "/api/sessions?limit=100&router=range-84", nil, &page); code != 200 {
+			t.Fatalf("sessions: %d", code)
+		}
+		return page.Sessions
+	}
+	byUser := map[string]apiSession{}
+	for _, s := range listed() {
+		if s.Router != "range-84" {
+			t.Errorf("session %+v not under its range", s)
+		}
+		byUser[s.Username] = s
+	}
+	if len(byUser) != 4 {
+		t.Fatalf("%d sessions under the range, want 4: %+v", len(byUser), byUser)
+	}
+	closedOnRouter := func(r *sim.Router, user string) {
+		t.Helper()
+		if info, _ := r.Session(user); info.Up {
+			t.Fatalf("%s is still up on %s", user, r.CoAAddr())
+		}
+		// The Stop goes to FreeRADIUS, which closes the row.
+		if err := r.AwaitIdle(wait); err != nil {
+			t.Fatal(err)
+		}
+		var open bool
+		if err := db.Pool.QueryRow(ctx, `SELECT acctstoptime IS NULL FROM radacct WHERE username = $1`, user).Scan(&open); err != nil || open {
+			t.Fatalf("%s: row open=%v (%v)", user, open, err)
+		}
+	}
+
+	t.Run("single", func(t *testing.T) {
+		user := routers[0].Sessions()[0].Username
+		var res controlResult
+		if code := api.do("POST", fmt.Sprintf("/api/sessions/%d/disconnect", byUser[user].ID), nil, &res); code != 200 ||
+			!res.OK || res.Method != "radius" || res.Result != "ack" {
+			t.Fatalf("disconnect: %d %+v", code, res)
+		}
+		closedOnRouter(routers[0], user)
+	})
+
+	t.Run("bulk across the range's NASes", func(t *testing.T) {
+		var out struct {
+			Results []controlResult `json:"results"`
+		}
+		if code := api.do("POST", "/api/disconnect", map[string]any{"router": "range-84"}, &out); code != 200 || len(out.Results) != 3 {
+			t.Fatalf("bulk disconnect: %d %+v", code, out.Results)
+		}
+		for _, r := range out.Results {
+			if !r.OK || r.Result != "ack" {
+				t.Errorf("bulk result %+v", r)
+			}
+		}
+		for _, r := range routers {
+			for _, s := range r.Sessions() {
+				closedOnRouter(r, s.Username)
+			}
+		}
+	})
+
+	t.Run("a session the NAS does not have", func(t *testing.T) {
+		var id int64
+		if err := db.Pool.QueryRow(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime, acctupdatetime)
+			VALUES ('84ghost', 'ghost-84', 'ghost', '127.0.84.12', now(), now()) RETURNING radacctid`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		var res controlResult
+		if code := api.do("POST", fmt.Sprintf("/api/sessions/%d/disconnect", id), nil, &res); code != 200 || res.OK || res.Result != "nak" ||
+			res.ErrorCause != 503 || !strings.Contains(res.Detail, `CIDR range nas row "range-84"`) || !strings.Contains(res.Detail, "router add") {
+			t.Fatalf("disconnect: %d %+v", code, res)
+		}
+	})
+	// The range is untouched: still FreeRADIUS's client row, still no router.
+	var nasname string
+	if err := db.Pool.QueryRow(ctx, `SELECT nasname FROM nas WHERE id = $1`, rangeID).Scan(&nasname); err != nil || nasname != "127.0.84.0/24" {
+		t.Errorf("range row %q (%v)", nasname, err)
+	}
 }
