@@ -54,10 +54,7 @@ func (s *Server) disconnectMany(w http.ResponseWriter, r *http.Request, u nettpo
 	if err != nil {
 		return err
 	}
-	if results == nil {
-		results = []nettportal.ControlResult{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": results})
+	writeList(w, "results", results)
 	return nil
 }
 

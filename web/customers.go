@@ -20,10 +20,7 @@ func (s *Server) listCustomers(w http.ResponseWriter, r *http.Request, _ nettpor
 	if err != nil {
 		return err
 	}
-	if list == nil {
-		list = []nettportal.Customer{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"total": total, "customers": list})
+	writeJSON(w, http.StatusOK, map[string]any{"total": total, "customers": nonNil(list)})
 	return nil
 }
 

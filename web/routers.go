@@ -65,9 +65,6 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettporta
 	if err != nil {
 		return err
 	}
-	if skipped == nil {
-		skipped = []nettportal.SkippedNAS{}
-	}
 	clocks := map[int64]nettportal.RouterClock{}
 	if s.Clocks != nil {
 		for _, c := range s.Clocks() {
@@ -82,7 +79,7 @@ func (s *Server) listRouters(w http.ResponseWriter, r *http.Request, _ nettporta
 			out[i].ClockSkewSeconds, out[i].ClockSkewed = &off, c.Skewed
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"routers": out, "skipped": skipped})
+	writeJSON(w, http.StatusOK, map[string]any{"routers": out, "skipped": nonNil(skipped)})
 	return nil
 }
 

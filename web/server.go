@@ -320,6 +320,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v) //nolint:errcheck // the client went away
 }
 
+// writeList answers {key: items}, with [] rather than null when there are
+// none: scripts iterate the list without a check.
+func writeList[T any](w http.ResponseWriter, key string, items []T) {
+	writeJSON(w, http.StatusOK, map[string]any{key: nonNil(items)})
+}
+
+// nonNil is items, or an empty list where it is nil (JSON [] not null).
+func nonNil[T any](items []T) []T {
+	if items == nil {
+		return []T{}
+	}
+	return items
+}
+
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }

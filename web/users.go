@@ -12,10 +12,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ nettportal.
 	if err != nil {
 		return err
 	}
-	if users == nil {
-		users = []nettportal.User{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"users": users})
+	writeList(w, "users", users)
 	return nil
 }
 
@@ -59,10 +56,7 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ nettportal
 	if err != nil {
 		return err
 	}
-	if toks == nil {
-		toks = []nettportal.Token{}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"tokens": toks})
+	writeList(w, "tokens", toks)
 	return nil
 }
 
