@@ -1,15 +1,12 @@
 package sim
 
 import (
-	"encoding/binary"
 	"errors"
 	"net"
 	"time"
 
 	"golang.org/x/net/ipv4"
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
 
 	"github.com/nettportal/nettportal"
 )
@@ -147,55 +144,18 @@ func (s *loadSock) drain(now time.Duration) {
 // build writes the slot's current packet into its buffer.
 func (s *loadSock) build(sl *loadSlot) {
 	lr := s.run
-	t := &lr.tpl[s.router]
-	b := sl.buf
-	n := 20 + copy(b[20:], t.common)
-	sess := sl.sess
-	// "ldTTTT-RRR-SSSSSSS": the tag and router are in the template.
-	putDecimal(b[20+t.user+11:20+t.user+18], sess+1)
-	id := sessionNumber(lr.boot, uint32(sess+1))
-	putHex(b[20+t.sid:20+t.sid+8], uint64(id), false)
-	binary.BigEndian.PutUint32(b[20+t.port:], id)
-	putHex(b[20+t.mac+9:20+t.mac+11], uint64(byte(sess>>16)), true)
-	putHex(b[20+t.mac+12:20+t.mac+14], uint64(byte(sess>>8)), true)
-	putHex(b[20+t.mac+15:20+t.mac+17], uint64(byte(sess)), true)
-	ip := subscriberIP(addrAdd(lr.cfg.BaseIP, s.router), sess).As4()
-	copy(b[20+t.framed:], ip[:])
-
-	k := 0
+	kind := 0
 	switch {
 	case sl.step == 0:
 	case sl.step <= lr.cfg.InterimsPerSession:
-		k = 1
+		kind = 1
 	default:
-		k = 2
+		kind = 2
 	}
-	tailAt := n
-	n += copy(b[n:], t.tails[k])
-	off := func(typ byte) []byte { return b[tailAt+t.tailOff[k][typ]-1:] }
-	elapsed := time.Duration(sl.step) * virtualInterim
-	binary.BigEndian.PutUint32(off(byte(rfc2869.EventTimestamp_Type)), uint32(lr.base.Add(elapsed).Unix()))
-	binary.BigEndian.PutUint32(off(byte(rfc2866.AcctDelayTime_Type)), uint32(max(sl.attempts-1, 0)))
-	if k > 0 {
-		in, out := s.counters(sl)
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctSessionTime_Type)), uint32(elapsed/time.Second))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputOctets_Type)), uint32(in))
-		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctInputGigawords_Type)), uint32(in>>32))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputOctets_Type)), uint32(out))
-		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctOutputGigawords_Type)), uint32(out>>32))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputPackets_Type)), packetsOf(in, avgUpPacket))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputPackets_Type)), packetsOf(out, avgDownPacket))
-	}
-	b[0] = byte(rad.CodeAccountingRequest)
-	b[1] = sl.id
-	binary.BigEndian.PutUint16(b[2:4], uint16(n))
-	clear(b[4:20])
-	// RFC 2866 3: MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
-	s.hash.Reset()
-	s.hash.Write(b[:n])
-	s.hash.Write(lr.secret)
-	s.hash.Sum(b[4:4:20])
-	sl.n = n
+	sid := sessionNumber(lr.boot, uint32(sl.sess+1))
+	event := lr.base.Add(time.Duration(sl.step) * virtualInterim)
+	sl.n = buildLoadPacket(sl.buf, &lr.tpl[s.router], s.hash, lr.secret, sl.id, lr.cfg.BaseIP, s.router, sl.sess,
+		sid, kind, sl.step, sl.attempts, event, sl.up, sl.down)
 }
 
 func (s *loadSock) counters(sl *loadSlot) (in, out uint64) {
