@@ -23,6 +23,21 @@ function niceStep(range, ticks) {
 
 const timeSteps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((s) => s * 1000);
 
+// drawGrid labels a value axis with steps + 1 ticks from 0 to max and
+// draws a faint grid line at each, the axis and labels left of x = left.
+export function drawGrid(g, { width, left, top, bottom, max, steps, fmt, ink }) {
+  g.font = '11px system-ui, sans-serif';
+  g.fillStyle = ink;
+  g.textAlign = 'right';
+  for (let i = 0; i <= steps; i++) {
+    const y = bottom - ((bottom - top) * i) / steps;
+    g.fillText(fmt((max * i) / steps), left - 6, y + 4);
+    g.globalAlpha = 0.2;
+    g.fillRect(left, y, width - left, 1);
+    g.globalAlpha = 1;
+  }
+}
+
 export class RateChart {
   constructor(canvas) {
     this.canvas = canvas;

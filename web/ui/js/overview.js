@@ -4,6 +4,7 @@ import { h, clear, setText } from './dom.js';
 import { api, listOf, query } from './api.js';
 import { fmtRate, fmtAgo, fmtDateTime, fmtInt, fmtClock } from './format.js';
 import { badge, emptyRow } from './ui.js';
+import { drawGrid } from './chart.js';
 
 // warnings lists what needs an operator's eye on one router. Fields that
 // older servers do not send (interims_seen, clock_skew_seconds,
@@ -43,16 +44,7 @@ function stackedChart(canvas, buckets, routers, value, fmt, step) {
   const top = 6;
   const totals = buckets.map((b) => routers.reduce((a, r) => a + (value(b.by.get(r)) || 0), 0));
   const max = Math.max(1, ...totals);
-  g.font = '11px system-ui, sans-serif';
-  g.fillStyle = ink;
-  g.textAlign = 'right';
-  for (let i = 0; i <= 3; i++) {
-    const y = bottom - ((bottom - top) * i) / 3;
-    g.fillText(fmt((max * i) / 3), left - 6, y + 4);
-    g.globalAlpha = 0.2;
-    g.fillRect(left, y, w - left, 1);
-    g.globalAlpha = 1;
-  }
+  drawGrid(g, { width: w, left, top, bottom, max, steps: 3, fmt, ink });
   if (!buckets.length) {
     g.textAlign = 'center';
     g.fillText('No samples in this period yet', (w + left) / 2, hh / 2);

@@ -4,6 +4,7 @@ import { h, clear, setText, debounce } from './dom.js';
 import { api, listOf, query } from './api.js';
 import { fmtBytes, fmtInt } from './format.js';
 import { emptyRow } from './ui.js';
+import { drawGrid } from './chart.js';
 
 const isoDay = (d) => d.toISOString().slice(0, 10);
 
@@ -201,16 +202,7 @@ export class UsagePage {
     const left = 64;
     const bottom = hh - 22;
     const top = 8;
-    g.font = '11px system-ui, sans-serif';
-    g.fillStyle = ink;
-    g.textAlign = 'right';
-    for (let i = 0; i <= 4; i++) {
-      const y = bottom - ((bottom - top) * i) / 4;
-      g.fillText(fmtBytes((max * i) / 4), left - 6, y + 4);
-      g.globalAlpha = 0.2;
-      g.fillRect(left, y, w - left, 1);
-      g.globalAlpha = 1;
-    }
+    drawGrid(g, { width: w, left, top, bottom, max, steps: 4, fmt: fmtBytes, ink });
     const n = Math.max(1, pts.length);
     const slot = (w - left - 4) / n;
     const bw = Math.max(2, Math.min(40, slot * 0.7));
