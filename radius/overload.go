@@ -395,12 +395,23 @@ func (s *Server) settleTickets(batch []item) {
 }
 
 // nextBatch waits for work and fills batch: fresh packets first, up to
-// MaxBatch; retransmissions of shed packets only when the fresh queue is
-// empty, and at most a quarter of a batch, so a fresh packet arriving
-// meanwhile waits for a short commit. False: the queue is closed and
-// nothing is left.
+// MaxBatch, each taken through admit, so a batch fills with packets that
+// can still be answered in time; retransmissions of shed packets only when
+// the fresh queue is empty, and at most a quarter of a batch, so a fresh
+// packet arriving meanwhile waits for a short commit. False: the queue is
+// closed and nothing is left.
 func (s *Server) nextBatch(batch []item) ([]item, bool) {
 	share := max(s.MaxBatch/4, 1)
+	shed := 0
+	defer func() { s.logShed(shed) }()
+	take := func(it item) {
+		now := s.Now()
+		if s.admit(&it, now, s.budget(now)) {
+			batch = append(batch, it)
+		} else {
+			shed++
+		}
+	}
 	for len(batch) == 0 {
 		select {
 		case it, ok := <-s.queue:
@@ -409,7 +420,7 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 				batch = s.retry.pop(batch, share)
 				return batch, len(batch) > 0
 			}
-			batch = append(batch, it)
+			take(it)
 			continue
 		default:
 		}
@@ -423,7 +434,7 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 				batch = s.retry.pop(batch, share)
 				return batch, len(batch) > 0
 			}
-			batch = append(batch, it)
+			take(it)
 		case <-s.retry.ready:
 		}
 	}
@@ -433,13 +444,51 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 			if !ok {
 				return batch, true
 			}
-			batch = append(batch, it)
+			take(it)
 		default:
 			// Drained: spare room goes to the retry queue.
 			return s.retry.pop(batch, min(s.MaxBatch-len(batch), share)), true
 		}
 	}
 	return batch, true
+}
+
+// admit accounts for a fresh packet leaving the queue at now: its router's
+// share is free again, and when it waited past budget it is dropped
+// unanswered (false). Its answer would arrive after the router gave up on
+// it: committing it only delays the packets behind. Its fingerprint is
+// remembered, so the router's retransmission waits in the retry queue
+// instead of competing with new packets.
+func (s *Server) admit(it *item, now time.Time, budget time.Duration) bool {
+	it.queued.Add(-1)
+	waited := now.Sub(it.at)
+	if s.OnDequeue != nil {
+		s.OnDequeue(waited)
+	}
+	// Shutdown promised to answer what is queued: nothing is shed then.
+	if s.MaxQueueDelay <= 0 || waited <= budget || s.closing.Load() {
+		return true
+	}
+	s.shedMem.shed(s.shedMem.fingerprint(it.addr, it.rec.Raw), nil)
+	s.dedupe.forget(it.key)
+	s.Stats.ShedFresh.Add(1)
+	s.Stats.count(nettportal.OutcomeShed)
+	s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
+	return false
+}
+
+// logShed says, rate-limited, that n packets were shed.
+func (s *Server) logShed(n int) {
+	if n == 0 {
+		return
+	}
+	// Shedding is the listener's own state, not one router's: logged
+	// under the unspecified address's share of the limiter.
+	if ok, _ := s.logLimit.allow(netip.Addr{}, time.Now()); !ok {
+		return
+	}
+	s.Log.Warn().Int("shed", n).Dur("max_queue_delay", s.MaxQueueDelay).Dur("budget", s.budget(s.Now())).
+		Msg("overloaded: dropped packets that waited too long for their batch; the routers will retransmit")
 }
 
 // budget is how long a fresh packet may wait at now: MaxQueueDelay, or

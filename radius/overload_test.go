@@ -437,3 +437,50 @@ func TestOverloadLosesNoAcknowledgedRecord(t *testing.T) {
 	t.Logf("sent %d for %d requests; shed %d (fresh %d), retried %d, answered from the retry queue %d",
 		sentTotal, len(reqs), shed, st.ShedFresh.Load(), st.Retried.Load(), st.RetryAnswered.Load())
 }
+
+// A batch fills with packets that can still be answered: the overdue ones
+// at the head of the queue are shed as they are taken, not after the
+// batch is full, so they do not leave the commit short.
+func TestShedPacketsDoNotShortenTheBatch(t *testing.T) {
+	t.Parallel()
+	var sizesMu sync.Mutex
+	var sizes []int
+	r := newOverloadRig(t, func(s *radius.Server) {
+		s.MaxBatch = 4
+		s.OnBatch = func(size int, _ time.Duration, err error) {
+			if err == nil {
+				sizesMu.Lock()
+				sizes = append(sizes, size)
+				sizesMu.Unlock()
+			}
+		}
+	})
+	unlock := lockAccounting(t, r.db)
+	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(a)
+	for i := 2; i <= 4; i++ {
+		r.c.send(request(t, sid(i), rfc2866.AcctStatusType_Value_Start, secret))
+	}
+	waitFor(t, "three packets queued", func() bool { return r.srv.QueueDepth() == 3 })
+	r.advance(3 * time.Second) // those three are overdue
+	young := [][]byte{
+		request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret),
+		request(t, sid(6), rfc2866.AcctStatusType_Value_Start, secret),
+	}
+	for _, req := range young {
+		r.c.send(req)
+	}
+	waitFor(t, "five packets queued", func() bool { return r.srv.QueueDepth() == 5 })
+	unlock()
+	if n := r.c.answers(append([][]byte{a}, young...), 5*time.Second); n != 3 {
+		t.Fatalf("%d of the held and the young packets answered, want 3", n)
+	}
+	sizesMu.Lock()
+	defer sizesMu.Unlock()
+	if len(sizes) != 2 || sizes[0] != 1 || sizes[1] != 2 {
+		t.Errorf("committed batches of %v, want [1 2] (the young two together)", sizes)
+	}
+	if got := r.srv.Stats.ShedFresh.Load(); got != 3 {
+		t.Errorf("shed %d, want 3", got)
+	}
+}

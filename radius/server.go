@@ -587,14 +587,6 @@ func (s *Server) worker() {
 		if batch, ok = s.nextBatch(batch[:0]); !ok {
 			return
 		}
-		for i := range batch {
-			if batch[i].queued != nil {
-				batch[i].queued.Add(-1) // out of the queue: its router's share is free again
-			}
-		}
-		if batch = s.shed(batch); len(batch) == 0 {
-			continue
-		}
 		recs = recs[:0]
 		for i := range batch {
 			recs = append(recs, batch[i].rec)
@@ -656,48 +648,6 @@ func (s *Server) setOutcomes(batch []item, recs []nettportal.AccountingRecord, o
 		kept = append(kept, batch[i])
 	}
 	return kept, ok
-}
-
-// shed drops, unanswered, the fresh packets of batch that waited longer
-// than their budget (see budget), and returns the rest (in place). Their
-// answer would arrive after the router gave up on it: committing them
-// only delays the packets behind them. Their fingerprint is remembered,
-// so the router's retransmission waits in the retry queue instead of
-// competing with new packets.
-func (s *Server) shed(batch []item) []item {
-	now := s.Now()
-	budget := s.budget(now)
-	kept := batch[:0]
-	for i := range batch {
-		if batch[i].ticket != nil { // from the retry queue: expireRetry bounds it
-			kept = append(kept, batch[i])
-			continue
-		}
-		waited := now.Sub(batch[i].at)
-		if s.OnDequeue != nil {
-			s.OnDequeue(waited)
-		}
-		// Shutdown promised to answer what is queued: nothing is shed then.
-		if s.MaxQueueDelay > 0 && waited > budget && !s.closing.Load() {
-			s.shedMem.shed(s.shedMem.fingerprint(batch[i].addr, batch[i].rec.Raw), nil)
-			s.dedupe.forget(batch[i].key)
-			s.Stats.ShedFresh.Add(1)
-			s.Stats.count(nettportal.OutcomeShed)
-			s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
-			continue
-		}
-		kept = append(kept, batch[i])
-	}
-	if dropped := len(batch) - len(kept); dropped > 0 {
-		// Shedding is the listener's own state, not one router's: logged
-		// under the unspecified address's share of the limiter.
-		if ok, _ := s.logLimit.allow(netip.Addr{}, now); !ok {
-			return kept
-		}
-		s.Log.Warn().Int("shed", dropped).Dur("max_queue_delay", s.MaxQueueDelay).
-			Msg("overloaded: dropped packets that waited too long for their batch; the routers will retransmit")
-	}
-	return kept
 }
 
 type commitOutcome int
