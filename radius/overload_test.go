@@ -484,3 +484,40 @@ func TestShedPacketsDoNotShortenTheBatch(t *testing.T) {
 		t.Errorf("shed %d, want 3", got)
 	}
 }
+
+// Shutdown answers the retry queue too, as it answers what is queued,
+// however long it waited.
+func TestShutdownAnswersTheRetryQueue(t *testing.T) {
+	t.Parallel()
+	r := newOverloadRig(t, nil)
+	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
+	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
+	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
+	r.shedTwo(a, b, c)
+	unlock := lockAccounting(t, r.db)
+	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(e)
+	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
+	r.c.send(b1)
+	r.c.send(c1)
+	waitFor(t, "the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- r.srv.Shutdown(ctx)
+	}()
+	waitFor(t, "Shutdown to begin", func() bool { return radius.Closing(r.srv) })
+	// Past RetryQueueDelay: still answered, Shutdown drops nothing queued.
+	r.advance(10 * time.Second)
+	unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := r.c.answers([][]byte{e, b1, c1}, 5*time.Second); n != 3 {
+		t.Errorf("%d of the held packet and the two retransmissions answered by Shutdown, want 3", n)
+	}
+	if got := countRows(t, r.db); got != 4 {
+		t.Errorf("%d rows, want 4", got)
+	}
+}
