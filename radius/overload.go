@@ -203,7 +203,8 @@ func (m *shedMemory) expire(now time.Time) {
 }
 
 // retryQueue holds retransmissions of shed packets, oldest first, at most
-// max of them. ready has a token while it holds any, to wake a worker.
+// max of them. ready has a token while it holds any, to wake a worker. An
+// item's queued counts it in its router's share while it is here.
 type retryQueue struct {
 	mu    sync.Mutex
 	items []item
@@ -252,6 +253,7 @@ func (q *retryQueue) pop(dst []item, n int) []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for ; n > 0 && q.head < len(q.items); n-- {
+		q.items[q.head].queued.Add(-1)
 		dst = append(dst, q.items[q.head])
 		q.items[q.head] = item{}
 		q.head++
@@ -267,6 +269,7 @@ func (q *retryQueue) popExpired(dst []item, cutoff time.Time) []item {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for q.head < len(q.items) && !q.items[q.head].at.After(cutoff) {
+		q.items[q.head].queued.Add(-1)
 		dst = append(dst, q.items[q.head])
 		q.items[q.head] = item{}
 		q.head++
@@ -338,14 +341,19 @@ func (s *Server) deferRetry(it item, fp uint64, entry *routerEntry, raw []byte) 
 		}
 		return
 	}
-	it.ticket, it.fp, it.queued = t, fp, nil
-	if !s.retry.push(it) {
-		t.finish()
-		s.shedMem.shed(fp, t)
-		s.dropRetry(it.key, &s.Stats.RetryFull)
-		return
+	it.ticket, it.fp, it.queued = t, fp, entry.retried
+	reason := &s.Stats.RetryOverQuota
+	if entry.retried.Add(1) <= entry.retryQuota {
+		if s.retry.push(it) {
+			s.Stats.Retried.Add(1)
+			return
+		}
+		reason = &s.Stats.RetryFull
 	}
-	s.Stats.Retried.Add(1)
+	entry.retried.Add(-1)
+	t.finish()
+	s.shedMem.shed(fp, t)
+	s.dropRetry(it.key, reason)
 }
 
 // dropRetry leaves a retransmission of a shed packet unanswered; its

@@ -3,6 +3,7 @@ package radius_test
 import (
 	"context"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -431,7 +432,7 @@ func TestOverloadLosesNoAcknowledgedRecord(t *testing.T) {
 	if shed == 0 || st.Retried.Load() == 0 || st.RetryAnswered.Load() == 0 {
 		t.Errorf("shed %d, retried %d, retry answered %d: the rounds did not overload the server", shed, st.Retried.Load(), st.RetryAnswered.Load())
 	}
-	if sum := st.ShedFresh.Load() + st.RetryExpired.Load() + st.RetryFull.Load(); sum != shed {
+	if sum := st.ShedFresh.Load() + st.RetryExpired.Load() + st.RetryFull.Load() + st.RetryOverQuota.Load(); sum != shed {
 		t.Errorf("shed by reason adds to %d, shed outcome %d", sum, shed)
 	}
 	t.Logf("sent %d for %d requests; shed %d (fresh %d), retried %d, answered from the retry queue %d",
@@ -519,5 +520,66 @@ func TestShutdownAnswersTheRetryQueue(t *testing.T) {
 	}
 	if got := countRows(t, r.db); got != 4 {
 		t.Errorf("%d rows, want 4", got)
+	}
+}
+
+// One router's shed backlog cannot take the whole retry queue: each router
+// has a share of it, in the proportion PerRouterQueue is of QueueSize.
+func TestRetryQueueIsSharedByRouters(t *testing.T) {
+	t.Parallel()
+	r := newOverloadRig(t, func(s *radius.Server) {
+		other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+		if err := s.Routers.(*store.DB).CreateRouter(context.Background(), &other); err != nil {
+			t.Fatal(err)
+		}
+		s.QueueSize = 8
+		s.PerRouterQueue = 4
+		s.RetryQueueSize = 3 // a share of 4*3/8: one each
+	})
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, r.srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	quiet := &client{t: t, conn: conn}
+
+	// Shed three of the busy router's packets and one of the quiet one's.
+	unlock := lockAccounting(t, r.db)
+	r.hold(request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret))
+	var busy [][]byte
+	for i := 2; i <= 4; i++ {
+		req := request(t, sid(i), rfc2866.AcctStatusType_Value_Start, secret)
+		busy = append(busy, req)
+		r.c.send(req)
+	}
+	q := request(t, sid(9), rfc2866.AcctStatusType_Value_Start, secret)
+	quiet.send(q)
+	waitFor(t, "four packets queued", func() bool { return r.srv.QueueDepth() == 4 })
+	r.advance(3 * time.Second)
+	unlock()
+	r.took(4)
+	waitFor(t, "four packets shed", func() bool { return r.srv.Stats.ShedFresh.Load() == 4 })
+
+	unlock = lockAccounting(t, r.db)
+	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(e)
+	var busy1 [][]byte
+	for _, req := range busy {
+		busy1 = append(busy1, retransmit(t, req, 1))
+		r.c.send(busy1[len(busy1)-1])
+	}
+	waitFor(t, "the busy router over its share", func() bool { return r.srv.Stats.RetryOverQuota.Load() == 2 })
+	q1 := retransmit(t, q, 1)
+	quiet.send(q1)
+	waitFor(t, "both routers in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	unlock()
+	if n := quiet.answers([][]byte{q1}, 5*time.Second); n != 1 {
+		t.Error("the quiet router's retransmission was not answered")
+	}
+	if n := r.c.answers([][]byte{e, busy1[0]}, 5*time.Second); n != 2 {
+		t.Errorf("%d of the busy router's held packet and first retransmission answered, want 2", n)
+	}
+	if got, want := r.srv.Stats.Outcome(nettportal.OutcomeShed), uint64(4+2); got != want {
+		t.Errorf("shed = %d, want %d", got, want)
 	}
 }

@@ -164,7 +164,8 @@ type Stats struct {
 	// ByStatus counts OutcomeOK records by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs atomic.Uint64
 
-	// Overload: OutcomeShed is ShedFresh + RetryExpired + RetryFull.
+	// Overload: OutcomeShed is ShedFresh + RetryExpired + RetryFull +
+	// RetryOverQuota.
 	//
 	// ShedFresh counts fresh packets shed for waiting past the budget.
 	ShedFresh atomic.Uint64
@@ -172,8 +173,9 @@ type Stats struct {
 	// queue; RetryAnswered those of them answered.
 	Retried, RetryAnswered atomic.Uint64
 	// RetryExpired counts retransmissions dropped after RetryQueueDelay in
-	// the retry queue; RetryFull those dropped because it was full.
-	RetryExpired, RetryFull atomic.Uint64
+	// the retry queue; RetryFull those dropped because it was full, and
+	// RetryOverQuota because their router had its share of it waiting.
+	RetryExpired, RetryFull, RetryOverQuota atomic.Uint64
 	// RetryFolded counts later copies of a waiting retransmission folded
 	// into it (they are OutcomeDuplicate).
 	RetryFolded atomic.Uint64
@@ -195,6 +197,9 @@ type routerEntry struct {
 	queued *atomic.Int64 // records waiting; survives router reloads
 	quota  int64
 	clock  *routerClock // survives router reloads
+	// retried and retryQuota are queued and quota for the retry queue.
+	retried    *atomic.Int64
+	retryQuota int64
 }
 
 // routerClock is the last ClockReading of a router's packets.
@@ -528,10 +533,17 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 	if handled {
 		return
 	}
-	if retry && !s.retryRoom(now) {
-		s.dropRetry(key, &s.Stats.RetryFull)
-		s.logDrop("overloaded: retry queue full, not answering a retransmission of a shed packet", src, nil)
-		return
+	if retry {
+		if entry.retried.Load() >= entry.retryQuota {
+			s.dropRetry(key, &s.Stats.RetryOverQuota)
+			s.logDrop("overloaded: router over its share of the retry queue, not answering a retransmission of a shed packet", src, nil)
+			return
+		}
+		if !s.retryRoom(now) {
+			s.dropRetry(key, &s.Stats.RetryFull)
+			s.logDrop("overloaded: retry queue full, not answering a retransmission of a shed packet", src, nil)
+			return
+		}
 	}
 	var clk ClockReading
 	rec, p, err := decodePacket(raw, entry, src, now, s.Limits, &clk)
@@ -836,20 +848,26 @@ func (s *Server) loadRouters(ctx context.Context) error {
 	if s.PerRouterQueue > 0 {
 		quota = int64(s.PerRouterQueue)
 	}
+	// The retry queue is shared in the same proportion.
+	retryQuota := int64(math.MaxInt64)
+	if quota < int64(s.QueueSize) {
+		retryQuota = max(quota*int64(s.RetryQueueSize)/int64(s.QueueSize), 1)
+	}
 	old := s.routers.Load()
 	m := make(map[netip.Addr]*routerEntry, len(list))
 	for _, r := range list {
-		queued := new(atomic.Int64)
+		queued, retried := new(atomic.Int64), new(atomic.Int64)
 		clock := new(routerClock)
 		if old != nil {
 			if e := (*old)[r.IP]; e != nil {
-				queued = e.queued
+				queued, retried = e.queued, e.retried
 				if e.router.ID == r.ID {
 					clock = e.clock
 				}
 			}
 		}
-		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock}
+		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock,
+			retried: retried, retryQuota: retryQuota}
 	}
 	s.routers.Store(&m)
 	return nil
