@@ -67,7 +67,8 @@ type Server struct {
 	// that waited longer when its batch starts is dropped unanswered and
 	// counted as shed. Under overload this keeps what is answered inside a
 	// NAS's timeout (RouterOS: 300 ms), and the router's retransmission
-	// finds a shorter queue. Zero: 200ms; negative: no bound.
+	// waits for spare capacity (see RetryQueueSize) instead of making the
+	// queue older. Zero: 200ms; negative: no bound (and no shedding).
 	MaxQueueDelay time.Duration
 	// OverloadQueueDelay is the tighter budget that holds while the
 	// listener is overloaded, from each shed packet until 5 x MaxQueueDelay
