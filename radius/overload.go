@@ -278,7 +278,8 @@ func (q *retryQueue) popExpired(dst []item, cutoff time.Time) []item {
 }
 
 // overloadHold is how long, in units of MaxQueueDelay, the tighter
-// OverloadQueueDelay stays in force after the last packet was shed.
+// OverloadQueueDelay stays in force after the last packet that waited
+// past MaxQueueDelay.
 const overloadHold = 5
 
 // retransmitOfShed sorts a new request (key not seen) by what the shed
@@ -477,11 +478,13 @@ func (s *Server) admit(it *item, now time.Time, budget time.Duration) bool {
 	if s.MaxQueueDelay <= 0 || waited <= budget || s.closing.Load() {
 		return true
 	}
+	if waited > s.MaxQueueDelay {
+		s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
+	}
 	s.shedMem.shed(s.shedMem.fingerprint(it.addr, it.rec.Raw), nil)
 	s.dedupe.forget(it.key)
 	s.Stats.ShedFresh.Add(1)
 	s.Stats.count(nettportal.OutcomeShed)
-	s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
 	return false
 }
 
@@ -500,7 +503,7 @@ func (s *Server) logShed(n int) {
 }
 
 // budget is how long a fresh packet may wait at now: MaxQueueDelay, or
-// the tighter OverloadQueueDelay while packets are being shed.
+// the tighter OverloadQueueDelay while overloaded (see overloadHold).
 func (s *Server) budget(now time.Time) time.Duration {
 	if now.UnixNano() < s.overloadUntil.Load() {
 		return s.OverloadQueueDelay

@@ -261,15 +261,17 @@ func TestRetryQueueIsBounded(t *testing.T) {
 	}
 }
 
-// Once a packet was shed, the budget tightens to OverloadQueueDelay for
-// 5 x MaxQueueDelay; then it is MaxQueueDelay again.
+// Once a packet waited past MaxQueueDelay, the budget tightens to
+// OverloadQueueDelay for 5 x MaxQueueDelay; then it is MaxQueueDelay
+// again. Packets shed under the tighter budget do not prolong it (else a
+// slow server that keeps up would shed under it for ever).
 func TestOverloadTightensTheBudgetForAWhile(t *testing.T) {
 	t.Parallel()
 	r := newOverloadRig(t, nil)
 	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
 	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
 	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
-	r.shedTwo(a, b, c)
+	r.shedTwo(a, b, c) // waited 3s: over MaxQueueDelay (2s), the tighter budget holds for 10s
 
 	// waitBehind queues req behind a held commit, ages it by d and says
 	// whether it was answered (or shed).
@@ -292,13 +294,15 @@ func TestOverloadTightensTheBudgetForAWhile(t *testing.T) {
 		})
 		return r.srv.Stats.ShedFresh.Load() == shedBefore
 	}
-	// 1.5s: under MaxQueueDelay (2s), over OverloadQueueDelay (1s).
+	// 1.5s: under MaxQueueDelay (2s), over OverloadQueueDelay (1s); taken
+	// 1.5s after the overload began.
 	if waitBehind(10, 1500*time.Millisecond) {
-		t.Error("right after shedding, a packet that waited 1.5s was answered; want shed (budget 1s)")
+		t.Error("right after the overload, a packet that waited 1.5s was answered; want shed (budget 1s)")
 	}
-	r.advance(11 * time.Second) // past 5 x MaxQueueDelay since the last shed
+	// Taken 10.5s after the overload began, 9s after the shed just above.
+	r.advance(7500 * time.Millisecond)
 	if !waitBehind(20, 1500*time.Millisecond) {
-		t.Error("long after shedding, a packet that waited 1.5s was shed; want answered (budget 2s)")
+		t.Error("10.5s after the overload, a packet that waited 1.5s was shed; want answered (budget 2s)")
 	}
 }
 

@@ -70,10 +70,13 @@ type Server struct {
 	// waits for spare capacity (see RetryQueueSize) instead of making the
 	// queue older. Zero: 200ms; negative: no bound (and no shedding).
 	MaxQueueDelay time.Duration
-	// OverloadQueueDelay is the tighter budget that holds while the
-	// listener is overloaded, from each shed packet until 5 x MaxQueueDelay
-	// after it: a standing queue then keeps only what can still be
-	// answered well inside the NAS's timeout. Zero: MaxQueueDelay/4.
+	// OverloadQueueDelay, when below MaxQueueDelay, is a tighter budget
+	// that holds while the listener is overloaded: from each packet that
+	// waited past MaxQueueDelay until 5 x MaxQueueDelay after it, so a
+	// standing queue keeps only what can be answered well inside the NAS's
+	// timeout. Only MaxQueueDelay renews it: packets shed under the tighter
+	// budget do not, or a slow server that keeps up would stay in it.
+	// Zero: MaxQueueDelay (no tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
 	// for spare capacity. A shed packet's fingerprint is remembered, and
@@ -314,8 +317,8 @@ func (s *Server) defaults() {
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond
 	}
-	if s.OverloadQueueDelay <= 0 {
-		s.OverloadQueueDelay = s.MaxQueueDelay / 4
+	if s.OverloadQueueDelay <= 0 || s.OverloadQueueDelay > s.MaxQueueDelay {
+		s.OverloadQueueDelay = s.MaxQueueDelay
 	}
 	if s.RetryQueueSize <= 0 {
 		s.RetryQueueSize = max(s.QueueSize/4, 1)
