@@ -6,3 +6,6 @@ import "time"
 // server's once-a-second loop does, so tests move past the window
 // without waiting for the loop.
 func ExpireDedupe(s *Server, now time.Time) { s.dedupe.expire(now) }
+
+// Closing says whether Shutdown has begun.
+func Closing(s *Server) bool { return s.closing.Load() }

@@ -62,11 +62,33 @@ type Server struct {
 	// that waited longer when its batch starts is dropped unanswered and
 	// counted as shed. Under overload this keeps what is answered inside a
 	// NAS's timeout (RouterOS: 300 ms), and the router's retransmission
-	// finds a shorter queue. Zero: 200ms; negative: no bound.
+	// waits for spare capacity (see RetryQueueSize) instead of making the
+	// queue older. Zero: 200ms; negative: no bound (and no shedding).
 	MaxQueueDelay time.Duration
-	// OnDequeue, when set, learns how long each packet waited in the queue
-	// before its batch started (shed ones included). It runs on the batch
-	// path, so it must be quick (a histogram).
+	// OverloadQueueDelay, when below MaxQueueDelay, is a tighter budget
+	// that holds while the listener is overloaded: from each packet that
+	// waited past MaxQueueDelay until 5 x MaxQueueDelay after it, so a
+	// standing queue keeps only what can be answered well inside the NAS's
+	// timeout. Only MaxQueueDelay renews it: packets shed under the tighter
+	// budget do not, or a slow server that keeps up would stay in it.
+	// Zero: MaxQueueDelay (no tightening).
+	OverloadQueueDelay time.Duration
+	// RetryQueueSize bounds the retransmissions of shed packets waiting
+	// for spare capacity. A shed packet's fingerprint is remembered, and
+	// its router's retransmission waits in this retry queue, which batches
+	// take from only when no fresh packet waits: new packets are answered
+	// inside the budget, and the shed backlog when capacity is free. Zero:
+	// QueueSize/4.
+	RetryQueueSize int
+	// RetryQueueDelay bounds how long a retransmission waits in the retry
+	// queue before it is dropped unanswered (shed): past it, its router
+	// has given up (RouterOS: 3 retries 300 ms apart; the benchmark's
+	// routers: 1 s apart). Zero: 5s; negative: no bound.
+	RetryQueueDelay time.Duration
+	// OnDequeue, when set, learns how long each fresh packet waited in the
+	// queue before its batch started (shed ones included; the retry queue
+	// is not included). It runs on the batch path, so it must be quick (a
+	// histogram).
 	OnDequeue func(delay time.Duration)
 	// RouterRefresh is how often the router list is reloaded; an unknown
 	// source also triggers a reload (at most once a second). Zero: 10s.
@@ -78,7 +100,10 @@ type Server struct {
 	// batch, how long ApplyAccounting took, and its error (nil: committed).
 	// It runs on the commit path, so it must be quick (metrics).
 	OnBatch func(size int, commit time.Duration, err error)
-	// Now is the clock; zero: time.Now.
+	// Now is the clock the listener reads receive times, queue delays
+	// (shedding, overload, the retry queue) and cache expiry from, so a
+	// test can move time on instead of sleeping. Zero: time.Now, the real
+	// clock.
 	Now func() time.Time
 	// Limits bound the times a router's packets are believed (clock skew,
 	// Acct-Delay-Time, Acct-Session-Time); zero: the Limits defaults.
@@ -101,6 +126,8 @@ type Server struct {
 	started   bool
 	closing   atomic.Bool
 	queue     chan item
+	retry     *retryQueue
+	shedMem   *shedMemory
 	routers   atomic.Pointer[map[netip.Addr]*routerEntry]
 	refresh   chan struct{}
 	dedupe    *dedupeCache
@@ -109,6 +136,10 @@ type Server struct {
 	workers   sync.WaitGroup
 	bg        sync.WaitGroup
 	stopBg    chan struct{}
+
+	// overloadUntil (unix nanoseconds of Now) is when the tighter
+	// OverloadQueueDelay stops holding.
+	overloadUntil atomic.Int64
 }
 
 // Spooler keeps records durably when the database cannot.
@@ -131,6 +162,22 @@ type Stats struct {
 	ClockSkewed atomic.Uint64
 	// ByStatus counts OutcomeOK records by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs atomic.Uint64
+
+	// Overload: OutcomeShed is ShedFresh + RetryExpired + RetryFull +
+	// RetryOverQuota.
+	//
+	// ShedFresh counts fresh packets shed for waiting past the budget.
+	ShedFresh atomic.Uint64
+	// Retried counts retransmissions of shed packets put in the retry
+	// queue; RetryAnswered those of them answered.
+	Retried, RetryAnswered atomic.Uint64
+	// RetryExpired counts retransmissions dropped after RetryQueueDelay in
+	// the retry queue; RetryFull those dropped because it was full, and
+	// RetryOverQuota because their router had its share of it waiting.
+	RetryExpired, RetryFull, RetryOverQuota atomic.Uint64
+	// RetryFolded counts later copies of a waiting retransmission folded
+	// into it (they are OutcomeDuplicate).
+	RetryFolded atomic.Uint64
 }
 
 // Outcome is the number of packets with outcome o.
@@ -149,6 +196,9 @@ type routerEntry struct {
 	queued *atomic.Int64 // records waiting; survives router reloads
 	quota  int64
 	clock  *routerClock // survives router reloads
+	// retried and retryQuota are queued and quota for the retry queue.
+	retried    *atomic.Int64
+	retryQuota int64
 }
 
 // routerClock is the last ClockReading of a router's packets.
@@ -193,6 +243,10 @@ type item struct {
 	key     dedupeKey
 	queued  *atomic.Int64
 	at      time.Time // when it was queued (monotonic), for MaxQueueDelay
+	// ticket is set for a retransmission of a shed packet (the retry
+	// queue's items), with its fingerprint.
+	ticket *retryTicket
+	fp     uint64
 }
 
 var errBadAuthenticator = errors.New("bad Request Authenticator (wrong secret?)")
@@ -258,6 +312,15 @@ func (s *Server) defaults() {
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond
 	}
+	if s.OverloadQueueDelay <= 0 || s.OverloadQueueDelay > s.MaxQueueDelay {
+		s.OverloadQueueDelay = s.MaxQueueDelay
+	}
+	if s.RetryQueueSize <= 0 {
+		s.RetryQueueSize = max(s.QueueSize/4, 1)
+	}
+	if s.RetryQueueDelay == 0 {
+		s.RetryQueueDelay = 5 * time.Second
+	}
 	if s.RouterRefresh <= 0 {
 		s.RouterRefresh = 10 * time.Second
 	}
@@ -319,6 +382,10 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.refresh = make(chan struct{}, 1)
 	s.stopBg = make(chan struct{})
 	s.dedupe = newDedupeCache(s.DedupeWindow, s.Now())
+	s.retry = newRetryQueue(s.RetryQueueSize)
+	// A router retransmits within seconds; the memory covers a retry
+	// queue's wait, and a few shed queues' worth of packets.
+	s.shedMem = newShedMemory(max(s.RetryQueueDelay, time.Second), 4*s.QueueSize, s.Now())
 	s.mu.Unlock()
 
 	if err := s.loadRouters(context.Background()); err != nil {
@@ -464,6 +531,22 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 		}
 		return
 	}
+	fp, retry, handled := s.retransmitOfShed(raw, key, entry)
+	if handled {
+		return
+	}
+	if retry {
+		if entry.retried.Load() >= entry.retryQuota {
+			s.dropRetry(key, &s.Stats.RetryOverQuota)
+			s.logDrop("overloaded: router over its share of the retry queue, not answering a retransmission of a shed packet", src, nil)
+			return
+		}
+		if !s.retryRoom(now) {
+			s.dropRetry(key, &s.Stats.RetryFull)
+			s.logDrop("overloaded: retry queue full, not answering a retransmission of a shed packet", src, nil)
+			return
+		}
+	}
 	var clk ClockReading
 	rec, p, err := decodePacket(raw, entry, src, now, s.Limits, &clk)
 	if err != nil {
@@ -480,6 +563,12 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort) {
 		s.Stats.ClockSkewed.Add(1)
 		s.logDrop("router clock is off: Event-Timestamp not believed, using receive time - Acct-Delay-Time (set up NTP on the router)", src,
 			fmt.Errorf("Event-Timestamp is %s from receive time", clk.Offset.Round(time.Second)))
+	}
+	if retry {
+		rec.Raw = append([]byte(nil), raw...)
+		rec.Source = addr
+		s.deferRetry(item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, at: now}, fp, entry, raw)
+		return
 	}
 	if entry.queued.Add(1) > entry.quota {
 		entry.queued.Add(-1)
@@ -508,34 +597,16 @@ func (s *Server) worker() {
 	batch := make([]item, 0, s.MaxBatch)
 	recs := make([]nettportal.AccountingRecord, 0, s.MaxBatch)
 	for {
-		first, ok := <-s.queue
-		if !ok {
+		var ok bool
+		if batch, ok = s.nextBatch(batch[:0]); !ok {
 			return
-		}
-		batch = append(batch[:0], first)
-	fill:
-		for len(batch) < s.MaxBatch {
-			select {
-			case it, ok := <-s.queue:
-				if !ok {
-					break fill
-				}
-				batch = append(batch, it)
-			default:
-				break fill
-			}
-		}
-		for i := range batch {
-			batch[i].queued.Add(-1) // out of the queue: its router's share is free again
-		}
-		if batch = s.shed(batch); len(batch) == 0 {
-			continue
 		}
 		recs = recs[:0]
 		for i := range batch {
 			recs = append(recs, batch[i].rec)
 		}
 		result, outcomes := s.commit(recs)
+		s.settleTickets(batch)
 		switch result {
 		case givenUp:
 			for i := range batch {
@@ -591,39 +662,6 @@ func (s *Server) setOutcomes(batch []item, recs []nettportal.AccountingRecord, o
 		kept = append(kept, batch[i])
 	}
 	return kept, ok
-}
-
-// shed drops, unanswered, the packets of batch that waited longer than
-// MaxQueueDelay, and returns the rest (in place). Their answer would
-// arrive after the router gave up on it: committing them only delays the
-// packets behind them. Forgetting the dedupe entry lets the router's
-// retransmission be served afresh.
-func (s *Server) shed(batch []item) []item {
-	now := s.Now()
-	kept := batch[:0]
-	for i := range batch {
-		waited := now.Sub(batch[i].at)
-		if s.OnDequeue != nil {
-			s.OnDequeue(waited)
-		}
-		// Shutdown promised to answer what is queued: nothing is shed then.
-		if s.MaxQueueDelay > 0 && waited > s.MaxQueueDelay && !s.closing.Load() {
-			s.dedupe.forget(batch[i].key)
-			s.Stats.count(nettportal.OutcomeShed)
-			continue
-		}
-		kept = append(kept, batch[i])
-	}
-	if dropped := len(batch) - len(kept); dropped > 0 {
-		// Shedding is the listener's own state, not one router's: logged
-		// under the unspecified address's share of the limiter.
-		if ok, _ := s.logLimit.allow(netip.Addr{}, now); !ok {
-			return kept
-		}
-		s.Log.Warn().Int("shed", dropped).Dur("max_queue_delay", s.MaxQueueDelay).
-			Msg("overloaded: dropped packets that waited too long for their batch; the routers will retransmit")
-	}
-	return kept
 }
 
 type commitOutcome int
@@ -753,6 +791,9 @@ func (s *Server) answer(batch []item) {
 func (s *Server) countAnswer(it *item) {
 	s.Stats.Acknowledged.Add(1)
 	s.Stats.count(it.outcome)
+	if it.ticket != nil {
+		s.Stats.RetryAnswered.Add(1)
+	}
 	if it.outcome != nettportal.OutcomeOK {
 		return
 	}
@@ -813,20 +854,26 @@ func (s *Server) loadRouters(ctx context.Context) error {
 	if s.PerRouterQueue > 0 {
 		quota = int64(s.PerRouterQueue)
 	}
+	// The retry queue is shared in the same proportion.
+	retryQuota := int64(math.MaxInt64)
+	if quota < int64(s.QueueSize) {
+		retryQuota = max(quota*int64(s.RetryQueueSize)/int64(s.QueueSize), 1)
+	}
 	old := s.routers.Load()
 	m := make(map[netip.Addr]*routerEntry, len(list))
 	for _, r := range list {
-		queued := new(atomic.Int64)
+		queued, retried := new(atomic.Int64), new(atomic.Int64)
 		clock := new(routerClock)
 		if old != nil {
 			if e := (*old)[r.IP]; e != nil {
-				queued = e.queued
+				queued, retried = e.queued, e.retried
 				if e.router.ID == r.ID {
 					clock = e.clock
 				}
 			}
 		}
-		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock}
+		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock,
+			retried: retried, retryQuota: retryQuota}
 	}
 	s.routers.Store(&m)
 	return nil
@@ -864,7 +911,10 @@ func (s *Server) dedupeLoop() {
 		case <-s.stopBg:
 			return
 		case <-tick.C:
-			s.dedupe.expire(s.Now())
+			now := s.Now()
+			s.dedupe.expire(now)
+			s.shedMem.expire(now)
+			s.expireRetry(now)
 		}
 	}
 }
@@ -879,11 +929,15 @@ func (s *Server) LocalAddr() net.Addr {
 	return s.conn.LocalAddr()
 }
 
-// QueueDepth is the number of records waiting for a batch.
+// QueueDepth is the number of records waiting for a batch, in the fresh
+// queue and the retry queue.
 func (s *Server) QueueDepth() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return len(s.queue)
+	if s.retry == nil {
+		return len(s.queue)
+	}
+	return len(s.queue) + s.retry.len()
 }
 
 // Clocks is what the listener last saw of each router's clock (routers

@@ -1,0 +1,524 @@
+package radius
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2866"
+
+	"github.com/nettportal/nettportal"
+)
+
+// Overload handling. A packet shed for waiting past the delay budget comes
+// back as its router's retransmission about a second later; served in turn
+// with new packets it would be answered after the router's timeout, so
+// under sustained overload everything answered is late. So the listener
+// remembers what it shed (a fingerprint), and a recognised retransmission
+// waits in a retry queue that workers take from only when the fresh queue
+// is empty: new packets are answered inside the budget, and the shed
+// backlog is served with the capacity that is left (at once after a short
+// burst, not at all during a long overload, where it expires).
+
+// fingerprint identifies a request across retransmissions: source address
+// and port, code, Identifier and the attributes except Acct-Delay-Time.
+// Routers (RouterOS, the simulator) raise Acct-Delay-Time on each retry,
+// which changes the Request Authenticator, so the dedupe key cannot
+// recognise the retry; everything else of the packet stays as it was.
+func fingerprint(seed maphash.Seed, addr netip.AddrPort, raw []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	a := addr.Addr().Unmap().As16()
+	_, _ = h.Write(a[:])
+	port := addr.Port()
+	_ = h.WriteByte(byte(port >> 8))
+	_ = h.WriteByte(byte(port))
+	_ = h.WriteByte(raw[0])
+	_ = h.WriteByte(raw[1])
+	length := int(raw[2])<<8 | int(raw[3])
+	if length < 20 || length > len(raw) {
+		length = len(raw) // undecodable; hashed whole, it is dropped later
+	}
+	attrs := raw[20:length]
+	for len(attrs) >= 2 {
+		n := int(attrs[1])
+		if n < 2 || n > len(attrs) {
+			_, _ = h.Write(attrs)
+			break
+		}
+		if attrs[0] != byte(rfc2866.AcctDelayTime_Type) {
+			_, _ = h.Write(attrs[:n])
+		}
+		attrs = attrs[n:]
+	}
+	return h.Sum64()
+}
+
+// retryTicket is a retransmission of a shed packet waiting in the retry
+// queue. Later copies of the request (with a newer Acct-Delay-Time, so a
+// new authenticator) are folded into it: the router checks the answer
+// against the copy it sent last, so the answer must be for that one.
+type retryTicket struct {
+	mu   sync.Mutex
+	key  dedupeKey // the latest copy's: where the answer goes and is cached
+	done bool      // committed or dropped: later copies are new requests
+}
+
+// replace makes k the copy to answer and returns the one it replaces;
+// false once the ticket is done.
+func (t *retryTicket) replace(k dedupeKey) (dedupeKey, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.done {
+		return dedupeKey{}, false
+	}
+	old := t.key
+	t.key = k
+	return old, true
+}
+
+// finish closes the ticket and returns the copy to answer.
+func (t *retryTicket) finish() dedupeKey {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.done = true
+	return t.key
+}
+
+// shedMemory remembers the fingerprints of shed packets (nil ticket) and
+// of their retransmissions waiting in the retry queue, for between one
+// and two windows, in two generations like the dedupe cache, and at most
+// max entries a generation.
+type shedMemory struct {
+	seed      maphash.Seed
+	window    time.Duration
+	max       int
+	size      atomic.Int64 // entries; zero lets handle skip the fingerprint
+	mu        sync.Mutex
+	cur, prev map[uint64]*retryTicket
+	rotated   time.Time
+}
+
+func newShedMemory(window time.Duration, max int, now time.Time) *shedMemory {
+	return &shedMemory{seed: maphash.MakeSeed(), window: window, max: max,
+		cur: map[uint64]*retryTicket{}, prev: map[uint64]*retryTicket{}, rotated: now}
+}
+
+func (m *shedMemory) active() bool { return m.size.Load() > 0 }
+
+func (m *shedMemory) fingerprint(addr netip.AddrPort, raw []byte) uint64 {
+	return fingerprint(m.seed, addr, raw)
+}
+
+// setLocked stores t under fp in the current generation.
+func (m *shedMemory) setLocked(fp uint64, t *retryTicket) {
+	if _, ok := m.prev[fp]; ok {
+		delete(m.prev, fp)
+		m.size.Add(-1)
+	}
+	if _, ok := m.cur[fp]; !ok {
+		if len(m.cur) >= m.max {
+			return // full: this one's retry is treated as a new packet
+		}
+		m.size.Add(1)
+	}
+	m.cur[fp] = t
+}
+
+func (m *shedMemory) getLocked(fp uint64) (*retryTicket, bool) {
+	if t, ok := m.cur[fp]; ok {
+		return t, true
+	}
+	t, ok := m.prev[fp]
+	return t, ok
+}
+
+// shed remembers fp as shed, unless a newer ticket than t (nil: none)
+// holds it.
+func (m *shedMemory) shed(fp uint64, t *retryTicket) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.getLocked(fp); ok && cur != t {
+		return
+	}
+	m.setLocked(fp, nil)
+}
+
+// lookup says whether fp was shed and, when its retransmission waits in
+// the retry queue, its ticket.
+func (m *shedMemory) lookup(fp uint64) (*retryTicket, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.getLocked(fp)
+}
+
+// claim stores t as fp's waiting retransmission, unless one waits
+// already: then it returns that one.
+func (m *shedMemory) claim(fp uint64, t *retryTicket) *retryTicket {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if cur, ok := m.getLocked(fp); ok && cur != nil {
+		cur.mu.Lock()
+		done := cur.done
+		cur.mu.Unlock()
+		if !done {
+			return cur
+		}
+	}
+	m.setLocked(fp, t)
+	return nil
+}
+
+// forget drops fp once its ticket t is settled.
+func (m *shedMemory) forget(fp uint64, t *retryTicket) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, g := range []map[uint64]*retryTicket{m.cur, m.prev} {
+		if cur, ok := g[fp]; ok && cur == t {
+			delete(g, fp)
+			m.size.Add(-1)
+		}
+	}
+}
+
+// expire drops the older generation once per window; tickets still
+// waiting move to the new one, as the retry queue still holds them.
+func (m *shedMemory) expire(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now.Sub(m.rotated) < m.window {
+		return
+	}
+	for fp, t := range m.prev {
+		if t != nil {
+			m.cur[fp] = t
+		}
+	}
+	m.prev, m.cur = m.cur, make(map[uint64]*retryTicket, len(m.cur))
+	m.size.Store(int64(len(m.prev)))
+	m.rotated = now
+}
+
+// retryQueue holds retransmissions of shed packets, oldest first, at most
+// max of them. ready has a token while it holds any, to wake a worker. An
+// item's queued counts it in its router's share while it is here.
+type retryQueue struct {
+	mu    sync.Mutex
+	items []item
+	head  int
+	max   int
+	ready chan struct{}
+}
+
+func newRetryQueue(max int) *retryQueue {
+	return &retryQueue{max: max, ready: make(chan struct{}, 1)}
+}
+
+func (q *retryQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.items) - q.head
+}
+
+func (q *retryQueue) signal() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+// push queues it; false when the queue is full.
+func (q *retryQueue) push(it item) bool {
+	q.mu.Lock()
+	if len(q.items)-q.head >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	if q.head > 0 && q.head >= len(q.items)/2 {
+		n := copy(q.items, q.items[q.head:])
+		clear(q.items[n:])
+		q.items, q.head = q.items[:n], 0
+	}
+	q.items = append(q.items, it)
+	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// pop appends up to n of the oldest items to dst.
+func (q *retryQueue) pop(dst []item, n int) []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for ; n > 0 && q.head < len(q.items); n-- {
+		q.items[q.head].queued.Add(-1)
+		dst = append(dst, q.items[q.head])
+		q.items[q.head] = item{}
+		q.head++
+	}
+	if q.head < len(q.items) {
+		q.signal() // more for another worker
+	}
+	return dst
+}
+
+// popExpired appends to dst the items queued at or before cutoff.
+func (q *retryQueue) popExpired(dst []item, cutoff time.Time) []item {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.head < len(q.items) && !q.items[q.head].at.After(cutoff) {
+		q.items[q.head].queued.Add(-1)
+		dst = append(dst, q.items[q.head])
+		q.items[q.head] = item{}
+		q.head++
+	}
+	return dst
+}
+
+// overloadHold is how long, in units of MaxQueueDelay, the tighter
+// OverloadQueueDelay stays in force after the last packet that waited
+// past MaxQueueDelay.
+const overloadHold = 5
+
+// retransmitOfShed sorts a new request (key not seen) by what the shed
+// memory knows of it. A later copy of a request waiting in the retry queue
+// is folded into it (true: handled). Otherwise retry says whether it is a
+// retransmission of a shed packet, for the retry queue.
+func (s *Server) retransmitOfShed(raw []byte, key dedupeKey, entry *routerEntry) (fp uint64, retry, handled bool) {
+	if !s.shedMem.active() {
+		return 0, false, false
+	}
+	fp = s.shedMem.fingerprint(key.addr, raw)
+	t, known := s.shedMem.lookup(fp)
+	switch {
+	case t != nil:
+		return fp, true, s.fold(t, raw, key, entry)
+	case known:
+		return fp, true, false
+	}
+	return fp, false, false
+}
+
+// fold makes a later copy of a waiting retransmission the one its answer
+// is for, once the copy is authentic; false when the ticket is settled
+// already (the copy is then a new request).
+func (s *Server) fold(t *retryTicket, raw []byte, key dedupeKey, entry *routerEntry) bool {
+	length := int(raw[2])<<8 | int(raw[3])
+	if length < 20 || length > len(raw) || !rad.IsAuthenticRequest(raw[:length], entry.secret) {
+		return false // the decoder says what is wrong with it
+	}
+	old, ok := t.replace(key)
+	if !ok {
+		return false
+	}
+	s.dedupe.forget(old)
+	s.Stats.RetryFolded.Add(1)
+	s.Stats.count(nettportal.OutcomeDuplicate)
+	return true
+}
+
+// retryRoom says whether the retry queue can take one more, dropping the
+// expired ones first; checked before decoding, which a dropped packet
+// does not need.
+func (s *Server) retryRoom(now time.Time) bool {
+	if s.retry.len() < s.RetryQueueSize {
+		return true
+	}
+	s.expireRetry(now)
+	return s.retry.len() < s.RetryQueueSize
+}
+
+// deferRetry queues it, a retransmission of a shed packet, in the retry
+// queue.
+func (s *Server) deferRetry(it item, fp uint64, entry *routerEntry, raw []byte) {
+	t := &retryTicket{key: it.key}
+	if cur := s.shedMem.claim(fp, t); cur != nil {
+		// Another reader queued a copy meanwhile.
+		if !s.fold(cur, raw, it.key, entry) {
+			s.dedupe.forget(it.key)
+			s.Stats.count(nettportal.OutcomeDuplicate)
+		}
+		return
+	}
+	it.ticket, it.fp, it.queued = t, fp, entry.retried
+	reason := &s.Stats.RetryOverQuota
+	if entry.retried.Add(1) <= entry.retryQuota {
+		if s.retry.push(it) {
+			s.Stats.Retried.Add(1)
+			return
+		}
+		reason = &s.Stats.RetryFull
+	}
+	entry.retried.Add(-1)
+	t.finish()
+	s.shedMem.shed(fp, t)
+	s.dropRetry(it.key, reason)
+}
+
+// dropRetry leaves a retransmission of a shed packet unanswered; its
+// fingerprint stays remembered, so the router's next copy tries again.
+func (s *Server) dropRetry(key dedupeKey, reason *atomic.Uint64) {
+	s.dedupe.forget(key)
+	reason.Add(1)
+	s.Stats.count(nettportal.OutcomeShed)
+}
+
+// expireRetry drops the retransmissions that waited in the retry queue
+// longer than RetryQueueDelay: their router has given up on them. While
+// shutting down nothing is dropped (Shutdown answers what is queued).
+func (s *Server) expireRetry(now time.Time) {
+	if s.RetryQueueDelay < 0 || s.closing.Load() {
+		return
+	}
+	var buf [64]item
+	for {
+		expired := s.retry.popExpired(buf[:0], now.Add(-s.RetryQueueDelay))
+		for i := range expired {
+			it := &expired[i]
+			k := it.ticket.finish()
+			s.shedMem.shed(it.fp, it.ticket)
+			s.dropRetry(k, &s.Stats.RetryExpired)
+		}
+		if len(expired) < len(buf) {
+			return
+		}
+	}
+}
+
+// settleTickets closes the tickets of the batch's retransmissions once
+// their commit is decided: each then answers (or forgets) the copy its
+// router sent last, and its fingerprint is dropped, so a copy after this
+// is a new request.
+func (s *Server) settleTickets(batch []item) {
+	for i := range batch {
+		it := &batch[i]
+		if it.ticket == nil {
+			continue
+		}
+		it.key = it.ticket.finish()
+		it.addr, it.id, it.auth = it.key.addr, it.key.id, it.key.auth
+		s.shedMem.forget(it.fp, it.ticket)
+	}
+}
+
+// nextBatch waits for work and fills batch: fresh packets first, up to
+// MaxBatch, each taken through admit, so a batch fills with packets that
+// can still be answered in time; retransmissions of shed packets only when
+// the fresh queue is empty, and at most a quarter of a batch, so a fresh
+// packet arriving meanwhile waits for a short commit. False: the queue is
+// closed and nothing is left.
+func (s *Server) nextBatch(batch []item) ([]item, bool) {
+	share := max(s.MaxBatch/4, 1)
+	shed := 0
+	defer func() { s.logShed(shed) }()
+	take := func(it item) {
+		now := s.Now()
+		if s.admit(&it, now, s.budget(now)) {
+			batch = append(batch, it)
+		} else {
+			shed++
+		}
+	}
+	for len(batch) == 0 {
+		select {
+		case it, ok := <-s.queue:
+			if !ok {
+				// Shutting down: what the retry queue holds is answered too.
+				batch = s.retry.pop(batch, share)
+				return batch, len(batch) > 0
+			}
+			take(it)
+			continue
+		default:
+		}
+		s.expireRetry(s.Now())
+		if batch = s.retry.pop(batch, share); len(batch) > 0 {
+			return batch, true
+		}
+		select {
+		case it, ok := <-s.queue:
+			if !ok {
+				batch = s.retry.pop(batch, share)
+				return batch, len(batch) > 0
+			}
+			take(it)
+		case <-s.retry.ready:
+		}
+	}
+	for len(batch) < s.MaxBatch {
+		select {
+		case it, ok := <-s.queue:
+			if !ok {
+				return batch, true
+			}
+			take(it)
+		default:
+			// Drained: spare room goes to the retry queue.
+			return s.retry.pop(batch, min(s.MaxBatch-len(batch), share)), true
+		}
+	}
+	return batch, true
+}
+
+// admit accounts for a fresh packet leaving the queue at now: its router's
+// share is free again, and when it waited past budget it is dropped
+// unanswered (false). Its answer would arrive after the router gave up on
+// it: committing it only delays the packets behind. Its fingerprint is
+// remembered, so the router's retransmission waits in the retry queue
+// instead of competing with new packets.
+func (s *Server) admit(it *item, now time.Time, budget time.Duration) bool {
+	it.queued.Add(-1)
+	waited := now.Sub(it.at)
+	if s.OnDequeue != nil {
+		s.OnDequeue(waited)
+	}
+	// Shutdown promised to answer what is queued: nothing is shed then.
+	if s.MaxQueueDelay <= 0 || waited <= budget || s.closing.Load() {
+		return true
+	}
+	if waited > s.MaxQueueDelay {
+		s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
+	}
+	s.shedMem.shed(s.shedMem.fingerprint(it.addr, it.rec.Raw), nil)
+	s.dedupe.forget(it.key)
+	s.Stats.ShedFresh.Add(1)
+	s.Stats.count(nettportal.OutcomeShed)
+	return false
+}
+
+// logShed says, rate-limited, that n packets were shed.
+func (s *Server) logShed(n int) {
+	if n == 0 {
+		return
+	}
+	// Shedding is the listener's own state, not one router's: logged
+	// under the unspecified address's share of the limiter.
+	if ok, _ := s.logLimit.allow(netip.Addr{}, time.Now()); !ok {
+		return
+	}
+	s.Log.Warn().Int("shed", n).Dur("max_queue_delay", s.MaxQueueDelay).Dur("budget", s.budget(s.Now())).
+		Msg("overloaded: dropped packets that waited too long for their batch; the routers will retransmit")
+}
+
+// budget is how long a fresh packet may wait at now: MaxQueueDelay, or
+// the tighter OverloadQueueDelay while overloaded (see overloadHold).
+func (s *Server) budget(now time.Time) time.Duration {
+	if now.UnixNano() < s.overloadUntil.Load() {
+		return s.OverloadQueueDelay
+	}
+	return s.MaxQueueDelay
+}
+
+// RetryDepth is the number of retransmissions of shed packets waiting in
+// the retry queue (QueueDepth counts them too).
+func (s *Server) RetryDepth() int {
+	s.mu.Lock()
+	q := s.retry
+	s.mu.Unlock()
+	if q == nil {
+		return 0
+	}
+	return q.len()
+}
