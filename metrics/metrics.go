@@ -34,8 +34,15 @@ type AccountingCounts struct {
 	Spooled, SpoolErrors uint64
 	// Acknowledged packets by Acct-Status-Type.
 	Starts, Interims, Stops, OnOffs uint64
-	// QueueDepth is the number of records waiting for a batch.
-	QueueDepth int
+	// QueueDepth is the number of records waiting for a batch, the retry
+	// queue included; RetryDepth those in the retry queue.
+	QueueDepth, RetryDepth int
+	// Overload: shed packets by reason (fresh: waited past the delay
+	// budget; retry_expired, retry_full, retry_over_quota: retransmissions
+	// of shed packets dropped from the retry queue), and retransmissions
+	// of shed packets queued for a retry and answered from it.
+	ShedFresh, RetryExpired, RetryFull, RetryOverQuota uint64
+	Retried, RetryAnswered                             uint64
 	// Clocks is what the listener last saw of each router's clock.
 	Clocks []nettportal.RouterClock
 	// Reopened counts inferred closes undone by a later Interim.
@@ -255,17 +262,21 @@ func (c *labeledCounters) Collect(ch chan<- prometheus.Metric) {
 // accountingCollector turns the listener's atomic counters into metrics at
 // scrape time.
 type accountingCollector struct {
-	read       func() AccountingCounts
-	packets    *prometheus.Desc
-	received   *prometheus.Desc
-	batches    *prometheus.Desc
-	commitErrs *prometheus.Desc
-	queue      *prometheus.Desc
-	spooled    *prometheus.Desc
-	spoolErrs  *prometheus.Desc
-	skewed     *prometheus.Desc
-	offset     *prometheus.Desc
-	reopened   *prometheus.Desc
+	read          func() AccountingCounts
+	packets       *prometheus.Desc
+	received      *prometheus.Desc
+	batches       *prometheus.Desc
+	commitErrs    *prometheus.Desc
+	queue         *prometheus.Desc
+	retryQueue    *prometheus.Desc
+	shed          *prometheus.Desc
+	retried       *prometheus.Desc
+	retryAnswered *prometheus.Desc
+	spooled       *prometheus.Desc
+	spoolErrs     *prometheus.Desc
+	skewed        *prometheus.Desc
+	offset        *prometheus.Desc
+	reopened      *prometheus.Desc
 }
 
 func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
@@ -278,7 +289,16 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		batches:  prometheus.NewDesc("nettportal_radius_batches_total", "Accounting transactions committed.", nil, nil),
 		commitErrs: prometheus.NewDesc("nettportal_radius_commit_errors_total",
 			"Failed accounting commit attempts (each is retried until the commit timeout).", nil, nil),
-		queue: prometheus.NewDesc("nettportal_radius_queue_records", "Accounting records waiting for a batch.", nil, nil),
+		queue: prometheus.NewDesc("nettportal_radius_queue_records", "Accounting records waiting for a batch (the retry queue included).", nil, nil),
+		retryQueue: prometheus.NewDesc("nettportal_radius_retry_queue_records",
+			"Retransmissions of shed packets waiting in the retry queue, served when no fresh packet waits.", nil, nil),
+		shed: prometheus.NewDesc("nettportal_radius_shed_total",
+			"Packets dropped unanswered under overload by reason: fresh (waited past --max-queue-delay), retry_expired, retry_full, retry_over_quota (retransmissions of shed packets dropped from the retry queue). Their sum is the shed outcome.",
+			[]string{"reason"}, nil),
+		retried: prometheus.NewDesc("nettportal_radius_retried_total",
+			"Retransmissions of shed packets put in the retry queue.", nil, nil),
+		retryAnswered: prometheus.NewDesc("nettportal_radius_retry_answered_total",
+			"Retransmissions of shed packets answered from the retry queue.", nil, nil),
 		spooled: prometheus.NewDesc("nettportal_radius_spooled_records_total",
 			"Records acknowledged once durable in the local spool because the database could not commit them in time (also counted as ok).", nil, nil),
 		spoolErrs: prometheus.NewDesc("nettportal_radius_spool_errors_total", "Failed appends to the local spool.", nil, nil),
@@ -350,6 +370,13 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.spoolErrs, s.SpoolErrors)
 	counter(c.reopened, s.Reopened)
 	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.QueueDepth))
+	ch <- prometheus.MustNewConstMetric(c.retryQueue, prometheus.GaugeValue, float64(s.RetryDepth))
+	counter(c.shed, s.ShedFresh, "fresh")
+	counter(c.shed, s.RetryExpired, "retry_expired")
+	counter(c.shed, s.RetryFull, "retry_full")
+	counter(c.shed, s.RetryOverQuota, "retry_over_quota")
+	counter(c.retried, s.Retried)
+	counter(c.retryAnswered, s.RetryAnswered)
 }
 
 // openSessionsCollector runs the grouped count on a scrape, at most once

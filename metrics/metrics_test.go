@@ -43,7 +43,8 @@ func (a *nopAudit) Audit(context.Context, int, int) ([]nettportal.AuditEntry, er
 }
 
 func TestHooksAndScrapeTimeReads(t *testing.T) {
-	counts := AccountingCounts{Received: 10, Starts: 3, QueueDepth: 7,
+	counts := AccountingCounts{Received: 10, Starts: 3, QueueDepth: 7, RetryDepth: 2, ShedFresh: 11, RetryExpired: 5,
+		RetryFull: 1, RetryOverQuota: 3, Retried: 9, RetryAnswered: 4,
 		Clocks: []nettportal.RouterClock{{RouterID: 1, Router: "core-1", Offset: -90 * time.Second, Skewed: 4}}}
 	counts.Outcomes[nettportal.OutcomeDuplicate] = 2
 	counts.Outcomes[nettportal.OutcomeQueueFull] = 1
@@ -75,6 +76,13 @@ func TestHooksAndScrapeTimeReads(t *testing.T) {
 		`nettportal_radius_clock_skew_total{router="core-1"} 4`,
 		`nettportal_radius_router_clock_offset_seconds{router="core-1"} -90`,
 		"nettportal_radius_queue_records 7",
+		"nettportal_radius_retry_queue_records 2",
+		`nettportal_radius_shed_total{reason="fresh"} 11`,
+		`nettportal_radius_shed_total{reason="retry_expired"} 5`,
+		`nettportal_radius_shed_total{reason="retry_full"} 1`,
+		`nettportal_radius_shed_total{reason="retry_over_quota"} 3`,
+		"nettportal_radius_retried_total 9",
+		"nettportal_radius_retry_answered_total 4",
 		"nettportal_radius_batch_records_count 1",
 		"nettportal_radius_batch_records_sum 5",
 		`nettportal_radius_commit_seconds_count{result="error"} 1`,

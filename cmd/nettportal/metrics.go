@@ -78,7 +78,11 @@ func accountingCounts(s *radius.Server) metrics.AccountingCounts {
 		Stops:        st.Stops.Load(),
 		OnOffs:       st.OnOffs.Load(),
 		QueueDepth:   s.QueueDepth(),
-		Clocks:       s.Clocks(),
+		RetryDepth:   s.RetryDepth(),
+		ShedFresh:    st.ShedFresh.Load(), RetryExpired: st.RetryExpired.Load(),
+		RetryFull: st.RetryFull.Load(), RetryOverQuota: st.RetryOverQuota.Load(),
+		Retried: st.Retried.Load(), RetryAnswered: st.RetryAnswered.Load(),
+		Clocks: s.Clocks(),
 	}
 	for _, o := range nettportal.Outcomes() {
 		c.Outcomes[o] = st.Outcome(o)
