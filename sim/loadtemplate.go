@@ -1,8 +1,11 @@
 package sim
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash"
+	"net/netip"
 	"time"
 
 	rad "layeh.com/radius"
@@ -134,4 +137,58 @@ func putHex(b []byte, v uint64, upper bool) {
 		b[i] = digits[v&0xf]
 		v >>= 4
 	}
+}
+
+// sessionRates are a session's upload and download bytes per virtual
+// second: fixed per session (a hash of tag and index), so counters keep
+// growing across steady runs.
+func sessionRates(tag string, sess int) (up, down float64) {
+	h := uint64(sess)*0x9E3779B97F4A7C15 ^ uint64(tag[0])<<8 ^ uint64(tag[1])<<16 ^ uint64(tag[2])<<24 ^ uint64(tag[3])<<32
+	h ^= h >> 29
+	up = 2_000 + float64(h%60_000)
+	down = up * (3 + float64((h>>20)%8))
+	return up, down
+}
+
+// buildLoadPacket writes one accounting request from the router's
+// template into b and returns its length: kind 0 Start, 1 Interim, 2
+// Stop; step counts virtual interim intervals since the Start.
+func buildLoadPacket(b []byte, t *loadTemplate, h hash.Hash, secret []byte, id byte, baseIP netip.Addr, router, sess int,
+	sid uint32, kind, step, attempts int, event time.Time, up, down float64) int {
+	n := 20 + copy(b[20:], t.common)
+	putDecimal(b[20+t.user+11:20+t.user+18], sess+1)
+	putHex(b[20+t.sid:20+t.sid+8], uint64(sid), false)
+	binary.BigEndian.PutUint32(b[20+t.port:], sid)
+	putHex(b[20+t.mac+9:20+t.mac+11], uint64(byte(sess>>16)), true)
+	putHex(b[20+t.mac+12:20+t.mac+14], uint64(byte(sess>>8)), true)
+	putHex(b[20+t.mac+15:20+t.mac+17], uint64(byte(sess)), true)
+	ip := subscriberIP(addrAdd(baseIP, router), sess).As4()
+	copy(b[20+t.framed:], ip[:])
+	tailAt := n
+	n += copy(b[n:], t.tails[kind])
+	off := func(typ byte) []byte { return b[tailAt+t.tailOff[kind][typ]-1:] }
+	elapsed := time.Duration(step) * virtualInterim
+	binary.BigEndian.PutUint32(off(byte(rfc2869.EventTimestamp_Type)), uint32(event.Unix()))
+	binary.BigEndian.PutUint32(off(byte(rfc2866.AcctDelayTime_Type)), uint32(max(attempts-1, 0)))
+	if kind > 0 {
+		secs := elapsed.Seconds()
+		in, out := uint64(up*secs), uint64(down*secs)
+		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctSessionTime_Type)), uint32(elapsed/time.Second))
+		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputOctets_Type)), uint32(in))
+		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctInputGigawords_Type)), uint32(in>>32))
+		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputOctets_Type)), uint32(out))
+		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctOutputGigawords_Type)), uint32(out>>32))
+		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputPackets_Type)), packetsOf(in, avgUpPacket))
+		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputPackets_Type)), packetsOf(out, avgDownPacket))
+	}
+	b[0] = byte(rad.CodeAccountingRequest)
+	b[1] = id
+	binary.BigEndian.PutUint16(b[2:4], uint16(n))
+	clear(b[4:20])
+	// RFC 2866 3: MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
+	h.Reset()
+	h.Write(b[:n])
+	h.Write(secret)
+	h.Sum(b[4:4:20])
+	return n
 }

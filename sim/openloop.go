@@ -4,19 +4,14 @@ import (
 	"context"
 	"crypto/md5"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"net"
 	"net/netip"
 	"sync"
 	"time"
 
 	"golang.org/x/net/ipv4"
-	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
 
 	"github.com/nettportal/nettportal"
 )
@@ -105,48 +100,6 @@ func (r OpenLoopResult) Goodput() float64 {
 		return 0
 	}
 	return float64(r.Answered) / r.Duration.Seconds()
-}
-
-// olReq is one request in flight on an Identifier of a socket.
-type olReq struct {
-	sess     int // global session index
-	round    int
-	attempts int
-	first    time.Duration
-	buf      [512]byte
-	n        int
-}
-
-// olExpiry is a transmission whose answer is due at at.
-type olExpiry struct {
-	at      time.Duration
-	req     *olReq // the Identifier may carry a newer request by then
-	sock    int
-	id      byte
-	attempt int
-}
-
-type olSock struct {
-	conn    *net.UDPConn
-	pc      *ipv4.PacketConn
-	pending [256]*olReq
-	free    []byte
-}
-
-// olRouter is one router: its sockets, Identifiers and timers.
-type olRouter struct {
-	run   *olRun
-	index int
-	hash  hash.Hash
-
-	mu     sync.Mutex
-	socks  []*olSock
-	expiry []olExpiry // in transmission order, so in expiry order
-	head   int        // expiry[:head] are done
-	hist   histogram
-
-	offered, answered, failed, retransmits, noID uint64
-	inflight                                     int
 }
 
 type olRun struct {
@@ -311,53 +264,6 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 	return res, ctx.Err()
 }
 
-// schedule sends this router's share of the total requests on time, and
-// retransmits or gives up the late ones, until the schedule is over and
-// nothing is in flight.
-func (rt *olRouter) schedule(ctx context.Context, total int) {
-	lr := rt.run
-	cfg := lr.cfg
-	// Packet j leaves at j/Rate, from router j mod Routers (its
-	// session's router).
-	next := rt.index // global packet index
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for {
-		now := lr.now()
-		rt.mu.Lock()
-		for next < total && time.Duration(float64(next)/float64(cfg.Rate)*float64(time.Second)) <= now {
-			rt.sendNew(next%lr.sessions, next/lr.sessions, now)
-			next += cfg.Routers
-		}
-		rt.expire(now)
-		done := next >= total && rt.inflight == 0
-		rt.mu.Unlock()
-		if done || ctx.Err() != nil {
-			return
-		}
-		<-tick.C
-	}
-}
-
-// sendNew transmits a new request; the caller holds rt.mu.
-func (rt *olRouter) sendNew(sess, round int, now time.Duration) {
-	rt.offered++
-	for si, s := range rt.socks {
-		if len(s.free) == 0 {
-			continue
-		}
-		id := s.free[len(s.free)-1]
-		s.free = s.free[:len(s.free)-1]
-		req := &olReq{sess: sess, round: round, first: now}
-		s.pending[id] = req
-		rt.inflight++
-		rt.transmit(si, id, req, now)
-		return
-	}
-	rt.noID++
-	rt.failed++
-}
-
 // status is what the round-th packet of a session is.
 func (lr *olRun) status(round int) (kind int, step int) {
 	if lr.cfg.Mix == MixSteady {
@@ -370,89 +276,6 @@ func (lr *olRun) status(round int) (kind int, step int) {
 		return 2, round
 	}
 	return 1, round
-}
-
-func (rt *olRouter) transmit(si int, id byte, req *olReq, now time.Duration) {
-	lr := rt.run
-	req.attempts++
-	kind, step := lr.status(req.round)
-	k := req.sess / lr.cfg.Routers
-	up, down := sessionRates(lr.tag, req.sess)
-	event := lr.base.Add(time.Duration(step) * virtualInterim)
-	if lr.cfg.Mix == MixSteady {
-		event = lr.start.Add(req.first)
-	}
-	req.n = buildLoadPacket(req.buf[:], &lr.tpl[rt.index], rt.hash, lr.secret, id, lr.cfg.BaseIP, rt.index, k,
-		sessionNumber(lr.boot, uint32(k+1)), kind, step, req.attempts, event, up, down)
-	rt.expiry = append(rt.expiry, olExpiry{at: now + lr.cfg.Timeout, req: req, sock: si, id: id, attempt: req.attempts})
-	_, _ = rt.socks[si].conn.Write(req.buf[:req.n]) // a lost datagram is retransmitted
-}
-
-// expire retransmits or gives up requests whose answer is late; the
-// caller holds rt.mu.
-func (rt *olRouter) expire(now time.Duration) {
-	for rt.head < len(rt.expiry) && rt.expiry[rt.head].at <= now {
-		e := rt.expiry[rt.head]
-		rt.head++
-		s := rt.socks[e.sock]
-		req := s.pending[e.id]
-		if req != e.req || req.attempts != e.attempt {
-			continue // answered, or a later attempt is due
-		}
-		if req.attempts > rt.run.cfg.Retries {
-			rt.failed++
-			rt.release(s, e.id)
-			continue
-		}
-		rt.retransmits++
-		rt.transmit(e.sock, e.id, req, now)
-	}
-	if rt.head > 4096 && rt.head > len(rt.expiry)/2 {
-		rt.expiry = append(rt.expiry[:0], rt.expiry[rt.head:]...)
-		rt.head = 0
-	}
-}
-
-func (rt *olRouter) release(s *olSock, id byte) {
-	s.pending[id] = nil
-	s.free = append(s.free, id)
-	rt.inflight--
-}
-
-func (rt *olRouter) read(si int) {
-	s := rt.socks[si]
-	msgs := make([]ipv4.Message, 64)
-	bufs := make([]byte, len(msgs)*512)
-	for i := range msgs {
-		msgs[i].Buffers = [][]byte{bufs[i*512 : (i+1)*512]}
-	}
-	for {
-		n, err := s.pc.ReadBatch(msgs, 0)
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			time.Sleep(time.Millisecond) // ICMP unreachable while the server is down: the timers retransmit
-			continue
-		}
-		now := rt.run.now()
-		rt.mu.Lock()
-		for i := range msgs[:n] {
-			b := msgs[i].Buffers[0][:msgs[i].N]
-			if len(b) < 20 {
-				continue
-			}
-			req := s.pending[b[1]]
-			if req == nil || rad.Code(b[0]) != rad.CodeAccountingResponse || !rad.IsAuthenticResponse(b, req.buf[:req.n], rt.run.secret) {
-				continue
-			}
-			rt.answered++
-			rt.hist.record(now - req.first)
-			rt.run.record(req)
-			rt.release(s, b[1])
-		}
-		rt.mu.Unlock()
-	}
 }
 
 // record notes an acknowledged packet in its session's ledger entry.
@@ -470,58 +293,4 @@ func (lr *olRun) record(req *olReq) {
 		l.in, l.out, l.sessionTime = in, out, uint32(step)*uint32(virtualInterim/time.Second)
 		l.status = uint8([]nettportal.StatusType{nettportal.StatusStart, nettportal.StatusInterimUpdate, nettportal.StatusStop}[kind])
 	}
-}
-
-// sessionRates are a session's upload and download bytes per virtual
-// second: fixed per session (a hash of tag and index), so counters keep
-// growing across steady runs.
-func sessionRates(tag string, sess int) (up, down float64) {
-	h := uint64(sess)*0x9E3779B97F4A7C15 ^ uint64(tag[0])<<8 ^ uint64(tag[1])<<16 ^ uint64(tag[2])<<24 ^ uint64(tag[3])<<32
-	h ^= h >> 29
-	up = 2_000 + float64(h%60_000)
-	down = up * (3 + float64((h>>20)%8))
-	return up, down
-}
-
-// buildLoadPacket writes one accounting request from the router's
-// template into b and returns its length: kind 0 Start, 1 Interim, 2
-// Stop; step counts virtual interim intervals since the Start.
-func buildLoadPacket(b []byte, t *loadTemplate, h hash.Hash, secret []byte, id byte, baseIP netip.Addr, router, sess int,
-	sid uint32, kind, step, attempts int, event time.Time, up, down float64) int {
-	n := 20 + copy(b[20:], t.common)
-	putDecimal(b[20+t.user+11:20+t.user+18], sess+1)
-	putHex(b[20+t.sid:20+t.sid+8], uint64(sid), false)
-	binary.BigEndian.PutUint32(b[20+t.port:], sid)
-	putHex(b[20+t.mac+9:20+t.mac+11], uint64(byte(sess>>16)), true)
-	putHex(b[20+t.mac+12:20+t.mac+14], uint64(byte(sess>>8)), true)
-	putHex(b[20+t.mac+15:20+t.mac+17], uint64(byte(sess)), true)
-	ip := subscriberIP(addrAdd(baseIP, router), sess).As4()
-	copy(b[20+t.framed:], ip[:])
-	tailAt := n
-	n += copy(b[n:], t.tails[kind])
-	off := func(typ byte) []byte { return b[tailAt+t.tailOff[kind][typ]-1:] }
-	elapsed := time.Duration(step) * virtualInterim
-	binary.BigEndian.PutUint32(off(byte(rfc2869.EventTimestamp_Type)), uint32(event.Unix()))
-	binary.BigEndian.PutUint32(off(byte(rfc2866.AcctDelayTime_Type)), uint32(max(attempts-1, 0)))
-	if kind > 0 {
-		secs := elapsed.Seconds()
-		in, out := uint64(up*secs), uint64(down*secs)
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctSessionTime_Type)), uint32(elapsed/time.Second))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputOctets_Type)), uint32(in))
-		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctInputGigawords_Type)), uint32(in>>32))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputOctets_Type)), uint32(out))
-		binary.BigEndian.PutUint32(off(byte(rfc2869.AcctOutputGigawords_Type)), uint32(out>>32))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctInputPackets_Type)), packetsOf(in, avgUpPacket))
-		binary.BigEndian.PutUint32(off(byte(rfc2866.AcctOutputPackets_Type)), packetsOf(out, avgDownPacket))
-	}
-	b[0] = byte(rad.CodeAccountingRequest)
-	b[1] = id
-	binary.BigEndian.PutUint16(b[2:4], uint16(n))
-	clear(b[4:20])
-	// RFC 2866 3: MD5(Code+Identifier+Length+16 zero octets+Attributes+Secret).
-	h.Reset()
-	h.Write(b[:n])
-	h.Write(secret)
-	h.Sum(b[4:4:20])
-	return n
 }
