@@ -17,7 +17,10 @@ import (
 // before base, every third one still open.
 func seedSessions(t *testing.T, db *store.DB, n int, base time.Time) {
 	t.Helper()
-	_, err := db.Pool.Exec(context.Background(), `INSERT INTO radacct (acctsessionid, acctuniqueid, username,
+	// The accounting pool has no statement timeout: on a loaded machine
+	// the fill can outlast the web pool's 10 s, and it is setup, not a
+	// query under test.
+	_, err := db.AccountingPool().Exec(context.Background(), `INSERT INTO radacct (acctsessionid, acctuniqueid, username,
 		nasipaddress, acctstarttime, acctupdatetime, acctstoptime)
 		SELECT to_hex(2164260864 + i), md5('seed' || i), 'user' || lpad(i::text, 6, '0'), '10.0.0.1',
 			$2::timestamptz - make_interval(mins => i), $2::timestamptz - make_interval(mins => i),
