@@ -274,9 +274,9 @@ func TestQuarantinedRetransmissionAfterDedupeWindowKeptOnce(t *testing.T) {
 	}
 	// Past the window: two expiry passes drop both generations.
 	ahead.Store(int64(11 * time.Second))
-	radius.ExpireDedupe(srv, srv.Now())
+	radius.ExpireDedupe(srv.Server, srv.Now())
 	ahead.Store(int64(22 * time.Second))
-	radius.ExpireDedupe(srv, srv.Now())
+	radius.ExpireDedupe(srv.Server, srv.Now())
 	c.send(req)
 	if c.answers([][]byte{req}, 2*time.Second) != 1 {
 		t.Fatal("the retransmission after the dedupe window was not answered")
