@@ -382,9 +382,9 @@ func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
 	mustRun(t, "migrate", "--db", dbURL)
 	addUIUsers(t, dbURL)
-	acct := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	srv := startServeAt(t, dbURL, acct, httpAddr)
+	srv := startServe(t, dbURL)
+	// The restart binds the addresses the first one chose.
+	acct, httpAddr := srv.AcctAddr, strings.TrimPrefix(srv.HTTPURL, "http://")
 	fleet := uiFleet(t, dbURL, acct, "127.0.3.41", "rc-", 1, 3)
 	_, all := fleetSessions(fleet)
 

@@ -41,7 +41,7 @@ func TestKill9DuringLoad(t *testing.T) {
 	// --stale-grace: the load's event times are virtual and look hours
 	// old; the stale sweep has nothing to do with this test.
 	srv := newServeProc(t, bin, dbURL, "--log-level", "warn", "--max-batch", "512", "--stale-grace", "1000h")
-	srv.Start(true)
+	srv.Start()
 	load.Server = srv.AcctAddr
 
 	type outcome struct {
@@ -60,7 +60,7 @@ func TestKill9DuringLoad(t *testing.T) {
 	before, _ := metric(srv.HTTPURL, "nettportal_radius_queue_records")
 	srv.Kill()
 	killedAt := time.Now()
-	srv.Start(true)
+	srv.Start()
 	t.Logf("killed with %v records queued; back after %v", before, time.Since(killedAt).Round(time.Millisecond))
 
 	var o outcome

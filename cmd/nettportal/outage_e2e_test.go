@@ -56,7 +56,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 	// --stale-grace: the load's event times are virtual and look hours
 	// old; the stale sweep has nothing to do with this test.
 	srv := newServeProc(t, buildBinary(t), cluster.URL, "--log-level", "warn", "--spool-after", "500ms", "--stale-grace", "1000h")
-	srv.Start(true)
+	srv.Start()
 	load := s.Load
 	load.Server = srv.AcctAddr
 

@@ -147,7 +147,7 @@ func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "talker", "--ip", "127.0.0.32", "--secret", secret)
 	sweeps := make(chan int64, 64)
 	// Sweeps every 100 ms; the test waits on them, never on the clock.
-	srv := startServeTuned(t, dbURL, "127.0.0.1:"+itoa(int64(freePort(t, "udp"))), "127.0.0.1:"+itoa(int64(freePort(t, "tcp"))),
+	srv := startServeTuned(t, dbURL, "127.0.0.1:0", "127.0.0.1:0",
 		func(c *serveConfig) {
 			c.onSweep = func(n int64, err error) {
 				if err != nil {
