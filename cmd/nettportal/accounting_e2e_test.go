@@ -12,6 +12,7 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 
@@ -22,11 +23,7 @@ import (
 // independent of ours, and reports whether an Accounting-Response came back.
 func radclient(t *testing.T, addr, secret, attrs string) (bool, string) {
 	t.Helper()
-	path, err := exec.LookPath("radclient")
-	if err != nil {
-		t.Skip("radclient not installed (apt-get install freeradius-utils); .ci/run installs it")
-	}
-	cmd := exec.Command(path, "-x", "-t", "1", "-r", "1", addr, "acct", secret)
+	cmd := exec.Command(freeradiustest.Radclient(t), "-x", "-t", "1", "-r", "1", addr, "acct", secret)
 	cmd.Stdin = strings.NewReader(attrs)
 	out, err := cmd.CombinedOutput()
 	return err == nil && strings.Contains(string(out), "Received Accounting-Response"), string(out)
