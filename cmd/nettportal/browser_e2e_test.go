@@ -48,7 +48,8 @@ func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, pe
 		t.Fatal(err)
 	}
 	defer db.Close()
-	cfg := sim.FleetConfig{
+	var clock routerClock
+	cfg := sim.FleetConfig{Now: clock.Now,
 		Routers: routers, BaseIP: netip.MustParseAddr(base), NamePrefix: prefix, Secret: "ui-secret",
 		Server: acctAddr, Sessions: perRouter, Interim: time.Hour, // interims come from Tick
 		APIUser: "api", APIPassword: "apipw", Timeout: 300 * time.Millisecond, Retries: 10, Seed: 21,
@@ -70,10 +71,10 @@ func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, pe
 	if err := fleet.AwaitAllStarted(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Two interims a second apart: counters, then a current rate (the
-	// difference of the last two updates).
+	// Two interims a second apart by the routers' clock: counters, then a
+	// current rate (the difference of the last two updates).
 	for range 2 {
-		time.Sleep(1100 * time.Millisecond)
+		clock.Advance(1100 * time.Millisecond)
 		fleet.Tick()
 		if err := fleet.AwaitIdle(ctx); err != nil {
 			t.Fatal(err)
@@ -292,7 +293,7 @@ func TestBrowserSessionsPage(t *testing.T) {
 		// The screenshot: heaviest downloaders first.
 		tb.do(chromedp.Click(chromedp.CSS(`[data-testid="sort-output_bps"]`)))
 		tb.waitJS("the rate sort", `document.querySelector('[data-testid="sort-output_bps"]').dataset.dir === 'desc'`, 5*time.Second)
-		time.Sleep(700 * time.Millisecond) // let the highlight of new rows fade a little
+		time.Sleep(700 * time.Millisecond) // paces the screenshot: the highlight of new rows fades a little (no state waited for)
 		tb.screenshot("sessions.png")
 
 		// Disconnect from the row: confirm, the result, the row goes.
