@@ -14,11 +14,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
@@ -150,17 +150,10 @@ func (c *client) barrier(ts *testServer) {
 	ts.outcomes.await(c.t, nettportal.OutcomeMalformed, want)
 }
 
+// request is user-sid's accounting request of status, as these tests send.
 func request(t *testing.T, sid string, status rfc2866.AcctStatusType, secret string) []byte {
 	t.Helper()
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	rfc2865.UserName_SetString(p, "user-"+sid)
-	rfc2866.AcctSessionID_SetString(p, sid)
-	rfc2866.AcctStatusType_Set(p, status)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return radiustest.Request{Status: status, User: "user-" + sid, SessionID: sid}.Encode(t, secret)
 }
 
 // client is a router's socket: it sends requests and collects answers.

@@ -9,10 +9,10 @@ import (
 	"time"
 
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 
@@ -194,16 +194,8 @@ func TestRetransmissionIsAnsweredOnce(t *testing.T) {
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
 	srv := startServe(t, dbURL)
 
-	p := rad.New(rad.CodeAccountingRequest, []byte("s3cret"))
-	rfc2865.UserName_SetString(p, "bob")
-	rfc2866.AcctSessionID_SetString(p, "81000001")
-	rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_InterimUpdate)
-	rfc2866.AcctSessionTime_Set(p, 60)
-	rfc2866.AcctInputOctets_Set(p, 500)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := radiustest.Request{Status: rfc2866.AcctStatusType_Value_InterimUpdate, User: "bob", SessionID: "81000001",
+		Counters: &radiustest.Counters{SessionTime: 60, In: 500}}.Encode(t, "s3cret")
 	conn, err := net.Dial("udp", srv.AcctAddr)
 	if err != nil {
 		t.Fatal(err)

@@ -11,10 +11,9 @@ import (
 	"time"
 
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
 
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
@@ -31,27 +30,12 @@ type acctPacket struct {
 
 func (a acctPacket) encode(t testing.TB, secret string) []byte {
 	t.Helper()
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	rfc2865.UserName_SetString(p, a.User)
-	rfc2866.AcctSessionID_SetString(p, a.SessionID)
-	rfc2866.AcctStatusType_Set(p, a.Status)
-	rfc2865.NASIPAddress_Set(p, a.NASIP)
-	rfc2865.NASIdentifier_SetString(p, "sim")
-	rfc2869.NASPortID_SetString(p, "<pppoe-"+a.User+">")
-	rfc2865.FramedIPAddress_Set(p, net.IPv4(100, 64, 0, 1))
+	r := radiustest.Request{Status: a.Status, User: a.User, SessionID: a.SessionID, NASIP: a.NASIP, NASIdentifier: "sim",
+		NASPortID: "<pppoe-" + a.User + ">", FramedIP: net.IPv4(100, 64, 0, 1), Event: a.Event}
 	if a.Status != rfc2866.AcctStatusType_Value_Start {
-		rfc2866.AcctSessionTime_Set(p, rfc2866.AcctSessionTime(a.SessionTime))
-		rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(a.In))
-		rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(a.Out))
+		r.Counters = &radiustest.Counters{SessionTime: a.SessionTime, In: a.In, Out: a.Out}
 	}
-	if !a.Event.IsZero() {
-		rfc2869.EventTimestamp_Set(p, a.Event)
-	}
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return r.Encode(t, secret)
 }
 
 // udpFrom opens a UDP socket bound to the loopback address src (a router's
