@@ -225,8 +225,9 @@ func TestDisconnectAndCoAAgainstSimulatedRouters(t *testing.T) {
 		if !ok || !info.Up || info.RateLimit != "10M/20M" {
 			t.Fatalf("on the router: %+v", info)
 		}
-		// Had the CoA ended the session, the router's Stop would have been
-		// in flight by the ACK: once it has none, the row says.
+		// A session the CoA ended would be down on the router already
+		// (checked above); the row is checked once the router has no
+		// accounting in flight.
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := f.fleet.Router("ctl-01").AwaitIdle(ctx); err != nil {
