@@ -12,17 +12,15 @@ import (
 	"layeh.com/radius/rfc3576"
 
 	"github.com/nettportal/nettportal/coa/coatest"
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 )
 
 // radclient runs FreeRADIUS's radclient against addr and returns its
-// combined output and whether it exited zero. It skips the test when
-// radclient is not installed.
+// combined output and whether it exited zero. Without radclient it fails
+// under CI and skips otherwise.
 func radclient(t *testing.T, addr, command, secret, attrs string) (string, bool) {
 	t.Helper()
-	path, err := exec.LookPath("radclient")
-	if err != nil {
-		t.Skip("radclient not installed (Debian: freeradius-utils)")
-	}
+	path := freeradiustest.Radclient(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, "-x", "-r", "1", "-t", "2", addr, command, secret)
@@ -30,7 +28,7 @@ func radclient(t *testing.T, addr, command, secret, attrs string) (string, bool)
 	var out bytes.Buffer
 	cmd.Stdout = &out
 	cmd.Stderr = &out
-	err = cmd.Run()
+	err := cmd.Run()
 	if ctx.Err() != nil {
 		t.Fatalf("radclient hung: %s", out.String())
 	}

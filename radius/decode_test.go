@@ -18,28 +18,14 @@ import (
 	"layeh.com/radius/vendors/mikrotik"
 
 	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/radius/radiustest"
 )
 
 var testRouter = nettportal.Router{ID: 7, Name: "core-1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s3cret"}
 
 // mikrotikPacket builds an Accounting-Request the way RouterOS fills it.
 func mikrotikPacket(status rfc2866.AcctStatusType) *rad.Packet {
-	p := rad.New(rad.CodeAccountingRequest, []byte("s3cret"))
-	rfc2866.AcctStatusType_Set(p, status)
-	rfc2865.UserName_SetString(p, "alice")
-	rfc2866.AcctSessionID_SetString(p, "8100000c")
-	rfc2865.NASIPAddress_Set(p, net.ParseIP("127.0.0.11"))
-	rfc2865.NASIdentifier_SetString(p, "core-1")
-	rfc2865.NASPort_Set(p, 0x8100000c)
-	rfc2869.NASPortID_SetString(p, "vlan100")
-	rfc2865.NASPortType_Set(p, rfc2865.NASPortType_Value_Ethernet)
-	rfc2865.CallingStationID_SetString(p, "AA:BB:CC:DD:EE:01")
-	rfc2865.CalledStationID_SetString(p, "isp")
-	rfc2865.FramedIPAddress_Set(p, net.ParseIP("100.64.0.7"))
-	rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_FramedUser)
-	rfc2865.FramedProtocol_Set(p, rfc2865.FramedProtocol_Value_PPP)
-	rfc2866.AcctAuthentic_Set(p, rfc2866.AcctAuthentic_Value_RADIUS)
-	return p
+	return radiustest.MikroTik(status, "alice", "8100000c", net.ParseIP("127.0.0.11"), "core-1").Packet("s3cret")
 }
 
 func TestDecode(t *testing.T) {
@@ -99,9 +85,7 @@ func TestDecode(t *testing.T) {
 		}
 	})
 	t.Run("accounting-on needs no session", func(t *testing.T) {
-		p := rad.New(rad.CodeAccountingRequest, []byte("s3cret"))
-		rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_AccountingOn)
-		rfc2865.NASIPAddress_Set(p, net.ParseIP("127.0.0.11"))
+		p := radiustest.Request{Status: rfc2866.AcctStatusType_Value_AccountingOn, NASIP: net.ParseIP("127.0.0.11")}.Packet("s3cret")
 		r, err := Decode(p, testRouter, src, now)
 		if err != nil || r.Status != nettportal.StatusAccountingOn {
 			t.Fatalf("%+v %v", r, err)

@@ -20,6 +20,7 @@ import (
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
@@ -174,19 +175,9 @@ func compareRows(t *testing.T, cases []uniqueIDCase, want, got map[string]rowIDs
 
 // mikrotikRequest is an Accounting-Start as RouterOS sends it.
 func mikrotikRequest(sid, calling string) *rad.Packet {
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
-	rfc2865.UserName_SetString(p, "alice")
-	rfc2866.AcctSessionID_SetString(p, sid)
-	rfc2865.NASIPAddress_Set(p, net.IPv4(127, 0, 0, 1))
-	rfc2865.NASIdentifier_SetString(p, "core-1")
-	rfc2865.NASPort_Set(p, 0x8100000c)
-	rfc2869.NASPortID_SetString(p, "vlan100")
-	rfc2865.NASPortType_Set(p, rfc2865.NASPortType_Value_Ethernet)
-	rfc2865.CallingStationID_SetString(p, calling)
-	rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_FramedUser)
-	rfc2865.FramedProtocol_Set(p, rfc2865.FramedProtocol_Value_PPP)
-	return p
+	r := radiustest.MikroTik(rfc2866.AcctStatusType_Value_Start, "alice", sid, net.IPv4(127, 0, 0, 1), "core-1")
+	r.Calling = calling
+	return r.Packet(secret)
 }
 
 // sendAwait sends raw from src to dst and waits for the authentic answer,

@@ -17,6 +17,7 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store/storetest"
 )
@@ -24,18 +25,7 @@ import (
 // packet builds an Accounting-Request; set adds attributes.
 func packet(t *testing.T, status rfc2866.AcctStatusType, user []byte, sid string, set func(p *rad.Packet)) []byte {
 	t.Helper()
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	rfc2865.UserName_Set(p, user)
-	rfc2866.AcctSessionID_SetString(p, sid)
-	rfc2866.AcctStatusType_Set(p, status)
-	if set != nil {
-		set(p)
-	}
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return radiustest.Request{Status: status, User: string(user), SessionID: sid, Set: set}.Encode(t, secret)
 }
 
 // Hostile input from one router (NUL and Latin-1 bytes in strings,
@@ -274,9 +264,9 @@ func TestQuarantinedRetransmissionAfterDedupeWindowKeptOnce(t *testing.T) {
 	}
 	// Past the window: two expiry passes drop both generations.
 	ahead.Store(int64(11 * time.Second))
-	radius.ExpireDedupe(srv, srv.Now())
+	radius.ExpireDedupe(srv.Server, srv.Now())
 	ahead.Store(int64(22 * time.Second))
-	radius.ExpireDedupe(srv, srv.Now())
+	radius.ExpireDedupe(srv.Server, srv.Now())
 	c.send(req)
 	if c.answers([][]byte{req}, 2*time.Second) != 1 {
 		t.Fatal("the retransmission after the dedupe window was not answered")

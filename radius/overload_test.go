@@ -56,7 +56,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 type overloadRig struct {
 	t        *testing.T
 	db       *store.DB
-	srv      *radius.Server
+	srv      *testServer
 	c        *client
 	ahead    atomic.Int64
 	dequeued chan struct{}
@@ -512,7 +512,7 @@ func TestShutdownAnswersTheRetryQueue(t *testing.T) {
 		defer cancel()
 		done <- r.srv.Shutdown(ctx)
 	}()
-	waitFor(t, "Shutdown to begin", func() bool { return radius.Closing(r.srv) })
+	waitFor(t, "Shutdown to begin", func() bool { return radius.Closing(r.srv.Server) })
 	// Past RetryQueueDelay: still answered, Shutdown drops nothing queued.
 	r.advance(10 * time.Second)
 	unlock()

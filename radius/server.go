@@ -100,11 +100,20 @@ type Server struct {
 	// batch, how long ApplyAccounting took, and its error (nil: committed).
 	// It runs on the commit path, so it must be quick (metrics).
 	OnBatch func(size int, commit time.Duration, err error)
+	// OnOutcome, when set, learns each outcome counted in Stats one packet
+	// at a time: every drop on the read path, shed packets and answers (a
+	// given-up batch is counted at once, without it). Tests wait on it
+	// instead of polling the counters; it must be quick.
+	OnOutcome func(nettportal.Outcome)
 	// Now is the clock the listener reads receive times, queue delays
 	// (shedding, overload, the retry queue) and cache expiry from, so a
 	// test can move time on instead of sleeping. Zero: time.Now, the real
 	// clock.
 	Now func() time.Time
+	// ProbeInterval is how often, while the database is known down, one
+	// batch tries it instead of going straight to the spool (by Now's
+	// clock). Zero: 500ms.
+	ProbeInterval time.Duration
 	// Limits bound the times a router's packets are believed (clock skew,
 	// Acct-Delay-Time, Acct-Session-Time); zero: the Limits defaults.
 	Limits Limits
@@ -178,6 +187,7 @@ type Stats struct {
 	// RetryFolded counts later copies of a waiting retransmission folded
 	// into it (they are OutcomeDuplicate).
 	RetryFolded atomic.Uint64
+	onOutcome   func(nettportal.Outcome) // Server.OnOutcome, set by Serve
 }
 
 // Outcome is the number of packets with outcome o.
@@ -188,7 +198,12 @@ func (st *Stats) Outcome(o nettportal.Outcome) uint64 {
 	return st.Outcomes[o].Load()
 }
 
-func (st *Stats) count(o nettportal.Outcome) { st.Outcomes[o].Add(1) }
+func (st *Stats) count(o nettportal.Outcome) {
+	st.Outcomes[o].Add(1)
+	if st.onOutcome != nil {
+		st.onOutcome(o)
+	}
+}
 
 type routerEntry struct {
 	router nettportal.Router
@@ -327,6 +342,9 @@ func (s *Server) defaults() {
 	if s.Now == nil {
 		s.Now = time.Now
 	}
+	if s.ProbeInterval <= 0 {
+		s.ProbeInterval = 500 * time.Millisecond
+	}
 }
 
 // Listen opens the UDP socket without serving yet, so callers learn the
@@ -386,6 +404,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	// A router retransmits within seconds; the memory covers a retry
 	// queue's wait, and a few shed queues' worth of packets.
 	s.shedMem = newShedMemory(max(s.RetryQueueDelay, time.Second), 4*s.QueueSize, s.Now())
+	s.Stats.onOutcome = s.OnOutcome
 	s.mu.Unlock()
 
 	if err := s.loadRouters(context.Background()); err != nil {
@@ -739,12 +758,12 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 	}
 }
 
-// probeDue lets one batch every half second try the database while it is
+// probeDue lets one batch every ProbeInterval try the database while it is
 // known to be down.
 func (s *Server) probeDue() bool {
-	now := time.Now().UnixNano()
+	now := s.Now().UnixNano()
 	last := s.lastProbe.Load()
-	return now-last >= int64(500*time.Millisecond) && s.lastProbe.CompareAndSwap(last, now)
+	return now-last >= int64(s.ProbeInterval) && s.lastProbe.CompareAndSwap(last, now)
 }
 
 func (s *Server) answer(batch []item) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,11 +14,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
@@ -25,9 +26,17 @@ import (
 
 const secret = "s3cret"
 
+// testServer is a Server under test and the outcomes it counted, which
+// tests wait on instead of polling its counters.
+type testServer struct {
+	*radius.Server
+	outcomes *outcomeLog
+}
+
 // startServer runs a Server on 127.0.0.1:0 against a real database that
-// knows 127.0.0.1 as a router; it shuts down at cleanup.
-func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *radius.Server {
+// knows 127.0.0.1 as a router; it returns once Serve has started (its
+// first router load) and shuts down at cleanup.
+func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *testServer {
 	t.Helper()
 	r := nettportal.Router{Name: "core-1", IP: netip.MustParseAddr("127.0.0.1"), Secret: secret}
 	if err := db.CreateRouter(context.Background(), &r); err != nil {
@@ -40,14 +49,26 @@ func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *ra
 	if configure != nil {
 		configure(srv)
 	}
+	ts := &testServer{Server: srv, outcomes: newOutcomeLog()}
+	if prev := srv.OnOutcome; prev != nil {
+		srv.OnOutcome = func(o nettportal.Outcome) { ts.outcomes.add(o); prev(o) }
+	} else {
+		srv.OnOutcome = ts.outcomes.add
+	}
+	loaded := &firstLoad{RouterLister: srv.Routers, done: make(chan struct{})}
+	srv.Routers = loaded
 	conn, err := srv.Listen()
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(conn) }()
-	for srv.LocalAddr() == nil {
-		time.Sleep(time.Millisecond)
+	select {
+	case <-loaded.done:
+	case err := <-done:
+		t.Fatalf("Serve: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve never loaded the routers")
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -59,20 +80,80 @@ func startServer(t *testing.T, db *store.DB, configure func(*radius.Server)) *ra
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return srv
+	return ts
 }
 
+// firstLoad tells when Serve first reads the routers: by then it has
+// started (LocalAddr is set and Shutdown will stop it).
+type firstLoad struct {
+	nettportal.RouterLister
+	once sync.Once
+	done chan struct{}
+}
+
+func (f *firstLoad) Routers(ctx context.Context) ([]nettportal.Router, error) {
+	f.once.Do(func() { close(f.done) })
+	return f.RouterLister.Routers(ctx)
+}
+
+// outcomeLog counts the outcomes a server reports through OnOutcome and
+// wakes whoever waits for one.
+type outcomeLog struct {
+	mu      sync.Mutex
+	n       [nettportal.NumOutcomes]int
+	changed chan struct{} // closed and replaced at every outcome
+}
+
+func newOutcomeLog() *outcomeLog { return &outcomeLog{changed: make(chan struct{})} }
+
+func (l *outcomeLog) add(o nettportal.Outcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n[o]++
+	close(l.changed)
+	l.changed = make(chan struct{})
+}
+
+func (l *outcomeLog) count(o nettportal.Outcome) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n[o]
+}
+
+// await waits until n packets have had outcome o.
+func (l *outcomeLog) await(t *testing.T, o nettportal.Outcome, n int) {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		l.mu.Lock()
+		got, changed := l.n[o], l.changed
+		l.mu.Unlock()
+		if got >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			t.Fatalf("%d packets with outcome %v, waited for %d", got, o, n)
+		}
+	}
+}
+
+// barrier sends a datagram too short to be RADIUS and waits until the
+// server has counted it. With one reader (Readers: 1) the server handles
+// datagrams in the order its socket received them, so every packet sent
+// before the barrier (from any client) has been queued or dropped by then.
+func (c *client) barrier(ts *testServer) {
+	c.t.Helper()
+	want := ts.outcomes.count(nettportal.OutcomeMalformed) + 1
+	c.send([]byte{4, 0, 0})
+	ts.outcomes.await(c.t, nettportal.OutcomeMalformed, want)
+}
+
+// request is user-sid's accounting request of status, as these tests send.
 func request(t *testing.T, sid string, status rfc2866.AcctStatusType, secret string) []byte {
 	t.Helper()
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	rfc2865.UserName_SetString(p, "user-"+sid)
-	rfc2866.AcctSessionID_SetString(p, sid)
-	rfc2866.AcctStatusType_Set(p, status)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return raw
+	return radiustest.Request{Status: status, User: "user-" + sid, SessionID: sid}.Encode(t, secret)
 }
 
 // client is a router's socket: it sends requests and collects answers.
@@ -81,7 +162,7 @@ type client struct {
 	conn *net.UDPConn
 }
 
-func newClient(t *testing.T, srv *radius.Server) *client {
+func newClient(t *testing.T, srv *testServer) *client {
 	conn, err := net.DialUDP("udp", nil, srv.LocalAddr().(*net.UDPAddr))
 	if err != nil {
 		t.Fatal(err)
@@ -168,22 +249,41 @@ func TestNoAnswerBeforeCommit(t *testing.T) {
 func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	// No delay budget: the queued packets wait the lock out.
-	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 2; s.Workers = 1; s.MaxBatch = 1; s.MaxQueueDelay = -1 })
+	// No delay budget: the queued packets wait the lock out. One reader,
+	// so a barrier packet tells when the others have been handled.
+	dequeued := make(chan struct{}, 8)
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.QueueSize = 2
+		s.Workers = 1
+		s.MaxBatch = 1
+		s.Readers = 1
+		s.MaxQueueDelay = -1
+		s.OnDequeue = func(time.Duration) { dequeued <- struct{}{} }
+	})
 	c := newClient(t, srv)
 	unlock := lockAccounting(t, db)
 	var reqs [][]byte
 	for i := 0; i < 6; i++ {
-		req := request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret)
-		reqs = append(reqs, req)
+		reqs = append(reqs, request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret))
+	}
+	c.send(reqs[0])
+	select { // the worker holds the first: its commit waits for the lock
+	case <-dequeued:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the first packet never reached the worker")
+	}
+	for _, req := range reqs[1:] {
 		c.send(req)
-		time.Sleep(20 * time.Millisecond) // let the worker take the first
 	}
-	if n := c.answers(reqs, 500*time.Millisecond); n != 0 {
-		t.Fatalf("%d answers while blocked", n)
-	}
+	c.barrier(srv)
 	if full := srv.Stats.Outcome(nettportal.OutcomeQueueFull); full != 3 {
 		t.Errorf("queue full drops = %d, want 3 (1 in the worker, 2 queued)", full)
+	}
+	if depth := srv.QueueDepth(); depth != 2 {
+		t.Errorf("queue depth %d, want 2", depth)
+	}
+	if n := c.answers(reqs, 300*time.Millisecond); n != 0 {
+		t.Fatalf("%d answers while blocked", n)
 	}
 	unlock()
 	if n := c.answers(reqs, 5*time.Second); n != 3 {
@@ -215,6 +315,7 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Workers = 1
 		s.MaxBatch = 1
+		s.Readers = 1 // for the barrier
 		s.MaxQueueDelay = 100 * time.Millisecond
 		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 		s.OnDequeue = func(d time.Duration) {
@@ -245,8 +346,9 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	for _, req := range late {
 		c.send(req)
 	}
-	for srv.QueueDepth() < 2 {
-		time.Sleep(time.Millisecond)
+	c.barrier(srv)
+	if depth := srv.QueueDepth(); depth != 2 {
+		t.Fatalf("queue depth %d, want the 2 late packets", depth)
 	}
 	ahead.Add(int64(150 * time.Millisecond)) // past the 100ms budget
 	unlock()
@@ -272,12 +374,15 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	if got := countRows(t, db); got != 1 {
 		t.Errorf("%d rows after shedding, want 1 (the shed ones are not written)", got)
 	}
-	// The retransmissions find an empty queue and are answered.
-	for _, req := range late {
+	// The retransmissions find an empty queue and are answered. One at a
+	// time, as two routers' would come: sent together, the second would
+	// wait for the first's commit and could be shed in turn on a slow
+	// machine.
+	for i, req := range late {
 		c.send(req)
-	}
-	if n := c.answers(late, 5*time.Second); n != 2 {
-		t.Errorf("%d retransmissions answered, want 2", n)
+		if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+			t.Errorf("retransmission %d not answered", i)
+		}
 	}
 	if got := countRows(t, db); got != 3 {
 		t.Errorf("%d rows, want 3", got)
@@ -363,31 +468,16 @@ func TestBadPacketsAreCountedAndDropped(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.Write(request(t, "81000002", rfc2866.AcctStatusType_Value_Start, secret))
-	deadline := time.Now().Add(2 * time.Second)
-	for srv.Stats.Outcome(nettportal.OutcomeUnknownRouter) != 1 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if srv.Stats.Outcome(nettportal.OutcomeUnknownRouter) != 1 {
-		t.Error("unknown router not counted")
+	srv.outcomes.await(t, nettportal.OutcomeUnknownRouter, 1)
+	if n := srv.Stats.Outcome(nettportal.OutcomeUnknownRouter); n != 1 {
+		t.Errorf("unknown router counted %d times, want 1", n)
 	}
 }
 
 func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	srv := &radius.Server{Addr: "127.0.0.1:0", Routers: db, Store: db}
-	r := nettportal.Router{Name: "core-1", IP: netip.MustParseAddr("127.0.0.1"), Secret: secret}
-	if err := db.CreateRouter(context.Background(), &r); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := srv.Listen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(conn)
-	for srv.LocalAddr() == nil {
-		time.Sleep(time.Millisecond)
-	}
+	srv := startServer(t, db, func(s *radius.Server) { s.Readers = 1 }) // for the barrier
 	c := newClient(t, srv)
 	unlock := lockAccounting(t, db)
 	var reqs [][]byte
@@ -396,10 +486,17 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 		reqs = append(reqs, req)
 		c.send(req)
 	}
-	time.Sleep(200 * time.Millisecond)
+	c.barrier(srv) // all 20 are queued or in a worker's blocked commit
+	shutCtx := &doneWatch{Context: context.Background(), asked: make(chan struct{})}
 	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(context.Background()) }()
-	time.Sleep(200 * time.Millisecond)
+	go func() { shut <- srv.Shutdown(shutCtx) }()
+	// Shutdown looks at its context once reading has stopped and the
+	// queue is closed: from then on only the workers answer.
+	select {
+	case <-shutCtx.asked:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown never stopped reading")
+	}
 	unlock()
 	if n := c.answers(reqs, 5*time.Second); n != 20 {
 		t.Errorf("%d of 20 queued packets answered during shutdown", n)
@@ -416,6 +513,18 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	}
 }
 
+// doneWatch is a context that tells when its Done is first asked for.
+type doneWatch struct {
+	context.Context
+	once  sync.Once
+	asked chan struct{}
+}
+
+func (d *doneWatch) Done() <-chan struct{} {
+	d.once.Do(func() { close(d.asked) })
+	return d.Context.Done()
+}
+
 func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
@@ -426,10 +535,15 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 	defer sp.Close()
 	down := &flakyStore{db: db}
 	down.failures.Store(1 << 30)
+	// The probe is due by the server's clock, which the test moves on
+	// instead of sleeping through the interval.
+	var ahead atomic.Int64
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Store = down
 		s.Spool = sp
 		s.SpoolAfter = 300 * time.Millisecond
+		s.ProbeInterval = time.Minute
+		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	})
 	c := newClient(t, srv)
 	var reqs [][]byte
@@ -455,7 +569,7 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 	// Back: a probe finds the database and batches go to it again.
 	down.failures.Store(0)
 	back := request(t, "83000001", rfc2866.AcctStatusType_Value_Start, secret)
-	time.Sleep(600 * time.Millisecond) // the probe interval
+	ahead.Add(int64(time.Minute)) // the probe interval has passed
 	c.send(back)
 	if n := c.answers([][]byte{back}, 5*time.Second); n != 1 || countRows(t, db) != 1 {
 		t.Fatalf("after recovery: %d answers, %d rows (want the new packet committed straight away)", n, countRows(t, db))
@@ -476,7 +590,13 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 	if err := db.CreateRouter(context.Background(), &other); err != nil {
 		t.Fatal(err)
 	}
-	srv := startServer(t, db, func(s *radius.Server) { s.QueueSize = 100; s.PerRouterQueue = 20; s.Workers = 1; s.MaxBatch = 1 })
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.QueueSize = 100
+		s.PerRouterQueue = 20
+		s.Workers = 1
+		s.MaxBatch = 1
+		s.Readers = 1 // for the barrier
+	})
 	flooder := newClient(t, srv)
 	quiet, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
 	if err != nil {
@@ -497,10 +617,7 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 		calm = append(calm, req)
 		quietClient.send(req)
 	}
-	deadline := time.Now().Add(3 * time.Second)
-	for srv.Stats.Received.Load() < 205 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	flooder.barrier(srv) // sent after the quiet router's: all 205 handled
 	if depth := srv.QueueDepth(); depth > 100 {
 		t.Fatalf("queue depth %d beyond its bound", depth)
 	}

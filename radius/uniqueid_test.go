@@ -11,6 +11,8 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc3162"
+
+	"github.com/nettportal/nettportal/radius/radiustest"
 )
 
 func md5Of(s string) string { return fmt.Sprintf("%x", md5.Sum([]byte(s))) }
@@ -21,14 +23,8 @@ func TestUniqueID(t *testing.T) {
 	v4src := netip.MustParseAddr("127.0.0.9")
 	v6src := netip.MustParseAddr("fd00::9")
 	base := func() *rad.Packet {
-		p := rad.New(rad.CodeAccountingRequest, []byte("s"))
-		rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
-		rfc2865.UserName_SetString(p, "alice")
-		rfc2866.AcctSessionID_SetString(p, "81000001")
-		rfc2865.NASIPAddress_Set(p, net.IPv4(10, 0, 0, 1))
-		rfc2865.NASIdentifier_SetString(p, "core-1")
-		rfc2865.NASPort_Set(p, 7)
-		return p
+		return radiustest.Request{Status: rfc2866.AcctStatusType_Value_Start, User: "alice", SessionID: "81000001",
+			NASIP: net.IPv4(10, 0, 0, 1), NASIdentifier: "core-1", NASPort: 7}.Packet("s")
 	}
 	for _, c := range []struct {
 		name string

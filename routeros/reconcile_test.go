@@ -178,15 +178,22 @@ func TestRunReconcilesWithinOneInterval(t *testing.T) {
 	f := newFixture(t)
 	f.account(t, "alice", 0x81000001, time.Now().Add(-time.Hour).UTC(), 1, 1)
 	f.rc.Interval, f.rc.FastInterval = 500*time.Millisecond, 500*time.Millisecond
+	passes := make(chan routeros.Result, 16)
+	f.rc.OnResult = func(_ nettportal.Router, res routeros.Result) { passes <- res }
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { f.rc.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	deadline := time.Now().Add(5 * time.Second)
-	for f.rows(t)["alice"].open {
-		if time.Now().After(deadline) {
-			t.Fatal("lost Stop not closed by the running reconciler")
+	// The first pass runs within an interval of the start and closes it.
+	select {
+	case res := <-passes:
+		if res.Closed != 1 {
+			t.Errorf("first pass: %v, want the lost Stop closed", res)
 		}
-		time.Sleep(100 * time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the running reconciler made no pass")
+	}
+	if f.rows(t)["alice"].open {
+		t.Fatal("lost Stop not closed by the running reconciler's pass")
 	}
 }

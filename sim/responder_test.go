@@ -103,6 +103,25 @@ func (r *responder) packets(f func(*rad.Packet) bool) []received {
 	return out
 }
 
+// await waits until ok holds of what was received, checking it at every
+// packet; false when it still does not hold after within.
+func (r *responder) await(within time.Duration, ok func() bool) bool {
+	timeout := time.After(within)
+	for {
+		r.mu.Lock()
+		changed := r.changed
+		r.mu.Unlock()
+		if ok() {
+			return true
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return ok()
+		}
+	}
+}
+
 func status(s rfc2866.AcctStatusType) func(*rad.Packet) bool {
 	return func(p *rad.Packet) bool { return rfc2866.AcctStatusType_Get(p) == s }
 }

@@ -414,14 +414,10 @@ func TestRouterInterimAndChurnOnTheirOwn(t *testing.T) {
 		c.Interim = 100 * time.Millisecond
 		c.Churn = 0.5
 	})
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		if len(resp.packets(status(rfc2866.AcctStatusType_Value_InterimUpdate))) >= 20 &&
-			len(resp.packets(status(rfc2866.AcctStatusType_Value_Stop))) >= 5 {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	resp.await(5*time.Second, func() bool {
+		return len(resp.packets(status(rfc2866.AcctStatusType_Value_InterimUpdate))) >= 20 &&
+			len(resp.packets(status(rfc2866.AcctStatusType_Value_Stop))) >= 5
+	})
 	interims := len(resp.packets(status(rfc2866.AcctStatusType_Value_InterimUpdate)))
 	stops := len(resp.packets(status(rfc2866.AcctStatusType_Value_Stop)))
 	if interims < 20 || stops < 5 {

@@ -366,7 +366,8 @@ func (h *hub) drop(c *wsClient) {
 	delete(h.clients, c)
 	h.mu.Unlock()
 	c.mu.Lock()
-	if !c.closed {
+	first := !c.closed
+	if first {
 		c.closed = true
 		close(c.done)
 		if c.limitUser != "" || c.limitAddr != "" {
@@ -375,6 +376,9 @@ func (h *hub) drop(c *wsClient) {
 	}
 	c.mu.Unlock()
 	c.conn.Close()
+	if first && h.s.OnSocketClosed != nil {
+		h.s.OnSocketClosed()
+	}
 }
 
 // clientCount is for tests and metrics.

@@ -94,6 +94,10 @@ type Server struct {
 	// Usage is billing usage; nil answers 503.
 	Usage UsageSource
 	Log   zerolog.Logger
+	// OnSocketClosed, when set, learns that a WebSocket was let go: it is
+	// no longer counted and its place under the socket limits is free.
+	// Tests wait on it; it must be quick.
+	OnSocketClosed func()
 
 	// AllowedOrigins are extra origins (scheme://host[:port]) whose pages
 	// may open the WebSocket, e.g. behind a proxy that rewrites Host.

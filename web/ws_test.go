@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/web"
 )
@@ -52,7 +54,12 @@ func readMsg(t *testing.T, conn *websocket.Conn, within time.Duration) wsMsg {
 
 func TestWebSocketPushesChanges(t *testing.T) {
 	// A long refresh, so only a change notification can explain a push.
-	e := newEnv(t, func(s *web.Server) { s.WSRefresh = time.Hour })
+	var listener *listening
+	e := newEnv(t, func(s *web.Server) {
+		s.WSRefresh = time.Hour
+		listener = &listening{ChangeSource: s.Changes, ready: make(chan struct{})}
+		s.Changes = listener
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	notifier := &store.Notifier{DB: e.db}
@@ -91,9 +98,13 @@ func TestWebSocketPushesChanges(t *testing.T) {
 		t.Fatalf("bad subscribe answer = %+v", m)
 	}
 
-	// Give the hub's listener a moment to be in place (it resyncs on
-	// connect), then change sessions the way the accounting path does.
-	time.Sleep(200 * time.Millisecond)
+	// Once the hub's listener is in place, change sessions the way the
+	// accounting path does.
+	select {
+	case <-listener.ready:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the hub never listened for session changes")
+	}
 	start := time.Now()
 	if err := e.db.ApplyAccounting(ctx, recs[2:]); err != nil {
 		t.Fatal(err)
@@ -182,4 +193,19 @@ func TestSlowWebSocketClientIsDropped(t *testing.T) {
 		t.Errorf("the fast client waited %v between snapshots; a slow client must not hold it up", worstGap)
 	}
 	t.Logf("slow client dropped; fast client's longest gap between snapshots %v", worstGap)
+}
+
+// listening is a ChangeSource that tells when its listener is in place:
+// ListenSessionsChanged calls fn once, with no change, right after LISTEN.
+type listening struct {
+	web.ChangeSource
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (l *listening) ListenSessionsChanged(ctx context.Context, fn func(nettportal.SessionsChanged)) error {
+	return l.ChangeSource.ListenSessionsChanged(ctx, func(c nettportal.SessionsChanged) {
+		fn(c)
+		l.once.Do(func() { close(l.ready) })
+	})
 }

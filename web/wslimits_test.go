@@ -31,7 +31,11 @@ func readClose(t *testing.T, conn *websocket.Conn) *websocket.CloseError {
 // One user may hold WSPerUser sockets: the next is closed with the reason
 // and counted; another user is unaffected; a closed socket frees its place.
 func TestWebSocketsPerUserBound(t *testing.T) {
-	e := newEnv(t, func(s *web.Server) { s.WSPerUser = 3 })
+	closed := make(chan struct{}, 16)
+	e := newEnv(t, func(s *web.Server) {
+		s.WSPerUser = 3
+		s.OnSocketClosed = func() { closed <- struct{}{} }
+	})
 	v := e.login(t, "vic")
 	var open []*websocket.Conn
 	for i := 0; i < 3; i++ {
@@ -69,12 +73,15 @@ func TestWebSocketsPerUserBound(t *testing.T) {
 	}
 	// Closing one of vic's frees a place.
 	open[0].Close()
-	deadline := time.Now().Add(5 * time.Second)
-	for e.srv.Clients() != 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d clients after one closed, want 3", e.srv.Clients())
-		}
-		time.Sleep(5 * time.Millisecond) // the hub notices the closed socket on its own read
+	// The hub notices the closed socket on its own read. No socket was let
+	// go before (the refused one never counted), so the first is this one.
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hub never let the closed socket go")
+	}
+	if n := e.srv.Clients(); n != 3 {
+		t.Fatalf("%d clients after one closed, want 3", n)
 	}
 	again, _, err := dialWS(t, e, v, "")
 	if err != nil {

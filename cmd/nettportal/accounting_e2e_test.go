@@ -9,9 +9,10 @@ import (
 	"time"
 
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 
+	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 
@@ -22,11 +23,7 @@ import (
 // independent of ours, and reports whether an Accounting-Response came back.
 func radclient(t *testing.T, addr, secret, attrs string) (bool, string) {
 	t.Helper()
-	path, err := exec.LookPath("radclient")
-	if err != nil {
-		t.Skip("radclient not installed (apt-get install freeradius-utils); .ci/run installs it")
-	}
-	cmd := exec.Command(path, "-x", "-t", "1", "-r", "1", addr, "acct", secret)
+	cmd := exec.Command(freeradiustest.Radclient(t), "-x", "-t", "1", "-r", "1", addr, "acct", secret)
 	cmd.Stdin = strings.NewReader(attrs)
 	out, err := cmd.CombinedOutput()
 	return err == nil && strings.Contains(string(out), "Received Accounting-Response"), string(out)
@@ -197,16 +194,8 @@ func TestRetransmissionIsAnsweredOnce(t *testing.T) {
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
 	srv := startServe(t, dbURL)
 
-	p := rad.New(rad.CodeAccountingRequest, []byte("s3cret"))
-	rfc2865.UserName_SetString(p, "bob")
-	rfc2866.AcctSessionID_SetString(p, "81000001")
-	rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_InterimUpdate)
-	rfc2866.AcctSessionTime_Set(p, 60)
-	rfc2866.AcctInputOctets_Set(p, 500)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := radiustest.Request{Status: rfc2866.AcctStatusType_Value_InterimUpdate, User: "bob", SessionID: "81000001",
+		Counters: &radiustest.Counters{SessionTime: 60, In: 500}}.Encode(t, "s3cret")
 	conn, err := net.Dial("udp", srv.AcctAddr)
 	if err != nil {
 		t.Fatal(err)

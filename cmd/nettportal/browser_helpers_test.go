@@ -184,6 +184,8 @@ func (tb *tab) waitJS(what, cond string, timeout time.Duration) {
 			tb.t.Fatalf("%s: timed out after %v waiting for %s (%s; last error %v)\npage: %s\nerrors: %v",
 				tb.name, timeout, what, cond, lastErr, tb.summary(), tb.b.pageErrors())
 		}
+		// Chromium is another process, and a page's state has no event
+		// that reaches the test: polling it is the last resort.
 		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -135,7 +135,8 @@ func TestBrowserRedialAfterDisconnect(t *testing.T) {
 	var skip atomic.Int64
 	fleet := uiFleetWith(t, dbURL, srv.AcctAddr, "127.0.3.71", "rd-", 1, 3, func(c *sim.FleetConfig) {
 		c.Redial = 5 * time.Second
-		c.Now = func() time.Time { return time.Now().Add(time.Duration(skip.Load())) }
+		routers := c.Now // uiFleet's, which it moves on for the interims
+		c.Now = func() time.Time { return routers().Add(time.Duration(skip.Load())) }
 	})
 	_, all := fleetSessions(fleet)
 

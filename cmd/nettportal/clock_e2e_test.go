@@ -9,11 +9,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
-	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
 
 	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
@@ -35,24 +33,16 @@ func TestClockSkewAndPaddingThroughServe(t *testing.T) {
 	}
 	defer conn.Close()
 	before := time.Now().Add(-time.Second)
-	start := func(user, sid string, at time.Time) func(*rad.Packet) {
-		return func(p *rad.Packet) {
-			rfc2865.UserName_SetString(p, user)
-			rfc2866.AcctSessionID_SetString(p, sid)
-			rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_Start)
-			rfc2869.EventTimestamp_Set(p, at)
-		}
+	start := func(user, sid string, at time.Time) radiustest.Request {
+		r := radiustest.Start(user, sid)
+		r.Event = at
+		return r
 	}
 	sendAcct(t, conn, "s3cret", start("future", "81000002", time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)))
 	sendAcct(t, conn, "s3cret", start("epoch", "81000001", time.Unix(86400, 0)))
 
 	// Padding after Length (RFC 2865 section 3: ignored).
-	p := rad.New(rad.CodeAccountingRequest, []byte("s3cret"))
-	start("padded", "81000003", time.Now())(p)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := start("padded", "81000003", time.Now()).Encode(t, "s3cret")
 	padded := append(append([]byte{}, raw...), make([]byte, 16)...)
 	if _, err := conn.Write(padded); err != nil {
 		t.Fatal(err)

@@ -127,21 +127,15 @@ func (f *controlFixture) sessions(t *testing.T, router string) []apiSession {
 // awaitRow waits until the user's newest row satisfies ok.
 func (f *controlFixture) awaitRow(t *testing.T, user string, within time.Duration, ok func(open bool, cause, closedBy, source string) bool) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	var open bool
-	var cause, closedBy, source string
-	for {
+	eventually(t, within, 50*time.Millisecond, user+"'s row", func() (string, bool) {
+		var open bool
+		var cause, closedBy, source string
 		err := f.db.Pool.QueryRow(context.Background(), `SELECT acctstoptime IS NULL, coalesce(acctterminatecause, ''),
 			coalesce(closed_by, ''), source FROM radacct WHERE username = $1 ORDER BY radacctid DESC LIMIT 1`, user).
 			Scan(&open, &cause, &closedBy, &source)
-		if err == nil && ok(open, cause, closedBy, source) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: row open=%v cause=%q closed_by=%q source=%q (err %v) after %v", user, open, cause, closedBy, source, err, within)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return fmt.Sprintf("open=%v cause=%q closed_by=%q source=%q (err %v)", open, cause, closedBy, source, err),
+			err == nil && ok(open, cause, closedBy, source)
+	})
 }
 
 func TestDisconnectAndCoAAgainstSimulatedRouters(t *testing.T) {
@@ -231,7 +225,14 @@ func TestDisconnectAndCoAAgainstSimulatedRouters(t *testing.T) {
 		if !ok || !info.Up || info.RateLimit != "10M/20M" {
 			t.Fatalf("on the router: %+v", info)
 		}
-		time.Sleep(200 * time.Millisecond)
+		// A session the CoA ended would be down on the router already
+		// (checked above); the row is checked once the router has no
+		// accounting in flight.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := f.fleet.Router("ctl-01").AwaitIdle(ctx); err != nil {
+			t.Fatal(err)
+		}
 		f.awaitRow(t, s.Username, time.Second, func(open bool, _, _, _ string) bool { return open })
 	})
 
@@ -299,13 +300,10 @@ func TestBulkDisconnectOfARouterWith500Sessions(t *testing.T) {
 	if len(out.Results) != 500 || len(seen) != 500 || ok != 500 {
 		t.Fatalf("%d results for %d sessions, %d ok; want 500 each", len(out.Results), len(seen), ok)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(f.sessions(t, "bulk-01")) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d sessions still open", len(f.sessions(t, "bulk-01")))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	eventually(t, 10*time.Second, 100*time.Millisecond, "bulk-01's sessions closed", func() (string, bool) {
+		n := len(f.sessions(t, "bulk-01"))
+		return fmt.Sprintf("%d still open", n), n == 0
+	})
 }
 
 func TestReconciliationAgainstSimulatedRouters(t *testing.T) {
@@ -328,7 +326,11 @@ func TestReconciliationAgainstSimulatedRouters(t *testing.T) {
 	t.Run("a session whose Start was lost appears", func(t *testing.T) {
 		r1.SetLoss(1)
 		users := r1.Connect(1)
-		time.Sleep(300 * time.Millisecond) // the Start and its retry are lost
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r1.AwaitIdle(ctx); err != nil { // the Start and its retry are lost, given up
+			t.Fatal(err)
+		}
 		r1.SetLoss(0)
 		// Seen unaccounted on one pass, added on the next: two passes, each
 		// up to an interval apart; generous for a loaded CI machine.
@@ -353,7 +355,20 @@ func TestReconciliationAgainstSimulatedRouters(t *testing.T) {
 		r2.SetAPIUnreachable(true)
 		r2.LoseStops(true)
 		r2.Disconnect(user, rfc2866.AcctTerminateCause_Value_UserRequest)
-		time.Sleep(3 * interval)
+		// Two passes recorded after the lost Stop (one pass closes a
+		// reachable router's): the reconciler runs in serve and writes
+		// each pass to router_status.
+		since := time.Now()
+		passes := map[time.Time]bool{}
+		eventually(t, 8*interval, 50*time.Millisecond, "two reconcile passes against rec-02", func() (string, bool) {
+			var at time.Time
+			err := f.db.Pool.QueryRow(context.Background(), `SELECT last_reconcile_at FROM router_status s
+				JOIN nas ON nas.id = s.nas_id WHERE nas.shortname = 'rec-02'`).Scan(&at)
+			if err == nil && at.After(since) {
+				passes[at] = true
+			}
+			return fmt.Sprintf("%d passes (%v)", len(passes), err), len(passes) >= 2
+		})
 		f.awaitRow(t, user, time.Second, func(open bool, _, _, _ string) bool { return open })
 		var reachable bool
 		if err := f.db.Pool.QueryRow(context.Background(), "SELECT api_reachable FROM router_status s JOIN nas ON nas.id = s.nas_id WHERE nas.shortname = 'rec-02'").Scan(&reachable); err != nil || reachable {

@@ -41,7 +41,7 @@ func TestKill9DuringLoad(t *testing.T) {
 	// --stale-grace: the load's event times are virtual and look hours
 	// old; the stale sweep has nothing to do with this test.
 	srv := newServeProc(t, bin, dbURL, "--log-level", "warn", "--max-batch", "512", "--stale-grace", "1000h")
-	srv.Start(true)
+	srv.Start()
 	load.Server = srv.AcctAddr
 
 	type outcome struct {
@@ -55,12 +55,13 @@ func TestKill9DuringLoad(t *testing.T) {
 	}()
 
 	// A second in: 5,000 packets/s, so batches are being committed and
-	// answered when the signal lands.
+	// answered when the signal lands. (Paces the kill into the load; it
+	// waits for no state.)
 	time.Sleep(time.Second)
 	before, _ := metric(srv.HTTPURL, "nettportal_radius_queue_records")
 	srv.Kill()
 	killedAt := time.Now()
-	srv.Start(true)
+	srv.Start()
 	t.Logf("killed with %v records queued; back after %v", before, time.Since(killedAt).Round(time.Millisecond))
 
 	var o outcome
@@ -87,14 +88,9 @@ func TestKill9DuringLoad(t *testing.T) {
 func waitSpoolEmpty(t testing.TB, url string, timeout time.Duration) time.Duration {
 	t.Helper()
 	start := time.Now()
-	for {
+	eventually(t, timeout, 100*time.Millisecond, "spool empty", func() (string, bool) {
 		v, err := metric(url, "nettportal_spool_records")
-		if err == nil && v == 0 {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("spool not empty after %v: %v records (%v)", timeout, v, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return fmt.Sprintf("%v records (%v)", v, err), err == nil && v == 0
+	})
+	return time.Since(start)
 }

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/cookiejar"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,10 +24,9 @@ func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
 	out := &lockedBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	acctAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
+	// Port 0: the demo picks the ports and prints the URL.
 	go func() {
-		done <- run(ctx, []string{"demo", "--db", dbURL, "--http-addr", httpAddr, "--acct-addr", acctAddr,
+		done <- run(ctx, []string{"demo", "--db", dbURL, "--http-addr", "127.0.0.1:0", "--acct-addr", "127.0.0.1:0",
 			"--routers", "2", "--sessions", "10", "--interim", "2s",
 			"--secret-key-file", filepath.Join(t.TempDir(), "demo.key")}, noEnv, out, &lockedBuffer{})
 	}()
@@ -44,12 +43,11 @@ func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
 	}()
 	login := regexp.MustCompile(`open (http://\S+) and log in as (\S+) / (\S+)`)
 	var m []string
-	deadline := time.Now().Add(30 * time.Second)
-	for m = login.FindStringSubmatch(out.String()); m == nil; m = login.FindStringSubmatch(out.String()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo printed no login:\n%s", out.String())
-		}
-		time.Sleep(100 * time.Millisecond)
+	if _, ok := out.await(30*time.Second, nil, func(log string) (string, bool) {
+		m = login.FindStringSubmatch(log)
+		return "", m != nil
+	}); !ok {
+		t.Fatalf("demo printed no login:\n%s", out.String())
 	}
 	base, user, password := m[1], m[2], m[3]
 	jar, _ := cookiejar.New(nil)
@@ -72,22 +70,17 @@ func TestDemoPrintsALoginThatSeesLiveSessions(t *testing.T) {
 			Profile  string `json:"profile"`
 		} `json:"sessions"`
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for {
+	// The demo runs as a user starts it: its sessions show only through
+	// its API.
+	eventually(t, 20*time.Second, 200*time.Millisecond, "the fleet's 20 live sessions", func() (string, bool) {
 		resp, err := hc.Get(base + "/api/sessions?limit=100")
 		if err != nil {
 			t.Fatal(err)
 		}
 		json.NewDecoder(resp.Body).Decode(&page)
 		resp.Body.Close()
-		if page.Total == 20 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d live sessions, want the fleet's 20:\n%s", page.Total, out.String())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Sprintf("%d live sessions\n%s", page.Total, out.String()), page.Total == 20
+	})
 	named, profiled := 0, 0
 	for _, s := range page.Sessions {
 		if !strings.HasPrefix(s.Router, "sim-") {

@@ -13,13 +13,12 @@ import (
 
 	"github.com/rs/zerolog"
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
-	"layeh.com/radius/rfc2869"
 	"layeh.com/radius/rfc3162"
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
@@ -49,7 +48,7 @@ func stockQuery(t *testing.T, name, user string) string {
 
 // sendFrom sends an Accounting-Request from src (a router's address) to dst
 // and waits for its answer, retransmitting as a router would.
-func sendFrom(t *testing.T, src netip.Addr, dst, secret string, build func(p *rad.Packet)) {
+func sendFrom(t *testing.T, src netip.Addr, dst, secret string, req radiustest.Request) {
 	t.Helper()
 	raddr, err := net.ResolveUDPAddr("udp", dst)
 	if err != nil {
@@ -60,7 +59,7 @@ func sendFrom(t *testing.T, src netip.Addr, dst, secret string, build func(p *ra
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	sendAcct(t, conn, secret, build)
+	sendAcct(t, conn, secret, req)
 }
 
 // FreeRADIUS 3.2 (stock config, its sql module on serve's database) takes
@@ -212,24 +211,18 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 	})
 
 	t.Run("a session serve started and FreeRADIUS stopped", func(t *testing.T) {
-		pkt := func(status rfc2866.AcctStatusType, in, out uint32) func(p *rad.Packet) {
-			return func(p *rad.Packet) {
-				rfc2866.AcctStatusType_Set(p, status)
-				rfc2865.UserName_SetString(p, "mixed")
-				rfc2866.AcctSessionID_SetString(p, "8a000001")
-				rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
-				rfc2865.NASIdentifier_SetString(p, "fr-01")
-				rfc2865.NASPort_Set(p, 0x8a000001)
-				rfc2869.NASPortID_SetString(p, "vlan100")
-				if status != rfc2866.AcctStatusType_Value_Start {
-					rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
-					rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(out))
-					rfc2866.AcctSessionTime_Set(p, 60)
-				}
-				if status == rfc2866.AcctStatusType_Value_Stop {
+		pkt := func(status rfc2866.AcctStatusType, in, out uint32) radiustest.Request {
+			r := radiustest.Request{Status: status, User: "mixed", SessionID: "8a000001", NASIP: net.IP(rcfg.Addr.AsSlice()),
+				NASIdentifier: "fr-01", NASPort: 0x8a000001, NASPortID: "vlan100"}
+			if status != rfc2866.AcctStatusType_Value_Start {
+				r.Counters = &radiustest.Counters{SessionTime: 60, In: in, Out: out}
+			}
+			if status == rfc2866.AcctStatusType_Value_Stop {
+				r.Set = func(p *rad.Packet) {
 					rfc2866.AcctTerminateCause_Set(p, rfc2866.AcctTerminateCause_Value_UserRequest)
 				}
 			}
+			return r
 		}
 		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_Start, 0, 0))
 		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, pkt(rfc2866.AcctStatusType_Value_InterimUpdate, 100, 1000))
@@ -251,21 +244,14 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		// The router is registered by its IPv4 source; its packets also
 		// name an IPv6 address no nas row covers, which FreeRADIUS stores
 		// as nasipaddress and hashes into acctuniqueid.
-		pkt := func(status rfc2866.AcctStatusType, in uint32) func(p *rad.Packet) {
-			return func(p *rad.Packet) {
-				rfc2866.AcctStatusType_Set(p, status)
-				rfc2865.UserName_SetString(p, "v6named")
-				rfc2866.AcctSessionID_SetString(p, "8a000006")
-				rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
-				rfc3162.NASIPv6Address_Set(p, net.ParseIP("2001:db8:83::11"))
-				rfc2865.NASIdentifier_SetString(p, "fr-01")
-				rfc2869.NASPortID_SetString(p, "vlan100")
-				if status != rfc2866.AcctStatusType_Value_Start {
-					rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
-					rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(in))
-					rfc2866.AcctSessionTime_Set(p, 60)
-				}
+		pkt := func(status rfc2866.AcctStatusType, in uint32) radiustest.Request {
+			req := radiustest.Request{Status: status, User: "v6named", SessionID: "8a000006",
+				NASIP: net.IP(rcfg.Addr.AsSlice()), NASIdentifier: "fr-01", NASPortID: "vlan100",
+				Set: func(p *rad.Packet) { rfc3162.NASIPv6Address_Set(p, net.ParseIP("2001:db8:83::11")) }}
+			if status != rfc2866.AcctStatusType_Value_Start {
+				req.Counters = &radiustest.Counters{SessionTime: 60, In: in, Out: in}
 			}
+			return req
 		}
 		sendFrom(t, rcfg.Addr, fr.AcctAddr().String(), secret, pkt(rfc2866.AcctStatusType_Value_Start, 0))
 		// Answered only when stored: a record refused as another router's is not.
@@ -283,14 +269,10 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 	})
 
 	t.Run("Accounting-On through serve closes them", func(t *testing.T) {
-		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, func(p *rad.Packet) {
-			rfc2866.AcctStatusType_Set(p, rfc2866.AcctStatusType_Value_AccountingOn)
-			// A reboot takes seconds: sessions that started in the same
-			// second as an Accounting-On may be the new boot's and are kept.
-			rfc2869.EventTimestamp_Set(p, time.Now().Add(2*time.Second))
-			rfc2865.NASIPAddress_Set(p, net.IP(rcfg.Addr.AsSlice()))
-			rfc2865.NASIdentifier_SetString(p, "fr-01")
-		})
+		// A reboot takes seconds: sessions that started in the same second
+		// as an Accounting-On may be the new boot's and are kept.
+		sendFrom(t, rcfg.Addr, srv.AcctAddr, secret, radiustest.Request{Status: rfc2866.AcctStatusType_Value_AccountingOn,
+			Event: time.Now().Add(2 * time.Second), NASIP: net.IP(rcfg.Addr.AsSlice()), NASIdentifier: "fr-01"})
 		var open int
 		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM radacct WHERE nas_id = $1 AND acctstoptime IS NULL`, nr.ID).Scan(&open); err != nil || open != 0 {
 			t.Fatalf("%d sessions of the router still open after Accounting-On (%v)", open, err)

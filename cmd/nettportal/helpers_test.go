@@ -3,45 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
-	"net/http"
-	"os"
-	"strconv"
+	"encoding/json"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t testing.TB, network string) int {
-	t.Helper()
-	switch network {
-	case "udp":
-		c, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		return c.LocalAddr().(*net.UDPAddr).Port
-	default:
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}
-}
-
-// lockedBuffer is an io.Writer safe for the server's goroutines.
+// lockedBuffer is an io.Writer safe for the server's goroutines; await
+// waits on its writes.
 type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed and replaced at every write
 }
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.written != nil {
+		close(l.written)
+		l.written = nil
+	}
 	return l.b.Write(p)
 }
 
@@ -49,6 +33,44 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// await waits until found, checked after every write, reports a match in
+// what was written so far, and returns it; false after within or once
+// stop is closed (a process that exited).
+func (l *lockedBuffer) await(within time.Duration, stop <-chan struct{}, found func(log string) (string, bool)) (string, bool) {
+	timeout := time.After(within)
+	for {
+		l.mu.Lock()
+		log := l.b.String()
+		if l.written == nil {
+			l.written = make(chan struct{})
+		}
+		written := l.written
+		l.mu.Unlock()
+		if m, ok := found(log); ok {
+			return m, true
+		}
+		select {
+		case <-written:
+		case <-stop:
+			return "", false
+		case <-timeout:
+			return "", false
+		}
+	}
+}
+
+// servingLine finds serve's "serving" log line (written at every level)
+// after offset and returns the addresses it names.
+func servingLine(log string, offset int) (acct, httpAddr, metrics string, ok bool) {
+	for _, line := range strings.Split(log[offset:], "\n") {
+		var l struct{ Message, Accounting, HTTP, Metrics string }
+		if json.Unmarshal([]byte(line), &l) == nil && l.Message == "serving" {
+			return l.Accounting, l.HTTP, l.Metrics, true
+		}
+	}
+	return "", "", "", false
 }
 
 // mustRun runs a one-shot command through the real run().
@@ -78,17 +100,18 @@ const testSecretKey = "bmV0dHBvcnRhbC10ZXN0LWtleS0wMTIzNDU2Nzg5YWI="
 type testServer struct {
 	AcctAddr string
 	HTTPURL  string
-	Log      *lockedBuffer
-	stop     func()
+	// MetricsURL is the --metrics-addr listener's; empty without one.
+	MetricsURL string
+	Log        *lockedBuffer
+	stop       func()
 }
 
-// startServe runs `serve` with args on fresh loopback ports and waits until
-// /healthz answers. It stops at cleanup.
+// startServe runs `serve` with args on loopback ports it binds itself
+// (":0") and returns once every listener is bound and serving. It stops at
+// cleanup.
 func startServe(t testing.TB, dbURL string, extra ...string) *testServer {
 	t.Helper()
-	acct := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	return startServeAt(t, dbURL, acct, httpAddr, extra...)
+	return startServeAt(t, dbURL, "127.0.0.1:0", "127.0.0.1:0", extra...)
 }
 
 // startServeAt is startServe on given addresses, so a test can restart the
@@ -102,17 +125,20 @@ func startServeAt(t testing.TB, dbURL, acct, httpAddr string, extra ...string) *
 // configuration after the flags (for the hooks no flag reaches).
 func startServeTuned(t testing.TB, dbURL, acct, httpAddr string, tune func(*serveConfig), extra ...string) *testServer {
 	t.Helper()
-	ts := &testServer{AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
+	ts := &testServer{Log: &lockedBuffer{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	args := append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr, "--log-level", "debug",
+	bound := make(chan *testServer, 1)
+	args := append([]string{"--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr, "--log-level", "debug",
 		"--spool-dir", t.TempDir()}, extra...)
 	go func() {
-		if tune != nil {
-			done <- runServeWith(ctx, args[1:], noEnv, ts.Log, tune)
-			return
-		}
-		done <- run(ctx, args, noEnv, os.Stdout, ts.Log)
+		done <- runServeWith(ctx, args, noEnv, ts.Log, tune, func(srv *server) {
+			b := &testServer{AcctAddr: srv.acctAddr, HTTPURL: "http://" + srv.httpAddr}
+			if srv.metricsAddr != "" {
+				b.MetricsURL = "http://" + srv.metricsAddr
+			}
+			bound <- b
+		})
 	}()
 	var once sync.Once
 	ts.stop = func() {
@@ -129,23 +155,47 @@ func startServeTuned(t testing.TB, dbURL, acct, httpAddr string, tune func(*serv
 		})
 	}
 	t.Cleanup(ts.stop)
-	deadline := time.Now().Add(15 * time.Second)
+	select {
+	case b := <-bound:
+		ts.AcctAddr, ts.HTTPURL, ts.MetricsURL = b.AcctAddr, b.HTTPURL, b.MetricsURL
+		return ts
+	case err := <-done:
+		t.Fatalf("serve exited: %v\n%s", err, ts.Log.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve not ready after 30s\n%s", ts.Log.String())
+	}
+	return nil
+}
+
+// eventually checks cond every tick until it holds, and fails the test
+// with what (and the last state cond described) after within. It is the
+// last resort, for state only another process shows (PostgreSQL rows
+// through the API, a child process's /metrics, a browser's page); state
+// inside the test binary has events to wait on.
+func eventually(t testing.TB, within, tick time.Duration, what string, cond func() (state string, ok bool)) {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	ticker := time.NewTicker(tick)
+	defer ticker.Stop()
 	for {
+		state, ok := cond()
+		if ok {
+			return
+		}
 		select {
-		case err := <-done:
-			t.Fatalf("serve exited: %v\n%s", err, ts.Log.String())
-		default:
+		case <-deadline.C:
+			t.Fatalf("%s: not so after %v (%s)", what, within, state)
+		case <-ticker.C:
 		}
-		resp, err := http.Get(ts.HTTPURL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return ts
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve not ready: %v\n%s", err, ts.Log.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// routerClock is simulated routers' clock (sim's Now), which a test moves
+// on so that an interim comes "a second later" without sleeping; the
+// server believes a router clock this little ahead of its own.
+type routerClock struct{ ahead atomic.Int64 }
+
+func (c *routerClock) Now() time.Time { return time.Now().Add(time.Duration(c.ahead.Load())) }
+
+func (c *routerClock) Advance(d time.Duration) { c.ahead.Add(int64(d)) }

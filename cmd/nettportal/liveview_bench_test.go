@@ -143,7 +143,7 @@ func BenchmarkLiveView(b *testing.B) {
 					resp.Body.Close()
 					apiTimes = append(apiTimes, time.Since(start))
 				}
-				time.Sleep(100 * time.Millisecond)
+				time.Sleep(100 * time.Millisecond) // paces the operator's refreshes
 			}
 		}()
 

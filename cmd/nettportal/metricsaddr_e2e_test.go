@@ -3,7 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -16,8 +15,8 @@ import (
 func TestMetricsOnSeparateListener(t *testing.T) {
 	dbURL := storetest.MustCreateDatabase(t)
 	mustRun(t, "migrate", "--db", dbURL)
-	metricsURL := "http://127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	srv := startServe(t, dbURL, "--metrics-addr", strings.TrimPrefix(metricsURL, "http://"), "--metrics-on-http-addr=false")
+	srv := startServe(t, dbURL, "--metrics-addr", "127.0.0.1:0", "--metrics-on-http-addr=false")
+	metricsURL := srv.MetricsURL
 
 	m := scrape(t, metricsURL)
 	if len(m) == 0 {

@@ -56,17 +56,10 @@ func (o *ourTarget) shed() (float64, bool) {
 // settle waits for the listener's queue to be empty: a step's
 // stragglers are committed or shed before the next step begins.
 func (o *ourTarget) settle(tb testing.TB) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	eventually(tb, 30*time.Second, 20*time.Millisecond, "server queue empty after the step", func() (string, bool) {
 		v, err := metric(o.srv.HTTPURL, "nettportal_radius_queue_records")
-		if err == nil && v == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("server queue not empty 30s after the step (%v, %v)", v, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Sprintf("%v, %v", v, err), err == nil && v == 0
+	})
 }
 
 // startOurTarget creates a database, registers the ramp's routers and
@@ -360,7 +353,8 @@ func (f *freeradiusTarget) shed() (float64, bool) { return 0, false }
 
 // settle gives FreeRADIUS a moment for requests the load gave up on: it
 // has no queue depth to read, and it works off its queue within its
-// max_request_time anyway.
+// max_request_time anyway. (A pause between a benchmark's steps against
+// another process with no state to read, not a wait in a test.)
 func (f *freeradiusTarget) settle(testing.TB) { time.Sleep(time.Second) }
 
 func startFreeRADIUSTarget(b *testing.B) *freeradiusTarget {

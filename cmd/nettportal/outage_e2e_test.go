@@ -56,7 +56,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 	// --stale-grace: the load's event times are virtual and look hours
 	// old; the stale sweep has nothing to do with this test.
 	srv := newServeProc(t, buildBinary(t), cluster.URL, "--log-level", "warn", "--spool-after", "500ms", "--stale-grace", "1000h")
-	srv.Start(true)
+	srv.Start()
 	load := s.Load
 	load.Server = srv.AcctAddr
 
@@ -71,7 +71,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 	}()
 
 	var f outageFigures
-	time.Sleep(time.Second)
+	time.Sleep(time.Second) // paces the outage a second into the load; it waits for no state
 	const packets, ok = "nettportal_radius_packets_total", `outcome="ok"`
 	okBefore, err := metric(srv.HTTPURL, packets, ok)
 	if err != nil {
@@ -85,7 +85,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 		if v, err := metric(srv.HTTPURL, "nettportal_spool_records"); err == nil && v > f.SpoolPeak {
 			f.SpoolPeak = v
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // paces the sampling through the outage's fixed length
 	}
 	okAfter, err := metric(srv.HTTPURL, packets, ok)
 	if err != nil {

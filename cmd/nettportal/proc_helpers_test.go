@@ -57,22 +57,22 @@ type serveProc struct {
 	done     chan error
 }
 
-// newServeProc prepares serve on fresh loopback ports with its own spool
-// directory and key file; Start runs it. It is stopped at cleanup.
+// newServeProc prepares serve on loopback ports it binds itself (":0"),
+// with its own spool directory and key file; Start runs it. It is stopped
+// at cleanup.
 func newServeProc(t testing.TB, bin, dbURL string, extra ...string) *serveProc {
 	t.Helper()
-	acct := "127.0.0.1:" + strconv.Itoa(freePort(t, "udp"))
-	httpAddr := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp"))
-	p := &serveProc{t: t, bin: bin, AcctAddr: acct, HTTPURL: "http://" + httpAddr, Log: &lockedBuffer{}}
-	p.args = append([]string{"serve", "--db", dbURL, "--acct-addr", acct, "--http-addr", httpAddr,
+	p := &serveProc{t: t, bin: bin, Log: &lockedBuffer{}}
+	p.args = append([]string{"serve", "--db", dbURL, "--acct-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
 		"--spool-dir", filepath.Join(t.TempDir(), "spool"), "--secret-key-file", writeTestKey(t)}, extra...)
 	t.Cleanup(p.Stop)
 	return p
 }
 
-// Start runs the process and waits until /healthz answers (or, with
-// needDB false, until /metrics answers: the database may be down on purpose).
-func (p *serveProc) Start(needDB bool) {
+// Start runs the process and waits until it logs that it is serving; it
+// learns the bound addresses from that line. A restart binds the same
+// addresses, where the routers and the test expect the server.
+func (p *serveProc) Start() {
 	p.t.Helper()
 	cmd := exec.Command(p.bin, p.args...)
 	cmd.Stdout = p.Log
@@ -80,36 +80,38 @@ func (p *serveProc) Start(needDB bool) {
 	// Only the variables the child needs: the tests' own NETTPORTAL_* and
 	// DATABASE_URL must not leak into its flags.
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "TMPDIR=" + os.TempDir()}
+	offset := len(p.Log.String())
 	if err := cmd.Start(); err != nil {
 		p.t.Fatalf("start serve: %v", err)
 	}
 	p.cmd = cmd
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	exited := make(chan struct{})
+	go func() { done <- cmd.Wait(); close(exited) }()
 	p.done = done
-	path := "/healthz"
-	if !needDB {
-		path = "/metrics"
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var acct, httpAddr string
+	_, ok := p.Log.await(30*time.Second, exited, func(log string) (string, bool) {
+		var ok bool
+		acct, httpAddr, _, ok = servingLine(log, offset)
+		return "", ok
+	})
+	if !ok {
 		select {
 		case err := <-done:
 			p.done = nil
 			p.t.Fatalf("serve exited: %v\n%s", err, p.Log.String())
 		default:
+			p.t.Fatalf("serve not serving after 30s\n%s", p.Log.String())
 		}
-		resp, err := http.Get(p.HTTPURL + path)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+	}
+	p.AcctAddr, p.HTTPURL = acct, "http://"+httpAddr
+	for i, a := range p.args {
+		switch a {
+		case "--acct-addr":
+			p.args[i+1] = acct
+		case "--http-addr":
+			p.args[i+1] = httpAddr
 		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("serve not ready: %v\n%s", err, p.Log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"path/filepath"
@@ -41,7 +42,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	)
 	all := []string{radSecret, apiPass, radSecret2, apiPass2, radSecret3, apiPass3}
 	apiPasswords := []string{apiPass, apiPass2, apiPass3}
-	closedAPI := "127.0.0.1:" + strconv.Itoa(freePort(t, "tcp")) // nothing listens: the reconciler fails and logs
+	closedAPI := hangUpListener(t) // an API that hangs up at once: the reconciler fails and logs
 	// A RouterOS API that refuses the password: login failures are where
 	// a careless error message would quote it.
 	ros := routerostest.NewUnstartedServer("127.0.0.1:0")
@@ -97,7 +98,20 @@ func TestSecretsNeverLeak(t *testing.T) {
 		}
 	}
 
-	time.Sleep(300 * time.Millisecond) // at least one reconcile pass against both routers
+	// A reconcile pass against both routers, after the last edit.
+	offset := len(ts.Log.String())
+	passed := map[string]bool{}
+	if _, ok := ts.Log.await(10*time.Second, nil, func(log string) (string, bool) {
+		for _, line := range strings.Split(log[offset:], "\n") {
+			var l struct{ Message, Router string }
+			if json.Unmarshal([]byte(line), &l) == nil && l.Message == "reconciled" {
+				passed[l.Router] = true
+			}
+		}
+		return "", passed["sec-01"] && passed["sec-02"]
+	}); !ok {
+		t.Fatalf("no reconcile pass against both routers (%v):\n%s", passed, ts.Log.String()[offset:])
+	}
 	ts.stop()
 
 	// Nothing in plaintext in the database.
@@ -232,4 +246,25 @@ func api(t *testing.T, base, token, method, path string, in any, want int) strin
 		t.Fatalf("%s %s: %d %s, want %d", method, path, resp.StatusCode, b, want)
 	}
 	return string(b)
+}
+
+// hangUpListener is a TCP address whose listener closes every connection
+// at once; it is held for the test, so no other process can take the port.
+func hangUpListener(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln.Addr().String()
 }

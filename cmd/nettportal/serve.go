@@ -106,12 +106,13 @@ func (c *serveConfig) register(fs interface {
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	return runServeWith(ctx, args, getenv, stderr, nil)
+	return runServeWith(ctx, args, getenv, stderr, nil, nil)
 }
 
 // runServeWith is runServe with tune, when set, changing the configuration
-// the flags gave (tests set the hooks no flag reaches).
-func runServeWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, tune func(*serveConfig)) error {
+// the flags gave (tests set the hooks no flag reaches), and ready, when
+// set, called as serve's is (tests learn the bound addresses from it).
+func runServeWith(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer, tune func(*serveConfig), ready func(*server)) error {
 	fs := newFlagSet("serve", stderr)
 	var cfg serveConfig
 	cfg.register(fs)
@@ -126,7 +127,7 @@ func runServeWith(ctx context.Context, args []string, getenv func(string) string
 	if err != nil {
 		return err
 	}
-	return serve(ctx, cfg, log, nil)
+	return serve(ctx, cfg, log, ready)
 }
 
 // serve runs until ctx ends: it checks the configuration, builds the
@@ -144,7 +145,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 	}
 	defer srv.close()
 	errc := srv.start(ctx)
-	log.Info().Str("accounting", srv.acctAddr).Str("http", srv.httpAddr).Str("metrics", srv.metricsAddr).Msg("serving")
+	// At every log level: supervisors and tests read the bound addresses
+	// (a ":0" port) from this line.
+	log.Log().Str("accounting", srv.acctAddr).Str("http", srv.httpAddr).Str("metrics", srv.metricsAddr).Msg("serving")
 	if ready != nil {
 		ready(srv)
 	}

@@ -52,7 +52,8 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 	defer db.Close()
 
 	const perRouter = 6
-	fleet, err := sim.NewFleet(sim.FleetConfig{
+	var clock routerClock
+	fleet, err := sim.NewFleet(sim.FleetConfig{Now: clock.Now,
 		Routers: 3, BaseIP: netip.MustParseAddr("127.0.2.11"), NamePrefix: "e2e-", Secret: "e2e-secret",
 		Server: srv.AcctAddr, Sessions: perRouter, Interim: time.Hour, // interims come from Tick
 		APIUser: "api", APIPassword: "apipw", Timeout: 300 * time.Millisecond, Retries: 10, Seed: 7,
@@ -70,7 +71,7 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 	if err := fleet.AwaitAllStarted(ctx); err != nil {
 		t.Fatalf("%v\n%s", err, srv.Log.String())
 	}
-	time.Sleep(1100 * time.Millisecond) // so the interim has a session time and counters
+	clock.Advance(1100 * time.Millisecond) // so the interim has a session time and counters
 	fleet.Tick()
 	if err := fleet.AwaitIdle(ctx); err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ func BenchmarkSoak(b *testing.B) {
 		// The load's event times are virtual (five-minute interims a few
 		// seconds apart), so its sessions look hours old to the stale sweep.
 		srv := newServeProc(b, buildBinary(b), dbURL, "--log-level", "warn", "--stale-grace", "1000h")
-		srv.Start(true)
+		srv.Start()
 		load.Server = srv.AcctAddr
 
 		type outcome struct {

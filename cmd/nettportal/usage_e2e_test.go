@@ -10,22 +10,17 @@ import (
 	"time"
 
 	rad "layeh.com/radius"
-	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/rfc2869"
 
+	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // sendAcct sends one Accounting-Request from conn and waits for its answer.
-func sendAcct(t *testing.T, conn *net.UDPConn, secret string, build func(p *rad.Packet)) {
+func sendAcct(t *testing.T, conn *net.UDPConn, secret string, req radiustest.Request) {
 	t.Helper()
-	p := rad.New(rad.CodeAccountingRequest, []byte(secret))
-	build(p)
-	raw, err := p.Encode()
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := req.Encode(t, secret)
 	buf := make([]byte, 4096)
 	for attempt := 0; attempt < 3; attempt++ {
 		conn.Write(raw)
@@ -52,19 +47,18 @@ func TestUsageThroughTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	packet := func(status rfc2866.AcctStatusType, ts string, in, out uint32) func(*rad.Packet) {
-		return func(p *rad.Packet) {
-			at, _ := time.Parse(time.DateTime, ts)
-			rfc2865.UserName_SetString(p, "carol")
-			rfc2866.AcctSessionID_SetString(p, "81000042")
-			rfc2866.AcctStatusType_Set(p, status)
-			rfc2869.EventTimestamp_Set(p, at)
-			if status != rfc2866.AcctStatusType_Value_Start {
+	packet := func(status rfc2866.AcctStatusType, ts string, in, out uint32) radiustest.Request {
+		at, _ := time.Parse(time.DateTime, ts)
+		r := radiustest.Request{Status: status, User: "carol", SessionID: "81000042", Event: at}
+		if status != rfc2866.AcctStatusType_Value_Start {
+			// Octets without a session time; downloads above 4 GiB.
+			r.Set = func(p *rad.Packet) {
 				rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(in))
 				rfc2866.AcctOutputOctets_Set(p, rfc2866.AcctOutputOctets(out))
-				rfc2869.AcctOutputGigawords_Set(p, 1) // downloads above 4 GiB
+				rfc2869.AcctOutputGigawords_Set(p, 1)
 			}
 		}
+		return r
 	}
 	sendAcct(t, conn, "s3cret", packet(rfc2866.AcctStatusType_Value_Start, "2026-11-24 22:00:00", 0, 0))
 	sendAcct(t, conn, "s3cret", packet(rfc2866.AcctStatusType_Value_InterimUpdate, "2026-11-24 23:59:00", 100, 200))

@@ -200,7 +200,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 			spoolDir = srv.args[i+1]
 		}
 	}
-	srv.Start(true)
+	srv.Start()
 	load.Server = srv.AcctAddr
 	res := &abuseResult{heavyStatus: map[int]int{}, csvStatus: map[int]int{}}
 

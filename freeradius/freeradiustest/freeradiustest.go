@@ -145,6 +145,22 @@ func Require(tb testing.TB) {
 	}
 }
 
+// Radclient returns the path of FreeRADIUS's radclient (Debian package
+// freeradius-utils), the RADIUS client independent of ours. Like Require,
+// it fails the test when CI is set and radclient is missing, and skips it
+// otherwise.
+func Radclient(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("radclient")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("radclient needed (CI is set, so this fails; Debian package freeradius-utils): %v", err)
+		}
+		tb.Skipf("radclient needed (Debian package freeradius-utils; .ci/run installs it): %v", err)
+	}
+	return path
+}
+
 // Start copies the installed configuration, rewrites it for cfg, runs
 // FreeRADIUS in the foreground and returns once it logs that it is ready.
 // It is stopped in tb.Cleanup; its output is logged when the test failed.

@@ -2,6 +2,7 @@ package freeradiustest_test
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,9 +12,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"layeh.com/radius"
 	"layeh.com/radius/rfc2865"
-	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
+	"github.com/nettportal/nettportal/radius/radiustest"
 )
 
 func exchange(t *testing.T, p *radius.Packet, addr string) *radius.Packet {
@@ -28,12 +29,9 @@ func exchange(t *testing.T, p *radius.Packet, addr string) *radius.Packet {
 }
 
 func start(t *testing.T, secret, session string) *radius.Packet {
-	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
-	_ = rfc2866.AcctStatusType_Add(p, rfc2866.AcctStatusType_Value_Start)
-	_ = rfc2865.UserName_AddString(p, "alice")
-	_ = rfc2866.AcctSessionID_AddString(p, session)
-	_ = rfc2865.NASIPAddress_Add(p, []byte{127, 0, 0, 1})
-	return p
+	r := radiustest.Start("alice", session)
+	r.NASIP = net.IPv4(127, 0, 0, 1)
+	return r.Packet(secret)
 }
 
 func TestStartWritesStockDatabase(t *testing.T) {

@@ -417,10 +417,9 @@ func TestListenWire(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Listen does not repeat existing rows; a new session shows up.
-	if _, err := s.AwaitCommand(testCtx(t), "/interface/listen"); err != nil {
+	if err := s.AwaitStream(testCtx(t), "/interface/listen"); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * time.Millisecond)
 	s.SetSession(Session{Name: "x"})
 	sen, err := readSentence(r.br)
 	if err != nil {

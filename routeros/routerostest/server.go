@@ -108,7 +108,8 @@ type Server struct {
 	delay       time.Duration
 	failNext    map[string][]string
 	commands    []Command
-	cmdNotify   chan struct{} // closed and replaced when a command arrives
+	cmdNotify   chan struct{} // closed and replaced when a command arrives or a stream looks
+	looked      []string      // paths of streams that took their first look at the rows
 	change      chan struct{} // closed and replaced when menu data changes
 	logins      int
 }
@@ -396,6 +397,39 @@ func (s *Server) AwaitCommand(ctx context.Context, path string) (Command, error)
 			return Command{}, fmt.Errorf("await command %s: %w", path, ctx.Err())
 		}
 	}
+}
+
+// AwaitStream waits until a follow, listen or interval print with that
+// path (e.g. "/interface/listen") has taken its first look at the rows,
+// counting ones that did before the call: a change made after it returns
+// reaches that stream. A listen started but not yet looking would take
+// the change as an existing row and never send it.
+func (s *Server) AwaitStream(ctx context.Context, path string) error {
+	for {
+		s.mu.Lock()
+		s.initLocked()
+		found := slices.Contains(s.looked, path)
+		ch := s.cmdNotify
+		s.mu.Unlock()
+		if found {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("await stream %s: %w", path, ctx.Err())
+		}
+	}
+}
+
+// streamLooked records that a stream took its first look at the rows.
+func (s *Server) streamLooked(path string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.initLocked()
+	s.looked = append(s.looked, path)
+	close(s.cmdNotify)
+	s.cmdNotify = make(chan struct{})
 }
 
 func (s *Server) record(words []string) {

@@ -92,6 +92,9 @@ func (c *conn) runStream(ctx context.Context, req request, menu string, followOn
 				}
 			}
 		}
+		if first {
+			c.s.streamLooked(req.path)
+		}
 		first = false
 		select {
 		case <-ctx.Done():
