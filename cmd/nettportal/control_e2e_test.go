@@ -307,8 +307,11 @@ func TestBulkDisconnectOfARouterWith500Sessions(t *testing.T) {
 }
 
 func TestReconciliationAgainstSimulatedRouters(t *testing.T) {
+	// The routers wait a second per try, twice: a Start must not be given
+	// up because a loaded machine answered it late (the fleet start waits
+	// for every Start), and a deliberately lost one is given up in 3s.
 	f := newControlFixture(t, sim.FleetConfig{Routers: 2, BaseIP: netip.MustParseAddr("127.0.6.11"), NamePrefix: "rec-",
-		Sessions: 5, Interim: time.Hour, Timeout: 100 * time.Millisecond, Retries: 1},
+		Sessions: 5, Interim: time.Hour, Timeout: time.Second, Retries: 2},
 		"--reconcile-interval", "1s", "--api-poll-interval", "1s")
 	r1, r2 := f.fleet.Router("rec-01"), f.fleet.Router("rec-02")
 	interval := time.Second
