@@ -49,22 +49,22 @@ const (
 // covers the finished Message-Authenticator.
 func EncodeRequest(p *radius.Packet) ([]byte, error) {
 	if p == nil {
-		return nil, errors.New("coa: encode request: nil packet")
+		return nil, errors.New("encode request: nil packet")
 	}
 	if !isRequest(p.Code) {
-		return nil, fmt.Errorf("coa: encode request: code %v is not a Disconnect-Request or CoA-Request", p.Code)
+		return nil, fmt.Errorf("encode request: code %v is not a Disconnect-Request or CoA-Request", p.Code)
 	}
 	if len(p.Secret) == 0 {
-		return nil, errors.New("coa: encode request: empty secret")
+		return nil, errors.New("encode request: empty secret")
 	}
 	q := withZeroMessageAuthenticator(p)
 	q.Authenticator = [authLen]byte{}
 	b, err := q.MarshalBinary()
 	if err != nil {
-		return nil, fmt.Errorf("coa: encode request: %w", err)
+		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	if err := signMessageAuthenticator(b, p.Secret); err != nil {
-		return nil, fmt.Errorf("coa: encode request: %w", err)
+		return nil, fmt.Errorf("encode request: %w", err)
 	}
 	auth := requestAuthenticator(b, p.Secret)
 	copy(b[4:headerLen], auth[:])
@@ -79,28 +79,28 @@ func EncodeRequest(p *radius.Packet) ([]byte, error) {
 func VerifyRequest(raw []byte, secret []byte) error {
 	b, err := packetBytes(raw)
 	if err != nil {
-		return fmt.Errorf("coa: verify request: %w", err)
+		return fmt.Errorf("verify request: %w", err)
 	}
 	if !isRequest(radius.Code(b[0])) {
-		return fmt.Errorf("coa: verify request: %w: code %v is not a Disconnect-Request or CoA-Request", ErrMalformed, radius.Code(b[0]))
+		return fmt.Errorf("verify request: %w: code %v is not a Disconnect-Request or CoA-Request", ErrMalformed, radius.Code(b[0]))
 	}
 	if len(secret) == 0 {
-		return errors.New("coa: verify request: empty secret")
+		return errors.New("verify request: empty secret")
 	}
 	off, err := findMessageAuthenticator(b)
 	if err != nil {
-		return fmt.Errorf("coa: verify request: %w", err)
+		return fmt.Errorf("verify request: %w", err)
 	}
 	want := requestAuthenticator(b, secret)
 	if subtle.ConstantTimeCompare(want[:], b[4:headerLen]) != 1 {
-		return fmt.Errorf("coa: verify request: %w", ErrBadAuthenticator)
+		return fmt.Errorf("verify request: %w", ErrBadAuthenticator)
 	}
 	if off < 0 {
-		return fmt.Errorf("coa: verify request: %w", ErrNoMessageAuthenticator)
+		return fmt.Errorf("verify request: %w", ErrNoMessageAuthenticator)
 	}
 	var zero [authLen]byte
 	if !messageAuthenticatorValid(b, off, zero, secret) {
-		return fmt.Errorf("coa: verify request: %w", ErrBadMessageAuthenticator)
+		return fmt.Errorf("verify request: %w", ErrBadMessageAuthenticator)
 	}
 	return nil
 }
@@ -115,29 +115,29 @@ func VerifyRequest(raw []byte, secret []byte) error {
 // field (RFC 5176 3.5), and the Response Authenticator then covers it.
 func EncodeResponse(resp *radius.Packet, request []byte) ([]byte, error) {
 	if resp == nil {
-		return nil, errors.New("coa: encode response: nil packet")
+		return nil, errors.New("encode response: nil packet")
 	}
 	req, err := packetBytes(request)
 	if err != nil {
-		return nil, fmt.Errorf("coa: encode response: request: %w", err)
+		return nil, fmt.Errorf("encode response: request: %w", err)
 	}
 	if !answers(radius.Code(req[0]), resp.Code) {
-		return nil, fmt.Errorf("coa: encode response: code %v does not answer %v", resp.Code, radius.Code(req[0]))
+		return nil, fmt.Errorf("encode response: code %v does not answer %v", resp.Code, radius.Code(req[0]))
 	}
 	if resp.Identifier != req[1] {
-		return nil, fmt.Errorf("coa: encode response: identifier %d does not match request identifier %d", resp.Identifier, req[1])
+		return nil, fmt.Errorf("encode response: identifier %d does not match request identifier %d", resp.Identifier, req[1])
 	}
 	if len(resp.Secret) == 0 {
-		return nil, errors.New("coa: encode response: empty secret")
+		return nil, errors.New("encode response: empty secret")
 	}
 	q := withZeroMessageAuthenticator(resp)
 	copy(q.Authenticator[:], req[4:headerLen])
 	b, err := q.MarshalBinary()
 	if err != nil {
-		return nil, fmt.Errorf("coa: encode response: %w", err)
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
 	if err := signMessageAuthenticator(b, resp.Secret); err != nil {
-		return nil, fmt.Errorf("coa: encode response: %w", err)
+		return nil, fmt.Errorf("encode response: %w", err)
 	}
 	auth := responseAuthenticator(b, req[4:headerLen], resp.Secret)
 	copy(b[4:headerLen], auth[:])
@@ -152,34 +152,34 @@ func EncodeResponse(resp *radius.Packet, request []byte) ([]byte, error) {
 func VerifyResponse(raw, request []byte, secret []byte) error {
 	req, err := packetBytes(request)
 	if err != nil {
-		return fmt.Errorf("coa: verify response: request: %w", err)
+		return fmt.Errorf("verify response: request: %w", err)
 	}
 	if len(secret) == 0 {
-		return errors.New("coa: verify response: empty secret")
+		return errors.New("verify response: empty secret")
 	}
 	b, err := packetBytes(raw)
 	if err != nil {
-		return fmt.Errorf("coa: verify response: %w", err)
+		return fmt.Errorf("verify response: %w", err)
 	}
 	if !answers(radius.Code(req[0]), radius.Code(b[0])) {
-		return fmt.Errorf("coa: verify response: %w: code %v does not answer %v", ErrMalformed, radius.Code(b[0]), radius.Code(req[0]))
+		return fmt.Errorf("verify response: %w: code %v does not answer %v", ErrMalformed, radius.Code(b[0]), radius.Code(req[0]))
 	}
 	if b[1] != req[1] {
-		return fmt.Errorf("coa: verify response: %w: identifier %d, request identifier %d", ErrMalformed, b[1], req[1])
+		return fmt.Errorf("verify response: %w: identifier %d, request identifier %d", ErrMalformed, b[1], req[1])
 	}
 	off, err := findMessageAuthenticator(b)
 	if err != nil {
-		return fmt.Errorf("coa: verify response: %w", err)
+		return fmt.Errorf("verify response: %w", err)
 	}
 	want := responseAuthenticator(b, req[4:headerLen], secret)
 	if subtle.ConstantTimeCompare(want[:], b[4:headerLen]) != 1 {
-		return fmt.Errorf("coa: verify response: %w", ErrBadAuthenticator)
+		return fmt.Errorf("verify response: %w", ErrBadAuthenticator)
 	}
 	if off >= 0 {
 		var reqAuth [authLen]byte
 		copy(reqAuth[:], req[4:headerLen])
 		if !messageAuthenticatorValid(b, off, reqAuth, secret) {
-			return fmt.Errorf("coa: verify response: %w", ErrBadMessageAuthenticator)
+			return fmt.Errorf("verify response: %w", ErrBadMessageAuthenticator)
 		}
 	}
 	return nil

@@ -108,7 +108,7 @@ type Response struct {
 func (c *Client) Disconnect(ctx context.Context, t Target, s Session) (Response, error) {
 	p, err := newRequest(radius.CodeDisconnectRequest, t, s)
 	if err != nil {
-		return Response{}, fmt.Errorf("coa: disconnect: %w", err)
+		return Response{}, fmt.Errorf("disconnect: %w", err)
 	}
 	return c.exchange(ctx, "disconnect", t, s, p), nil
 }
@@ -118,17 +118,17 @@ func (c *Client) Disconnect(ctx context.Context, t Target, s Session) (Response,
 // Outcomes and errors are reported as for Disconnect.
 func (c *Client) ChangeRateLimit(ctx context.Context, t Target, s Session, rateLimit string) (Response, error) {
 	if rateLimit == "" {
-		return Response{}, fmt.Errorf("coa: change rate limit: %w: empty rate limit", nettportal.ErrInvalid)
+		return Response{}, fmt.Errorf("change rate limit: %w: empty rate limit", nettportal.ErrInvalid)
 	}
 	p, err := newRequest(radius.CodeCoARequest, t, s)
 	if err != nil {
-		return Response{}, fmt.Errorf("coa: change rate limit: %w", err)
+		return Response{}, fmt.Errorf("change rate limit: %w", err)
 	}
 	// The generated vendor _Set panics when the attribute is already
 	// present, so replace it the safe way.
 	mikrotik.MikrotikRateLimit_Del(p)
 	if err := mikrotik.MikrotikRateLimit_AddString(p, rateLimit); err != nil {
-		return Response{}, fmt.Errorf("coa: change rate limit: %w: Mikrotik-Rate-Limit: %w", nettportal.ErrInvalid, err)
+		return Response{}, fmt.Errorf("change rate limit: %w: Mikrotik-Rate-Limit: %w", nettportal.ErrInvalid, err)
 	}
 	return c.exchange(ctx, "coa", t, s, p), nil
 }

@@ -67,13 +67,13 @@ func addrAdd(a netip.Addr, n int) netip.Addr {
 // NewFleet makes cfg.Routers unstarted routers.
 func NewFleet(cfg FleetConfig, log zerolog.Logger) (*Fleet, error) {
 	if cfg.Routers <= 0 {
-		return nil, fmt.Errorf("sim: new fleet: %d routers", cfg.Routers)
+		return nil, fmt.Errorf("new fleet: %d routers", cfg.Routers)
 	}
 	if !cfg.BaseIP.IsValid() {
 		cfg.BaseIP = DefaultBaseIP()
 	}
 	if !cfg.BaseIP.Is4() || !cfg.BaseIP.IsLoopback() || !addrAdd(cfg.BaseIP, cfg.Routers-1).IsLoopback() {
-		return nil, fmt.Errorf("sim: new fleet: %d routers from %s leave 127.0.0.0/8", cfg.Routers, cfg.BaseIP)
+		return nil, fmt.Errorf("new fleet: %d routers from %s leave 127.0.0.0/8", cfg.Routers, cfg.BaseIP)
 	}
 	if cfg.NamePrefix == "" {
 		cfg.NamePrefix = "sim-"
@@ -94,7 +94,7 @@ func NewFleet(cfg FleetConfig, log zerolog.Logger) (*Fleet, error) {
 		}
 		r, err := New(rc, log)
 		if err != nil {
-			return nil, fmt.Errorf("sim: new fleet: %w", err)
+			return nil, fmt.Errorf("new fleet: %w", err)
 		}
 		f.Routers = append(f.Routers, r)
 	}
@@ -108,7 +108,7 @@ func (f *Fleet) Start(ctx context.Context) error {
 			for _, s := range f.Routers[:i] {
 				s.Close()
 			}
-			return fmt.Errorf("sim: start fleet: %w", err)
+			return fmt.Errorf("start fleet: %w", err)
 		}
 	}
 	return nil
@@ -185,7 +185,7 @@ func (f *Fleet) Tick() {
 func (f *Fleet) Register(ctx context.Context, rs nettportal.RouterStore) error {
 	existing, err := rs.Routers(ctx)
 	if err != nil {
-		return fmt.Errorf("sim: register fleet: %w", err)
+		return fmt.Errorf("register fleet: %w", err)
 	}
 	byName := make(map[string]nettportal.Router, len(existing))
 	byIP := make(map[netip.Addr]nettportal.Router, len(existing))
@@ -211,7 +211,7 @@ func (f *Fleet) Register(ctx context.Context, rs nettportal.RouterStore) error {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("sim: register fleet: %w", err)
+		return fmt.Errorf("register fleet: %w", err)
 	}
 	return nil
 }
@@ -224,5 +224,5 @@ func TerminateCause(name string) (rfc2866.AcctTerminateCause, error) {
 			return v, nil
 		}
 	}
-	return 0, fmt.Errorf("sim: unknown Acct-Terminate-Cause %q: %w", name, nettportal.ErrInvalid)
+	return 0, fmt.Errorf("unknown Acct-Terminate-Cause %q: %w", name, nettportal.ErrInvalid)
 }

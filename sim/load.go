@@ -80,19 +80,19 @@ type LedgerEntry struct {
 
 func (c *LoadConfig) defaults() error {
 	if c.Routers <= 0 || c.SessionsPerRouter <= 0 || c.InterimsPerSession < 0 {
-		return fmt.Errorf("sim: load: need Routers and SessionsPerRouter > 0, InterimsPerSession >= 0")
+		return fmt.Errorf("load: need Routers and SessionsPerRouter > 0, InterimsPerSession >= 0")
 	}
 	if c.SessionsPerRouter > 9_999_999 || c.Routers > 999 {
-		return fmt.Errorf("sim: load: at most 999 routers and 9999999 sessions per router")
+		return fmt.Errorf("load: at most 999 routers and 9999999 sessions per router")
 	}
 	if c.Secret == "" || c.Server == "" {
-		return fmt.Errorf("sim: load: need Server and Secret")
+		return fmt.Errorf("load: need Server and Secret")
 	}
 	if !c.BaseIP.IsValid() {
 		c.BaseIP = DefaultBaseIP()
 	}
 	if !c.BaseIP.Is4() || !c.BaseIP.IsLoopback() || !addrAdd(c.BaseIP, c.Routers-1).IsLoopback() {
-		return fmt.Errorf("sim: load: routers from %s leave 127.0.0.0/8", c.BaseIP)
+		return fmt.Errorf("load: routers from %s leave 127.0.0.0/8", c.BaseIP)
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 1024
@@ -194,7 +194,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 	}
 	raddr, err := net.ResolveUDPAddr("udp", cfg.Server)
 	if err != nil {
-		return LoadResult{}, fmt.Errorf("sim: load: server %q: %w", cfg.Server, err)
+		return LoadResult{}, fmt.Errorf("load: server %q: %w", cfg.Server, err)
 	}
 	var rnd [3]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand does not fail on Linux
@@ -231,7 +231,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 			conn, err := net.DialUDP("udp", laddr, raddr)
 			if err != nil {
 				closeAll()
-				return LoadResult{}, fmt.Errorf("sim: load: socket on %s: %w", laddr.IP, err)
+				return LoadResult{}, fmt.Errorf("load: socket on %s: %w", laddr.IP, err)
 			}
 			_ = conn.SetReadBuffer(1 << 20)
 			_ = conn.SetWriteBuffer(1 << 20)

@@ -74,7 +74,7 @@ func newLoadTemplates(c LoadConfig, tag string) ([]loadTemplate, error) {
 		add(rfc2866.AcctDelayTime_Add(p, 0))
 		b, err := attrsOf(p)
 		if err = errors.Join(append(errs, err)...); err != nil {
-			return nil, fmt.Errorf("sim: load: build template: %w", err)
+			return nil, fmt.Errorf("load: build template: %w", err)
 		}
 		tails[i], tailOff[i] = b, valueOffsets(b)
 	}
@@ -99,7 +99,7 @@ func newLoadTemplates(c LoadConfig, tag string) ([]loadTemplate, error) {
 		add(rfc2865.NASIPAddress_Add(p, addr.AsSlice()))
 		b, err := attrsOf(p)
 		if err = errors.Join(append(errs, err)...); err != nil {
-			return nil, fmt.Errorf("sim: load: build template: %w", err)
+			return nil, fmt.Errorf("load: build template: %w", err)
 		}
 		off := valueOffsets(b)
 		out[r] = loadTemplate{

@@ -145,12 +145,12 @@ func (r *Router) await(ctx context.Context, what string, cond func() bool) error
 			return nil
 		}
 		if closed {
-			return fmt.Errorf("sim: router %s: await %s: router closed", r.cfg.Name, what)
+			return fmt.Errorf("router %s: await %s: router closed", r.cfg.Name, what)
 		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return fmt.Errorf("sim: router %s: await %s: %w", r.cfg.Name, what, ctx.Err())
+			return fmt.Errorf("router %s: await %s: %w", r.cfg.Name, what, ctx.Err())
 		}
 	}
 }

@@ -123,10 +123,10 @@ func (c *OpenLoopConfig) defaults() error {
 		c.Routers = 4
 	}
 	if c.Rate <= 0 || c.Duration <= 0 {
-		return errors.New("sim: open loop: need Rate and Duration > 0")
+		return errors.New("open loop: need Rate and Duration > 0")
 	}
 	if c.Secret == "" || c.Server == "" {
-		return errors.New("sim: open loop: need Server and Secret")
+		return errors.New("open loop: need Server and Secret")
 	}
 	if !c.BaseIP.IsValid() {
 		c.BaseIP = DefaultBaseIP()
@@ -146,7 +146,7 @@ func (c *OpenLoopConfig) defaults() error {
 		c.Tag = fmt.Sprintf("%02x%02x", b[0], b[1])
 	}
 	if len(c.Tag) != 4 {
-		return fmt.Errorf("sim: open loop: Tag %q must be 4 characters", c.Tag)
+		return fmt.Errorf("open loop: Tag %q must be 4 characters", c.Tag)
 	}
 	return nil
 }
@@ -161,7 +161,7 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 	}
 	raddr, err := net.ResolveUDPAddr("udp", cfg.Server)
 	if err != nil {
-		return OpenLoopResult{}, fmt.Errorf("sim: open loop: server %q: %w", cfg.Server, err)
+		return OpenLoopResult{}, fmt.Errorf("open loop: server %q: %w", cfg.Server, err)
 	}
 	factor := 4
 	if cfg.Mix == MixSteady {
@@ -177,7 +177,7 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 	perRouter := (max(min(want, total), 1) + cfg.Routers - 1) / cfg.Routers
 	sessions := perRouter * cfg.Routers
 	if perRouter > 9_999_999 {
-		return OpenLoopResult{}, fmt.Errorf("sim: open loop: %d sessions per router is too many", perRouter)
+		return OpenLoopResult{}, fmt.Errorf("open loop: %d sessions per router is too many", perRouter)
 	}
 	tpl, err := newLoadTemplates(LoadConfig{Routers: cfg.Routers, BaseIP: cfg.BaseIP}, cfg.Tag)
 	if err != nil {
@@ -210,7 +210,7 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 			conn, err := net.DialUDP("udp", laddr, raddr)
 			if err != nil {
 				closeAll()
-				return OpenLoopResult{}, fmt.Errorf("sim: open loop: socket on %s: %w", laddr.IP, err)
+				return OpenLoopResult{}, fmt.Errorf("open loop: socket on %s: %w", laddr.IP, err)
 			}
 			_ = conn.SetReadBuffer(1 << 20)
 			_ = conn.SetWriteBuffer(1 << 20)

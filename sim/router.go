@@ -169,15 +169,15 @@ type Router struct {
 func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 	switch {
 	case cfg.Name == "":
-		return nil, errors.New("sim: new router: empty Name")
+		return nil, errors.New("new router: empty Name")
 	case !cfg.Addr.Is4():
-		return nil, fmt.Errorf("sim: new router %s: Addr %v is not an IPv4 address", cfg.Name, cfg.Addr)
+		return nil, fmt.Errorf("new router %s: Addr %v is not an IPv4 address", cfg.Name, cfg.Addr)
 	case cfg.Secret == "":
-		return nil, fmt.Errorf("sim: new router %s: empty Secret", cfg.Name)
+		return nil, fmt.Errorf("new router %s: empty Secret", cfg.Name)
 	case cfg.Server == "":
-		return nil, fmt.Errorf("sim: new router %s: empty Server", cfg.Name)
+		return nil, fmt.Errorf("new router %s: empty Server", cfg.Name)
 	case cfg.Sessions < 0 || cfg.Churn < 0 || cfg.Churn > 1 || cfg.Loss < 0 || cfg.Loss > 1:
-		return nil, fmt.Errorf("sim: new router %s: Sessions, Churn or Loss out of range", cfg.Name)
+		return nil, fmt.Errorf("new router %s: Sessions, Churn or Loss out of range", cfg.Name)
 	}
 	if cfg.CoAPort == 0 {
 		cfg.CoAPort = nettportal.DefaultCoAPort
@@ -199,11 +199,11 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 	}
 	for _, p := range cfg.Plans {
 		if _, _, err := parseRateLimit(p.RateLimit); p.Name == "" || (p.RateLimit != "" && err != nil) {
-			return nil, fmt.Errorf("sim: router %s: plan %q with rate limit %q: want a name and an empty or valid limit", cfg.Name, p.Name, p.RateLimit)
+			return nil, fmt.Errorf("router %s: plan %q with rate limit %q: want a name and an empty or valid limit", cfg.Name, p.Name, p.RateLimit)
 		}
 	}
 	if cfg.BootDigit > 15 {
-		return nil, fmt.Errorf("sim: router %s: boot digit %d is not one hex digit", cfg.Name, cfg.BootDigit)
+		return nil, fmt.Errorf("router %s: boot digit %d is not one hex digit", cfg.Name, cfg.BootDigit)
 	}
 	r := &Router{
 		cfg:      cfg,
@@ -288,7 +288,7 @@ func (r *Router) Start(ctx context.Context) (err error) {
 	r.mu.Lock()
 	if r.started {
 		r.mu.Unlock()
-		return fmt.Errorf("sim: start router %s: already started", r.cfg.Name)
+		return fmt.Errorf("start router %s: already started", r.cfg.Name)
 	}
 	r.started = true
 	r.mu.Unlock()
@@ -303,12 +303,12 @@ func (r *Router) Start(ctx context.Context) (err error) {
 	// rarely more than one, plus room for bursts at interim time.
 	nsock := min(1+r.cfg.Sessions/128, 64)
 	if r.acct, err = newAcctClient(r, nsock); err != nil {
-		return fmt.Errorf("sim: start router %s: %w", r.cfg.Name, err)
+		return fmt.Errorf("start router %s: %w", r.cfg.Name, err)
 	}
 	if r.cfg.CoAPort > 0 {
 		laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(r.cfg.Addr, uint16(r.cfg.CoAPort)))
 		if r.coa, err = net.ListenUDP("udp", laddr); err != nil {
-			return fmt.Errorf("sim: start router %s: CoA listener: %w", r.cfg.Name, err)
+			return fmt.Errorf("start router %s: CoA listener: %w", r.cfg.Name, err)
 		}
 		r.wg.Add(1)
 		go r.serveCoA()
@@ -318,7 +318,7 @@ func (r *Router) Start(ctx context.Context) (err error) {
 		api.Username, api.Password, api.Identity = r.cfg.APIUser, r.cfg.APIPassword, r.cfg.Name
 		api.OnRemove = r.onAPIRemove
 		if err := api.Start(); err != nil {
-			return fmt.Errorf("sim: start router %s: RouterOS API: %w", r.cfg.Name, err)
+			return fmt.Errorf("start router %s: RouterOS API: %w", r.cfg.Name, err)
 		}
 		r.mu.Lock()
 		r.api = api

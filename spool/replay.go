@@ -66,7 +66,7 @@ func (s *Spool) Replay(ctx context.Context, store nettportal.AccountingStore, ch
 			results, err = nettportal.ApplyWithResults(ctx, store, recs)
 		}
 		if err != nil {
-			return applied, fmt.Errorf("spool: replay %d records: %w", len(recs), err)
+			return applied, fmt.Errorf("replay %d records: %w", len(recs), err)
 		}
 		if err := s.saveCheckpoint(checkpoint{Seq: cp.Seq, Offset: next}); err != nil {
 			return applied, err

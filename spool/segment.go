@@ -177,7 +177,7 @@ func readRecord(r io.Reader) ([]byte, int64, error) {
 func fileSize(path string) (int64, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return 0, fmt.Errorf("spool: %w", err)
+		return 0, fmt.Errorf("%w", err)
 	}
 	return st.Size(), nil
 }
@@ -185,11 +185,11 @@ func fileSize(path string) (int64, error) {
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
-		return fmt.Errorf("spool: sync directory: %w", err)
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	defer d.Close()
 	if err := d.Sync(); err != nil {
-		return fmt.Errorf("spool: sync directory: %w", err)
+		return fmt.Errorf("sync directory: %w", err)
 	}
 	return nil
 }

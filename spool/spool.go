@@ -167,7 +167,7 @@ func (s *Spool) Append(recs []nettportal.AccountingRecord) error {
 	for i := range recs {
 		payload, err := encodeRecord(&recs[i])
 		if err != nil {
-			return fmt.Errorf("spool: encode record: %w", err)
+			return fmt.Errorf("encode record: %w", err)
 		}
 		var h [headerSize]byte
 		binary.BigEndian.PutUint32(h[0:4], uint32(len(payload)))
@@ -179,7 +179,7 @@ func (s *Spool) Append(recs []nettportal.AccountingRecord) error {
 	select {
 	case s.appends <- req:
 	case <-s.closed:
-		return errors.New("spool: closed")
+		return errors.New("closed")
 	}
 	return <-req.done
 }
@@ -228,13 +228,13 @@ func (s *Spool) writeAndSync(reqs []appendReq) error {
 			// readable; none of these records is acknowledged.
 			s.active.Truncate(size)
 			s.active.Seek(size, io.SeekStart)
-			return fmt.Errorf("spool: write: %w", err)
+			return fmt.Errorf("write: %w", err)
 		}
 		size += int64(len(r.data))
 		count += r.count
 	}
 	if err := s.active.Sync(); err != nil {
-		return fmt.Errorf("spool: fsync: %w", err)
+		return fmt.Errorf("fsync: %w", err)
 	}
 	s.durable[s.activeSeq] = size
 	s.depth.Add(int64(count))
@@ -245,7 +245,7 @@ func (s *Spool) writeAndSync(reqs []appendReq) error {
 func (s *Spool) openActive(seq uint64) error {
 	f, err := os.OpenFile(s.segmentPath(seq), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("spool: open segment: %w", err)
+		return fmt.Errorf("open segment: %w", err)
 	}
 	if err := syncDir(s.dir); err != nil {
 		f.Close()

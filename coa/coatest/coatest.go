@@ -99,7 +99,7 @@ func NewServer(secret string, handler Handler, opts ...Option) (*Server, error) 
 	}
 	conn, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
-		return nil, fmt.Errorf("coatest: listen: %w", err)
+		return nil, fmt.Errorf("listen: %w", err)
 	}
 	s := &Server{
 		conn:    conn,
@@ -132,7 +132,7 @@ func (s *Server) Close() error {
 	err := s.conn.Close()
 	<-s.done
 	if err != nil {
-		return fmt.Errorf("coatest: close: %w", err)
+		return fmt.Errorf("close: %w", err)
 	}
 	return nil
 }
@@ -192,7 +192,7 @@ func (s *Server) answer(r *Request) []byte {
 	resp.Secret = s.respSecret
 	b, err := coa.EncodeResponse(resp, r.Raw)
 	if err != nil {
-		r.Err = fmt.Errorf("coatest: encode response: %w", err)
+		r.Err = fmt.Errorf("encode response: %w", err)
 		return nil
 	}
 	return b

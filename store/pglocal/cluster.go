@@ -70,11 +70,11 @@ func Start(ctx context.Context, log zerolog.Logger) (*Cluster, error) {
 	}
 	cred, err := runAs()
 	if err != nil {
-		return nil, fmt.Errorf("pglocal: start cluster: %w", err)
+		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 	dir, err := makeDir(cred)
 	if err != nil {
-		return nil, fmt.Errorf("pglocal: start cluster: %w", err)
+		return nil, fmt.Errorf("start cluster: %w", err)
 	}
 	c := &Cluster{
 		Dir:     dir,
@@ -91,7 +91,7 @@ func Start(ctx context.Context, log zerolog.Logger) (*Cluster, error) {
 		if serr := c.stopWith(sctx); serr != nil {
 			err = errors.Join(err, serr)
 		}
-		return nil, fmt.Errorf("pglocal: start cluster in %s: %w", dir, err)
+		return nil, fmt.Errorf("start cluster in %s: %w", dir, err)
 	}
 	log.Info().Str("dir", dir).Str("url", c.URL).Str("pg_ctl", pgCtl).Msg("throwaway PostgreSQL cluster started")
 	return c, nil
@@ -162,11 +162,11 @@ func (c *Cluster) StopServer() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return fmt.Errorf("pglocal: stop server: cluster in %s is removed", c.Dir)
+		return fmt.Errorf("stop server: cluster in %s is removed", c.Dir)
 	}
 	if out, err := c.run(ctx, c.pgCtl, "stop", "-D", c.dataDir, "-m", "immediate",
 		"-w", "-t", strconv.Itoa(pgCtlWait)); err != nil {
-		return fmt.Errorf("pglocal: stop server in %s: pg_ctl stop: %w: %s", c.Dir, err, out)
+		return fmt.Errorf("stop server in %s: pg_ctl stop: %w: %s", c.Dir, err, out)
 	}
 	return nil
 }
@@ -177,17 +177,17 @@ func (c *Cluster) StartServer(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.stopped {
-		return fmt.Errorf("pglocal: start server: cluster in %s is removed", c.Dir)
+		return fmt.Errorf("start server: cluster in %s is removed", c.Dir)
 	}
 	logFile := filepath.Join(c.Dir, "postgres.log")
 	if out, err := c.run(ctx, c.pgCtl, "start", "-D", c.dataDir, "-l", logFile,
 		"-w", "-t", strconv.Itoa(pgCtlWait), "-o", "-p "+strconv.Itoa(c.Port)); err != nil {
-		return fmt.Errorf("pglocal: start server in %s: pg_ctl start: %w: %s\n%s", c.Dir, err, out, logTail(logFile))
+		return fmt.Errorf("start server in %s: pg_ctl start: %w: %s\n%s", c.Dir, err, out, logTail(logFile))
 	}
 	pctx, cancel := context.WithTimeout(ctx, explicitTimeout)
 	defer cancel()
 	if err := probe(pctx, c.URL); err != nil {
-		return fmt.Errorf("pglocal: start server in %s: %w", c.Dir, err)
+		return fmt.Errorf("start server in %s: %w", c.Dir, err)
 	}
 	return nil
 }
@@ -220,7 +220,7 @@ func (c *Cluster) stopWith(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("pglocal: stop cluster in %s: %w", c.Dir, err)
+		return fmt.Errorf("stop cluster in %s: %w", c.Dir, err)
 	}
 	c.log.Info().Str("dir", c.Dir).Msg("throwaway PostgreSQL cluster stopped")
 	return nil
@@ -271,7 +271,7 @@ func findBinaries(lookPath func(string) (string, error), glob string) (initdb, p
 	}
 	dirs, err := filepath.Glob(glob)
 	if err != nil {
-		return "", "", fmt.Errorf("pglocal: find PostgreSQL binaries: %w", err)
+		return "", "", fmt.Errorf("find PostgreSQL binaries: %w", err)
 	}
 	// Highest version first, compared numerically so 16 beats 9.6.
 	sort.Slice(dirs, func(a, b int) bool {

@@ -30,27 +30,27 @@ func CreateDatabase(ctx context.Context, baseURL string, prefix string) (dbURL s
 		prefix = DefaultTestPrefix
 	}
 	if !validPrefix(prefix) {
-		return "", nil, fmt.Errorf("pglocal: create database: prefix %q must be lower-case letters, digits and _ and start with a letter or _", prefix)
+		return "", nil, fmt.Errorf("create database: prefix %q must be lower-case letters, digits and _ and start with a letter or _", prefix)
 	}
 	var rnd [8]byte
 	if _, err := rand.Read(rnd[:]); err != nil {
-		return "", nil, fmt.Errorf("pglocal: create database: %w", err)
+		return "", nil, fmt.Errorf("create database: %w", err)
 	}
 	name := prefix + hex.EncodeToString(rnd[:])
 	if len(name) > maxIdentLen {
-		return "", nil, fmt.Errorf("pglocal: create database: prefix %q is too long", prefix)
+		return "", nil, fmt.Errorf("create database: prefix %q is too long", prefix)
 	}
 	dbURL, err = withDatabase(baseURL, name)
 	if err != nil {
-		return "", nil, fmt.Errorf("pglocal: create database: %w", err)
+		return "", nil, fmt.Errorf("create database: %w", err)
 	}
 	ident := pgx.Identifier{name}.Sanitize()
 	if err := execOn(ctx, baseURL, "CREATE DATABASE "+ident); err != nil {
-		return "", nil, fmt.Errorf("pglocal: create database %s: %w", name, err)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
 	drop = func(ctx context.Context) error {
 		if err := execOn(ctx, baseURL, "DROP DATABASE IF EXISTS "+ident+" WITH (FORCE)"); err != nil {
-			return fmt.Errorf("pglocal: drop database %s: %w", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
 		return nil
 	}

@@ -43,7 +43,7 @@ func Find(ctx context.Context, explicit string) (string, error) {
 		pctx, cancel := context.WithTimeout(ctx, explicitTimeout)
 		defer cancel()
 		if err := probe(pctx, explicit); err != nil {
-			return "", fmt.Errorf("pglocal: connect to %s: %w", redact(explicit), err)
+			return "", fmt.Errorf("connect to %s: %w", redact(explicit), err)
 		}
 		return explicit, nil
 	}
@@ -65,7 +65,7 @@ func Find(ctx context.Context, explicit string) (string, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		// The caller gave up; that is not the same as "nothing is running".
-		return "", fmt.Errorf("pglocal: find local server: %w", err)
+		return "", fmt.Errorf("find local server: %w", err)
 	}
 	return "", fmt.Errorf("%w (tried %s)", ErrNotFound, strings.Join(tried, ", "))
 }
