@@ -38,16 +38,50 @@ func retransmit(t *testing.T, req []byte, delay uint32) []byte {
 	return raw
 }
 
-// waitFor polls cond, a state of the server, until it holds (5s at most).
-func waitFor(t *testing.T, what string, cond func() bool) {
+// waitFor waits until cond, a state of the server's workers, holds: it
+// checks cond again each time ts counts an outcome, 10s at most. Every
+// state these tests wait for this way is reached just before an outcome
+// is counted: a packet shed as a worker takes it or as it expires in the
+// retry queue is counted OutcomeShed once ShedFresh or RetryExpired is,
+// and a commit's OnCommit runs before its answers are counted. (A batch
+// given up is counted without OnOutcome: cond is checked once more at the
+// deadline.) What the reader does is settled by a barrier instead.
+func waitFor(t *testing.T, ts *testServer, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	timeout := time.After(10 * time.Second)
+	for {
+		// Taken before cond is checked: a change cond misses closes it.
+		changed := ts.outcomes.changes()
+		if cond() {
+			return
 		}
-		time.Sleep(time.Millisecond)
+		select {
+		case <-changed:
+		case <-timeout:
+			if !cond() {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			return
+		}
 	}
+}
+
+// settled sends a barrier (the rig's server has one reader), so every
+// datagram sent before it has been queued or dropped, and checks that
+// state holds then: the read path's effects are known at once, no wait.
+func (r *overloadRig) settled(what string, state func() bool) {
+	r.t.Helper()
+	r.c.barrier(r.srv)
+	if !state() {
+		r.t.Fatalf("once the reader had handled every packet sent: not %s", what)
+	}
+}
+
+// shed waits until n more packets than before have been shed (by a
+// worker, or expired from the retry queue).
+func (r *overloadRig) shed(before, n int) {
+	r.t.Helper()
+	r.srv.outcomes.await(r.t, nettportal.OutcomeShed, before+n)
 }
 
 // overloadRig is a server with one worker taking one packet a batch, a
@@ -69,6 +103,9 @@ func newOverloadRig(t *testing.T, configure func(*radius.Server)) *overloadRig {
 	r.srv = startServer(t, r.db, func(s *radius.Server) {
 		s.Workers = 1
 		s.MaxBatch = 1
+		// One reader: a barrier tells when the packets sent before it
+		// have been queued, put in the retry queue or refused.
+		s.Readers = 1
 		// Budgets far above any scheduling stall: the test ages packets
 		// by moving the clock, not by waiting.
 		s.MaxQueueDelay = 2 * time.Second
@@ -125,14 +162,18 @@ func (r *overloadRig) shedTwo(a, b, c []byte) {
 	r.hold(a)
 	r.c.send(b)
 	r.c.send(c)
-	waitFor(r.t, "two packets queued", func() bool { return r.srv.QueueDepth() == 2 })
+	r.settled("two packets queued", func() bool { return r.srv.QueueDepth() == 2 })
 	r.advance(3 * time.Second) // past the 2s budget
+	shed := r.srv.outcomes.count(nettportal.OutcomeShed)
 	unlock()
 	if n := r.c.answers([][]byte{a}, 5*time.Second); n != 1 {
 		r.t.Fatal("the packet committed first was not answered")
 	}
 	r.took(2)
-	waitFor(r.t, "two packets shed", func() bool { return r.srv.Stats.ShedFresh.Load() == 2 })
+	r.shed(shed, 2)
+	if n := r.srv.Stats.ShedFresh.Load(); n != 2 {
+		r.t.Fatalf("%d fresh packets shed, want 2", n)
+	}
 }
 
 // answeredOf reads n answers and says which of reqs each one is for.
@@ -177,14 +218,14 @@ func TestFreshPacketsGoBeforeRetransmissionsOfShed(t *testing.T) {
 	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
 	r.c.send(b1)
 	r.c.send(c1)
-	waitFor(t, "the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
 	// b's next copy joins the waiting one: the answer must be for it.
 	b2 := retransmit(t, b, 2)
 	r.c.send(b2)
-	waitFor(t, "the later copy folded", func() bool { return r.srv.Stats.RetryFolded.Load() == 1 })
+	r.settled("the later copy folded", func() bool { return r.srv.Stats.RetryFolded.Load() == 1 })
 	d := request(t, sid(4), rfc2866.AcctStatusType_Value_Start, secret)
 	r.c.send(d)
-	waitFor(t, "the fresh packet queued", func() bool { return r.srv.QueueDepth() == 3 })
+	r.settled("the fresh packet queued", func() bool { return r.srv.QueueDepth() == 3 })
 	unlock()
 
 	reqs := [][]byte{e, d, b2, c1, b1}
@@ -229,15 +270,20 @@ func TestRetryQueueIsBounded(t *testing.T) {
 	r.hold(e)
 	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
 	r.c.send(b1)
-	waitFor(t, "b in the retry queue", func() bool { return r.srv.RetryDepth() == 1 })
+	r.settled("b in the retry queue", func() bool { return r.srv.RetryDepth() == 1 })
 	r.c.send(c1)
-	waitFor(t, "c refused by the full retry queue", func() bool { return r.srv.Stats.RetryFull.Load() == 1 })
+	r.settled("c refused by the full retry queue", func() bool { return r.srv.Stats.RetryFull.Load() == 1 })
 	r.advance(2 * time.Second) // b waited past RetryQueueDelay
+	shed := r.srv.outcomes.count(nettportal.OutcomeShed)
 	unlock()
 	if n := r.c.answers([][]byte{e}, 5*time.Second); n != 1 {
 		t.Fatal("the held packet was not answered")
 	}
-	waitFor(t, "b expired", func() bool { return r.srv.Stats.RetryExpired.Load() == 1 })
+	// The worker, with no fresh packet left, expires b.
+	r.shed(shed, 1)
+	if n := r.srv.Stats.RetryExpired.Load(); n != 1 {
+		t.Fatalf("%d retransmissions expired, want 1 (b)", n)
+	}
 	if n := r.srv.RetryDepth(); n != 0 {
 		t.Errorf("retry queue holds %d after the expiry, want 0", n)
 	}
@@ -281,7 +327,7 @@ func TestOverloadTightensTheBudgetForAWhile(t *testing.T) {
 		r.hold(held)
 		req := request(t, sid(n+1), rfc2866.AcctStatusType_Value_Start, secret)
 		r.c.send(req)
-		waitFor(t, "one packet queued", func() bool { return r.srv.QueueDepth() == 1 })
+		r.settled("one packet queued", func() bool { return r.srv.QueueDepth() == 1 })
 		r.advance(d)
 		shedBefore := r.srv.Stats.ShedFresh.Load()
 		unlock()
@@ -289,7 +335,7 @@ func TestOverloadTightensTheBudgetForAWhile(t *testing.T) {
 		if n := r.c.answers([][]byte{held}, 5*time.Second); n != 1 {
 			t.Fatal("the held packet was not answered")
 		}
-		waitFor(t, "the queued packet's fate", func() bool {
+		waitFor(t, r.srv, "the queued packet's fate", func() bool {
 			return r.srv.Stats.ShedFresh.Load() > shedBefore || r.hasCommitted(sid(n+1))
 		})
 		return r.srv.Stats.ShedFresh.Load() == shedBefore
@@ -329,6 +375,7 @@ func TestOverloadLosesNoAcknowledgedRecord(t *testing.T) {
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Workers = 2
 		s.MaxBatch = 8
+		s.Readers = 1 // for the barrier
 		s.MaxQueueDelay = 2 * time.Second
 		s.OverloadQueueDelay = time.Second
 		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
@@ -356,12 +403,14 @@ func TestOverloadLosesNoAcknowledgedRecord(t *testing.T) {
 	var reqs []*pending
 	answered := map[string]bool{}
 	var sentTotal uint64
+	var barriers uint64 // the barriers' datagrams, read and counted malformed too
 	settled := func() bool {
 		var n uint64
 		for _, o := range nettportal.Outcomes() {
 			n += srv.Stats.Outcome(o)
 		}
-		return srv.Stats.Received.Load() == sentTotal && n == sentTotal && srv.QueueDepth() == 0
+		read := sentTotal + barriers
+		return srv.Stats.Received.Load() == read && n == read && srv.QueueDepth() == 0
 	}
 	// collect reads the answers of a settled round (all are sent by then).
 	collect := func() {
@@ -398,11 +447,15 @@ func TestOverloadLosesNoAcknowledgedRecord(t *testing.T) {
 			sentTotal++
 		}
 		if overloaded {
-			waitFor(t, "every packet read", func() bool { return srv.Stats.Received.Load() == sentTotal })
+			c.barrier(srv)
+			barriers++
+			if got, want := srv.Stats.Received.Load(), sentTotal+barriers; got != want {
+				t.Fatalf("%d datagrams read once the barrier was, want %d", got, want)
+			}
 			ahead.Add(int64(3 * time.Second)) // what waits is past its budget
 			unlock()
 		}
-		waitFor(t, "the round settled", settled)
+		waitFor(t, srv, "the round settled", settled)
 		collect()
 	}
 	for range 4 {
@@ -466,7 +519,7 @@ func TestShedPacketsDoNotShortenTheBatch(t *testing.T) {
 	for i := 2; i <= 4; i++ {
 		r.c.send(request(t, sid(i), rfc2866.AcctStatusType_Value_Start, secret))
 	}
-	waitFor(t, "three packets queued", func() bool { return r.srv.QueueDepth() == 3 })
+	r.settled("three packets queued", func() bool { return r.srv.QueueDepth() == 3 })
 	r.advance(3 * time.Second) // those three are overdue
 	young := [][]byte{
 		request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret),
@@ -475,7 +528,7 @@ func TestShedPacketsDoNotShortenTheBatch(t *testing.T) {
 	for _, req := range young {
 		r.c.send(req)
 	}
-	waitFor(t, "five packets queued", func() bool { return r.srv.QueueDepth() == 5 })
+	r.settled("five packets queued", func() bool { return r.srv.QueueDepth() == 5 })
 	unlock()
 	if n := r.c.answers(append([][]byte{a}, young...), 5*time.Second); n != 3 {
 		t.Fatalf("%d of the held and the young packets answered, want 3", n)
@@ -505,14 +558,24 @@ func TestShutdownAnswersTheRetryQueue(t *testing.T) {
 	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
 	r.c.send(b1)
 	r.c.send(c1)
-	waitFor(t, "the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Shutdown looks at its context once it is closing, reading has
+	// stopped and the queue is closed: from then on nothing is shed.
+	shutCtx := &doneWatch{Context: ctx, asked: make(chan struct{})}
 	done := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		done <- r.srv.Shutdown(ctx)
-	}()
-	waitFor(t, "Shutdown to begin", func() bool { return radius.Closing(r.srv.Server) })
+	go func() { done <- r.srv.Shutdown(shutCtx) }()
+	select {
+	case <-shutCtx.asked:
+	case err := <-done:
+		t.Fatalf("Shutdown returned before it waited for the workers: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown never stopped reading")
+	}
+	if !radius.Closing(r.srv.Server) {
+		t.Fatal("Shutdown waits for the workers but has not begun closing")
+	}
 	// Past RetryQueueDelay: still answered, Shutdown drops nothing queued.
 	r.advance(10 * time.Second)
 	unlock()
@@ -558,11 +621,15 @@ func TestRetryQueueIsSharedByRouters(t *testing.T) {
 	}
 	q := request(t, sid(9), rfc2866.AcctStatusType_Value_Start, secret)
 	quiet.send(q)
-	waitFor(t, "four packets queued", func() bool { return r.srv.QueueDepth() == 4 })
+	r.settled("four packets queued", func() bool { return r.srv.QueueDepth() == 4 })
 	r.advance(3 * time.Second)
+	shed := r.srv.outcomes.count(nettportal.OutcomeShed)
 	unlock()
 	r.took(4)
-	waitFor(t, "four packets shed", func() bool { return r.srv.Stats.ShedFresh.Load() == 4 })
+	r.shed(shed, 4)
+	if n := r.srv.Stats.ShedFresh.Load(); n != 4 {
+		t.Fatalf("%d fresh packets shed, want 4", n)
+	}
 
 	unlock = lockAccounting(t, r.db)
 	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
@@ -572,10 +639,10 @@ func TestRetryQueueIsSharedByRouters(t *testing.T) {
 		busy1 = append(busy1, retransmit(t, req, 1))
 		r.c.send(busy1[len(busy1)-1])
 	}
-	waitFor(t, "the busy router over its share", func() bool { return r.srv.Stats.RetryOverQuota.Load() == 2 })
+	r.settled("the busy router over its share", func() bool { return r.srv.Stats.RetryOverQuota.Load() == 2 })
 	q1 := retransmit(t, q, 1)
 	quiet.send(q1)
-	waitFor(t, "both routers in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	r.settled("both routers in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
 	unlock()
 	if n := quiet.answers([][]byte{q1}, 5*time.Second); n != 1 {
 		t.Error("the quiet router's retransmission was not answered")

@@ -120,6 +120,14 @@ func (l *outcomeLog) count(o nettportal.Outcome) int {
 	return l.n[o]
 }
 
+// changes is closed at the next outcome counted: a waiter takes it, then
+// checks its condition, then waits on it.
+func (l *outcomeLog) changes() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
 // await waits until n packets have had outcome o.
 func (l *outcomeLog) await(t *testing.T, o nettportal.Outcome, n int) {
 	t.Helper()
