@@ -191,16 +191,7 @@ func TestVerifyRequest(t *testing.T) {
 	}
 	// badMA has a wrong HMAC but a Request Authenticator recomputed over
 	// it, so only the Message-Authenticator check can catch it.
-	badMA := func() []byte {
-		c := flip(good, 22)
-		h := md5.New()
-		h.Write(c[:4])
-		h.Write(make([]byte, 16))
-		h.Write(c[20:])
-		h.Write(secret)
-		copy(c[4:20], h.Sum(nil))
-		return c
-	}()
+	badMA := reauthenticate(flip(good, 22), make([]byte, 16), secret)
 	coa := refRequest(43, 9, []byte(userNameBob), "s3cret")
 	twoMA := refRequest(40, 1, append([]byte{80, 18}, make([]byte, 16)...), "s3cret")
 	shortMA := refRequest(40, 1, []byte{80, 4, 0, 0}, "s3cret")
@@ -229,18 +220,37 @@ func TestVerifyRequest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyRequest(tt.raw, tt.sec)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("VerifyRequest: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("VerifyRequest: got %v, want %v", err, tt.want)
-			}
+			wantVerified(t, "VerifyRequest", VerifyRequest(tt.raw, tt.sec), tt.want)
 		})
 	}
+}
+
+// wantVerified fails t unless err, what verify returned, is nil when
+// want is nil and is want otherwise.
+func wantVerified(t *testing.T, verify string, err, want error) {
+	t.Helper()
+	if want == nil {
+		if err != nil {
+			t.Fatalf("%s: %v", verify, err)
+		}
+		return
+	}
+	if !errors.Is(err, want) {
+		t.Fatalf("%s: got %v, want %v", verify, err, want)
+	}
+}
+
+// reauthenticate writes into c the Authenticator a sender with secret
+// computes over c with auth (zeros for a request, the request's
+// Authenticator for an answer) in its place, and returns c.
+func reauthenticate(c, auth, secret []byte) []byte {
+	h := md5.New()
+	h.Write(c[:4])
+	h.Write(auth)
+	h.Write(c[20:])
+	h.Write(secret)
+	copy(c[4:20], h.Sum(nil))
+	return c
 }
 
 func TestVerifyResponse(t *testing.T) {
@@ -263,13 +273,7 @@ func TestVerifyResponse(t *testing.T) {
 	badMA := func() []byte {
 		c := bytes.Clone(ack)
 		c[25] ^= 0x80
-		h := md5.New()
-		h.Write(c[:4])
-		h.Write(req[4:20])
-		h.Write(c[20:])
-		h.Write(secret)
-		copy(c[4:20], h.Sum(nil))
-		return c
+		return reauthenticate(c, req[4:20], secret)
 	}()
 	wrongID := refResponse(41, append([]byte{40, 0x2b}, req[2:]...), nil, "s3cret")
 
@@ -293,16 +297,7 @@ func TestVerifyResponse(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyResponse(tt.raw, tt.request, tt.sec)
-			if tt.want == nil {
-				if err != nil {
-					t.Fatalf("VerifyResponse: %v", err)
-				}
-				return
-			}
-			if !errors.Is(err, tt.want) {
-				t.Fatalf("VerifyResponse: got %v, want %v", err, tt.want)
-			}
+			wantVerified(t, "VerifyResponse", VerifyResponse(tt.raw, tt.request, tt.sec), tt.want)
 		})
 	}
 }

@@ -51,6 +51,29 @@ func startServer(t *testing.T, h coatest.Handler, opts ...coatest.Option) *coate
 	return srv
 }
 
+// fastDisconnect sends bob's Disconnect-Request to to with the fast
+// client; an error is fatal.
+func fastDisconnect(t *testing.T, to coa.Target) coa.Response {
+	t.Helper()
+	resp, err := fast().Disconnect(t.Context(), to, bobSession())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// wantFirstNAK fails t unless resp is a NAK with Error-Cause cause to the
+// first attempt, and its Detail contains detail.
+func wantFirstNAK(t *testing.T, resp coa.Response, cause uint32, detail string) {
+	t.Helper()
+	if resp.Result != coa.ResultNAK || resp.ErrorCause != cause || resp.Attempts != 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	if !strings.Contains(resp.Detail, detail) {
+		t.Errorf("detail %q", resp.Detail)
+	}
+}
+
 func target(srv *coatest.Server) coa.Target {
 	return coa.Target{Addr: srv.Addr(), Secret: secret, NASIP: netip.MustParseAddr("192.0.2.1")}
 }
@@ -58,10 +81,7 @@ func target(srv *coatest.Server) coa.Target {
 func TestDisconnectACK(t *testing.T) {
 	srv := startServer(t, coatest.ACK)
 	before := time.Now().Truncate(time.Second)
-	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := fastDisconnect(t, target(srv))
 	if resp.Result != coa.ResultACK || resp.Attempts != 1 || resp.RTT <= 0 {
 		t.Fatalf("response %+v", resp)
 	}
@@ -101,24 +121,13 @@ func TestDisconnectACK(t *testing.T) {
 
 func TestDisconnectNAK(t *testing.T) {
 	srv := startServer(t, coatest.NAK(rfc3576.ErrorCause_Value_SessionContextNotFound))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Result != coa.ResultNAK || resp.ErrorCause != 503 || resp.Attempts != 1 {
-		t.Fatalf("response %+v", resp)
-	}
-	if !strings.Contains(resp.Detail, "503 Session-Context-Not-Found") {
-		t.Errorf("detail %q", resp.Detail)
-	}
+	resp := fastDisconnect(t, target(srv))
+	wantFirstNAK(t, resp, 503, "503 Session-Context-Not-Found")
 }
 
 func TestDisconnectRetransmitsSamePacket(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.DropFirst(1))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := fastDisconnect(t, target(srv))
 	if resp.Result != coa.ResultACK || resp.Attempts != 2 {
 		t.Fatalf("response %+v", resp)
 	}
@@ -142,10 +151,7 @@ func TestDisconnectRetransmitsSamePacket(t *testing.T) {
 func TestDisconnectTimeout(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.Ignore())
 	start := time.Now()
-	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := fastDisconnect(t, target(srv))
 	if resp.Result != coa.ResultTimeout || resp.Attempts != 3 || resp.RTT != 0 {
 		t.Fatalf("response %+v", resp)
 	}
@@ -159,10 +165,7 @@ func TestDisconnectTimeout(t *testing.T) {
 
 func TestDisconnectWrongSecretResponderTimesOut(t *testing.T) {
 	srv := startServer(t, coatest.ACK, coatest.ResponseSecret("not-"+secret))
-	resp, err := fast().Disconnect(t.Context(), target(srv), bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := fastDisconnect(t, target(srv))
 	if resp.Result != coa.ResultTimeout || resp.Attempts != 3 {
 		t.Fatalf("response %+v", resp)
 	}
@@ -217,16 +220,8 @@ func TestDisconnectIgnoresForgeries(t *testing.T) {
 		}
 	}()
 
-	resp, err := fast().Disconnect(t.Context(), coa.Target{Addr: conn.LocalAddr().String(), Secret: secret}, bobSession())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.Result != coa.ResultNAK || resp.ErrorCause != 504 || resp.Attempts != 1 {
-		t.Fatalf("response %+v", resp)
-	}
-	if !strings.Contains(resp.Detail, "ignored 3") {
-		t.Errorf("detail %q", resp.Detail)
-	}
+	resp := fastDisconnect(t, coa.Target{Addr: conn.LocalAddr().String(), Secret: secret})
+	wantFirstNAK(t, resp, 504, "ignored 3")
 }
 
 func TestChangeRateLimit(t *testing.T) {
