@@ -68,20 +68,17 @@ type Stats struct {
 	CoADropped    uint64 // requests dropped for a bad authenticator or Message-Authenticator
 }
 
+// counters lists every field of s, for what is done to each of them alike.
+func (s *Stats) counters() []*uint64 {
+	return []*uint64{&s.Requests, &s.Transmissions, &s.Retransmits, &s.Acked, &s.Lost, &s.GivenUp, &s.Abandoned,
+		&s.LostStops, &s.Stale, &s.CoAACKs, &s.CoANAKs, &s.CoAIgnored, &s.CoADropped}
+}
+
 func (s *Stats) add(o Stats) {
-	s.Requests += o.Requests
-	s.Transmissions += o.Transmissions
-	s.Retransmits += o.Retransmits
-	s.Acked += o.Acked
-	s.Lost += o.Lost
-	s.GivenUp += o.GivenUp
-	s.Abandoned += o.Abandoned
-	s.LostStops += o.LostStops
-	s.Stale += o.Stale
-	s.CoAACKs += o.CoAACKs
-	s.CoANAKs += o.CoANAKs
-	s.CoAIgnored += o.CoAIgnored
-	s.CoADropped += o.CoADropped
+	sum := s.counters()
+	for i, c := range o.counters() {
+		*sum[i] += *c
+	}
 }
 
 type stats struct {
