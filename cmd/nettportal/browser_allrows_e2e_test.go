@@ -12,7 +12,6 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // allRowsJS are the page helpers the all-rows test evaluates against.
@@ -32,14 +31,10 @@ const allRowsJS = `const box = () => document.querySelector('[data-testid="sessi
 func TestBrowserAllRows(t *testing.T) {
 	const routers, perRouter = 4, 2500
 	const total = routers * perRouter
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
 	// 10,000 Starts at once are a burst no router fleet sends at boot on a
 	// shared test machine: they wait in the queue rather than being shed,
 	// and the routers retransmit, as real ones do, for longer than uiFleet's.
-	srv := startServe(t, dbURL, "--max-queue-delay", "0")
+	b, dbURL, srv := startUI(t, "--max-queue-delay", "0")
 	fleet := uiFleetWith(t, dbURL, srv.AcctAddr, "127.0.15.1", "vr-", routers, perRouter, func(c *sim.FleetConfig) {
 		c.Timeout, c.Retries = 2*time.Second, 40
 	})
@@ -174,7 +169,5 @@ func TestBrowserAllRows(t *testing.T) {
 		t.Errorf("the phone page is %d px wide", w)
 	}
 	tb.screenshot("sessions-10000-390.png")
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // lowContrastJS lists the visible text on the page whose contrast with
@@ -90,21 +89,13 @@ func emulateScheme(tb *tab, scheme string) {
 // text on them keeps WCAG AA contrast with what is behind it. Screenshots
 // of each page.
 func TestBrowserDarkTheme(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.15.41", "dk-", 2, 5)
 	_, all := fleetSessions(fleet)
 	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
-	if status, body := admin.call("POST", "/api/customers", map[string]string{
-		"name": "Solveig Dahl", "username": all[0], "profile": "home-100", "phone": "+47 911 11 111", "address": "Strandgata 3, 9008 Tromsø"}); status/100 != 2 {
-		t.Fatalf("create customer: HTTP %d %s", status, body)
-	}
-	if status, body := admin.call("POST", "/api/routers", map[string]any{"name": "dk-silent", "ip": "127.0.15.60", "secret": "ui-secret", "coa_port": 3799}); status/100 != 2 {
-		t.Fatalf("add router: HTTP %d %s", status, body)
-	}
+	admin.mustPost("create customer", "/api/customers", map[string]string{
+		"name": "Solveig Dahl", "username": all[0], "profile": "home-100", "phone": "+47 911 11 111", "address": "Strandgata 3, 9008 Tromsø"})
+	admin.mustPost("add router", "/api/routers", map[string]any{"name": "dk-silent", "ip": "127.0.15.60", "secret": "ui-secret", "coa_port": 3799})
 	// A history for the overview's charts: an earlier point of each session.
 	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
 	if err != nil {
@@ -124,9 +115,7 @@ func TestBrowserDarkTheme(t *testing.T) {
 		t.Run(theme.scheme, func(t *testing.T) { themeWalk(t, b, srv.HTTPURL, theme.scheme, theme.body, all) })
 	}
 
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
 
 // themeWalk visits each page in a fresh tab with the system preferring

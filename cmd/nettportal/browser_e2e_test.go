@@ -19,7 +19,6 @@ import (
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // Passwords of the page tests' users.
@@ -177,11 +176,7 @@ func fleetSessions(f *sim.Fleet) (map[string][]sim.SessionInfo, []string) {
 // search, router filter, sorting, live arrivals and departures, disconnect,
 // and what a viewer may not do.
 func TestBrowserSessionsPage(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.11", "ui-", 2, 6)
 	byRouter, all := fleetSessions(fleet)
 	if len(all) != 12 {
@@ -191,11 +186,8 @@ func TestBrowserSessionsPage(t *testing.T) {
 	// A customer record gives one username a name.
 	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
 	linked := byRouter["ui-01"][0]
-	status, body := admin.call("POST", "/api/customers", map[string]string{
+	admin.mustPost("create customer", "/api/customers", map[string]string{
 		"name": "Kari Nordmann", "username": linked.Username, "profile": "fiber-500", "phone": "+47 22 00 00 00", "address": "Storgata 1, Oslo"})
-	if status/100 != 2 {
-		t.Fatalf("create customer: HTTP %d %s", status, body)
-	}
 
 	t.Run("operator", func(t *testing.T) {
 		tb := b.newTab(t, "operator")
@@ -315,9 +307,7 @@ func TestBrowserSessionsPage(t *testing.T) {
 		tb.do(chromedp.Click(chromedp.CSS(`[data-testid="nav-audit"]`)))
 		tb.waitJS("the audit entry", `[...document.querySelectorAll('[data-testid="audit-row"]')].some((r) => r.dataset.username === `+jsString(victim)+`)`, 10*time.Second)
 
-		if errs := b.pageErrors(); len(errs) > 0 {
-			t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-		}
+		checkPageErrors(t, b)
 	})
 
 	t.Run("viewer", func(t *testing.T) {
@@ -366,9 +356,7 @@ func TestBrowserSessionsPage(t *testing.T) {
 		if s, ok := fleet.Router("ui-01").Session(linked.Username); !ok || !s.Up {
 			t.Errorf("%s went down after a viewer's refused disconnect", linked.Username)
 		}
-		if errs := b.pageErrors(); len(errs) > 0 {
-			t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-		}
+		checkPageErrors(t, b)
 	})
 }
 
@@ -376,11 +364,7 @@ func TestBrowserSessionsPage(t *testing.T) {
 // the indicator leaves "Live", the page reconnects by itself, resubscribes,
 // and shows changes made after the restart.
 func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	// The restart binds the addresses the first one chose.
 	acct, httpAddr := srv.AcctAddr, strings.TrimPrefix(srv.HTTPURL, "http://")
 	fleet := uiFleet(t, dbURL, acct, "127.0.3.41", "rc-", 1, 3)
@@ -402,9 +386,7 @@ func TestBrowserReconnectsAfterServerRestart(t *testing.T) {
 	if !mustEval[bool](tb, `window.__sameDocument === true && location.hash.includes('router=rc-01')`) {
 		t.Errorf("the page reloaded or lost its view: %s", tb.summary())
 	}
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
 
 func routerOf(f *sim.Fleet, username string) string {

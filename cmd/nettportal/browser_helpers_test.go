@@ -18,6 +18,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // chromiumPath finds a headless-capable Chromium. Without one the browser
@@ -77,6 +79,27 @@ func newBrowser(t *testing.T) *browser {
 	alloc, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	t.Cleanup(cancel)
 	return &browser{t: t, alloc: alloc}
+}
+
+// startUI is what the browser tests start from: headless Chromium, a
+// migrated database with the UI's users (addUIUsers), and serve on it with
+// extra as further flags.
+func startUI(t *testing.T, extra ...string) (*browser, string, *testServer) {
+	t.Helper()
+	b := newBrowser(t) // first: without Chromium the test skips before any database
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	addUIUsers(t, dbURL)
+	return b, dbURL, startServe(t, dbURL, extra...)
+}
+
+// checkPageErrors fails t, and lets it go on, when the browser's pages
+// threw or logged errors.
+func checkPageErrors(t *testing.T, b *browser) {
+	t.Helper()
+	if errs := b.pageErrors(); len(errs) > 0 {
+		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
+	}
 }
 
 // tab is one page in its own browser context.
@@ -320,6 +343,15 @@ func (c *apiClient) mustCall(method, path string, body any, want int, out any) {
 		if err := json.Unmarshal(b, out); err != nil {
 			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 		}
+	}
+}
+
+// mustPost fails, saying what it did, unless a POST of body to path is
+// answered with a 2xx status.
+func (c *apiClient) mustPost(what, path string, body any) {
+	c.t.Helper()
+	if status, b := c.call("POST", path, body); status/100 != 2 {
+		c.t.Fatalf("%s: HTTP %d %s", what, status, b)
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // rowOrder is the usernames of the table's rows, top to bottom.
@@ -29,11 +28,7 @@ const rowOrder = `[...document.querySelectorAll('[data-testid="session-row"]')].
 // another sort in this browser, keeps the row under the pointer in place
 // when a session starts, and disables "Disconnect all" on an empty router.
 func TestBrowserLoginBrandAndDefaults(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.61", "df-", 2, 3)
 	byRouter, all := fleetSessions(fleet)
 
@@ -115,20 +110,14 @@ func TestBrowserLoginBrandAndDefaults(t *testing.T) {
 	tb.waitJS("Disconnect all disabled", `document.querySelector('[data-testid="disconnect-router"]').disabled`, 10*time.Second)
 	tb.setInput("router-filter", "df-01")
 	tb.waitJS("Disconnect all enabled", `!document.querySelector('[data-testid="disconnect-router"]').disabled`, 10*time.Second)
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
 
 // TestBrowserRedialAfterDisconnect: a subscriber disconnected from the page
 // comes back a few seconds later with a new session, as a real CPE does,
 // and the page shows it without a reload.
 func TestBrowserRedialAfterDisconnect(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	// The routers' clock runs with ours but can be moved on, so the test
 	// need not wait out the redial delay (uiFleet's routers run no loop of
 	// their own: Tick drives them).
@@ -166,18 +155,12 @@ func TestBrowserRedialAfterDisconnect(t *testing.T) {
 // menu button reaches every page, and a session's Disconnect is on screen
 // and its dialog fits. Screenshots of each page at both sizes.
 func TestBrowserMobile(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.81", "mb-", 2, 4)
 	_, all := fleetSessions(fleet)
 	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
-	if status, body := admin.call("POST", "/api/customers", map[string]string{
-		"name": "Ingrid Haugen-Kristiansen", "username": all[0], "profile": "home-100", "phone": "+47 900 00 000", "address": "Fjordveien 12, 5003 Bergen"}); status/100 != 2 {
-		t.Fatalf("create customer: HTTP %d %s", status, body)
-	}
+	admin.mustPost("create customer", "/api/customers", map[string]string{
+		"name": "Ingrid Haugen-Kristiansen", "username": all[0], "profile": "home-100", "phone": "+47 900 00 000", "address": "Fjordveien 12, 5003 Bergen"})
 
 	tb := b.newTab(t, "mobile")
 	tb.login(srv.HTTPURL, "admin", uiAdminPass)
@@ -259,9 +242,7 @@ func TestBrowserMobile(t *testing.T) {
 	noOverflow("the login page")
 	tb.waitJS("the brand on screen", inView(`.brand-login`), 5*time.Second)
 	tb.screenshot("login-390.png")
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
 
 // TestBrowserUsagePage: the usage page shows per-user totals equal to the
@@ -269,18 +250,12 @@ func TestBrowserMobile(t *testing.T) {
 // charts one user's days, exports what it shows, and is linked from the
 // sessions table.
 func TestBrowserUsagePage(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.91", "us-", 1, 4)
 	_, all := fleetSessions(fleet)
 	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
 	named := all[1]
-	if status, body := admin.call("POST", "/api/customers", map[string]string{"name": "Sigrid Berg", "username": named, "profile": "home-50"}); status/100 != 2 {
-		t.Fatalf("create customer: HTTP %d %s", status, body)
-	}
+	admin.mustPost("create customer", "/api/customers", map[string]string{"name": "Sigrid Berg", "username": named, "profile": "home-50"})
 	status, body := admin.call("GET", "/api/usage", nil)
 	if status != 200 {
 		t.Fatalf("usage API: %d %s", status, body)
@@ -346,26 +321,18 @@ func TestBrowserUsagePage(t *testing.T) {
 	tb.do(chromedp.Click(chromedp.CSS(rowSel(all[2]) + ` [data-testid="row-usage-link"]`)))
 	tb.waitJS("the user's usage from the table", `location.hash.startsWith('#/usage') && JSON.stringify(`+usageRows+`) === `+jsString(mustJSON([]string{all[2]}))+
 		` && !document.querySelector('[data-testid="usage-chart-panel"]').hidden`, 10*time.Second)
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
 
 // TestBrowserOverview: the overview lists the top users by current rate in
 // the server's order and each router's health, with a warning on a router
 // that never sent accounting and on the health fields newer servers send.
 func TestBrowserOverview(t *testing.T) {
-	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	addUIUsers(t, dbURL)
-	srv := startServe(t, dbURL)
+	b, dbURL, srv := startUI(t)
 	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.101", "ov-", 2, 6)
 	_, all := fleetSessions(fleet)
 	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
-	if status, body := admin.call("POST", "/api/routers", map[string]any{"name": "ov-silent", "ip": "127.0.3.120", "secret": "ui-secret", "coa_port": 3799}); status/100 != 2 {
-		t.Fatalf("add router: HTTP %d %s", status, body)
-	}
+	admin.mustPost("add router", "/api/routers", map[string]any{"name": "ov-silent", "ip": "127.0.3.120", "secret": "ui-secret", "coa_port": 3799})
 	status, body := admin.call("GET", "/api/sessions?sort=output_bps&order=desc&limit=10", nil)
 	if status != 200 {
 		t.Fatalf("sessions API: %d %s", status, body)
@@ -429,7 +396,5 @@ func TestBrowserOverview(t *testing.T) {
 	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	tb.waitJS("the overview without sideways scrolling", `document.documentElement.scrollWidth <= 390`, 5*time.Second)
 	tb.screenshot("overview-390.png")
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }

@@ -396,7 +396,5 @@ func TestBrowserQuarantineDialog(t *testing.T) {
 		t.Errorf("%d rows with the error's SQLSTATE and the packet, want 2", errs)
 	}
 	tb.screenshot("routers-quarantine-1440.png")
-	if errs := b.pageErrors(); len(errs) > 0 {
-		t.Errorf("the page reported errors:\n%s", strings.Join(errs, "\n"))
-	}
+	checkPageErrors(t, b)
 }
