@@ -15,12 +15,10 @@ import (
 )
 
 func runRouter(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("router needs a subcommand: add, list or rm")
+	sub, args, fs, dbURL, err := subcommandFlags("router", "add, list or rm", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("router "+sub, stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
 	keyFile := fs.String("secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords (as for serve; "+secretKeyEnv+" overrides it)")
 	var r nettportal.Router
 	var ip string

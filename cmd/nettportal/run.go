@@ -38,21 +38,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("no command given")
 	}
 	cmd, rest := args[0], args[1:]
+	commands := map[string]func(context.Context, []string, func(string) string, io.Writer, io.Writer) error{
+		"serve":   runServe,
+		"migrate": runMigrate,
+		"router":  runRouter,
+		"user":    runUser,
+		"token":   runToken,
+		"sim":     runSim,
+		"demo":    runDemo,
+	}
+	if c, ok := commands[cmd]; ok {
+		return c(ctx, rest, getenv, stdout, stderr)
+	}
 	switch cmd {
-	case "serve":
-		return runServe(ctx, rest, getenv, stdout, stderr)
-	case "migrate":
-		return runMigrate(ctx, rest, getenv, stdout, stderr)
-	case "router":
-		return runRouter(ctx, rest, getenv, stdout, stderr)
-	case "user":
-		return runUser(ctx, rest, getenv, stdout, stderr)
-	case "token":
-		return runToken(ctx, rest, getenv, stdout, stderr)
-	case "sim":
-		return runSim(ctx, rest, getenv, stdout, stderr)
-	case "demo":
-		return runDemo(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
@@ -66,6 +64,32 @@ func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("nettportal "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	return fs
+}
+
+// subcommandFlags splits the subcommand off a command's args and makes its
+// flag set, with --db; subs lists the subcommands for the error when there
+// is none.
+func subcommandFlags(cmd, subs string, args []string, stderr io.Writer) (sub string, rest []string, fs *flag.FlagSet, dbURL *string, err error) {
+	if len(args) == 0 {
+		return "", nil, nil, nil, fmt.Errorf("%s needs a subcommand: %s", cmd, subs)
+	}
+	sub, rest = args[0], args[1:]
+	fs = newFlagSet(cmd+" "+sub, stderr)
+	dbURL = fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
+	return sub, rest, fs, dbURL, nil
+}
+
+// parseNamed is parseFlags for a subcommand that may take its --name as
+// its argument (positional): then, without --name, the first argument is
+// the name.
+func parseNamed(fs *flag.FlagSet, args []string, getenv func(string) string, positional bool, name *string) error {
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	if positional && *name == "" {
+		*name = fs.Arg(0)
+	}
+	return nil
 }
 
 // parseFlags parses args, then fills every flag not given on the command

@@ -13,12 +13,10 @@ import (
 )
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("user needs a subcommand: add, passwd, list or rm")
+	sub, args, fs, dbURL, err := subcommandFlags("user", "add, passwd, list or rm", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("user "+sub, stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
 	var name, password, role, passwordFile string
 	switch sub {
 	case "add":
@@ -36,11 +34,8 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	default:
 		return fmt.Errorf("unknown user subcommand %q (add, passwd, list, rm)", sub)
 	}
-	if err := parseFlags(fs, args, getenv); err != nil {
+	if err := parseNamed(fs, args, getenv, sub == "rm", &name); err != nil {
 		return err
-	}
-	if sub == "rm" && name == "" {
-		name = fs.Arg(0)
 	}
 	if sub == "add" || sub == "passwd" {
 		var err error
@@ -110,12 +105,10 @@ func parseRoleFlag(sub, role string) (nettportal.Role, error) {
 }
 
 func runToken(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return fmt.Errorf("token needs a subcommand: create, list or revoke")
+	sub, args, fs, dbURL, err := subcommandFlags("token", "create, list or revoke", args, stderr)
+	if err != nil {
+		return err
 	}
-	sub, args := args[0], args[1:]
-	fs := newFlagSet("token "+sub, stderr)
-	dbURL := fs.String("db", "", "PostgreSQL URL (also DATABASE_URL)")
 	var name, role string
 	switch sub {
 	case "create":
@@ -127,11 +120,8 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	default:
 		return fmt.Errorf("unknown token subcommand %q (create, list, revoke)", sub)
 	}
-	if err := parseFlags(fs, args, getenv); err != nil {
+	if err := parseNamed(fs, args, getenv, sub == "revoke", &name); err != nil {
 		return err
-	}
-	if sub == "revoke" && name == "" {
-		name = fs.Arg(0)
 	}
 	if (sub == "create" || sub == "revoke") && name == "" {
 		return fmt.Errorf("token %s needs --name", sub)
