@@ -29,6 +29,9 @@ type DB struct {
 	// acct is accounting's own pool: whatever the web page does, a batch
 	// never waits for one of Pool's connections.
 	acct *pgxpool.Pool
+	// probe is one connection for PingAccounting: a liveness check must
+	// not queue behind the commits whose slowness it is asked to judge.
+	probe *pgxpool.Pool
 	// heavy bounds the concurrent heavy queries (searches over history,
 	// exports, reports); a slot is a token in the channel.
 	heavy     chan struct{}
@@ -129,6 +132,9 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	if opt.AccountingConns > 0 {
 		acctCfg.MaxConns = opt.AccountingConns
 	}
+	probeCfg := cfg.Copy()
+	probeCfg.ConnConfig.RuntimeParams["application_name"] = "nettportal-probe"
+	probeCfg.MaxConns = 1
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
@@ -154,6 +160,10 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	}
 	if db.acct, err = pgxpool.NewWithConfig(ctx, acctCfg); err != nil {
 		db.Pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if db.probe, err = pgxpool.NewWithConfig(ctx, probeCfg); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -207,6 +217,21 @@ func (db *DB) Close() {
 	if db.acct != nil {
 		db.acct.Close()
 	}
+	if db.probe != nil {
+		db.probe.Close()
+	}
+}
+
+// PingAccounting says whether the database answers at all: an empty
+// statement on a connection of its own (opened on first use, opened again
+// after it broke), never one of accounting's. The accounting listener asks
+// it when a commit is slow, to tell a busy database, which it waits for,
+// from one that is gone, whose batches it spools.
+func (db *DB) PingAccounting(ctx context.Context) error {
+	if err := db.probe.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
 }
 
 // AccountingPool is accounting's own pool, for its metrics and tests;
