@@ -264,18 +264,17 @@ func (h *hub) push(ctx context.Context) {
 		c.mu.Unlock()
 	}
 	h.mu.Unlock()
+	// A query that began before this push may miss the change it is for.
+	began := time.Now()
 	var wg sync.WaitGroup
 	for key, clients := range groups {
 		// The hub-wide slots bound the push's queries together with the
-		// subscribes'; a push waits for them.
-		release, err := h.limits.snapshotSlot(ctx, time.Minute)
-		if err != nil {
-			break
-		}
+		// subscribes', and a view queried since the push began (for a
+		// subscribe) answers the push too.
 		wg.Add(1)
 		go func() {
-			defer func() { release(); wg.Done() }()
-			body, err := h.snapshot(ctx, subs[key])
+			defer wg.Done()
+			body, err := h.sharedSnapshot(subs[key], key, began, ctx.Done(), nil)
 			if err != nil {
 				if ctx.Err() == nil {
 					h.s.Log.Warn().Err(err).Str("view", key).Msg("websocket snapshot")

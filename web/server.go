@@ -136,7 +136,7 @@ type Server struct {
 	WSPerUser             int // sockets one user or token may hold open (50)
 	WSPerAddr             int // sockets one client address may hold open (200)
 	WSSubscribesPerSecond int // subscribes per second per socket, bursts of twice that (5)
-	WSSnapshotQueries     int // snapshot queries running at once for all sockets (4)
+	WSSnapshotQueries     int // snapshot queries running at once for all sockets (2)
 
 	publicOrigin string // from PublicURL, "" when unset
 	publicHTTPS  bool

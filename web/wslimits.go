@@ -20,7 +20,10 @@ const (
 	defaultWSPerUser       = 50
 	defaultWSPerAddr       = 200
 	defaultWSSubscribeRate = 5
-	defaultWSSnapshots     = 4
+	// Each snapshot is two queries (the page and its totals): two at once
+	// leave most of the general pool (8) to the API and heavy queries, and
+	// most of a small machine's CPU to accounting.
+	defaultWSSnapshots = 2
 )
 
 // WebSocket limit reasons, as counted by WSLimited. Sockets over the
@@ -57,12 +60,13 @@ type wsLimits struct {
 	flights  map[string]*snapshotFlight
 }
 
-// snapshotFlight is one subscribe snapshot query; body and err are set
-// before done is closed.
+// snapshotFlight is one snapshot query; body and err are set before done
+// is closed.
 type snapshotFlight struct {
-	done chan struct{}
-	body []byte
-	err  error
+	started time.Time
+	done    chan struct{}
+	body    []byte
+	err     error
 }
 
 func newWSLimits(s *Server) *wsLimits {
@@ -143,21 +147,6 @@ func (b *wsBucket) allow(rate float64, now time.Time) bool {
 	}
 	b.tokens--
 	return true
-}
-
-// snapshotSlot takes one of the hub's snapshot-query slots, waiting at
-// most wait (or until ctx ends).
-func (l *wsLimits) snapshotSlot(ctx context.Context, wait time.Duration) (func(), error) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case l.snapshots <- struct{}{}:
-		return func() { <-l.snapshots }, nil
-	case <-t.C:
-		return nil, errors.New("too many live views are being queried")
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
 
 // closeLimited ends a socket over a limit with a close frame saying why.
@@ -242,7 +231,10 @@ func (h *hub) subscribeLoop(c *wsClient) {
 			if m == nil {
 				break
 			}
-			body, err := h.firstSnapshot(c, *m)
+			// Any running query of the view will do: it began before the
+			// subscribe at most by one query's time, and the pushes after
+			// it bring what changed since.
+			body, err := h.sharedSnapshot(*m, m.key(), time.Time{}, c.done, c.wake)
 			if errors.Is(err, errSuperseded) {
 				continue
 			}
@@ -284,58 +276,68 @@ var (
 	errWSClosed = errors.New("websocket closed")
 )
 
-// firstSnapshot queries m's view for c under the hub-wide bound on
+// sharedSnapshot queries m's view (key) under the hub-wide bound on
 // snapshot queries: it shares the answer of the same view's query when one
-// is running, else runs one when a slot frees. It waits as long as that
-// takes, unless c closes (errWSClosed) or subscribes again (errSuperseded).
-func (h *hub) firstSnapshot(c *wsClient, m subscribeMsg) ([]byte, error) {
+// that started at notBefore or later is running (a subscribe's or a
+// push's), else runs one when a slot frees. It waits as long as that
+// takes, unless done closes (errWSClosed) or superseded receives
+// (errSuperseded); a nil channel never does.
+func (h *hub) sharedSnapshot(m subscribeMsg, key string, notBefore time.Time, done, superseded <-chan struct{}) ([]byte, error) {
 	l := h.limits
-	key := m.key()
 	waited := false
-	for {
+	fresh := func() *snapshotFlight {
 		l.flightMu.Lock()
-		f := l.flights[key]
-		l.flightMu.Unlock()
-		if f != nil {
+		defer l.flightMu.Unlock()
+		if f := l.flights[key]; f != nil && !f.started.Before(notBefore) {
+			return f
+		}
+		return nil
+	}
+	for {
+		if f := fresh(); f != nil {
 			select {
 			case <-f.done:
 				return f.body, f.err
-			case <-c.done:
+			case <-done:
 				return nil, errWSClosed
-			case <-c.wake:
+			case <-superseded:
 				return nil, errSuperseded
 			}
 		}
 		select {
 		case l.snapshots <- struct{}{}:
 		default:
-			if !waited {
+			if !waited && superseded != nil {
 				waited = true
-				l.snapshot.Add(1)
+				l.snapshot.Add(1) // a subscribe's wait; the push's are not counted
 			}
 			select {
 			case l.snapshots <- struct{}{}:
-			case <-c.done:
+			case <-done:
 				return nil, errWSClosed
-			case <-c.wake:
+			case <-superseded:
 				return nil, errSuperseded
 			}
 		}
 		l.flightMu.Lock()
-		if l.flights[key] != nil {
-			// Started by another socket while this one waited: share it.
+		if f := l.flights[key]; f != nil && !f.started.Before(notBefore) {
+			// Started by another asker while this one waited: share it.
 			l.flightMu.Unlock()
 			<-l.snapshots
 			continue
 		}
-		f = &snapshotFlight{done: make(chan struct{})}
+		// One too old for this asker (a push after a change) is replaced
+		// for those who come next; its own askers still get its answer.
+		f := &snapshotFlight{started: time.Now(), done: make(chan struct{})}
 		l.flights[key] = f
 		l.flightMu.Unlock()
-		// Not the socket's context: other sockets share this answer.
+		// Not the asker's context: others may share this answer.
 		f.body, f.err = h.snapshot(context.Background(), m)
 		<-l.snapshots
 		l.flightMu.Lock()
-		delete(l.flights, key)
+		if l.flights[key] == f {
+			delete(l.flights, key)
+		}
 		l.flightMu.Unlock()
 		close(f.done)
 		return f.body, f.err
