@@ -101,7 +101,10 @@ type Options struct {
 	// longer. Zero: 10s; negative: none.
 	StatementTimeout time.Duration
 	// HeavyQueries bounds the heavy queries (history searches, exports,
-	// reports) running at once. Zero: 2; negative: no bound.
+	// reports) running at once. Zero: 1; negative: no bound. Each is two
+	// statements at once (a page and its totals) that can keep a core busy
+	// for the statement timeout: on a small machine one is what leaves
+	// accounting its CPU beside the live page's snapshot queries.
 	HeavyQueries int
 	// HeavyWait is how long a heavy query waits for a slot before it is
 	// refused as busy. Zero: 1s.
@@ -151,7 +154,7 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	}
 	switch {
 	case opt.HeavyQueries == 0:
-		db.heavy = make(chan struct{}, 2)
+		db.heavy = make(chan struct{}, 1)
 	case opt.HeavyQueries > 0:
 		db.heavy = make(chan struct{}, opt.HeavyQueries)
 	}
