@@ -36,6 +36,10 @@ type DB struct {
 	// exports, reports); a slot is a token in the channel.
 	heavy     chan struct{}
 	heavyWait time.Duration
+	// exports bounds the CSV exports running at once, apart from heavy:
+	// an export is a run of cheap keyset pages on one connection, and
+	// queued behind history searches that loop on 503 it never ran.
+	exports   chan struct{}
 	stmtLimit time.Duration
 	// UsageLocation is the time zone of billing days; nil means UTC. Set
 	// it once, before accounting flows: days already written keep theirs.
@@ -100,15 +104,18 @@ type Options struct {
 	// StatementTimeout ends any statement of the general pool that runs
 	// longer. Zero: 10s; negative: none.
 	StatementTimeout time.Duration
-	// HeavyQueries bounds the heavy queries (history searches, exports,
+	// HeavyQueries bounds the heavy queries (history searches, deep pages,
 	// reports) running at once. Zero: 1; negative: no bound. Each is two
 	// statements at once (a page and its totals) that can keep a core busy
 	// for the statement timeout: on a small machine one is what leaves
 	// accounting its CPU beside the live page's snapshot queries.
 	HeavyQueries int
-	// HeavyWait is how long a heavy query waits for a slot before it is
-	// refused as busy. Zero: 1s.
+	// HeavyWait is how long a heavy query or an export waits for a slot
+	// before it is refused as busy. Zero: 1s.
 	HeavyWait time.Duration
+	// Exports bounds the CSV exports running at once. Zero: 1; negative:
+	// no bound.
+	Exports int
 }
 
 // DefaultStatementTimeout is Options.StatementTimeout's default.
@@ -158,6 +165,12 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	case opt.HeavyQueries > 0:
 		db.heavy = make(chan struct{}, opt.HeavyQueries)
 	}
+	switch {
+	case opt.Exports == 0:
+		db.exports = make(chan struct{}, 1)
+	case opt.Exports > 0:
+		db.exports = make(chan struct{}, opt.Exports)
+	}
 	if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
@@ -181,17 +194,26 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 // heavyQuery takes one of the heavy-query slots, waiting at most
 // HeavyWait; the error (nettportal.ErrBusy) says what to narrow.
 func (db *DB) heavyQuery(ctx context.Context, what string) (release func(), err error) {
-	if db.heavy == nil {
+	return db.slot(ctx, db.heavy, "heavy queries (searches over history, deep pages, reports)", what)
+}
+
+// exportSlot takes one of the export slots, as heavyQuery does.
+func (db *DB) exportSlot(ctx context.Context, what string) (release func(), err error) {
+	return db.slot(ctx, db.exports, "exports", what)
+}
+
+func (db *DB) slot(ctx context.Context, slots chan struct{}, kind, what string) (release func(), err error) {
+	if slots == nil {
 		return func() {}, nil
 	}
 	t := time.NewTimer(db.heavyWait)
 	defer t.Stop()
 	select {
-	case db.heavy <- struct{}{}:
-		return func() { <-db.heavy }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	case <-t.C:
-		return nil, fmt.Errorf("%d heavy queries (searches over history, exports, reports) are running already: try again in a moment, or narrow %s: %w",
-			cap(db.heavy), what, nettportal.ErrBusy)
+		return nil, fmt.Errorf("%d %s are running already: try again in a moment, or narrow %s: %w",
+			cap(slots), kind, what, nettportal.ErrBusy)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
