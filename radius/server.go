@@ -55,9 +55,12 @@ type Server struct {
 	// CommitTimeout bounds how long a batch is retried while the database
 	// fails before its packets are given up (unanswered). Zero: 10s.
 	CommitTimeout time.Duration
-	// Spool, when set, takes batches the database could not commit within
-	// SpoolAfter: they are acknowledged once durable there, and replayed
-	// into the database later. Without a spool such packets go unanswered
+	// Spool, when set, takes batches the database cannot take: its commits
+	// failed for SpoolAfter, or it answers no ping (store.DB's
+	// PingAccounting) while a commit hangs past SpoolAfter, or a commit did
+	// not end within CommitTimeout. They are acknowledged once durable
+	// there, and replayed into the database later. A slow database that
+	// answers is waited for. Without a spool such packets go unanswered
 	// and routers retransmit (and give up after a few tries).
 	Spool Spooler
 	// SpoolAfter is how long a failing batch is retried before it goes to
