@@ -138,7 +138,7 @@ func New(src Sources) *Metrics {
 		gaugeFunc("nettportal_spool_records", "Accounting records in the local spool waiting for the database (0 while no spool is configured).", src.SpoolDepth),
 		gaugeFunc("nettportal_websocket_clients", "Browsers connected to the live view.", src.WebSocketClients),
 		&labeledCounters{read: src.WebSocketLimited, desc: prometheus.NewDesc("nettportal_websocket_limited_total",
-			"WebSockets closed for a limit, by reason (per_user, per_address = too many sockets; subscribe_rate; snapshot_busy = too many live views being queried).",
+			"WebSockets held to a limit, by reason: closed for per_user, per_address (too many sockets) and subscribe_rate; snapshot_busy counts subscribes that waited for a free snapshot query (the socket stays open).",
 			[]string{"reason"}, nil)},
 	)
 	if src.OpenSessions != nil {

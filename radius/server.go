@@ -50,9 +50,12 @@ type Server struct {
 	// CommitTimeout bounds how long a batch is retried while the database
 	// fails before its packets are given up (unanswered). Zero: 10s.
 	CommitTimeout time.Duration
-	// Spool, when set, takes batches the database could not commit within
-	// SpoolAfter: they are acknowledged once durable there, and replayed
-	// into the database later. Without a spool such packets go unanswered
+	// Spool, when set, takes batches the database cannot take: its commits
+	// failed for SpoolAfter, or it answers no ping (store.DB's
+	// PingAccounting) while a commit hangs past SpoolAfter, or a commit did
+	// not end within CommitTimeout. They are acknowledged once durable
+	// there, and replayed into the database later. A slow database that
+	// answers is waited for. Without a spool such packets go unanswered
 	// and routers retransmit (and give up after a few tries).
 	Spool Spooler
 	// SpoolAfter is how long a failing batch is retried before it goes to
@@ -692,8 +695,15 @@ const (
 )
 
 // commit retries a failing batch with backoff: a short database hiccup
-// costs latency, not retransmissions. After SpoolAfter the batch goes to the
-// spool when there is one; after CommitTimeout it is given up unanswered.
+// costs latency, not retransmissions. A batch goes to the spool, when
+// there is one, only when the database is out of reach or fails it: its
+// commits keep failing for SpoolAfter, or a commit still running at
+// SpoolAfter meets a database that does not answer a ping. A commit that is
+// merely slow (the database busy, a lock held) is waited for while the
+// database answers, up to CommitTimeout: spooling it would acknowledge from
+// the disk what Postgres is about to commit, and replay it again later.
+// Past CommitTimeout the batch is spooled (or, without a spool, given up
+// unanswered).
 //
 // Once committed, the store's per-record results come with it (nil: all
 // OutcomeOK); see nettportal.AccountingResultStore.
@@ -712,18 +722,8 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 	spoolAt := start.Add(s.SpoolAfter)
 	backoff := 50 * time.Millisecond
 	for {
-		// With a spool, an attempt must not outlive SpoolAfter: a hung
-		// database must not hold packets past the point they could be
-		// spooled. A cancelled COMMIT may still have landed; spooling the
-		// batch as well is harmless, as every record is idempotent.
-		attemptEnd := deadline
-		if s.Spool != nil && time.Now().Before(spoolAt) {
-			attemptEnd = spoolAt
-		}
-		ctx, cancel := context.WithDeadline(context.Background(), attemptEnd)
 		began := time.Now()
-		outcomes, err := nettportal.ApplyWithResults(ctx, s.Store, recs)
-		cancel()
+		outcomes, gone, err := s.attempt(recs, spoolAt, deadline)
 		if s.OnBatch != nil {
 			s.OnBatch(len(recs), time.Since(began), err)
 		}
@@ -735,12 +735,27 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			return committed, outcomes
 		}
 		s.Stats.CommitErrors.Add(1)
-		// A busy store (every accounting connection committing) is slow,
-		// not down: spooling would only move the load to the disk.
-		if s.Spool != nil && !errors.Is(err, nettportal.ErrBusy) && (probing || !time.Now().Before(spoolAt)) {
+		now := time.Now()
+		timedOut := !now.Before(deadline)
+		// An outage: the database does not answer a ping, or its commits
+		// keep failing (refused, reset, an error from Postgres). An attempt
+		// that ran out of time while the database answered (a lock held,
+		// every accounting connection committing) is not one.
+		failed := !errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, nettportal.ErrBusy)
+		outage := gone || (failed && (probing || !now.Before(spoolAt)))
+		if _, canPing := s.Store.(pinger); !canPing && !now.Before(spoolAt) && !errors.Is(err, nettportal.ErrBusy) {
+			// Without a ping a hung database looks like a slow one: an
+			// attempt still running at SpoolAfter counts as an outage.
+			outage = true
+		}
+		if s.Spool != nil && (outage || timedOut) {
 			spoolErr := s.Spool.Append(recs)
 			if spoolErr == nil {
-				if !s.dbDown.Swap(true) {
+				switch {
+				case !outage:
+					s.Log.Warn().Err(err).Int("records", len(recs)).Dur("commit_timeout", s.CommitTimeout).
+						Msg("database answers but did not commit a batch in time: spooled it, the next batches try the database again")
+				case !s.dbDown.Swap(true):
 					s.Log.Warn().Err(err).Int("records", len(recs)).Msg("database cannot commit: spooling to disk and acknowledging until it is back")
 				}
 				return spooled, nil
@@ -748,7 +763,7 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			s.Stats.SpoolErrors.Add(1)
 			s.Log.Error().Err(spoolErr).Msg("spool append failed: still retrying the database")
 		}
-		if time.Now().Add(backoff).After(deadline) {
+		if now.Add(backoff).After(deadline) {
 			s.Log.Error().Err(err).Int("records", len(recs)).Msg("giving up a batch: its packets stay unanswered and will be retransmitted")
 			return givenUp, nil
 		}
@@ -756,6 +771,67 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 		time.Sleep(backoff)
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// pinger is a store that can say whether the database answers at all, on
+// a connection accounting does not commit on (store.DB).
+type pinger interface {
+	PingAccounting(ctx context.Context) error
+}
+
+// pingTimeout bounds a liveness ping: an empty statement on an idle
+// connection is one round trip, which a database serving anything answers
+// well within a second however busy its viewers keep it.
+const pingTimeout = time.Second
+
+// attempt runs one commit of recs, ending by deadline. With a spool, a
+// commit still running at spoolAt is watched: the database is pinged then
+// and every pingTimeout after, and the commit is stopped (gone) only when a
+// ping fails. A store that cannot be pinged has its attempt end at spoolAt.
+// A stopped COMMIT may still have landed; spooling the batch as well is
+// harmless, as every record is idempotent.
+func (s *Server) attempt(recs []nettportal.AccountingRecord, spoolAt, deadline time.Time) (outcomes []nettportal.Outcome, gone bool, err error) {
+	if s.Spool == nil || !time.Now().Before(spoolAt) {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		outcomes, err = nettportal.ApplyWithResults(ctx, s.Store, recs)
+		return outcomes, false, err
+	}
+	p, ok := s.Store.(pinger)
+	if !ok {
+		ctx, cancel := context.WithDeadline(context.Background(), spoolAt)
+		defer cancel()
+		outcomes, err = nettportal.ApplyWithResults(ctx, s.Store, recs)
+		return outcomes, false, err
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var finished, down atomic.Bool
+	var watch *time.Timer
+	// Armed only once watch is set: the function resets it.
+	watch = time.AfterFunc(time.Hour, func() {
+		if finished.Load() {
+			return
+		}
+		pctx, pcancel := context.WithTimeout(context.Background(), pingTimeout)
+		perr := p.PingAccounting(pctx)
+		pcancel()
+		if finished.Load() {
+			return
+		}
+		if perr != nil {
+			s.Log.Warn().Err(perr).Int("records", len(recs)).Msg("a commit is hanging and the database does not answer a ping: stopping it to spool the batch")
+			down.Store(true)
+			cancel()
+			return
+		}
+		watch.Reset(pingTimeout)
+	})
+	watch.Reset(time.Until(spoolAt))
+	outcomes, err = nettportal.ApplyWithResults(ctx, s.Store, recs)
+	finished.Store(true)
+	watch.Stop()
+	return outcomes, down.Load() && err != nil, err
 }
 
 // probeDue lets one batch every ProbeInterval try the database while it is

@@ -184,13 +184,13 @@ const exportPage = 2000
 // one query that continues after the last id (keyset: linear in the
 // rows, where OFFSET read every earlier page again) on the general pool;
 // no connection or snapshot is held while fn writes to a slow client. It
-// takes a heavy-query slot for the whole export. Rows written during the
-// export show up when their id is past the page read.
+// takes an export slot (Options.Exports) for the whole export. Rows
+// written during the export show up when their id is past the page read.
 func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn func([]nettportal.Session) error) error {
 	if err := checkHistory(f); err != nil {
 		return err
 	}
-	release, err := db.heavyQuery(ctx, "the export (a router, q, open sessions only, a time range)")
+	release, err := db.exportSlot(ctx, "the export (a router, q, open sessions only, a time range)")
 	if err != nil {
 		return fmt.Errorf("export sessions: %w", err)
 	}

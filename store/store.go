@@ -29,10 +29,17 @@ type DB struct {
 	// acct is accounting's own pool: whatever the web page does, a batch
 	// never waits for one of Pool's connections.
 	acct *pgxpool.Pool
+	// probe is one connection for PingAccounting: a liveness check must
+	// not queue behind the commits whose slowness it is asked to judge.
+	probe *pgxpool.Pool
 	// heavy bounds the concurrent heavy queries (searches over history,
 	// exports, reports); a slot is a token in the channel.
 	heavy     chan struct{}
 	heavyWait time.Duration
+	// exports bounds the CSV exports running at once, apart from heavy:
+	// an export is a run of cheap keyset pages on one connection, and
+	// queued behind history searches that loop on 503 it never ran.
+	exports   chan struct{}
 	stmtLimit time.Duration
 	// UsageLocation is the time zone of billing days; nil means UTC. Set
 	// it once, before accounting flows: days already written keep theirs.
@@ -97,12 +104,18 @@ type Options struct {
 	// StatementTimeout ends any statement of the general pool that runs
 	// longer. Zero: 10s; negative: none.
 	StatementTimeout time.Duration
-	// HeavyQueries bounds the heavy queries (history searches, exports,
-	// reports) running at once. Zero: 2; negative: no bound.
+	// HeavyQueries bounds the heavy queries (history searches, deep pages,
+	// reports) running at once. Zero: 1; negative: no bound. Each is two
+	// statements at once (a page and its totals) that can keep a core busy
+	// for the statement timeout: on a small machine one is what leaves
+	// accounting its CPU beside the live page's snapshot queries.
 	HeavyQueries int
-	// HeavyWait is how long a heavy query waits for a slot before it is
-	// refused as busy. Zero: 1s.
+	// HeavyWait is how long a heavy query or an export waits for a slot
+	// before it is refused as busy. Zero: 1s.
 	HeavyWait time.Duration
+	// Exports bounds the CSV exports running at once. Zero: 1; negative:
+	// no bound.
+	Exports int
 }
 
 // DefaultStatementTimeout is Options.StatementTimeout's default.
@@ -129,6 +142,9 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	if opt.AccountingConns > 0 {
 		acctCfg.MaxConns = opt.AccountingConns
 	}
+	probeCfg := cfg.Copy()
+	probeCfg.ConnConfig.RuntimeParams["application_name"] = "nettportal-probe"
+	probeCfg.MaxConns = 1
 	if opt.MaxConns > 0 {
 		cfg.MaxConns = opt.MaxConns
 	}
@@ -145,15 +161,25 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	}
 	switch {
 	case opt.HeavyQueries == 0:
-		db.heavy = make(chan struct{}, 2)
+		db.heavy = make(chan struct{}, 1)
 	case opt.HeavyQueries > 0:
 		db.heavy = make(chan struct{}, opt.HeavyQueries)
+	}
+	switch {
+	case opt.Exports == 0:
+		db.exports = make(chan struct{}, 1)
+	case opt.Exports > 0:
+		db.exports = make(chan struct{}, opt.Exports)
 	}
 	if db.Pool, err = pgxpool.NewWithConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	if db.acct, err = pgxpool.NewWithConfig(ctx, acctCfg); err != nil {
 		db.Pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if db.probe, err = pgxpool.NewWithConfig(ctx, probeCfg); err != nil {
+		db.Close()
 		return nil, fmt.Errorf("connect to database: %w", err)
 	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -168,17 +194,26 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 // heavyQuery takes one of the heavy-query slots, waiting at most
 // HeavyWait; the error (nettportal.ErrBusy) says what to narrow.
 func (db *DB) heavyQuery(ctx context.Context, what string) (release func(), err error) {
-	if db.heavy == nil {
+	return db.slot(ctx, db.heavy, "heavy queries (searches over history, deep pages, reports)", what)
+}
+
+// exportSlot takes one of the export slots, as heavyQuery does.
+func (db *DB) exportSlot(ctx context.Context, what string) (release func(), err error) {
+	return db.slot(ctx, db.exports, "exports", what)
+}
+
+func (db *DB) slot(ctx context.Context, slots chan struct{}, kind, what string) (release func(), err error) {
+	if slots == nil {
 		return func() {}, nil
 	}
 	t := time.NewTimer(db.heavyWait)
 	defer t.Stop()
 	select {
-	case db.heavy <- struct{}{}:
-		return func() { <-db.heavy }, nil
+	case slots <- struct{}{}:
+		return func() { <-slots }, nil
 	case <-t.C:
-		return nil, fmt.Errorf("%d heavy queries (searches over history, exports, reports) are running already: try again in a moment, or narrow %s: %w",
-			cap(db.heavy), what, nettportal.ErrBusy)
+		return nil, fmt.Errorf("%d %s are running already: try again in a moment, or narrow %s: %w",
+			cap(slots), kind, what, nettportal.ErrBusy)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -207,6 +242,21 @@ func (db *DB) Close() {
 	if db.acct != nil {
 		db.acct.Close()
 	}
+	if db.probe != nil {
+		db.probe.Close()
+	}
+}
+
+// PingAccounting says whether the database answers at all: an empty
+// statement on a connection of its own (opened on first use, opened again
+// after it broke), never one of accounting's. The accounting listener asks
+// it when a commit is slow, to tell a busy database, which it waits for,
+// from one that is gone, whose batches it spools.
+func (db *DB) PingAccounting(ctx context.Context) error {
+	if err := db.probe.Ping(ctx); err != nil {
+		return fmt.Errorf("ping the database: %w", err)
+	}
+	return nil
 }
 
 // AccountingPool is accounting's own pool, for its metrics and tests;

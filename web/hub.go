@@ -68,6 +68,10 @@ type wsClient struct {
 	key    string
 	seq    int64
 	closed bool
+	// pending is the latest subscribe not served yet; wake tells the
+	// socket's subscribeLoop of it.
+	pending *subscribeMsg
+	wake    chan struct{}
 
 	// limitUser and limitAddr are what the hub's limits counted this
 	// socket under; subs is its subscribe budget (read loop only).
@@ -260,18 +264,17 @@ func (h *hub) push(ctx context.Context) {
 		c.mu.Unlock()
 	}
 	h.mu.Unlock()
+	// A query that began before this push may miss the change it is for.
+	began := time.Now()
 	var wg sync.WaitGroup
 	for key, clients := range groups {
 		// The hub-wide slots bound the push's queries together with the
-		// subscribes'; a push waits for them.
-		release, err := h.limits.snapshotSlot(ctx, time.Minute)
-		if err != nil {
-			break
-		}
+		// subscribes', and a view queried since the push began (for a
+		// subscribe) answers the push too.
 		wg.Add(1)
 		go func() {
-			defer func() { release(); wg.Done() }()
-			body, err := h.snapshot(ctx, subs[key])
+			defer wg.Done()
+			body, err := h.sharedSnapshot(subs[key], key, began, ctx.Done(), nil)
 			if err != nil {
 				if ctx.Err() == nil {
 					h.s.Log.Warn().Err(err).Str("view", key).Msg("websocket snapshot")
@@ -431,7 +434,8 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	cred, _ := requestCredential(r) // authenticate has read it already
-	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{})}
+	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{}),
+		wake: make(chan struct{}, 1)}
 	h := s.hub
 	if !h.admit(c, r) {
 		return
@@ -440,6 +444,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	h.clients[c] = struct{}{}
 	h.mu.Unlock()
 	go h.writeLoop(c)
+	go h.subscribeLoop(c)
 	h.sendJSON(c, map[string]any{"type": "hello", "user": id.user.Name, "role": id.user.Role})
 	h.readLoop(r.Context(), c)
 }
@@ -487,6 +492,10 @@ func (h *hub) readLoop(ctx context.Context, c *wsClient) {
 			h.sendJSON(c, map[string]string{"type": "error", "error": "unknown message type " + strconv.Quote(m.Type) + " (want subscribe)"})
 			continue
 		}
+		// The rate first: a subscribe over it costs no query.
+		if !h.allowSubscribe(c) {
+			return
+		}
 		// Roles and the credential are checked again on every subscribe:
 		// the socket may be long-lived, the credential not.
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -499,26 +508,9 @@ func (h *hub) readLoop(ctx context.Context, c *wsClient) {
 			h.sendJSON(c, map[string]string{"type": "error", "error": "internal error"})
 			continue
 		}
-		// The first snapshot is queried here, not by the hub, so a new
-		// view shows at once; it also validates the view.
-		key := m.key()
-		body, err := h.subscribeSnapshot(ctx, c, m)
-		if errors.Is(err, errWSLimited) {
-			return
-		}
-		if err != nil {
-			msg := "internal error"
-			if errors.Is(err, nettportal.ErrInvalid) || errors.Is(err, nettportal.ErrBusy) {
-				msg = publicMessage(err)
-			} else {
-				h.s.Log.Warn().Err(err).Msg("websocket subscribe")
-			}
-			h.sendJSON(c, map[string]string{"type": "error", "error": msg})
-			continue
-		}
-		c.mu.Lock()
-		c.sub, c.key = &m, key
-		c.mu.Unlock()
-		h.deliver(c, key, body)
+		// The first snapshot is queried for this socket, not by the hub's
+		// push, so a new view shows at once (or as soon as a snapshot
+		// query frees); it also validates the view.
+		h.queueSubscribe(c, m)
 	}
 }

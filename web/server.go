@@ -135,12 +135,14 @@ type Server struct {
 	WSWriteTimeout time.Duration // a client slower than this is dropped (10s)
 	WSSendBuffer   int           // snapshots queued per client before it is dropped (8)
 	WSRecheck      time.Duration // re-check of every socket's credential without notifications (30s)
-	// WebSocket limits; over one the socket is closed with a reason and
-	// counted (WSLimited). Zero values are the defaults in parentheses.
+	// WebSocket limits; over one of the first three the socket is closed
+	// with a reason and counted (WSLimited); a subscribe over the fourth
+	// waits for a query to free (counted too). Zero values are the
+	// defaults in parentheses.
 	WSPerUser             int // sockets one user or token may hold open (50)
 	WSPerAddr             int // sockets one client address may hold open (200)
 	WSSubscribesPerSecond int // subscribes per second per socket, bursts of twice that (5)
-	WSSnapshotQueries     int // snapshot queries running at once for all sockets (4)
+	WSSnapshotQueries     int // snapshot queries running at once for all sockets (2)
 
 	publicOrigin string // from PublicURL, "" when unset
 	publicHTTPS  bool

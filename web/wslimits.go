@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/nettportal/nettportal"
 )
 
 // WebSocket limit defaults (Server.WSPerUser and the others).
@@ -18,21 +20,22 @@ const (
 	defaultWSPerUser       = 50
 	defaultWSPerAddr       = 200
 	defaultWSSubscribeRate = 5
-	defaultWSSnapshots     = 4
-	// wsSnapshotWait is how long a subscribe waits for a snapshot slot
-	// before its socket is closed as busy.
-	wsSnapshotWait = 2 * time.Second
+	// Each snapshot is two queries (the page and its totals): two at once
+	// leave most of the general pool (8) to the API and heavy queries, and
+	// most of a small machine's CPU to accounting.
+	defaultWSSnapshots = 2
 )
 
-// WebSocket limit reasons, as counted by WSLimited.
+// WebSocket limit reasons, as counted by WSLimited. Sockets over the
+// first three are closed; WSLimitSnapshot counts subscribes that waited
+// for a snapshot query to free (the socket stays open: a busy page is
+// slow, not broken).
 const (
 	WSLimitUser      = "per_user"
 	WSLimitAddr      = "per_address"
 	WSLimitSubscribe = "subscribe_rate"
 	WSLimitSnapshot  = "snapshot_busy"
 )
-
-var errSnapshotBusy = errors.New("too many live views are being queried")
 
 // wsLimits bounds what one user, one address and one socket may ask of
 // the hub, so that a script opening thousands of sockets on one viewer
@@ -48,11 +51,27 @@ type wsLimits struct {
 	addrs map[string]int
 
 	user, addr, subscribe, snapshot atomic.Uint64
+
+	// flights are the subscribe snapshots being queried, by view key:
+	// a subscribe to a view being queried waits for that answer instead of
+	// taking a slot of its own, so a thousand sockets opening the same
+	// view cost one query.
+	flightMu sync.Mutex
+	flights  map[string]*snapshotFlight
+}
+
+// snapshotFlight is one snapshot query; body and err are set before done
+// is closed.
+type snapshotFlight struct {
+	started time.Time
+	done    chan struct{}
+	body    []byte
+	err     error
 }
 
 func newWSLimits(s *Server) *wsLimits {
 	l := &wsLimits{perUser: s.WSPerUser, perAddr: s.WSPerAddr, rate: float64(s.WSSubscribesPerSecond),
-		users: map[string]int{}, addrs: map[string]int{}}
+		users: map[string]int{}, addrs: map[string]int{}, flights: map[string]*snapshotFlight{}}
 	if l.perUser <= 0 {
 		l.perUser = defaultWSPerUser
 	}
@@ -130,21 +149,6 @@ func (b *wsBucket) allow(rate float64, now time.Time) bool {
 	return true
 }
 
-// snapshotSlot takes one of the hub's snapshot-query slots, waiting at
-// most wait (or until ctx ends).
-func (l *wsLimits) snapshotSlot(ctx context.Context, wait time.Duration) (func(), error) {
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case l.snapshots <- struct{}{}:
-		return func() { <-l.snapshots }, nil
-	case <-t.C:
-		return nil, errSnapshotBusy
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
 // closeLimited ends a socket over a limit with a close frame saying why.
 // 1008 (policy violation) for what the client asks too much of; 1013
 // (try again later) when the server is busy.
@@ -153,8 +157,9 @@ func closeLimited(conn *websocket.Conn, code int, text string) {
 	conn.Close()
 }
 
-// WSLimited returns the sockets closed for a limit, by reason (WSLimitUser,
-// WSLimitAddr, WSLimitSubscribe, WSLimitSnapshot), for metrics.
+// WSLimited returns, for metrics, the sockets closed for a limit by reason
+// (WSLimitUser, WSLimitAddr, WSLimitSubscribe) and the subscribes that
+// waited for a snapshot query (WSLimitSnapshot).
 func (s *Server) WSLimited() map[string]uint64 {
 	s.init()
 	l := s.hub.limits
@@ -178,30 +183,163 @@ func (h *hub) admit(c *wsClient, r *http.Request) bool {
 	return true
 }
 
-// subscribeSnapshot is a subscribe's first snapshot under the limits: the
-// socket's subscribe rate and a hub-wide snapshot slot. Over either the
-// socket is closed with the reason and errWSLimited returned.
-func (h *hub) subscribeSnapshot(ctx context.Context, c *wsClient, m subscribeMsg) ([]byte, error) {
+// allowSubscribe applies the socket's subscribe rate: over it the socket
+// is closed with the reason and allowSubscribe returns false.
+func (h *hub) allowSubscribe(c *wsClient) bool {
 	l := h.limits
-	if !c.subs.allow(l.rate, time.Now()) {
-		l.subscribe.Add(1)
-		h.s.Log.Info().Str("user", c.limitUser).Str("limit", WSLimitSubscribe).Msg("websocket closed: over a limit")
-		closeLimited(c.conn, websocket.ClosePolicyViolation,
-			"more than "+strconv.FormatFloat(l.rate, 'g', -1, 64)+" subscribes per second: subscribe when the view changes")
-		h.drop(c)
-		return nil, errWSLimited
+	if c.subs.allow(l.rate, time.Now()) {
+		return true
 	}
-	release, err := l.snapshotSlot(ctx, wsSnapshotWait)
-	if errors.Is(err, errSnapshotBusy) {
-		l.snapshot.Add(1)
-		h.s.Log.Info().Str("user", c.limitUser).Str("limit", WSLimitSnapshot).Msg("websocket closed: over a limit")
-		closeLimited(c.conn, websocket.CloseTryAgainLater, "server busy: too many live views are being queried; reconnect in a moment")
-		h.drop(c)
-		return nil, errWSLimited
+	l.subscribe.Add(1)
+	h.s.Log.Info().Str("user", c.limitUser).Str("limit", WSLimitSubscribe).Msg("websocket closed: over a limit")
+	closeLimited(c.conn, websocket.ClosePolicyViolation,
+		"more than "+strconv.FormatFloat(l.rate, 'g', -1, 64)+" subscribes per second: subscribe when the view changes")
+	h.drop(c)
+	return false
+}
+
+// queueSubscribe makes m the socket's pending subscribe, replacing one not
+// served yet (the page shows only the latest view it asked for), and wakes
+// the socket's subscribeLoop.
+func (h *hub) queueSubscribe(c *wsClient, m subscribeMsg) {
+	c.mu.Lock()
+	c.pending = &m
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // already woken: it will find m
 	}
-	if err != nil {
-		return nil, err
+}
+
+// subscribeLoop serves c's subscribes, each time the latest pending one: its
+// first snapshot when a hub-wide snapshot slot is free (or the answer of
+// the same view's query already running), then it becomes the socket's
+// view. The socket reads on meanwhile, so a subscribe waiting for a slot
+// is replaced by a newer one rather than queued behind it; no socket is
+// closed because the slots are busy.
+func (h *hub) subscribeLoop(c *wsClient) {
+	for {
+		select {
+		case <-c.done:
+			return
+		case <-c.wake:
+		}
+		for {
+			c.mu.Lock()
+			m := c.pending
+			c.mu.Unlock()
+			if m == nil {
+				break
+			}
+			// Any running query of the view will do: it began before the
+			// subscribe at most by one query's time, and the pushes after
+			// it bring what changed since.
+			body, err := h.sharedSnapshot(*m, m.key(), time.Time{}, c.done, c.wake)
+			if errors.Is(err, errSuperseded) {
+				continue
+			}
+			if errors.Is(err, errWSClosed) {
+				return
+			}
+			c.mu.Lock()
+			if c.pending != m {
+				c.mu.Unlock()
+				continue // a newer subscribe came while this one was queried
+			}
+			c.pending = nil
+			key := m.key()
+			if err == nil {
+				c.sub, c.key = m, key
+			}
+			c.mu.Unlock()
+			if err != nil {
+				msg := "internal error"
+				if errors.Is(err, nettportal.ErrInvalid) || errors.Is(err, nettportal.ErrBusy) {
+					msg = publicMessage(err)
+				} else {
+					h.s.Log.Warn().Err(err).Msg("websocket subscribe")
+				}
+				h.sendJSON(c, map[string]string{"type": "error", "error": msg})
+				break
+			}
+			h.deliver(c, key, body)
+			break
+		}
 	}
-	defer release()
-	return h.snapshot(ctx, m)
+}
+
+var (
+	// errSuperseded: a newer subscribe of the socket came while this one
+	// waited.
+	errSuperseded = errors.New("superseded by a newer subscribe")
+	// errWSClosed: the socket closed while its subscribe waited.
+	errWSClosed = errors.New("websocket closed")
+)
+
+// sharedSnapshot queries m's view (key) under the hub-wide bound on
+// snapshot queries: it shares the answer of the same view's query when one
+// that started at notBefore or later is running (a subscribe's or a
+// push's), else runs one when a slot frees. It waits as long as that
+// takes, unless done closes (errWSClosed) or superseded receives
+// (errSuperseded); a nil channel never does.
+func (h *hub) sharedSnapshot(m subscribeMsg, key string, notBefore time.Time, done, superseded <-chan struct{}) ([]byte, error) {
+	l := h.limits
+	waited := false
+	fresh := func() *snapshotFlight {
+		l.flightMu.Lock()
+		defer l.flightMu.Unlock()
+		if f := l.flights[key]; f != nil && !f.started.Before(notBefore) {
+			return f
+		}
+		return nil
+	}
+	for {
+		if f := fresh(); f != nil {
+			select {
+			case <-f.done:
+				return f.body, f.err
+			case <-done:
+				return nil, errWSClosed
+			case <-superseded:
+				return nil, errSuperseded
+			}
+		}
+		select {
+		case l.snapshots <- struct{}{}:
+		default:
+			if !waited && superseded != nil {
+				waited = true
+				l.snapshot.Add(1) // a subscribe's wait; the push's are not counted
+			}
+			select {
+			case l.snapshots <- struct{}{}:
+			case <-done:
+				return nil, errWSClosed
+			case <-superseded:
+				return nil, errSuperseded
+			}
+		}
+		l.flightMu.Lock()
+		if f := l.flights[key]; f != nil && !f.started.Before(notBefore) {
+			// Started by another asker while this one waited: share it.
+			l.flightMu.Unlock()
+			<-l.snapshots
+			continue
+		}
+		// One too old for this asker (a push after a change) is replaced
+		// for those who come next; its own askers still get its answer.
+		f := &snapshotFlight{started: time.Now(), done: make(chan struct{})}
+		l.flights[key] = f
+		l.flightMu.Unlock()
+		// Not the asker's context: others may share this answer.
+		f.body, f.err = h.snapshot(context.Background(), m)
+		<-l.snapshots
+		l.flightMu.Lock()
+		if l.flights[key] == f {
+			delete(l.flights, key)
+		}
+		l.flightMu.Unlock()
+		close(f.done)
+		return f.body, f.err
+	}
 }

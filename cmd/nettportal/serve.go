@@ -77,7 +77,7 @@ func (c *serveConfig) register(fs interface {
 	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections for everything but accounting (web page, API, exports, reconciler)")
 	fs.IntVar(&c.AcctConns, "acct-conns", 4, "accounting's own database connections, which the web page and exports can never take")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", store.DefaultStatementTimeout, "longest a query of the web page, an export, the reconciler or a command may run (accounting has none)")
-	fs.IntVar(&c.HeavyQueries, "heavy-queries", 2, "heavy queries (history searches, deep pages, exports, reports) run at once; more are answered 503")
+	fs.IntVar(&c.HeavyQueries, "heavy-queries", 1, "heavy queries (history searches, deep pages, reports) run at once, each keeping up to a core busy; more are answered 503 (raise it on a machine with cores to spare); one CSV export runs beside them")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
 	fs.DurationVar(&c.MaxQueueDelay, "max-queue-delay", 200*time.Millisecond, "longest an accounting packet may wait for its batch; older ones are dropped unanswered (shed) so answers stay inside the routers' timeout under overload (0: no bound)")
 	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "accounting records per transaction")

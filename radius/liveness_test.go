@@ -1,0 +1,312 @@
+package radius_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/rs/zerolog"
+	"layeh.com/radius/rfc2866"
+
+	"github.com/nettportal/nettportal/radius"
+	"github.com/nettportal/nettportal/spool"
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
+)
+
+// pingWatch is the real store, telling the test of each liveness ping
+// the listener makes and its result.
+type pingWatch struct {
+	*store.DB
+	pings chan error
+}
+
+func (p *pingWatch) PingAccounting(ctx context.Context) error {
+	err := p.DB.PingAccounting(ctx)
+	select {
+	case p.pings <- err:
+	default:
+	}
+	return err
+}
+
+func spoolFor(t *testing.T) *spool.Spool {
+	t.Helper()
+	sp, err := spool.Open(t.TempDir(), zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sp.Close() })
+	return sp
+}
+
+func starts(t *testing.T, c *client, prefix string, n int) [][]byte {
+	t.Helper()
+	var reqs [][]byte
+	for i := 0; i < n; i++ {
+		req := request(t, fmt.Sprintf("%s%02d", prefix, i), rfc2866.AcctStatusType_Value_Start, secret)
+		reqs = append(reqs, req)
+		c.send(req)
+	}
+	return reqs
+}
+
+// A database that is slow (here: radacct locked by another session, as a
+// long report or a migration would) but answers is waited for, past
+// SpoolAfter: the batch commits to Postgres and nothing goes to the spool.
+func TestSlowDatabaseIsWaitedForNotSpooled(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	sp := spoolFor(t)
+	watched := &pingWatch{DB: db, pings: make(chan error, 16)}
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.Store = watched
+		s.Spool = sp
+		s.SpoolAfter = 200 * time.Millisecond
+	})
+	c := newClient(t, srv)
+	unlock := lockAccounting(t, db)
+	reqs := starts(t, c, "840000", 10)
+	// Two pings: the commit outlived SpoolAfter and a ping interval, and
+	// the database answered both.
+	for i := 0; i < 2; i++ {
+		select {
+		case err := <-watched.pings:
+			if err != nil {
+				t.Fatalf("ping of a live database: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the listener never pinged the database while its commit waited")
+		}
+	}
+	if n := c.answers(reqs, 50*time.Millisecond); n != 0 {
+		t.Fatalf("%d answered while radacct was locked: neither committed nor spooled", n)
+	}
+	unlock()
+	if n := c.answers(reqs, 5*time.Second); n != 10 {
+		t.Fatalf("%d of 10 answered once the lock was gone", n)
+	}
+	if srv.Stats.Spooled.Load() != 0 || sp.Depth() != 0 {
+		t.Fatalf("a slow database was treated as an outage: %d spooled, spool depth %d", srv.Stats.Spooled.Load(), sp.Depth())
+	}
+	if n := countRows(t, db); n != 10 {
+		t.Fatalf("%d rows in radacct, want 10", n)
+	}
+}
+
+// pgProxy forwards TCP connections to the test's PostgreSQL server until
+// it is told to hang (every connection, old and new, is kept open and
+// nothing passes: a database host that stopped answering) or to refuse
+// (every connection closed, the port closed: a database that is gone).
+type pgProxy struct {
+	ln      net.Listener
+	network string
+	addr    string
+
+	mu    sync.Mutex
+	hung  bool
+	conns []net.Conn
+}
+
+// newPGProxy starts a proxy in front of the server dbURL names and returns
+// it with a URL of the same database through it.
+func newPGProxy(t *testing.T, dbURL string) (*pgProxy, string) {
+	t.Helper()
+	cfg, err := pgconn.ParseConfig(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &pgProxy{network: "tcp", addr: net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port))}
+	if strings.HasPrefix(cfg.Host, "/") {
+		p.network, p.addr = "unix", fmt.Sprintf("%s/.s.PGSQL.%d", cfg.Host, cfg.Port)
+	}
+	if p.ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.refuse)
+	go p.accept()
+	u := url.URL{Scheme: "postgres", Host: p.ln.Addr().String(), Path: "/" + cfg.Database,
+		User: url.UserPassword(cfg.User, cfg.Password), RawQuery: "sslmode=disable"}
+	return p, u.String()
+}
+
+func (p *pgProxy) accept() {
+	for {
+		in, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, in)
+		hung := p.hung
+		p.mu.Unlock()
+		if hung {
+			continue // accepted, never answered
+		}
+		out, err := net.Dial(p.network, p.addr)
+		if err != nil {
+			in.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, out)
+		p.mu.Unlock()
+		go p.pipe(out, in)
+		go p.pipe(in, out)
+	}
+}
+
+// pipe copies from src to dst while the proxy is not hung.
+func (p *pgProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		p.mu.Lock()
+		hung := p.hung
+		p.mu.Unlock()
+		if hung {
+			return // the bytes are swallowed; the connection stays open
+		}
+		if n > 0 {
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				dst.Close()
+			}
+			return
+		}
+	}
+}
+
+func (p *pgProxy) hang() {
+	p.mu.Lock()
+	p.hung = true
+	p.mu.Unlock()
+}
+
+func (p *pgProxy) refuse() {
+	p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// openThrough opens the store on dbURL's database through a proxy.
+func openThrough(t *testing.T, proxyURL string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), proxyURL, 4, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// A database host that stops answering mid-commit (the commit hangs, and
+// so does a ping): the batch is spooled and answered, not held until
+// CommitTimeout.
+func TestHungDatabaseIsSpooled(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.MustCreateDatabase(t)
+	direct := openThrough(t, dbURL)
+	if err := direct.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	proxy, proxyURL := newPGProxy(t, dbURL)
+	through := &pingWatch{DB: openThrough(t, proxyURL), pings: make(chan error, 16)}
+	// Closing a pool whose connections hang takes pgx many seconds: the
+	// proxy lets them go first.
+	t.Cleanup(proxy.refuse)
+	sp := spoolFor(t)
+	srv := startServer(t, direct, func(s *radius.Server) {
+		s.Store = through
+		s.Spool = sp
+		s.SpoolAfter = 200 * time.Millisecond
+		s.CommitTimeout = time.Minute
+	})
+	c := newClient(t, srv)
+	// Through the proxy while it forwards: committed.
+	first := starts(t, c, "850000", 1)
+	if n := c.answers(first, 5*time.Second); n != 1 || countRows(t, direct) != 1 {
+		t.Fatalf("through the proxy: %d answered, %d rows", n, countRows(t, direct))
+	}
+	for len(through.pings) > 0 {
+		<-through.pings // a slow first commit's pings, through the proxy still forwarding
+	}
+	proxy.hang()
+	reqs := starts(t, c, "851000", 10)
+	select {
+	case err := <-through.pings:
+		if err == nil {
+			t.Fatal("a ping through a hung proxy succeeded")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the listener never pinged the database while its commit hung")
+	}
+	if n := c.answers(reqs, 5*time.Second); n != 10 {
+		t.Fatalf("%d of 10 answered while the database hung", n)
+	}
+	if srv.Stats.Spooled.Load() != 10 || sp.Depth() != 10 {
+		t.Fatalf("spooled %d, depth %d; want the 10 packets of the hung commit", srv.Stats.Spooled.Load(), sp.Depth())
+	}
+	if n := countRows(t, direct); n != 1 {
+		t.Fatalf("%d rows: the hung commit landed after all", n)
+	}
+	// Known down: the next batch probes the database (it hangs again) and
+	// goes to the spool too.
+	more := starts(t, c, "852000", 1)
+	if n := c.answers(more, 5*time.Second); n != 1 || sp.Depth() != 11 {
+		t.Fatalf("during the outage: %d answered, spool depth %d", n, sp.Depth())
+	}
+}
+
+// A database that is gone (its connections reset, its port closed): the
+// commits fail, and after SpoolAfter the batch is spooled and answered.
+func TestUnreachableDatabaseIsSpooled(t *testing.T) {
+	t.Parallel()
+	dbURL := storetest.MustCreateDatabase(t)
+	direct := openThrough(t, dbURL)
+	if err := direct.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	proxy, proxyURL := newPGProxy(t, dbURL)
+	through := openThrough(t, proxyURL)
+	sp := spoolFor(t)
+	srv := startServer(t, direct, func(s *radius.Server) {
+		s.Store = through
+		s.Spool = sp
+		s.SpoolAfter = 300 * time.Millisecond
+		s.CommitTimeout = time.Minute
+	})
+	c := newClient(t, srv)
+	first := starts(t, c, "860000", 1)
+	if n := c.answers(first, 5*time.Second); n != 1 || countRows(t, direct) != 1 {
+		t.Fatalf("through the proxy: %d answered, %d rows", n, countRows(t, direct))
+	}
+	proxy.refuse()
+	sent := time.Now()
+	reqs := starts(t, c, "861000", 10)
+	if n := c.answers(reqs, 5*time.Second); n != 10 {
+		t.Fatalf("%d of 10 answered while the database was unreachable", n)
+	}
+	if waited := time.Since(sent); waited < 300*time.Millisecond {
+		t.Errorf("spooled after %v, before SpoolAfter (300ms) of retries", waited)
+	}
+	if srv.Stats.Spooled.Load() != 10 || sp.Depth() != 10 || countRows(t, direct) != 1 {
+		t.Fatalf("spooled %d, depth %d, rows %d", srv.Stats.Spooled.Load(), sp.Depth(), countRows(t, direct))
+	}
+}
