@@ -21,44 +21,33 @@ import (
 // refRequest returns a signed request whose attributes are
 // Message-Authenticator followed by rest.
 func refRequest(code, id byte, rest []byte, secret string) []byte {
-	attrs := append([]byte{80, 18}, make([]byte, 16)...)
-	attrs = append(attrs, rest...)
-	n := 20 + len(attrs)
-	hdr := []byte{code, id, byte(n >> 8), byte(n)}
-	zero := make([]byte, 16)
-
-	mac := hmac.New(md5.New, []byte(secret))
-	mac.Write(hdr)
-	mac.Write(zero)
-	mac.Write(attrs)
-	copy(attrs[2:18], mac.Sum(nil))
-
-	h := md5.New()
-	h.Write(hdr)
-	h.Write(zero)
-	h.Write(attrs)
-	h.Write([]byte(secret))
-	return append(append(hdr, h.Sum(nil)...), attrs...)
+	return refSigned(code, id, make([]byte, 16), rest, secret)
 }
 
 // refResponse returns a signed response to request whose attributes are
 // Message-Authenticator followed by rest.
 func refResponse(code byte, request, rest []byte, secret string) []byte {
+	return refSigned(code, request[1], request[4:20], rest, secret)
+}
+
+// refSigned returns a packet whose attributes are Message-Authenticator
+// followed by rest, both authenticators computed with auth in the
+// Authenticator's place: zeros for a request, the request's for a response.
+func refSigned(code, id byte, auth, rest []byte, secret string) []byte {
 	attrs := append([]byte{80, 18}, make([]byte, 16)...)
 	attrs = append(attrs, rest...)
 	n := 20 + len(attrs)
-	hdr := []byte{code, request[1], byte(n >> 8), byte(n)}
-	reqAuth := request[4:20]
+	hdr := []byte{code, id, byte(n >> 8), byte(n)}
 
 	mac := hmac.New(md5.New, []byte(secret))
 	mac.Write(hdr)
-	mac.Write(reqAuth)
+	mac.Write(auth)
 	mac.Write(attrs)
 	copy(attrs[2:18], mac.Sum(nil))
 
 	h := md5.New()
 	h.Write(hdr)
-	h.Write(reqAuth)
+	h.Write(auth)
 	h.Write(attrs)
 	h.Write([]byte(secret))
 	return append(append(hdr, h.Sum(nil)...), attrs...)
