@@ -108,13 +108,26 @@ func uniqueIDCases() []uniqueIDCase {
 	}
 }
 
-// The same Accounting-Start packets, sent through the real FreeRADIUS 3.2
-// (stock configuration, its own stock database) and through this server,
-// land on rows with the same acctuniqueid, case by case.
-func TestUniqueIDMatchesFreeRADIUS(t *testing.T) {
-	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: freeradiustest.StockDatabase(t), Secret: secret})
-	frURL := fr.DatabaseURL
+// caseRequest encodes MikroTik's Start of case i (Acct-Session-Id
+// prefix and i), changed by edit when there is one.
+func caseRequest(t *testing.T, prefix string, i int, name string, edit func(*rad.Packet)) []byte {
+	t.Helper()
+	p := mikrotikRequest(fmt.Sprintf(prefix+"%04d", i), fmt.Sprintf("case-%02d", i))
+	if edit != nil {
+		edit(p)
+	}
+	raw, err := p.Encode()
+	if err != nil {
+		t.Fatalf("%s: encode: %v", name, err)
+	}
+	return raw
+}
 
+// serverBeside is this server, tuned by tune (when not nil), on a new
+// migrated database in which router r is registered (its ID set); it
+// returns the database's URL, the database and the server's address.
+func serverBeside(t *testing.T, r *nettportal.Router, tune func(*radius.Server)) (string, *store.DB, netip.AddrPort) {
+	t.Helper()
 	ourURL := storetest.MustCreateDatabase(t)
 	ctx := context.Background()
 	db, err := store.Open(ctx, ourURL, 4, zerolog.Nop())
@@ -125,23 +138,26 @@ func TestUniqueIDMatchesFreeRADIUS(t *testing.T) {
 	if err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r2 := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
-	if err := db.CreateRouter(ctx, &r2); err != nil {
+	if err := db.CreateRouter(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	ours := startServer(t, db, nil)
-	oursAddr := ours.LocalAddr().(*net.UDPAddr).AddrPort()
+	ours := startServer(t, db, tune)
+	return ourURL, db, ours.LocalAddr().(*net.UDPAddr).AddrPort()
+}
+
+// The same Accounting-Start packets, sent through the real FreeRADIUS 3.2
+// (stock configuration, its own stock database) and through this server,
+// land on rows with the same acctuniqueid, case by case.
+func TestUniqueIDMatchesFreeRADIUS(t *testing.T) {
+	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: freeradiustest.StockDatabase(t), Secret: secret})
+	frURL := fr.DatabaseURL
+
+	r2 := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+	ourURL, _, oursAddr := serverBeside(t, &r2, nil)
 
 	cases := uniqueIDCases()
 	for i, c := range cases {
-		p := mikrotikRequest(fmt.Sprintf("8200%04d", i), fmt.Sprintf("case-%02d", i))
-		if c.edit != nil {
-			c.edit(p)
-		}
-		raw, err := p.Encode()
-		if err != nil {
-			t.Fatalf("%s: encode: %v", c.name, err)
-		}
+		raw := caseRequest(t, "8200", i, c.name, c.edit)
 		src := netip.MustParseAddr(c.src)
 		for _, dst := range []netip.AddrPort{fr.AcctAddr(), oursAddr} {
 			if err := sendAwait(src, dst, raw); err != nil {
@@ -249,22 +265,9 @@ func TestUniqueIDMatchesFreeRADIUSOverIPv6(t *testing.T) {
 	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: freeradiustest.StockDatabase(t), Secret: secret, Addr: lo6,
 		Clients: []freeradiustest.Client{{Addr: "::1", Secret: secret, Name: "lo6"}}})
 
-	ourURL := storetest.MustCreateDatabase(t)
 	ctx := context.Background()
-	db, err := store.Open(ctx, ourURL, 4, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
 	r6 := nettportal.Router{Name: "core-6", IP: lo6, Secret: secret}
-	if err := db.CreateRouter(ctx, &r6); err != nil {
-		t.Fatal(err)
-	}
-	ours := startServer(t, db, func(s *radius.Server) { s.Addr = "[::1]:0" })
-	oursAddr := ours.LocalAddr().(*net.UDPAddr).AddrPort()
+	ourURL, db, oursAddr := serverBeside(t, &r6, func(s *radius.Server) { s.Addr = "[::1]:0" })
 
 	v6 := func(s string) func(p *rad.Packet) {
 		return func(p *rad.Packet) { rfc3162.NASIPv6Address_Set(p, net.ParseIP(s)) }
@@ -286,14 +289,7 @@ func TestUniqueIDMatchesFreeRADIUSOverIPv6(t *testing.T) {
 		}},
 	}
 	for i, c := range cases {
-		p := mikrotikRequest(fmt.Sprintf("8600%04d", i), fmt.Sprintf("case-%02d", i))
-		if c.edit != nil {
-			c.edit(p)
-		}
-		raw, err := p.Encode()
-		if err != nil {
-			t.Fatalf("%s: encode: %v", c.name, err)
-		}
+		raw := caseRequest(t, "8600", i, c.name, c.edit)
 		for _, dst := range []netip.AddrPort{fr.AcctAddr(), oursAddr} {
 			if err := sendAwait(lo6, dst, raw); err != nil {
 				t.Fatalf("%s: to %v: %v", c.name, dst, err)
