@@ -1,6 +1,10 @@
 package store
 
-import "github.com/nettportal/nettportal"
+import (
+	"context"
+
+	"github.com/nettportal/nettportal"
+)
 
 // SetFullUpsertOnly makes db send every record through the full upsert, so
 // tests can compare it with the narrow update.
@@ -16,8 +20,20 @@ func SetMigrations(db *DB, m []nettportal.Migration) { db.migrations = m }
 func OnMigrationLockWait(db *DB, fn func(attempt int)) { db.onLockWait = fn }
 
 // SessionWhere is the WHERE clause Sessions builds for f, for plan tests.
-func SessionWhere(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f) }
+func SessionWhere(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f, false) }
+
+// SessionWhereBroad is SessionWhere for a search that matches many
+// customers by name.
+func SessionWhereBroad(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f, true) }
+
+// BroadCustomerMatch is broadCustomerMatch.
+const BroadCustomerMatch = broadCustomerMatch
 
 // OnSessionsSQL is called with the page and totals statements of each
 // Sessions call on db, for plan tests.
 func OnSessionsSQL(db *DB, fn func(page, stats string, args []any)) { db.onSessionsSQL = fn }
+
+// BroadCustomerSearch is broadCustomerSearch.
+func (db *DB) BroadCustomerSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
+	return db.broadCustomerSearch(ctx, f)
+}
