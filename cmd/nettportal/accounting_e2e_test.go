@@ -14,7 +14,6 @@ import (
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 
 	"github.com/rs/zerolog"
 )
@@ -71,9 +70,8 @@ func num(p *int64) int64 {
 }
 
 func TestAccountingEndToEndWithRadclient(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "testing123")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "core-1", "127.0.0.1", "testing123")
 	srv := startServe(t, dbURL, "--clock-skew-past", "87600h") // the packets carry a fixed date
 	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
 	if err != nil {
@@ -189,9 +187,8 @@ Class = 0x706c616e2d3130
 // TestRetransmissionIsAnsweredOnce sends the very same bytes twice, as a
 // router does when an answer is late: both get the same answer, one write.
 func TestRetransmissionIsAnsweredOnce(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "core-1", "127.0.0.1", "s3cret")
 	srv := startServe(t, dbURL)
 
 	raw := radiustest.Request{Status: rfc2866.AcctStatusType_Value_InterimUpdate, User: "bob", SessionID: "81000001",

@@ -11,9 +11,6 @@ import (
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
-
-	"github.com/nettportal/nettportal/store"
 )
 
 // lowContrastJS lists the visible text on the page whose contrast with
@@ -90,26 +87,12 @@ func emulateScheme(tb *tab, scheme string) {
 // of each page.
 func TestBrowserDarkTheme(t *testing.T) {
 	b, dbURL, srv := startUI(t)
-	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.15.41", "dk-", 2, 5)
-	_, all := fleetSessions(fleet)
-	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	_, all, admin := uiFleetAdmin(t, dbURL, srv, "127.0.15.41", "dk-", 2, 5)
 	admin.mustPost("create customer", "/api/customers", map[string]string{
 		"name": "Solveig Dahl", "username": all[0], "profile": "home-100", "phone": "+47 911 11 111", "address": "Strandgata 3, 9008 Tromsø"})
 	admin.mustPost("add router", "/api/routers", map[string]any{"name": "dk-silent", "ip": "127.0.15.60", "secret": "ui-secret", "coa_port": 3799})
 	// A history for the overview's charts: an earlier point of each session.
-	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Pool.Exec(context.Background(), `
-		INSERT INTO session_samples (acctuniqueid, at, input_octets, output_octets)
-		SELECT acctuniqueid, now() - interval '70 seconds', 0, 0 FROM radacct WHERE acctstoptime IS NULL
-		UNION ALL
-		SELECT acctuniqueid, now() - interval '10 seconds', 100000, 1000000 FROM radacct WHERE acctstoptime IS NULL
-		ON CONFLICT DO NOTHING`); err != nil {
-		t.Fatal(err)
-	}
+	addSampleHistory(t, dbURL)
 
 	for _, theme := range []struct{ scheme, body string }{{"dark", "rgb(13, 17, 23)"}, {"light", "rgb(243, 245, 248)"}} {
 		t.Run(theme.scheme, func(t *testing.T) { themeWalk(t, b, srv.HTTPURL, theme.scheme, theme.body, all) })

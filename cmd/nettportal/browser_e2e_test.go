@@ -36,6 +36,40 @@ func uiFleet(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRou
 	return uiFleetWith(t, dbURL, acctAddr, base, prefix, routers, perRouter, nil)
 }
 
+// startFleet makes the fleet cfg describes, registers its routers in db,
+// starts it with ctx (it is closed at cleanup) and waits until every
+// Start is answered; a failure shows log (serve's), when there is one.
+func startFleet(t *testing.T, ctx context.Context, db *store.DB, cfg sim.FleetConfig, log *lockedBuffer) *sim.Fleet {
+	t.Helper()
+	fleet, err := sim.NewFleet(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.Register(ctx, db); err != nil {
+		t.Fatal(err)
+	}
+	if err := fleet.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fleet.Close)
+	if err := fleet.AwaitAllStarted(ctx); err != nil {
+		if log != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		t.Fatal(err)
+	}
+	return fleet
+}
+
+// uiFleetAdmin is uiFleet sending to srv, the usernames up in it, and the
+// admin's API client.
+func uiFleetAdmin(t *testing.T, dbURL string, srv *testServer, base, prefix string, routers, perRouter int) (*sim.Fleet, []string, *apiClient) {
+	t.Helper()
+	fleet := uiFleet(t, dbURL, srv.AcctAddr, base, prefix, routers, perRouter)
+	_, all := fleetSessions(fleet)
+	return fleet, all, apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+}
+
 // uiFleetWith is uiFleet with mod adjusting the fleet's configuration.
 func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, perRouter int, mod func(*sim.FleetConfig)) *sim.Fleet {
 	t.Helper()
@@ -56,20 +90,7 @@ func uiFleetWith(t *testing.T, dbURL, acctAddr, base, prefix string, routers, pe
 	if mod != nil {
 		mod(&cfg)
 	}
-	fleet, err := sim.NewFleet(cfg, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fleet.Register(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := fleet.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fleet.Close)
-	if err := fleet.AwaitAllStarted(ctx); err != nil {
-		t.Fatal(err)
-	}
+	fleet := startFleet(t, ctx, db, cfg, nil)
 	// Two interims a second apart by the routers' clock: counters, then a
 	// current rate (the difference of the last two updates).
 	for range 2 {

@@ -18,8 +18,6 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // chromiumPath finds a headless-capable Chromium. Without one the browser
@@ -87,10 +85,23 @@ func newBrowser(t *testing.T) *browser {
 func startUI(t *testing.T, extra ...string) (*browser, string, *testServer) {
 	t.Helper()
 	b := newBrowser(t) // first: without Chromium the test skips before any database
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	addUIUsers(t, dbURL)
 	return b, dbURL, startServe(t, dbURL, extra...)
+}
+
+// addSampleHistory writes two history samples of every open session, 70 s
+// and 10 s ago (1 MB of download between them), for the charts.
+func addSampleHistory(t *testing.T, dbURL string) {
+	t.Helper()
+	if _, err := openTestDB(t, dbURL).Pool.Exec(context.Background(), `
+		INSERT INTO session_samples (acctuniqueid, at, input_octets, output_octets)
+		SELECT acctuniqueid, now() - interval '70 seconds', 0, 0 FROM radacct WHERE acctstoptime IS NULL
+		UNION ALL
+		SELECT acctuniqueid, now() - interval '10 seconds', 100000, 1000000 FROM radacct WHERE acctstoptime IS NULL
+		ON CONFLICT DO NOTHING`); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkPageErrors fails t, and lets it go on, when the browser's pages

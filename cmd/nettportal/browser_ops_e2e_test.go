@@ -2,7 +2,6 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"encoding/json"
 	"slices"
 	"strconv"
@@ -13,11 +12,9 @@ import (
 
 	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
-	"github.com/rs/zerolog"
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
 )
 
 // rowOrder is the usernames of the table's rows, top to bottom.
@@ -156,9 +153,7 @@ func TestBrowserRedialAfterDisconnect(t *testing.T) {
 // and its dialog fits. Screenshots of each page at both sizes.
 func TestBrowserMobile(t *testing.T) {
 	b, dbURL, srv := startUI(t)
-	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.81", "mb-", 2, 4)
-	_, all := fleetSessions(fleet)
-	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	fleet, all, admin := uiFleetAdmin(t, dbURL, srv, "127.0.3.81", "mb-", 2, 4)
 	admin.mustPost("create customer", "/api/customers", map[string]string{
 		"name": "Ingrid Haugen-Kristiansen", "username": all[0], "profile": "home-100", "phone": "+47 900 00 000", "address": "Fjordveien 12, 5003 Bergen"})
 
@@ -251,9 +246,7 @@ func TestBrowserMobile(t *testing.T) {
 // sessions table.
 func TestBrowserUsagePage(t *testing.T) {
 	b, dbURL, srv := startUI(t)
-	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.91", "us-", 1, 4)
-	_, all := fleetSessions(fleet)
-	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	_, all, admin := uiFleetAdmin(t, dbURL, srv, "127.0.3.91", "us-", 1, 4)
 	named := all[1]
 	admin.mustPost("create customer", "/api/customers", map[string]string{"name": "Sigrid Berg", "username": named, "profile": "home-50"})
 	status, body := admin.call("GET", "/api/usage", nil)
@@ -329,9 +322,7 @@ func TestBrowserUsagePage(t *testing.T) {
 // that never sent accounting and on the health fields newer servers send.
 func TestBrowserOverview(t *testing.T) {
 	b, dbURL, srv := startUI(t)
-	fleet := uiFleet(t, dbURL, srv.AcctAddr, "127.0.3.101", "ov-", 2, 6)
-	_, all := fleetSessions(fleet)
-	admin := apiLogin(t, srv.HTTPURL, "admin", uiAdminPass)
+	_, all, admin := uiFleetAdmin(t, dbURL, srv, "127.0.3.101", "ov-", 2, 6)
 	admin.mustPost("add router", "/api/routers", map[string]any{"name": "ov-silent", "ip": "127.0.3.120", "secret": "ui-secret", "coa_port": 3799})
 	status, body := admin.call("GET", "/api/sessions?sort=output_bps&order=desc&limit=10", nil)
 	if status != 200 {
@@ -371,19 +362,7 @@ func TestBrowserOverview(t *testing.T) {
 	// The history: both routers' samples, stacked. The chart keeps one
 	// sample per session per 30 s, so the test writes an earlier point of
 	// every session itself: 1 MB of download a minute before its counters.
-	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Pool.Exec(context.Background(), `
-		INSERT INTO session_samples (acctuniqueid, at, input_octets, output_octets)
-		SELECT acctuniqueid, now() - interval '70 seconds', 0, 0 FROM radacct WHERE acctstoptime IS NULL
-		UNION ALL
-		SELECT acctuniqueid, now() - interval '10 seconds', 100000, 1000000 FROM radacct WHERE acctstoptime IS NULL
-		ON CONFLICT DO NOTHING`); err != nil {
-		t.Fatal(err)
-	}
+	addSampleHistory(t, dbURL)
 	tb.do(chromedp.Reload())
 	tb.waitJS("the history legend", `JSON.stringify([...document.querySelectorAll('[data-testid="legend-router"]')].map((e) => e.textContent)) === '["ov-01","ov-02"]'`, 15*time.Second)
 	pts := mustEval[float64](tb, `window.nettportal.app.page.history.buckets.reduce((a, b) => a + [...b.by.values()].reduce((x, p) => x + p.output_bps, 0), 0)`)

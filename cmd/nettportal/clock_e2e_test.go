@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
-	"strings"
 	"testing"
 	"time"
 
@@ -12,7 +10,6 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius/radiustest"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // A MikroTik without NTP says 1970, a broken one 2100: through the real
@@ -20,18 +17,11 @@ import (
 // far the clock is off (for the routers page), and /metrics counts the
 // skew per router. A packet with padding after its Length is answered.
 func TestClockSkewAndPaddingThroughServe(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "no-ntp", "--ip", "127.0.0.1", "--secret", "s3cret")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "no-ntp", "127.0.0.1", "s3cret")
 	srv := startServe(t, dbURL)
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "noc", "--role", "viewer"))
-	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
-	addr, _ := net.ResolveUDPAddr("udp", srv.AcctAddr)
-	conn, err := net.DialUDP("udp", nil, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	api := tokenAPI(t, dbURL, srv, "noc", "viewer")
+	conn := udpFrom(t, "127.0.0.1", srv.AcctAddr) // the router's address
 	before := time.Now().Add(-time.Second)
 	start := func(user, sid string, at time.Time) radiustest.Request {
 		r := radiustest.Start(user, sid)

@@ -18,7 +18,6 @@ import (
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // tokenClient calls the HTTP API with a bearer token, as a script would.
@@ -82,14 +81,9 @@ type controlFixture struct {
 
 func newControlFixture(t *testing.T, fc sim.FleetConfig, serveArgs ...string) *controlFixture {
 	t.Helper()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	srv := startServe(t, dbURL, serveArgs...)
-	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := openTestDB(t, dbURL)
 	fc.Server = srv.AcctAddr
 	fc.Secret = "ctl-secret"
 	fc.APIUser, fc.APIPassword = "admin", "pw"
@@ -109,8 +103,7 @@ func newControlFixture(t *testing.T, fc sim.FleetConfig, serveArgs ...string) *c
 	if err := fleet.AwaitAllStarted(ctx); err != nil {
 		t.Fatal(err)
 	}
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "ops-script", "--role", "operator"))
-	return &controlFixture{db: db, srv: srv, fleet: fleet, api: tokenClient{t: t, base: srv.HTTPURL, token: token}}
+	return &controlFixture{db: db, srv: srv, fleet: fleet, api: tokenAPI(t, dbURL, srv, "ops-script", "operator")}
 }
 
 func (f *controlFixture) sessions(t *testing.T, router string) []apiSession {

@@ -7,10 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
@@ -24,14 +21,7 @@ func TestKill9DuringLoad(t *testing.T) {
 		t.Skip("builds the binary and runs a load")
 	}
 	dbURL := storetest.MustCreateDatabase(t)
-	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, dbURL)
 	// Its own loopback range, so its rows are its own.
 	load := sim.LoadConfig{Secret: "crash-secret", Routers: 10, SessionsPerRouter: 200, InterimsPerSession: 20,
 		Rate: 5000, Concurrency: 512, BaseIP: netip.MustParseAddr("127.0.40.1"), Timeout: time.Second, Retries: 8}
@@ -44,15 +34,7 @@ func TestKill9DuringLoad(t *testing.T) {
 	srv.Start()
 	load.Server = srv.AcctAddr
 
-	type outcome struct {
-		res sim.LoadResult
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := sim.RunLoad(context.Background(), load)
-		done <- outcome{res, err}
-	}()
+	done := goLoad(context.Background(), load)
 
 	// A second in: 5,000 packets/s, so batches are being committed and
 	// answered when the signal lands. (Paces the kill into the load; it
@@ -64,7 +46,7 @@ func TestKill9DuringLoad(t *testing.T) {
 	srv.Start()
 	t.Logf("killed with %v records queued; back after %v", before, time.Since(killedAt).Round(time.Millisecond))
 
-	var o outcome
+	var o loadOutcome
 	select {
 	case o = <-done:
 	case <-time.After(2 * time.Minute):

@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // TestBrowserDOMBuilderRefusesSchemes: the page's DOM builder (h in
@@ -15,8 +13,7 @@ import (
 // URLs and fragments pass.
 func TestBrowserDOMBuilderRefusesSchemes(t *testing.T) {
 	b := newBrowser(t)
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	srv := startServe(t, dbURL)
 	tb := b.newTab(t, "dom")
 	tb.do(chromedp.Navigate(srv.HTTPURL + "/"))

@@ -20,8 +20,6 @@ import (
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/radius/radiustest"
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // stockQuery returns a query of the installed FreeRADIUS queries.conf as
@@ -73,13 +71,8 @@ func sendFrom(t *testing.T, src netip.Addr, dst, secret string, req radiustest.R
 func TestFreeRADIUSBesideServe(t *testing.T) {
 	freeradiustest.Require(t)
 	ctx := context.Background()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	dbURL := migratedDB(t)
+	db := openTestDB(t, dbURL)
 
 	const secret = "fr-beside"
 	rcfg := sim.RouterConfig{Name: "fr-01", Addr: netip.MustParseAddr("127.0.83.11"), Secret: secret, APIPort: -1,
@@ -93,8 +86,7 @@ func TestFreeRADIUSBesideServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServe(t, dbURL, "--reconcile-interval", "1h", "--coa-timeout", "500ms", "--coa-retries", "2")
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "ops", "--role", "operator"))
-	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
+	api := tokenAPI(t, dbURL, srv, "ops", "operator")
 
 	// FreeRADIUS reads its clients from the same nas table.
 	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: dbURL, ReadClients: true})
@@ -334,13 +326,8 @@ func apiUsage(t *testing.T, api tokenClient) map[string][2]int64 {
 func TestFreeRADIUSRangeNASDisconnect(t *testing.T) {
 	freeradiustest.Require(t)
 	ctx := context.Background()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	db, err := store.Open(ctx, dbURL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	dbURL := migratedDB(t)
+	db := openTestDB(t, dbURL)
 
 	const secret, coaPort = "fr-range", 13799
 	var rangeID int64
@@ -349,8 +336,7 @@ func TestFreeRADIUSRangeNASDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := startServe(t, dbURL, "--reconcile-interval", "1h", "--coa-timeout", "500ms", "--coa-retries", "1")
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "ops", "--role", "operator"))
-	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
+	api := tokenAPI(t, dbURL, srv, "ops", "operator")
 	fr := freeradiustest.Start(t, freeradiustest.Config{DatabaseURL: dbURL, ReadClients: true})
 
 	wait, cancel := context.WithTimeout(ctx, 30*time.Second)

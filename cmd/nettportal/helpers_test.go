@@ -9,6 +9,11 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // lockedBuffer is an io.Writer safe for the server's goroutines; await
@@ -91,6 +96,41 @@ func noEnv(name string) string {
 		return testSecretKey
 	}
 	return ""
+}
+
+// migratedDB is a new database for the test, migrated by the real
+// migrate command.
+func migratedDB(t testing.TB) string {
+	t.Helper()
+	dbURL := storetest.MustCreateDatabase(t)
+	mustRun(t, "migrate", "--db", dbURL)
+	return dbURL
+}
+
+// addRouter registers a router (name, ip, RADIUS secret) with the real
+// router add command.
+func addRouter(t testing.TB, dbURL, name, ip, secret string) {
+	t.Helper()
+	mustRun(t, "router", "add", "--db", dbURL, "--name", name, "--ip", ip, "--secret", secret)
+}
+
+// openTestDB opens dbURL with 2 connections; it is closed at cleanup.
+func openTestDB(t testing.TB, dbURL string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	return db
+}
+
+// tokenAPI creates an API token (name, role) with the real token command
+// and returns a client of srv's API that sends it.
+func tokenAPI(t testing.TB, dbURL string, srv *testServer, name, role string) tokenClient {
+	t.Helper()
+	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", name, "--role", role))
+	return tokenClient{t: t, base: srv.HTTPURL, token: token}
 }
 
 // testSecretKey is the in-process tests' key (base64 of 32 bytes).

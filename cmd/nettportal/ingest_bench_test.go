@@ -21,6 +21,32 @@ import (
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
+// benchDB is a new database, migrated, opened with maxConns connections
+// and no statement timeout (seeding runs longer than a page may); it is
+// closed at cleanup.
+func benchDB(b testing.TB, maxConns int32) (string, *store.DB) {
+	b.Helper()
+	dbURL := storetest.MustCreateDatabase(b)
+	db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: maxConns, StatementTimeout: -1}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(db.Close)
+	if err := db.Migrate(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	return dbURL, db
+}
+
+// printDurability prints the server's fsync and synchronous_commit, which
+// the figures depend on.
+func printDurability(db *store.DB) {
+	var fsync, syncCommit string
+	db.Pool.QueryRow(context.Background(), "SHOW fsync").Scan(&fsync)
+	db.Pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&syncCommit)
+	fmt.Printf("postgres: fsync=%s synchronous_commit=%s\n", fsync, syncCommit)
+}
+
 // benchEnvInt reads a size knob for a benchmark (tests may read the
 // environment; nothing else outside cmd does).
 func benchEnvInt(name string, def int) int {
@@ -48,19 +74,8 @@ func BenchmarkIngest(b *testing.B) {
 	// storms). NETTPORTAL_BENCH_INFLIGHT=1024 gives the earlier figures.
 	inflight := benchEnvInt("NETTPORTAL_BENCH_INFLIGHT", 4096)
 	for n := 0; n < b.N; n++ {
-		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.Migrate(context.Background()); err != nil {
-			b.Fatal(err)
-		}
-		var fsync, syncCommit string
-		db.Pool.QueryRow(context.Background(), "SHOW fsync").Scan(&fsync)
-		db.Pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&syncCommit)
-		fmt.Printf("postgres: fsync=%s synchronous_commit=%s\n", fsync, syncCommit)
+		dbURL, db := benchDB(b, 4)
+		printDurability(db)
 
 		full := sim.LoadConfig{Secret: "bench-secret", Routers: routers, SessionsPerRouter: sessions,
 			InterimsPerSession: interims, Concurrency: inflight}

@@ -13,11 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // BenchmarkLiveView: 100,000 open sessions in the database, 100 browsers'
@@ -28,15 +25,7 @@ import (
 func BenchmarkLiveView(b *testing.B) {
 	const clients, openSessions = 100, 100000
 	for n := 0; n < b.N; n++ {
-		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.Migrate(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		dbURL, db := benchDB(b, 4)
 		load := sim.LoadConfig{Secret: "live-secret", Routers: 20, SessionsPerRouter: 500, InterimsPerSession: 16,
 			Concurrency: 1024, Rate: 20000}
 		for _, r := range load.NASRouters() {

@@ -14,7 +14,6 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/radius/radiustest"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // acctPacket is one encoded Accounting-Request as a MikroTik sends it.
@@ -115,11 +114,10 @@ func scrape(t testing.TB, baseURL string) map[string]float64 {
 // TestMetricsCountKnownTraffic sends known traffic from real UDP sockets
 // to a real serve and checks /metrics counts it exactly.
 func TestMetricsCountKnownTraffic(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	const secret = "m3trics"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.21", "--secret", secret)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "edge-idle", "--ip", "127.0.0.22", "--secret", secret)
+	addRouter(t, dbURL, "core-1", "127.0.0.21", secret)
+	addRouter(t, dbURL, "edge-idle", "127.0.0.22", secret)
 	srv := startServe(t, dbURL)
 
 	router := udpFrom(t, "127.0.0.21", srv.AcctAddr)

@@ -5,16 +5,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // TestMetricsOnSeparateListener: with --metrics-addr, Prometheus scrapes a
 // listener of its own (127.0.0.1 here), and --metrics-on-http-addr=false
 // takes the unauthenticated /metrics off the UI port.
 func TestMetricsOnSeparateListener(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	srv := startServe(t, dbURL, "--metrics-addr", "127.0.0.1:0", "--metrics-on-http-addr=false")
 	metricsURL := srv.MetricsURL
 

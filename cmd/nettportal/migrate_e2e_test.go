@@ -42,9 +42,8 @@ func TestCommandsCheckSchemaVersion(t *testing.T) {
 // list and GET /api/routers name them with the reason.
 func TestOddNASRowsAreListedAndSkipped(t *testing.T) {
 	t.Parallel()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.41", "--secret", "s")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "core-1", "127.0.0.41", "s")
 	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,6 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // TestTwoInstancesOnOneDatabase runs two serve instances on one database,
@@ -27,10 +26,9 @@ import (
 // out of order. Then: one row per session, the newest counters won, and
 // both instances show the same live view.
 func TestTwoInstancesOnOneDatabase(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	const secret = "tw0-instances"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.31", "--secret", secret)
+	addRouter(t, dbURL, "core-1", "127.0.0.31", secret)
 	a := startServe(t, dbURL)
 	b := startServe(t, dbURL)
 	servers := []*testServer{a, b}

@@ -14,7 +14,6 @@ import (
 	"github.com/nettportal/nettportal/freeradius/freeradiustest"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // acctTarget is an accounting server an open-loop ramp is offered to:
@@ -65,19 +64,8 @@ func (o *ourTarget) settle(tb testing.TB) {
 // startOurTarget creates a database, registers the ramp's routers and
 // starts serve as BenchmarkIngest does.
 func startOurTarget(b *testing.B) *ourTarget {
-	dbURL := storetest.MustCreateDatabase(b)
-	db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 4, StatementTimeout: -1}, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(db.Close)
-	if err := db.Migrate(context.Background()); err != nil {
-		b.Fatal(err)
-	}
-	var fsync, syncCommit string
-	db.Pool.QueryRow(context.Background(), "SHOW fsync").Scan(&fsync)
-	db.Pool.QueryRow(context.Background(), "SHOW synchronous_commit").Scan(&syncCommit)
-	fmt.Printf("postgres: fsync=%s synchronous_commit=%s\n", fsync, syncCommit)
+	dbURL, db := benchDB(b, 4)
+	printDurability(db)
 	o := &ourTarget{db: db}
 	for _, r := range (sim.OpenLoopConfig{Routers: rampRouters, Secret: o.secret()}).NASRouters() {
 		if err := db.CreateRouter(context.Background(), &r); err != nil {

@@ -11,7 +11,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/pglocal"
 )
 
@@ -43,14 +42,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 		t.Skipf("no throwaway PostgreSQL cluster: %v", err)
 	}
 	t.Cleanup(func() { cluster.Stop() })
-	db, err := store.Open(ctx, cluster.URL, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, cluster.URL)
 	registerLoad(t, db, s.Load)
 
 	// --stale-grace: the load's event times are virtual and look hours
@@ -60,15 +52,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 	load := s.Load
 	load.Server = srv.AcctAddr
 
-	type outcome struct {
-		res sim.LoadResult
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		res, err := sim.RunLoad(ctx, load)
-		done <- outcome{res, err}
-	}()
+	done := goLoad(ctx, load)
 
 	var f outageFigures
 	time.Sleep(time.Second) // paces the outage a second into the load; it waits for no state
@@ -103,7 +87,7 @@ func runOutage(t testing.TB, s outageScenario) outageFigures {
 	// The replay runs while the load goes on, as it would in production.
 	f.Replay = waitSpoolEmpty(t, srv.HTTPURL, 2*time.Minute)
 
-	var o outcome
+	var o loadOutcome
 	select {
 	case o = <-done:
 	case <-time.After(s.Outage + 3*time.Minute):

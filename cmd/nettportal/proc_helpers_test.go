@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
 )
@@ -187,6 +189,37 @@ lines:
 		return 0, fmt.Errorf("metric %s not found", name)
 	}
 	return sum, nil
+}
+
+// openMigrated opens the database at url (2 connections) and migrates it;
+// it is closed at cleanup.
+func openMigrated(t testing.TB, url string) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), url, 2, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// loadOutcome is what a load that goLoad runs ended with.
+type loadOutcome struct {
+	res sim.LoadResult
+	err error
+}
+
+// goLoad runs load in the background; its outcome arrives on the channel.
+func goLoad(ctx context.Context, load sim.LoadConfig) <-chan loadOutcome {
+	done := make(chan loadOutcome, 1)
+	go func() {
+		res, err := sim.RunLoad(ctx, load)
+		done <- loadOutcome{res, err}
+	}()
+	return done
 }
 
 // registerLoad puts the load routers of cfg into the database.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // README's rollback: the previous binary on a database a newer one
@@ -19,8 +18,7 @@ import (
 // it (migrations only add).
 func TestRollbackRunsOnNewerSchema(t *testing.T) {
 	t.Parallel()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	migs, err := nettportal.Migrations()
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +38,7 @@ func TestRollbackRunsOnNewerSchema(t *testing.T) {
 	if !errors.Is(err, store.ErrSchemaNewer) {
 		t.Fatalf("migrate on a newer database: %v", err)
 	}
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.42", "--secret", "s")
+	addRouter(t, dbURL, "core-1", "127.0.0.42", "s")
 	if out := mustRun(t, "router", "list", "--db", dbURL); !strings.Contains(out, "core-1") {
 		t.Fatalf("router list: %q", out)
 	}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/nettportal/nettportal/routeros"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 	"github.com/rs/zerolog"
 )
 
@@ -42,8 +41,7 @@ func TestRouterTrustAndPin(t *testing.T) {
 		t.Fatalf("router trust printed:\n%s\nwant fingerprint %s", out, fp)
 	}
 
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	upper := strings.ToUpper(fp[:2] + ":" + fp[2:])
 	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.21", "--secret", "s3cret",
 		"--api-addr", ln.Addr().String(), "--api-user", "api", "--api-tls", "--api-tls-fingerprint", upper)

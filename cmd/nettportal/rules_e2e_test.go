@@ -14,7 +14,6 @@ import (
 	"layeh.com/radius/rfc2866"
 
 	"github.com/nettportal/nettportal/radius/radiustest"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // The accounting rules of issue 11 through the real serve wiring: real
@@ -105,6 +104,17 @@ func readSession(t testing.TB, pg *pgx.Conn, user string) sessionRow {
 	return r
 }
 
+// serveOneRouter runs serve on a new database in which one router, name
+// at ip with secret, is registered; it returns what the tests read serve's
+// database through, the router's NAS-IP-Address and its socket to serve.
+func serveOneRouter(t *testing.T, name, ip, secret string) (*testServer, *pgx.Conn, net.IP, *net.UDPConn) {
+	t.Helper()
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, name, ip, secret)
+	srv := startServe(t, dbURL)
+	return srv, connectPG(t, dbURL), net.ParseIP(ip), udpFrom(t, ip, srv.AcctAddr)
+}
+
 func connectPG(t testing.TB, dbURL string) *pgx.Conn {
 	t.Helper()
 	pg, err := pgx.Connect(context.Background(), dbURL)
@@ -121,11 +131,10 @@ func connectPG(t testing.TB, dbURL string) *pgx.Conn {
 // Interim from that session afterwards proves the close wrong and reopens
 // it, counted on /metrics.
 func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	const secret = "sw33p"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "quiet", "--ip", "127.0.0.31", "--secret", secret)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "talker", "--ip", "127.0.0.32", "--secret", secret)
+	addRouter(t, dbURL, "quiet", "127.0.0.31", secret)
+	addRouter(t, dbURL, "talker", "127.0.0.32", secret)
 	sweeps := make(chan int64, 64)
 	// Sweeps every 100 ms; the test waits on them, never on the clock.
 	srv := startServeTuned(t, dbURL, "127.0.0.1:0", "127.0.0.1:0",
@@ -185,8 +194,7 @@ func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
 			InterimsSeen bool   `json:"interims_seen"`
 		} `json:"routers"`
 	}
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "noc", "--role", "viewer"))
-	if code := (tokenClient{t: t, base: srv.HTTPURL, token: token}).do("GET", "/api/routers", nil, &routers); code != 200 {
+	if code := tokenAPI(t, dbURL, srv, "noc", "viewer").do("GET", "/api/routers", nil, &routers); code != 200 {
 		t.Fatalf("routers API: %d", code)
 	}
 	for _, r := range routers.Routers {
@@ -211,14 +219,8 @@ func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
 // again together. The session from before the reboot is closed as
 // NAS-Reboot; the new one stays open, and its later Interims keep it so.
 func TestAccountingOnSameSecondThroughServe(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
 	const secret = "r3boot"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "rebooter", "--ip", "127.0.0.41", "--secret", secret)
-	srv := startServe(t, dbURL)
-	pg := connectPG(t, dbURL)
-	nas := net.ParseIP("127.0.0.41")
-	c := udpFrom(t, "127.0.0.41", srv.AcctAddr)
+	srv, pg, nas, c := serveOneRouter(t, "rebooter", "127.0.0.41", secret)
 	now := time.Now().Truncate(time.Second)
 	sendTogether(t, c, secret,
 		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Start, "before", "81000001", -1, now.Add(-time.Hour), nil))
@@ -249,14 +251,8 @@ func TestAccountingOnSameSecondThroughServe(t *testing.T) {
 // is still alive; its next Interim, later than the close, reopens it and
 // /metrics counts the reopening. A real Stop stays final.
 func TestWrongInferredCloseReopenedThroughServe(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
 	const secret = "r3open"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "flappy", "--ip", "127.0.0.51", "--secret", secret)
-	srv := startServe(t, dbURL)
-	pg := connectPG(t, dbURL)
-	nas := net.ParseIP("127.0.0.51")
-	c := udpFrom(t, "127.0.0.51", srv.AcctAddr)
+	srv, pg, nas, c := serveOneRouter(t, "flappy", "127.0.0.51", secret)
 	now := time.Now().Truncate(time.Second)
 	sendTogether(t, c, secret,
 		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Start, "alive", "81000001", -1, now.Add(-10*time.Minute), nil))
@@ -299,10 +295,9 @@ func TestWrongInferredCloseReopenedThroughServe(t *testing.T) {
 // retransmits once the dedupe window has passed.
 func quarantineFixture(t *testing.T) (srv *testServer, dbURL string) {
 	t.Helper()
-	dbURL = storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL = migratedDB(t)
 	const secret = "qu4rantine"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-q", "--ip", "127.0.0.61", "--secret", secret)
+	addRouter(t, dbURL, "core-q", "127.0.0.61", secret)
 	pg := connectPG(t, dbURL)
 	if _, err := pg.Exec(context.Background(), `ALTER TABLE radacct ADD CONSTRAINT site_refuses CHECK (username <> 'refused')`); err != nil {
 		t.Fatal(err)
@@ -333,8 +328,7 @@ func TestQuarantineThroughServe(t *testing.T) {
 	if got := m[`nettportal_radius_packets_total{outcome="quarantined",type="unknown"}`]; got != 4 {
 		t.Errorf("/metrics quarantined = %v, want 4 (every copy is a packet)", got)
 	}
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "noc", "--role", "viewer"))
-	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
+	api := tokenAPI(t, dbURL, srv, "noc", "viewer")
 	var q struct {
 		Records []struct {
 			Router        string `json:"router"`

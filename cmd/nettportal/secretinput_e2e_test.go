@@ -13,7 +13,6 @@ import (
 
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // withStdin runs fn with os.Stdin reading input.
@@ -34,8 +33,7 @@ func withStdin(t *testing.T, input string, fn func()) {
 // stdin ("-") or the environment, so they need not be in ps or the shell
 // history; the plain flags still work for scripts; --help says so.
 func TestSecretsOffTheCommandLine(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	dir := t.TempDir()
 	secretFile, pwFile := filepath.Join(dir, "radius.secret"), filepath.Join(dir, "api.pw")
 	os.WriteFile(secretFile, []byte("from-a-file\n"), 0o600)
@@ -67,7 +65,7 @@ func TestSecretsOffTheCommandLine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "r-flag", "--ip", "127.0.0.34", "--secret", "from-the-flag")
+	addRouter(t, dbURL, "r-flag", "127.0.0.34", "from-the-flag")
 	withStdin(t, "user-pw-from-stdin\n", func() {
 		err = runEnv(noEnv, "user", "add", "--db", dbURL, "--name", "kari", "--role", "viewer", "--password-file", "-")
 	})

@@ -19,7 +19,6 @@ import (
 	"github.com/nettportal/nettportal/routeros/routerostest"
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // TestSecretsNeverLeak registers routers through the command line and the
@@ -30,8 +29,7 @@ import (
 // that serve refuses a key other than the database's.
 func TestSecretsNeverLeak(t *testing.T) {
 	ctx := context.Background()
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	const (
 		radSecret  = "rad-Secret-4f1c9e"
 		apiPass    = "api-Password-77ad02"
@@ -187,8 +185,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 // TestSecretKeyFileCreated: on a new database without any key configured,
 // serve makes the key file (0600) and uses it from then on.
 func TestSecretKeyFileCreated(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	keyFile := filepath.Join(t.TempDir(), "state", "secret.key")
 	env := func(string) string { return "" }
 	var out bytes.Buffer

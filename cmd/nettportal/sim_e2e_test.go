@@ -53,24 +53,11 @@ func TestSimulatedFleetEndToEnd(t *testing.T) {
 
 	const perRouter = 6
 	var clock routerClock
-	fleet, err := sim.NewFleet(sim.FleetConfig{Now: clock.Now,
+	fleet := startFleet(t, ctx, db, sim.FleetConfig{Now: clock.Now,
 		Routers: 3, BaseIP: netip.MustParseAddr("127.0.2.11"), NamePrefix: "e2e-", Secret: "e2e-secret",
 		Server: srv.AcctAddr, Sessions: perRouter, Interim: time.Hour, // interims come from Tick
 		APIUser: "api", APIPassword: "apipw", Timeout: 300 * time.Millisecond, Retries: 10, Seed: 7,
-	}, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := fleet.Register(ctx, db); err != nil {
-		t.Fatal(err)
-	}
-	if err := fleet.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer fleet.Close()
-	if err := fleet.AwaitAllStarted(ctx); err != nil {
-		t.Fatalf("%v\n%s", err, srv.Log.String())
-	}
+	}, srv.Log)
 	clock.Advance(1100 * time.Millisecond) // so the interim has a session time and counters
 	fleet.Tick()
 	if err := fleet.AwaitIdle(ctx); err != nil {

@@ -9,8 +9,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // slowPost opens a connection from local address ip and sends the headers
@@ -45,9 +43,8 @@ func TestSlowClientsDoNotStarveServer(t *testing.T) {
 	if old.Max < limit {
 		t.Skipf("RLIMIT_NOFILE hard limit %d is below %d", old.Max, limit)
 	}
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "testing123")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "core-1", "127.0.0.1", "testing123")
 	srv := startServe(t, dbURL, "--http-read-timeout", "3s", "--http-conns-per-client", fmt.Sprint(perAddr))
 	set := syscall.Rlimit{Cur: limit, Max: old.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &set); err != nil {

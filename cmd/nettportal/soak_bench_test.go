@@ -11,11 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/nettportal/nettportal/sim"
-	"github.com/nettportal/nettportal/store"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // soakSample is serve's footprint at one moment.
@@ -49,15 +45,7 @@ func BenchmarkSoak(b *testing.B) {
 	sessions := benchEnvInt("NETTPORTAL_SOAK_SESSIONS", 50000)
 	const routers = 50
 	for n := 0; n < b.N; n++ {
-		dbURL := storetest.MustCreateDatabase(b)
-		db, err := store.OpenWith(context.Background(), dbURL, store.Options{MaxConns: 2, StatementTimeout: -1}, zerolog.Nop()) // seeding runs longer than a page may
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer db.Close()
-		if err := db.Migrate(context.Background()); err != nil {
-			b.Fatal(err)
-		}
+		dbURL, db := benchDB(b, 2)
 		// Every session is open at once (one in-flight slot each), and
 		// sends a packet every sessions/rate seconds: the interims are
 		// what makes the rate, as on a real fleet.
@@ -72,19 +60,11 @@ func BenchmarkSoak(b *testing.B) {
 		srv.Start()
 		load.Server = srv.AcctAddr
 
-		type outcome struct {
-			res sim.LoadResult
-			err error
-		}
-		done := make(chan outcome, 1)
 		start := time.Now()
-		go func() {
-			res, err := sim.RunLoad(context.Background(), load)
-			done <- outcome{res, err}
-		}()
+		done := goLoad(context.Background(), load)
 		var samples []soakSample
 		tick := time.NewTicker(5 * time.Second)
-		var o outcome
+		var o loadOutcome
 	wait:
 		for {
 			select {

@@ -5,8 +5,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // The user, token and router commands: a missing or unknown subcommand
@@ -32,8 +30,7 @@ func TestSubcommandsAndPositionalNames(t *testing.T) {
 		}
 	}
 
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "ann", "--password", "ann-password", "--role", "viewer")
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "bob", "--password", "bob-password", "--role", "operator")
 	mustRun(t, "token", "create", "--db", dbURL, "--name", "billing")

@@ -18,8 +18,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // selfSigned returns a PEM certificate and key for 127.0.0.1 with the
@@ -52,8 +50,7 @@ func selfSigned(t *testing.T, cn string) (certPEM, keyPEM []byte, cert *x509.Cer
 // HTTPS with a Secure cookie and HSTS, and picks up a renewed certificate
 // written over the old files without a restart.
 func TestServeTLSReloadsCertificate(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "ada", "--role", "admin", "--password", "admin-password")
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")

@@ -14,7 +14,6 @@ import (
 	"layeh.com/radius/rfc2869"
 
 	"github.com/nettportal/nettportal/radius/radiustest"
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // sendAcct sends one Accounting-Request from conn and waits for its answer.
@@ -34,19 +33,12 @@ func sendAcct(t *testing.T, conn *net.UDPConn, secret string, req radiustest.Req
 }
 
 func TestUsageThroughTheAPI(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-1", "--ip", "127.0.0.1", "--secret", "s3cret")
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, "core-1", "127.0.0.1", "s3cret")
 	// Fixed dates in the past: believed only with a wider clock window.
 	srv := startServe(t, dbURL, "--usage-timezone", "UTC", "--clock-skew-past", "87600h")
-	token := strings.TrimSpace(mustRun(t, "token", "create", "--db", dbURL, "--name", "billing", "--role", "viewer"))
-	api := tokenClient{t: t, base: srv.HTTPURL, token: token}
-	addr, _ := net.ResolveUDPAddr("udp", srv.AcctAddr)
-	conn, err := net.DialUDP("udp", nil, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	api := tokenAPI(t, dbURL, srv, "billing", "viewer")
+	conn := udpFrom(t, "127.0.0.1", srv.AcctAddr) // the router's address
 	packet := func(status rfc2866.AcctStatusType, ts string, in, out uint32) radiustest.Request {
 		at, _ := time.Parse(time.DateTime, ts)
 		r := radiustest.Request{Status: status, User: "carol", SessionID: "81000042", Event: at}
@@ -98,7 +90,7 @@ func TestUsageThroughTheAPI(t *testing.T) {
 		t.Errorf("month %+v", month.Usage)
 	}
 	req, _ := http.NewRequestWithContext(context.Background(), "GET", srv.HTTPURL+"/api/usage.csv?from=2026-11-24&to=2026-11-25", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", "Bearer "+api.token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal"
+	"github.com/nettportal/nettportal/store"
 )
 
 func runUser(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -51,11 +52,7 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	case sub == "rm" && name == "":
 		return fmt.Errorf("user rm needs --name")
 	}
-	r, err := parseRoleFlag(sub, role)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	r, db, err := roleAndDB(ctx, sub, role, *dbURL)
 	if err != nil {
 		return err
 	}
@@ -92,6 +89,19 @@ func runUser(ctx context.Context, args []string, getenv func(string) string, std
 	return nil
 }
 
+// roleAndDB checks --role (parseRoleFlag), then opens the database.
+func roleAndDB(ctx context.Context, sub, role, dbURL string) (nettportal.Role, *store.DB, error) {
+	r, err := parseRoleFlag(sub, role)
+	if err != nil {
+		return "", nil, err
+	}
+	db, err := openDB(ctx, dbURL, 2, zerolog.Nop())
+	if err != nil {
+		return "", nil, err
+	}
+	return r, db, nil
+}
+
 // parseRoleFlag checks --role for the subcommands that take one.
 func parseRoleFlag(sub, role string) (nettportal.Role, error) {
 	if sub != "add" && sub != "create" {
@@ -126,11 +136,7 @@ func runToken(ctx context.Context, args []string, getenv func(string) string, st
 	if (sub == "create" || sub == "revoke") && name == "" {
 		return fmt.Errorf("token %s needs --name", sub)
 	}
-	r, err := parseRoleFlag(sub, role)
-	if err != nil {
-		return err
-	}
-	db, err := openDB(ctx, *dbURL, 2, zerolog.Nop())
+	r, db, err := roleAndDB(ctx, sub, role, *dbURL)
 	if err != nil {
 		return err
 	}

@@ -12,8 +12,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"layeh.com/radius/rfc2866"
-
-	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // TestWebLiveViewAcrossInstances runs two serve instances on one database:
@@ -22,10 +20,9 @@ import (
 // LISTEN/NOTIFY within a second. Users and tokens come from the real
 // `user add` and `token create` commands.
 func TestWebLiveViewAcrossInstances(t *testing.T) {
-	dbURL := storetest.MustCreateDatabase(t)
-	mustRun(t, "migrate", "--db", dbURL)
+	dbURL := migratedDB(t)
 	const secret = "web-e2e"
-	mustRun(t, "router", "add", "--db", dbURL, "--name", "core-web", "--ip", "127.0.0.41", "--secret", secret)
+	addRouter(t, dbURL, "core-web", "127.0.0.41", secret)
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "olga", "--password", "operator-pw", "--role", "operator")
 	if out := mustRun(t, "user", "list", "--db", dbURL); !strings.Contains(out, "olga") || !strings.Contains(out, "operator") {
 		t.Errorf("user list:\n%s", out)
