@@ -167,9 +167,6 @@ func (s *Server) WSLimited() map[string]uint64 {
 		WSLimitSubscribe: l.subscribe.Load(), WSLimitSnapshot: l.snapshot.Load()}
 }
 
-// errWSLimited: the socket was closed for a limit.
-var errWSLimited = errors.New("websocket closed for a limit")
-
 // admit applies the per-user and per-address bounds to a new socket; a
 // socket over one is closed with the reason and admit returns false.
 func (h *hub) admit(c *wsClient, r *http.Request) bool {
