@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"github.com/nettportal/nettportal/sim"
 	"github.com/nettportal/nettportal/store"
 )
@@ -195,11 +193,7 @@ lines:
 // it is closed at cleanup.
 func openMigrated(t testing.TB, url string) *store.DB {
 	t.Helper()
-	db, err := store.Open(context.Background(), url, 2, zerolog.Nop())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db := openTestDB(t, url)
 	if err := db.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
