@@ -154,6 +154,17 @@ func (r *overloadRig) hold(req []byte) {
 	r.took(1)
 }
 
+// startShedTwo sends the Starts of sessions 1, 2 and 3 (a, b, c) and has
+// the worker commit a and shed b and c (shedTwo).
+func (r *overloadRig) startShedTwo() (a, b, c []byte) {
+	r.t.Helper()
+	a = request(r.t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
+	b = request(r.t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
+	c = request(r.t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
+	r.shedTwo(a, b, c)
+	return a, b, c
+}
+
 // shedTwo has the worker shed two fresh packets, b and c: they wait behind
 // a held commit of a until the clock is past their budget.
 func (r *overloadRig) shedTwo(a, b, c []byte) {
@@ -204,10 +215,7 @@ func sid(n int) string { return strconv.Itoa(82000000 + n) }
 func TestFreshPacketsGoBeforeRetransmissionsOfShed(t *testing.T) {
 	t.Parallel()
 	r := newOverloadRig(t, nil)
-	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
-	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
-	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
-	r.shedTwo(a, b, c)
+	_, b, c := r.startShedTwo()
 	if got := countRows(t, r.db); got != 1 {
 		t.Fatalf("%d rows after shedding, want 1", got)
 	}
@@ -260,10 +268,7 @@ func TestRetryQueueIsBounded(t *testing.T) {
 		s.RetryQueueSize = 1
 		s.RetryQueueDelay = time.Second
 	})
-	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
-	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
-	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
-	r.shedTwo(a, b, c)
+	_, b, c := r.startShedTwo()
 
 	unlock := lockAccounting(t, r.db)
 	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
@@ -314,10 +319,7 @@ func TestRetryQueueIsBounded(t *testing.T) {
 func TestOverloadTightensTheBudgetForAWhile(t *testing.T) {
 	t.Parallel()
 	r := newOverloadRig(t, nil)
-	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
-	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
-	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
-	r.shedTwo(a, b, c) // waited 3s: over MaxQueueDelay (2s), the tighter budget holds for 10s
+	r.startShedTwo() // waited 3s: over MaxQueueDelay (2s), the tighter budget holds for 10s
 
 	// waitBehind queues req behind a held commit, ages it by d and says
 	// whether it was answered (or shed).
@@ -548,10 +550,7 @@ func TestShedPacketsDoNotShortenTheBatch(t *testing.T) {
 func TestShutdownAnswersTheRetryQueue(t *testing.T) {
 	t.Parallel()
 	r := newOverloadRig(t, nil)
-	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
-	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
-	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
-	r.shedTwo(a, b, c)
+	_, b, c := r.startShedTwo()
 	unlock := lockAccounting(t, r.db)
 	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
 	r.hold(e)

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/store"
 	"github.com/nettportal/nettportal/store/storetest"
@@ -202,26 +201,10 @@ func TestHistorySearchUsesTrigramIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 	where, args := store.SessionWhere(nettportal.SessionFilter{Closed: true, Query: "ser01234"})
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read only
-	rows, err := tx.Query(ctx, "EXPLAIN SELECT count(*) FROM radacct r"+where, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var plan strings.Builder
-	for rows.Next() {
-		var l string
-		if err := rows.Scan(&l); err != nil {
-			t.Fatal(err)
-		}
-		plan.WriteString(l + "\n")
-	}
+	plan := explain(t, db, "SELECT count(*) FROM radacct r"+where, args...)
 	for _, idx := range []string{"radacct_closed_user_trgm_idx", "radacct_open_user_trgm_idx", "radacct_closed_user_idx", "radacct_open_user_idx"} {
-		if !strings.Contains(plan.String(), "Bitmap Index Scan on "+idx+" ") {
-			t.Errorf("plan does not use %s:\n%s", idx, plan.String())
+		if !strings.Contains(plan, "Bitmap Index Scan on "+idx+" ") {
+			t.Errorf("plan does not use %s:\n%s", idx, plan)
 		}
 	}
 }
@@ -267,15 +250,7 @@ func TestBroadCustomerSearchFiltersByHash(t *testing.T) {
 		if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM radacct r"+where, args...).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		rows, err := db.Pool.Query(ctx, "EXPLAIN SELECT count(*) FROM radacct r"+where, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n, strings.Join(lines, "\n")
+		return n, explain(t, db, "SELECT count(*) FROM radacct r"+where, args...)
 	}
 	narrowN, _ := count(store.SessionWhere(f))
 	broadN, plan := count(store.SessionWhereBroad(f))

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal"
@@ -94,14 +95,7 @@ func TestStatementTimeoutIsBusy(t *testing.T) {
 	}
 	// A history search that cannot finish in time: it waits for a lock
 	// another session holds, past the budget.
-	locker, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Rollback(ctx) //nolint:errcheck // test cleanup
-	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	lockCustomers(t, db)
 	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
 	if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "narrow") {
 		t.Fatalf("history search over a 200ms budget: %v, want ErrBusy saying what to narrow", err)
@@ -125,21 +119,14 @@ func TestHeavyQueriesBounded(t *testing.T) {
 	ctx := context.Background()
 	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)})
 	// Hold the only slot with a history search blocked on a lock.
-	locker, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Rollback(ctx) //nolint:errcheck // test cleanup
-	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	locker := lockCustomers(t, db)
 	first := make(chan error, 1)
 	go func() {
 		_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
 		first <- err
 	}()
 	awaitLockWait(t, db)
-	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali",
+	_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali",
 		From: time.Now().AddDate(0, 0, -1), To: time.Now().Add(time.Hour)})
 	if !errors.Is(err, nettportal.ErrBusy) {
 		t.Fatalf("second heavy query: %v, want ErrBusy", err)
@@ -177,4 +164,21 @@ func awaitLockWait(t *testing.T, db *store.DB) {
 		}
 		time.Sleep(5 * time.Millisecond) // polling pg_stat_activity: there is no event to wait on
 	}
+}
+
+// lockCustomers holds an exclusive lock on customers in a transaction of
+// its own, so a history search (which reads customers) waits; the test
+// rolls it back to let go, or cleanup does.
+func lockCustomers(t *testing.T, db *store.DB) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	locker, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { locker.Rollback(ctx) }) //nolint:errcheck // may be rolled back already
+	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
+		t.Fatal(err)
+	}
+	return locker
 }
