@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"layeh.com/radius/rfc2866"
 
+	"github.com/nettportal/nettportal"
 	"github.com/nettportal/nettportal/radius"
 	"github.com/nettportal/nettportal/spool"
 	"github.com/nettportal/nettportal/store"
@@ -221,29 +222,15 @@ func openThrough(t *testing.T, proxyURL string) *store.DB {
 // CommitTimeout.
 func TestHungDatabaseIsSpooled(t *testing.T) {
 	t.Parallel()
-	dbURL := storetest.MustCreateDatabase(t)
-	direct := openThrough(t, dbURL)
-	if err := direct.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	proxy, proxyURL := newPGProxy(t, dbURL)
-	through := &pingWatch{DB: openThrough(t, proxyURL), pings: make(chan error, 16)}
+	var through *pingWatch
+	p := startProxied(t, 200*time.Millisecond, func(db *store.DB) nettportal.AccountingStore {
+		through = &pingWatch{DB: db, pings: make(chan error, 16)}
+		return through
+	}, "850000")
+	srv, c, direct, proxy, sp := p.srv, p.c, p.direct, p.proxy, p.spool
 	// Closing a pool whose connections hang takes pgx many seconds: the
 	// proxy lets them go first.
 	t.Cleanup(proxy.refuse)
-	sp := spoolFor(t)
-	srv := startServer(t, direct, func(s *radius.Server) {
-		s.Store = through
-		s.Spool = sp
-		s.SpoolAfter = 200 * time.Millisecond
-		s.CommitTimeout = time.Minute
-	})
-	c := newClient(t, srv)
-	// Through the proxy while it forwards: committed.
-	first := starts(t, c, "850000", 1)
-	if n := c.answers(first, 5*time.Second); n != 1 || countRows(t, direct) != 1 {
-		t.Fatalf("through the proxy: %d answered, %d rows", n, countRows(t, direct))
-	}
 	for len(through.pings) > 0 {
 		<-through.pings // a slow first commit's pings, through the proxy still forwarding
 	}
@@ -278,25 +265,8 @@ func TestHungDatabaseIsSpooled(t *testing.T) {
 // commits fail, and after SpoolAfter the batch is spooled and answered.
 func TestUnreachableDatabaseIsSpooled(t *testing.T) {
 	t.Parallel()
-	dbURL := storetest.MustCreateDatabase(t)
-	direct := openThrough(t, dbURL)
-	if err := direct.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	proxy, proxyURL := newPGProxy(t, dbURL)
-	through := openThrough(t, proxyURL)
-	sp := spoolFor(t)
-	srv := startServer(t, direct, func(s *radius.Server) {
-		s.Store = through
-		s.Spool = sp
-		s.SpoolAfter = 300 * time.Millisecond
-		s.CommitTimeout = time.Minute
-	})
-	c := newClient(t, srv)
-	first := starts(t, c, "860000", 1)
-	if n := c.answers(first, 5*time.Second); n != 1 || countRows(t, direct) != 1 {
-		t.Fatalf("through the proxy: %d answered, %d rows", n, countRows(t, direct))
-	}
+	p := startProxied(t, 300*time.Millisecond, func(db *store.DB) nettportal.AccountingStore { return db }, "860000")
+	srv, c, direct, proxy, sp := p.srv, p.c, p.direct, p.proxy, p.spool
 	proxy.refuse()
 	sent := time.Now()
 	reqs := starts(t, c, "861000", 10)
@@ -309,4 +279,41 @@ func TestUnreachableDatabaseIsSpooled(t *testing.T) {
 	if srv.Stats.Spooled.Load() != 10 || sp.Depth() != 10 || countRows(t, direct) != 1 {
 		t.Fatalf("spooled %d, depth %d, rows %d", srv.Stats.Spooled.Load(), sp.Depth(), countRows(t, direct))
 	}
+}
+
+// proxied is a server whose accounting reaches a migrated database through
+// a proxy the test can hang or close, and the same database directly.
+type proxied struct {
+	srv    *testServer
+	c      *client
+	direct *store.DB
+	proxy  *pgProxy
+	spool  *spool.Spool
+}
+
+// startProxied starts it with spoolAfter and a store made by wrap from the
+// pool through the proxy, and checks that a first Start (session prefix
+// first) is committed through the proxy while it forwards.
+func startProxied(t *testing.T, spoolAfter time.Duration, wrap func(*store.DB) nettportal.AccountingStore, first string) proxied {
+	t.Helper()
+	dbURL := storetest.MustCreateDatabase(t)
+	p := proxied{direct: openThrough(t, dbURL), spool: spoolFor(t)}
+	if err := p.direct.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var proxyURL string
+	p.proxy, proxyURL = newPGProxy(t, dbURL)
+	through := wrap(openThrough(t, proxyURL))
+	p.srv = startServer(t, p.direct, func(s *radius.Server) {
+		s.Store = through
+		s.Spool = p.spool
+		s.SpoolAfter = spoolAfter
+		s.CommitTimeout = time.Minute
+	})
+	p.c = newClient(t, p.srv)
+	reqs := starts(t, p.c, first, 1)
+	if n := p.c.answers(reqs, 5*time.Second); n != 1 || countRows(t, p.direct) != 1 {
+		t.Fatalf("through the proxy: %d answered, %d rows", n, countRows(t, p.direct))
+	}
+	return p
 }

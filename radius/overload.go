@@ -164,13 +164,16 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 			shed++
 		}
 	}
+	// Shutting down: what the retry queue holds is answered too.
+	closed := func() ([]item, bool) {
+		batch = s.retry.pop(batch, share)
+		return batch, len(batch) > 0
+	}
 	for len(batch) == 0 {
 		select {
 		case it, ok := <-s.queue:
 			if !ok {
-				// Shutting down: what the retry queue holds is answered too.
-				batch = s.retry.pop(batch, share)
-				return batch, len(batch) > 0
+				return closed()
 			}
 			take(it)
 			continue
@@ -183,8 +186,7 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 		select {
 		case it, ok := <-s.queue:
 			if !ok {
-				batch = s.retry.pop(batch, share)
-				return batch, len(batch) > 0
+				return closed()
 			}
 			take(it)
 		case <-s.retry.ready:

@@ -154,6 +154,21 @@ func (r *overloadRig) hold(req []byte) {
 	r.took(1)
 }
 
+// retryBehindHeld holds a commit of a fresh Start (session 5) and sends
+// the first retransmissions of b and c, which wait in the retry queue; it
+// returns the lock's release, the held Start and the copies sent.
+func (r *overloadRig) retryBehindHeld(b, c []byte) (unlock func(), e, b1, c1 []byte) {
+	r.t.Helper()
+	unlock = lockAccounting(r.t, r.db)
+	e = request(r.t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(e)
+	b1, c1 = retransmit(r.t, b, 1), retransmit(r.t, c, 1)
+	r.c.send(b1)
+	r.c.send(c1)
+	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	return unlock, e, b1, c1
+}
+
 // startShedTwo sends the Starts of sessions 1, 2 and 3 (a, b, c) and has
 // the worker commit a and shed b and c (shedTwo).
 func (r *overloadRig) startShedTwo() (a, b, c []byte) {
@@ -220,13 +235,7 @@ func TestFreshPacketsGoBeforeRetransmissionsOfShed(t *testing.T) {
 		t.Fatalf("%d rows after shedding, want 1", got)
 	}
 
-	unlock := lockAccounting(t, r.db)
-	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
-	r.hold(e)
-	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
-	r.c.send(b1)
-	r.c.send(c1)
-	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	unlock, e, b1, c1 := r.retryBehindHeld(b, c)
 	// b's next copy joins the waiting one: the answer must be for it.
 	b2 := retransmit(t, b, 2)
 	r.c.send(b2)
@@ -551,13 +560,7 @@ func TestShutdownAnswersTheRetryQueue(t *testing.T) {
 	t.Parallel()
 	r := newOverloadRig(t, nil)
 	_, b, c := r.startShedTwo()
-	unlock := lockAccounting(t, r.db)
-	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
-	r.hold(e)
-	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
-	r.c.send(b1)
-	r.c.send(c1)
-	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	unlock, e, b1, c1 := r.retryBehindHeld(b, c)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// Shutdown looks at its context once it is closing, reading has
