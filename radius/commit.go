@@ -18,30 +18,40 @@ func (s *Server) worker() {
 		if batch, ok = s.nextBatch(batch[:0]); !ok {
 			return
 		}
-		recs = recs[:0]
-		for i := range batch {
-			recs = append(recs, batch[i].rec)
+		s.inFlight.Add(1)
+		s.commitAndAnswer(batch, recs[:0])
+		// A worker may be waiting for no commit to be in flight to take
+		// the retry queue (retriesWelcome).
+		if s.inFlight.Add(-1) == 0 && s.retry.len() > 0 {
+			s.retry.signal()
 		}
-		result, outcomes := s.commit(recs)
-		s.settleTickets(batch)
-		switch result {
-		case givenUp:
-			for i := range batch {
-				s.dedupe.forget(batch[i].key)
-			}
-			s.Stats.Outcomes[nettportal.OutcomeGivenUp].Add(uint64(len(batch)))
-			continue
-		case committed:
-			var ok []nettportal.AccountingRecord
-			batch, ok = s.setOutcomes(batch, recs, outcomes)
-			if s.OnCommit != nil && len(ok) > 0 {
-				s.OnCommit(ok)
-			}
-		case spooled:
-			s.Stats.Spooled.Add(uint64(len(batch)))
-		}
-		s.answer(batch)
 	}
+}
+
+// commitAndAnswer commits a batch and answers it.
+func (s *Server) commitAndAnswer(batch []item, recs []nettportal.AccountingRecord) {
+	for i := range batch {
+		recs = append(recs, batch[i].rec)
+	}
+	result, outcomes := s.commit(recs)
+	s.settleTickets(batch)
+	switch result {
+	case givenUp:
+		for i := range batch {
+			s.dedupe.forget(batch[i].key)
+		}
+		s.Stats.Outcomes[nettportal.OutcomeGivenUp].Add(uint64(len(batch)))
+		return
+	case committed:
+		var ok []nettportal.AccountingRecord
+		batch, ok = s.setOutcomes(batch, recs, outcomes)
+		if s.OnCommit != nil && len(ok) > 0 {
+			s.OnCommit(ok)
+		}
+	case spooled:
+		s.Stats.Spooled.Add(uint64(len(batch)))
+	}
+	s.answer(batch)
 }
 
 // setOutcomes gives each item the store's result for its record. It

@@ -149,9 +149,9 @@ func (s *Server) settleTickets(batch []item) {
 // nextBatch waits for work and fills batch: fresh packets first, up to
 // MaxBatch, each taken through admit, so a batch fills with packets that
 // can still be answered in time; retransmissions of shed packets only when
-// the fresh queue is empty, and at most a quarter of a batch, so a fresh
-// packet arriving meanwhile waits for a short commit. False: the queue is
-// closed and nothing is left.
+// the fresh queue is empty and they are welcome (retriesWelcome), and at
+// most a quarter of a batch, so a fresh packet arriving meanwhile waits
+// for a short commit. False: the queue is closed and nothing is left.
 func (s *Server) nextBatch(batch []item) ([]item, bool) {
 	share := max(s.MaxBatch/4, 1)
 	shed := 0
@@ -179,10 +179,15 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 			continue
 		default:
 		}
-		s.expireRetry(s.Now())
-		if batch = s.retry.pop(batch, share); len(batch) > 0 {
-			return batch, true
+		now := s.Now()
+		s.expireRetry(now)
+		if s.retriesWelcome(now) {
+			if batch = s.retry.pop(batch, share); len(batch) > 0 {
+				return batch, true
+			}
 		}
+		// Not welcome yet: the worker whose commit ends last signals
+		// ready when retries wait.
 		select {
 		case it, ok := <-s.queue:
 			if !ok {
@@ -201,10 +206,26 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 			take(it)
 		default:
 			// Drained: spare room goes to the retry queue.
+			if !s.retriesWelcome(s.Now()) {
+				return batch, true
+			}
 			return s.retry.pop(batch, min(s.MaxBatch-len(batch), share)), true
 		}
 	}
 	return batch, true
+}
+
+// retriesWelcome says whether a worker may take retransmissions of shed
+// packets at now. While overloaded (a packet waited past MaxQueueDelay in
+// the last overloadHold x MaxQueueDelay), only when no other commit is in
+// flight: an idle worker is not spare capacity while the database is busy
+// with the others' batches. Under sustained overload the capacity answers
+// as many packets either way; spent on fresh packets the answers arrive
+// inside the routers' timeout, spent on retransmissions each answer is a
+// second or more late and sheds a fresh packet, which comes back as one
+// more retransmission. Otherwise, and while shutting down, always.
+func (s *Server) retriesWelcome(now time.Time) bool {
+	return s.inFlight.Load() == 0 || now.UnixNano() >= s.overloadUntil.Load() || s.closing.Load()
 }
 
 // admit accounts for a fresh packet leaving the queue at now: its router's

@@ -268,6 +268,67 @@ func TestFreshPacketsGoBeforeRetransmissionsOfShed(t *testing.T) {
 	}
 }
 
+// While overloaded, a worker left idle does not take the retry queue while
+// another worker's commit is in flight: the database is busy with it, and
+// a fresh packet arriving meanwhile goes first. The retransmissions are
+// taken once no commit is in flight.
+func TestOverloadedRetriesWaitForNoCommitInFlight(t *testing.T) {
+	t.Parallel()
+	r := newOverloadRig(t, func(s *radius.Server) { s.Workers = 2 })
+	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
+	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
+	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
+	e := request(t, sid(5), rfc2866.AcctStatusType_Value_Start, secret)
+	// Each worker holds a commit; b and c age past the 2s budget behind
+	// them and are shed, which starts the overload.
+	unlock := lockAccounting(t, r.db)
+	r.hold(a)
+	r.hold(e)
+	r.c.send(b)
+	r.c.send(c)
+	r.settled("two packets queued", func() bool { return r.srv.QueueDepth() == 2 })
+	r.advance(3 * time.Second)
+	shed := r.srv.outcomes.count(nettportal.OutcomeShed)
+	unlock()
+	if n := r.c.answers([][]byte{a, e}, 5*time.Second); n != 2 {
+		t.Fatal("the held packets were not answered")
+	}
+	r.took(2)
+	r.shed(shed, 2)
+
+	unlock = lockAccounting(t, r.db)
+	f := request(t, sid(6), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(f)
+	b1, c1 := retransmit(t, b, 1), retransmit(t, c, 1)
+	r.c.send(b1)
+	r.c.send(c1)
+	r.settled("the retransmissions in the retry queue", func() bool { return r.srv.RetryDepth() == 2 })
+	// The idle worker takes a fresh packet: had it taken a retransmission
+	// it would be waiting for the lock with it, and g would stay queued.
+	g := request(t, sid(7), rfc2866.AcctStatusType_Value_Start, secret)
+	r.c.send(g)
+	r.took(1)
+	if n := r.srv.RetryDepth(); n != 2 {
+		t.Fatalf("retry queue holds %d while a commit was in flight, want 2", n)
+	}
+	unlock()
+
+	if n := r.c.answers([][]byte{f, g, b1, c1}, 5*time.Second); n != 4 {
+		t.Fatalf("%d of the two fresh packets and two retransmissions answered, want 4", n)
+	}
+	got := r.committed()
+	if len(got) != 6 {
+		t.Fatalf("commit order %v, want 6 records", got)
+	}
+	fresh := map[string]bool{got[2]: true, got[3]: true}
+	if !fresh[sid(6)] || !fresh[sid(7)] || got[4] != sid(2) || got[5] != sid(3) {
+		t.Errorf("commit order %v, want f and g (%s, %s) before b and c (%s, %s)", got, sid(6), sid(7), sid(2), sid(3))
+	}
+	if st := &r.srv.Stats; st.Retried.Load() != 2 || st.RetryAnswered.Load() != 2 {
+		t.Errorf("retried %d, retry answered %d; want 2, 2", st.Retried.Load(), st.RetryAnswered.Load())
+	}
+}
+
 // The retry queue is bounded by length and by delay: a retransmission
 // that finds it full, or waits in it past RetryQueueDelay, is dropped
 // (shed); the router's next copy is taken again.

@@ -148,8 +148,12 @@ type Server struct {
 	stopBg    chan struct{}
 
 	// overloadUntil (unix nanoseconds of Now) is when the tighter
-	// OverloadQueueDelay stops holding.
+	// OverloadQueueDelay stops holding; while it holds, retransmissions of
+	// shed packets wait for a moment no commit is in flight.
 	overloadUntil atomic.Int64
+	// inFlight counts the workers holding a batch (committing or
+	// answering it).
+	inFlight atomic.Int32
 }
 
 // Spooler keeps records durably when the database cannot.

@@ -74,7 +74,14 @@ func startOurTarget(b *testing.B) *ourTarget {
 	}
 	// --stale-grace: a storm's event times are virtual and look up to
 	// half an hour old, so the stale sweep would close live sessions.
-	o.srv = startServe(b, dbURL, "--log-level", "warn", "--db-conns", "8", "--stale-grace", "1000h")
+	// NETTPORTAL_BENCH_SERVE_FLAGS adds serve flags, to compare settings
+	// (say "--max-batch 1024 --max-queue-delay 100ms") in the same ramp.
+	args := append([]string{"--log-level", "warn", "--db-conns", "8", "--stale-grace", "1000h"},
+		strings.Fields(os.Getenv("NETTPORTAL_BENCH_SERVE_FLAGS"))...)
+	if len(args) > 6 {
+		fmt.Printf("serve flags: %s\n", strings.Join(args[6:], " "))
+	}
+	o.srv = startServe(b, dbURL, args...)
 	return o
 }
 
