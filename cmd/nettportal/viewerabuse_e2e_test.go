@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,8 +14,10 @@ import (
 	"net/netip"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,17 +44,13 @@ type abuseConfig struct {
 	acctRate          int // accounting packets/s offered during the abuse
 	acctDuration      time.Duration
 	baseline          bool // first the same accounting load without the abuse
+	clientsNice       int  // the abusive viewers' nice value (0: the server's)
 }
 
 // abuseResult is what an abuse run saw.
 type abuseResult struct {
 	baseline, acct sim.OpenLoopResult
-	heavyStatus    map[int]int // HTTP status -> answers
-	heavyTimes     []time.Duration
-	csvStatus      map[int]int
-	csvRows        int64 // rows of the longest complete export
-	csvTime        time.Duration
-	ws             wsTally
+	clients        abuseClientsResult
 	limited        map[string]float64 // the server's websocket_limited_total by reason
 	spooled        float64            // records acknowledged from the spool
 	spoolDepth     float64
@@ -202,7 +202,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	}
 	srv.Start()
 	load.Server = srv.AcctAddr
-	res := &abuseResult{heavyStatus: map[int]int{}, csvStatus: map[int]int{}}
+	res := &abuseResult{}
 
 	if cfg.baseline {
 		load.Tag = "base"
@@ -213,84 +213,9 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 		res.acked += res.baseline.Answered
 	}
 
-	abuse, stopAbuse := context.WithCancel(ctx)
-	defer stopAbuse()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	client := &http.Client{Timeout: 5 * time.Minute}
-	get := func(path string) (int, io.ReadCloser, error) {
-		req, _ := http.NewRequestWithContext(abuse, "GET", srv.HTTPURL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+heavyToken)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		return resp.StatusCode, resp.Body, nil
-	}
-	// Each heavy viewer repeats its request until the abuse ends; each one
-	// is told when its first answer came.
-	started := make(chan struct{}, cfg.heavy+1)
-	paths := heavyPaths(cfg.closed)
-	for i := range cfg.heavy {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for n := 0; abuse.Err() == nil; n++ {
-				t0 := time.Now()
-				status, body, err := get(paths[i%len(paths)])
-				if err == nil {
-					io.Copy(io.Discard, body)
-					body.Close()
-					mu.Lock()
-					res.heavyStatus[status]++
-					res.heavyTimes = append(res.heavyTimes, time.Since(t0))
-					mu.Unlock()
-				}
-				if n == 0 {
-					started <- struct{}{}
-				}
-			}
-		}()
-	}
-	// The full export of every closed session, again and again.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; abuse.Err() == nil; n++ {
-			t0 := time.Now()
-			status, body, err := get("/api/sessions.csv?closed=true")
-			if err == nil {
-				lines, err := countLines(body)
-				body.Close()
-				mu.Lock()
-				res.csvStatus[status]++
-				if status == 200 && err == nil && lines-1 > res.csvRows {
-					res.csvRows, res.csvTime = lines-1, time.Since(t0)
-				}
-				mu.Unlock()
-			}
-			if n == 0 {
-				started <- struct{}{}
-			}
-			if status != 200 {
-				// A 503 (every heavy slot taken) comes back at once: ask
-				// again a little later, as a person clicking again would.
-				select {
-				case <-abuse.Done():
-				case <-time.After(200 * time.Millisecond):
-				}
-			}
-		}
-	}()
-	for range cfg.heavy + 1 {
-		<-started
-	}
-
-	// The sockets, opened while the viewers above run.
-	dialing := time.Now()
-	openSockets(abuse, srv.HTTPURL, tokens, naddrs, cfg.sockets, &res.ws, &wg)
-	fmt.Printf("viewer abuse: %d WebSockets dialed (%d failed) in %v, %d got hello, %d a snapshot so far\n",
-		res.ws.dialed.Load(), res.ws.dialFailed.Load(), time.Since(dialing).Round(time.Millisecond), res.ws.hello.Load(), res.ws.snapshot.Load())
+	clients := abuseClients{HTTPURL: srv.HTTPURL, HeavyToken: heavyToken, Tokens: tokens, Addrs: naddrs,
+		Sockets: cfg.sockets, Heavy: cfg.heavy, Closed: cfg.closed}
+	stopClients := startAbuseClients(tb, clients, cfg.clientsNice)
 
 	load.Tag = "abus"
 	metricsOf := &testServer{HTTPURL: srv.HTTPURL}
@@ -305,8 +230,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	readBatches(tb, metricsOf).report(batches)
 	res.ledger = append(res.ledger, res.acct.Ledger...)
 	res.acked += res.acct.Answered
-	stopAbuse()
-	wg.Wait()
+	res.clients = stopClients()
 
 	res.limited = map[string]float64{}
 	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy"} {
@@ -328,6 +252,209 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	res.print(cfg, spoolDir)
 	checkLedgerEntries(tb, db, res.ledger, res.acked)
 	return res
+}
+
+// abuseClients are a run's abusive viewers: heavy history requests, full
+// CSV exports and WebSockets. They run in a child process of the test
+// binary (startAbuseClients), so their own work (10,000 sockets' reads)
+// does not share a Go scheduler with the accounting load, whose clock
+// measures the latency.
+type abuseClients struct {
+	HTTPURL, HeavyToken string
+	Tokens              []string
+	Addrs, Sockets      int // loopback source addresses, sockets
+	Heavy, Closed       int // heavy viewers; closed sessions (for their paths)
+}
+
+// abuseClientsResult is what the abusive viewers got.
+type abuseClientsResult struct {
+	HeavyStatus                                  map[int]int // HTTP status -> answers
+	HeavyTimes                                   []time.Duration
+	CSVStatus                                    map[int]int
+	CSVRows                                      int64 // rows of the longest complete export
+	CSVTime                                      time.Duration
+	DialTime                                     time.Duration // until every socket's first dial was done
+	Dialed, DialFailed, Hello, Snapshot, Redials int64
+	Closed                                       map[string]int // close reason (or error) -> sockets
+}
+
+// run starts the viewers, calls started once every heavy viewer and the
+// export had a first answer and every socket its first dial, and returns
+// what they got once ctx ends.
+func (c abuseClients) run(ctx context.Context, started func()) abuseClientsResult {
+	res := abuseClientsResult{HeavyStatus: map[int]int{}, CSVStatus: map[int]int{}}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	client := &http.Client{Timeout: 5 * time.Minute}
+	get := func(path string) (int, io.ReadCloser, error) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", c.HTTPURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+c.HeavyToken)
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, nil, err
+		}
+		return resp.StatusCode, resp.Body, nil
+	}
+	// Each heavy viewer repeats its request until the abuse ends; each one
+	// is told when its first answer came.
+	first := make(chan struct{}, c.Heavy+1)
+	paths := heavyPaths(c.Closed)
+	for i := range c.Heavy {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ctx.Err() == nil; n++ {
+				t0 := time.Now()
+				status, body, err := get(paths[i%len(paths)])
+				if err == nil {
+					io.Copy(io.Discard, body)
+					body.Close()
+					mu.Lock()
+					res.HeavyStatus[status]++
+					res.HeavyTimes = append(res.HeavyTimes, time.Since(t0))
+					mu.Unlock()
+				}
+				if n == 0 {
+					first <- struct{}{}
+				}
+			}
+		}()
+	}
+	// The full export of every closed session, again and again.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for n := 0; ctx.Err() == nil; n++ {
+			t0 := time.Now()
+			status, body, err := get("/api/sessions.csv?closed=true")
+			if err == nil {
+				lines, err := countLines(body)
+				body.Close()
+				mu.Lock()
+				res.CSVStatus[status]++
+				if status == 200 && err == nil && lines-1 > res.CSVRows {
+					res.CSVRows, res.CSVTime = lines-1, time.Since(t0)
+				}
+				mu.Unlock()
+			}
+			if n == 0 {
+				first <- struct{}{}
+			}
+			if status != 200 {
+				// A 503 (every heavy slot taken) comes back at once: ask
+				// again a little later, as a person clicking again would.
+				select {
+				case <-ctx.Done():
+				case <-time.After(200 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	for range c.Heavy + 1 {
+		<-first
+	}
+
+	// The sockets, opened while the viewers above run.
+	dialing := time.Now()
+	var tally wsTally
+	openSockets(ctx, c.HTTPURL, c.Tokens, c.Addrs, c.Sockets, &tally, &wg)
+	res.DialTime = time.Since(dialing)
+	started()
+	<-ctx.Done()
+	wg.Wait()
+	res.Dialed, res.DialFailed, res.Redials = tally.dialed.Load(), tally.dialFailed.Load(), tally.redials.Load()
+	res.Hello, res.Snapshot = tally.hello.Load(), tally.snapshot.Load()
+	res.Closed = tally.closed
+	return res
+}
+
+// abuseClientsEnv carries the abusive viewers' configuration to the child
+// process.
+const abuseClientsEnv = "NETTPORTAL_ABUSE_CLIENTS"
+
+// startAbuseClients runs c in a child process of the test binary, at the
+// given nice value (0: the same priority as the server), and returns once
+// they all run; stop ends them and returns what they got.
+func startAbuseClients(tb testing.TB, c abuseClients, nice int) (stop func() abuseClientsResult) {
+	tb.Helper()
+	spec, err := json.Marshal(c)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	args := []string{os.Args[0], "-test.run=^TestAbuseClientsProcess$", "-test.count=1", "-test.timeout=3h"}
+	if nice != 0 {
+		// nice(1), so every thread the child's runtime starts has it.
+		args = append([]string{"nice", "-n", strconv.Itoa(nice)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), abuseClientsEnv+"="+string(spec))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start the abusive viewers: %v", err)
+	}
+	lines := bufio.NewScanner(stdout)
+	lines.Buffer(make([]byte, 64<<10), 256<<20)
+	for lines.Scan() && lines.Text() != "started" {
+	}
+	if lines.Err() != nil || lines.Text() != "started" {
+		stdin.Close()
+		cmd.Wait()
+		tb.Fatalf("the abusive viewers' process ended before they all ran (%v)", lines.Err())
+	}
+	var once sync.Once
+	var res abuseClientsResult
+	stop = func() abuseClientsResult {
+		once.Do(func() {
+			stdin.Close() // the child's signal to stop
+			found := false
+			for lines.Scan() {
+				if rest, ok := strings.CutPrefix(lines.Text(), "result "); ok {
+					found = json.Unmarshal([]byte(rest), &res) == nil
+				}
+			}
+			if err := cmd.Wait(); err != nil || !found {
+				tb.Fatalf("the abusive viewers' process: %v, result read: %v", err, found)
+			}
+		})
+		return res
+	}
+	tb.Cleanup(func() { stop() })
+	return stop
+}
+
+// TestAbuseClientsProcess is not a test: it is the child process of
+// startAbuseClients (and skips without its configuration). It runs the
+// viewers, says "started" on stdout, and once stdin closes prints their
+// result as JSON.
+func TestAbuseClientsProcess(t *testing.T) {
+	spec := os.Getenv(abuseClientsEnv)
+	if spec == "" {
+		t.Skip("the child process of the viewer-abuse runs")
+	}
+	var c abuseClients
+	if err := json.Unmarshal([]byte(spec), &c); err != nil {
+		t.Fatalf("%s: %v", abuseClientsEnv, err)
+	}
+	raiseFileLimit(t, uint64(c.Sockets))
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		cancel()
+	}()
+	res := c.run(ctx, func() { fmt.Println("started") })
+	out, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("result %s\n", out)
 }
 
 // openSockets keeps n WebSockets open from naddrs loopback addresses
@@ -458,24 +585,23 @@ func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
 		p("alone", r.baseline)
 	}
 	p("beside the abuse", r.acct)
-	sort.Slice(r.heavyTimes, func(i, j int) bool { return r.heavyTimes[i] < r.heavyTimes[j] })
+	c := r.clients
+	sort.Slice(c.HeavyTimes, func(i, j int) bool { return c.HeavyTimes[i] < c.HeavyTimes[j] })
 	var med, longest time.Duration
-	if n := len(r.heavyTimes); n > 0 {
-		med, longest = r.heavyTimes[n/2], r.heavyTimes[n-1]
+	if n := len(c.HeavyTimes); n > 0 {
+		med, longest = c.HeavyTimes[n/2], c.HeavyTimes[n-1]
 	}
-	fmt.Printf("viewer abuse: %d heavy viewers: answers by status %v, median %v, longest %v\n", cfg.heavy, r.heavyStatus,
+	fmt.Printf("viewer abuse: %d heavy viewers: answers by status %v, median %v, longest %v\n", cfg.heavy, c.HeavyStatus,
 		med.Round(time.Millisecond), longest.Round(time.Millisecond))
 	fmt.Printf("viewer abuse: CSV exports of every closed session: answers by status %v, longest complete: %d rows in %v\n",
-		r.csvStatus, r.csvRows, r.csvTime.Round(time.Millisecond))
-	r.ws.closedMu.Lock()
-	reasons := make([]string, 0, len(r.ws.closed))
-	for k, v := range r.ws.closed {
+		c.CSVStatus, c.CSVRows, c.CSVTime.Round(time.Millisecond))
+	reasons := make([]string, 0, len(c.Closed))
+	for k, v := range c.Closed {
 		reasons = append(reasons, fmt.Sprintf("%d %s", v, k))
 	}
-	r.ws.closedMu.Unlock()
 	sort.Strings(reasons)
-	fmt.Printf("viewer abuse: %d WebSockets: %d dials (%d of them again after a close), %d hello, %d first snapshot; ends: %s; server limited %v\n",
-		cfg.sockets, r.ws.dialed.Load(), r.ws.redials.Load(), r.ws.hello.Load(), r.ws.snapshot.Load(), strings.Join(reasons, "; "), r.limited)
+	fmt.Printf("viewer abuse: %d WebSockets (first dials done in %v, viewers at nice %d): %d dials (%d of them again after a close, %d failed), %d hello, %d first snapshot; ends: %s; server limited %v\n",
+		cfg.sockets, c.DialTime.Round(time.Millisecond), cfg.clientsNice, c.Dialed, c.Redials, c.DialFailed, c.Hello, c.Snapshot, strings.Join(reasons, "; "), r.limited)
 	fmt.Printf("viewer abuse: spooled (answered from the spool) %.0f, spool depth %.0f, non-empty files in %s: %d\n",
 		r.spooled, r.spoolDepth, filepath.Base(spoolDir), r.spoolFiles)
 }
@@ -497,15 +623,15 @@ func TestAccountingBesideHeavyViewers(t *testing.T) {
 			res.spooled, res.spoolDepth, res.spoolFiles)
 	}
 	heavy := 0
-	for _, n := range res.heavyStatus {
+	for _, n := range res.clients.HeavyStatus {
 		heavy += n
 	}
 	csv := 0
-	for _, n := range res.csvStatus {
+	for _, n := range res.clients.CSVStatus {
 		csv += n
 	}
-	if heavy < 8 || csv == 0 || res.ws.dialed.Load() == 0 {
-		t.Errorf("the abuse did not run: %d heavy answers, %d CSV answers, %d sockets", heavy, csv, res.ws.dialed.Load())
+	if heavy < 8 || csv == 0 || res.clients.Dialed == 0 {
+		t.Errorf("the abuse did not run: %d heavy answers, %d CSV answers, %d sockets", heavy, csv, res.clients.Dialed)
 	}
 }
 
@@ -524,6 +650,7 @@ func BenchmarkViewerAbuse(b *testing.B) {
 		acctRate:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_RATE", 5000),
 		acctDuration: time.Duration(benchEnvInt("NETTPORTAL_BENCH_ABUSE_SECONDS", 20)) * time.Second,
 		baseline:     true,
+		clientsNice:  benchEnvInt("NETTPORTAL_BENCH_ABUSE_NICE", 0),
 	}
 	for n := 0; n < b.N; n++ {
 		res := runViewerAbuse(b, cfg)
