@@ -45,6 +45,7 @@ type abuseConfig struct {
 	acctDuration      time.Duration
 	baseline          bool // first the same accounting load without the abuse
 	clientsNice       int  // the abusive viewers' nice value (0: the server's)
+	noExport          bool // no CSV exports
 }
 
 // abuseResult is what an abuse run saw.
@@ -214,7 +215,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	}
 
 	clients := abuseClients{HTTPURL: srv.HTTPURL, HeavyToken: heavyToken, Tokens: tokens, Addrs: naddrs,
-		Sockets: cfg.sockets, Heavy: cfg.heavy, Closed: cfg.closed}
+		Sockets: cfg.sockets, Heavy: cfg.heavy, Closed: cfg.closed, NoExport: cfg.noExport}
 	stopClients := startAbuseClients(tb, clients, cfg.clientsNice)
 
 	load.Tag = "abus"
@@ -262,8 +263,9 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 type abuseClients struct {
 	HTTPURL, HeavyToken string
 	Tokens              []string
-	Addrs, Sockets      int // loopback source addresses, sockets
-	Heavy, Closed       int // heavy viewers; closed sessions (for their paths)
+	Addrs, Sockets      int  // loopback source addresses, sockets
+	Heavy, Closed       int  // heavy viewers; closed sessions (for their paths)
+	NoExport            bool // no CSV exports (to tell what slows accounting)
 }
 
 // abuseClientsResult is what the abusive viewers got.
@@ -321,39 +323,17 @@ func (c abuseClients) run(ctx context.Context, started func()) abuseClientsResul
 		}()
 	}
 	// The full export of every closed session, again and again.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for n := 0; ctx.Err() == nil; n++ {
-			t0 := time.Now()
-			status, body, err := get("/api/sessions.csv?closed=true")
-			if err == nil {
-				lines, err := countLines(body)
-				body.Close()
-				mu.Lock()
-				res.CSVStatus[status]++
-				if status == 200 && err == nil && lines-1 > res.CSVRows {
-					res.CSVRows, res.CSVTime = lines-1, time.Since(t0)
-				}
-				mu.Unlock()
-			}
-			if n == 0 {
-				first <- struct{}{}
-			}
-			if status != 200 {
-				// A 503 (every heavy slot taken) comes back at once: ask
-				// again a little later, as a person clicking again would.
-				select {
-				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond):
-				}
-			}
-		}
-	}()
-	for range c.Heavy + 1 {
+	exports := 1
+	if c.NoExport {
+		exports = 0
+	}
+	for range exports {
+		wg.Add(1)
+		go c.export(ctx, &wg, &mu, &res, get, first)
+	}
+	for range c.Heavy + exports {
 		<-first
 	}
-
 	// The sockets, opened while the viewers above run.
 	dialing := time.Now()
 	var tally wsTally
@@ -366,6 +346,38 @@ func (c abuseClients) run(ctx context.Context, started func()) abuseClientsResul
 	res.Hello, res.Snapshot = tally.hello.Load(), tally.snapshot.Load()
 	res.Closed = tally.closed
 	return res
+}
+
+// export asks for the full export of every closed session again and
+// again until ctx ends, and tells first of its first answer.
+func (c abuseClients) export(ctx context.Context, wg *sync.WaitGroup, mu *sync.Mutex, res *abuseClientsResult,
+	get func(string) (int, io.ReadCloser, error), first chan<- struct{}) {
+	defer wg.Done()
+	for n := 0; ctx.Err() == nil; n++ {
+		t0 := time.Now()
+		status, body, err := get("/api/sessions.csv?closed=true")
+		if err == nil {
+			lines, err := countLines(body)
+			body.Close()
+			mu.Lock()
+			res.CSVStatus[status]++
+			if status == 200 && err == nil && lines-1 > res.CSVRows {
+				res.CSVRows, res.CSVTime = lines-1, time.Since(t0)
+			}
+			mu.Unlock()
+		}
+		if n == 0 {
+			first <- struct{}{}
+		}
+		if status != 200 {
+			// A 503 (every heavy slot taken) comes back at once: ask
+			// again a little later, as a person clicking again would.
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
 }
 
 // abuseClientsEnv carries the abusive viewers' configuration to the child
@@ -636,21 +648,25 @@ func TestAccountingBesideHeavyViewers(t *testing.T) {
 }
 
 // BenchmarkViewerAbuse: 400,000 closed sessions and 50,000 customers
-// (NETTPORTAL_BENCH_ABUSE_CLOSED, _CUSTOMERS), 8 heavy viewers, full CSV
-// exports and 10,000 WebSockets (NETTPORTAL_BENCH_ABUSE_SOCKETS) while an
-// open-loop reconnect storm of NETTPORTAL_BENCH_ABUSE_RATE (5,000/s) runs
-// for NETTPORTAL_BENCH_ABUSE_SECONDS (20): accounting p50/p99 alone and
-// beside the abuse, what the viewers got, spooled count, ledger check.
+// (NETTPORTAL_BENCH_ABUSE_CLOSED, _CUSTOMERS), 8 heavy viewers (_HEAVY),
+// full CSV exports (_EXPORTS=0: none) and 10,000 WebSockets (_SOCKETS)
+// while an open-loop reconnect storm of NETTPORTAL_BENCH_ABUSE_RATE
+// (5,000/s) runs for NETTPORTAL_BENCH_ABUSE_SECONDS (20): accounting
+// p50/p99 alone and beside the abuse, what the viewers got, spooled count,
+// ledger check. The viewers run in their own process at
+// NETTPORTAL_BENCH_ABUSE_NICE (0): on a real network their CPU is not the
+// server's, here it is.
 func BenchmarkViewerAbuse(b *testing.B) {
 	cfg := abuseConfig{
 		closed:       benchEnvInt("NETTPORTAL_BENCH_ABUSE_CLOSED", 400000),
 		customers:    benchEnvInt("NETTPORTAL_BENCH_ABUSE_CUSTOMERS", 50000),
-		heavy:        8,
+		heavy:        benchEnvInt("NETTPORTAL_BENCH_ABUSE_HEAVY", 8),
 		sockets:      benchEnvInt("NETTPORTAL_BENCH_ABUSE_SOCKETS", 10000),
 		acctRate:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_RATE", 5000),
 		acctDuration: time.Duration(benchEnvInt("NETTPORTAL_BENCH_ABUSE_SECONDS", 20)) * time.Second,
 		baseline:     true,
 		clientsNice:  benchEnvInt("NETTPORTAL_BENCH_ABUSE_NICE", 0),
+		noExport:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_EXPORTS", 1) == 0,
 	}
 	for n := 0; n < b.N; n++ {
 		res := runViewerAbuse(b, cfg)
