@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -33,5 +34,34 @@ func TestMetricsOnSeparateListener(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode == 200 || strings.Contains(string(body), "nettportal_") {
 		t.Errorf("/metrics on the UI port with --metrics-on-http-addr=false: %d %.200s", resp.StatusCode, body)
+	}
+}
+
+// TestPprofOnlyOnMetricsListener: --pprof serves Go's profiler on
+// --metrics-addr and nowhere else, and needs that listener.
+func TestPprofOnlyOnMetricsListener(t *testing.T) {
+	err := runServe(context.Background(), []string{"--pprof", "--db", "postgres://127.0.0.1:1/none"}, noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Errorf("--pprof without --metrics-addr: %v, want an error naming --metrics-addr", err)
+	}
+
+	srv := startServe(t, migratedDB(t), "--metrics-addr", "127.0.0.1:0", "--pprof")
+	resp, err := http.Get(srv.MetricsURL + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("pprof on --metrics-addr: %d %.200s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(srv.HTTPURL + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(body), "goroutine profile") {
+		t.Errorf("pprof answered on --http-addr: %d %.200s", resp.StatusCode, body)
 	}
 }

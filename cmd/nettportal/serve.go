@@ -53,6 +53,7 @@ type serveConfig struct {
 	HTTPConnsPerClient int
 	MetricsAddr        string
 	MetricsOnHTTP      bool
+	Pprof              bool
 	TLSCert, TLSKey    string
 	PublicURL          string
 
@@ -101,6 +102,7 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key for --tls-cert")
 	fs.StringVar(&c.PublicURL, "public-url", "", "URL browsers use, e.g. https://portal.example.net behind a TLS proxy: Origin checks use it; https makes cookies Secure and sends HSTS")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "separate TCP address for /metrics (and /healthz), e.g. 127.0.0.1:9180; empty: none")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's profiler (/debug/pprof/) on --metrics-addr, never on --http-addr: for diagnosing load, keep that address private")
 	fs.BoolVar(&c.MetricsOnHTTP, "metrics-on-http-addr", true, "also serve /metrics, without login, on --http-addr (set false once Prometheus scrapes --metrics-addr)")
 	fs.StringVar(&c.SecretKeyFile, "secret-key-file", defaultSecretKeyFile, "key that encrypts RouterOS API passwords in the database; created when missing on a new database ("+secretKeyEnv+" overrides it)")
 }
@@ -179,6 +181,9 @@ func (c *serveConfig) validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("--tls-cert and --tls-key go together")
+	}
+	if c.Pprof && c.MetricsAddr == "" {
+		return fmt.Errorf("--pprof serves on --metrics-addr: set one (e.g. 127.0.0.1:9180)")
 	}
 	if c.PublicURL != "" {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
