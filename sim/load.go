@@ -50,18 +50,84 @@ type LoadResult struct {
 	Retransmits uint64
 	Failed      uint64 // requests without an answer after every retry
 	Duration    time.Duration
-	// Latency from a request's first transmission to its answer.
-	P50, P90, P99, Max time.Duration
+	Latency
 	// Ledger has one entry per session: its newest acknowledged packet.
 	Ledger []LedgerEntry
 }
 
 // PacketsPerSecond is the acknowledged request rate.
-func (r LoadResult) PacketsPerSecond() float64 {
-	if r.Duration <= 0 {
+func (r LoadResult) PacketsPerSecond() float64 { return perSecond(r.Acked, r.Duration) }
+
+// Latency is how long requests waited, from a request's first
+// transmission to its answer: the closed-loop and the open-loop run's.
+type Latency struct {
+	P50, P90, P99, Max time.Duration
+}
+
+// perSecond is n over d, 0 for no time.
+func perSecond(n uint64, d time.Duration) float64 {
+	if d <= 0 {
 		return 0
 	}
-	return float64(r.Acked) / r.Duration.Seconds()
+	return float64(n) / d.Seconds()
+}
+
+// tally is what a run's senders count (a closed-loop socket, an open-loop
+// router), summed into the run's result.
+type tally struct {
+	sent        uint64 // requests, retransmissions not counted
+	answered    uint64
+	retransmits uint64
+	failed      uint64 // no answer after every retransmission
+	hist        histogram
+}
+
+func (t *tally) add(o *tally) {
+	t.sent += o.sent
+	t.answered += o.answered
+	t.retransmits += o.retransmits
+	t.failed += o.failed
+	t.hist.merge(&o.hist)
+}
+
+func (t *tally) latency() Latency {
+	return Latency{P50: t.hist.quantile(0.5), P90: t.hist.quantile(0.9), P99: t.hist.quantile(0.99), Max: t.hist.max}
+}
+
+// udpConns are a run's sockets, closed together when it ends.
+type udpConns []*net.UDPConn
+
+// dial opens a socket from laddr to the server, with 1 MiB buffers, and
+// keeps it to close.
+func (cs *udpConns) dial(laddr, raddr *net.UDPAddr) (*net.UDPConn, error) {
+	conn, err := net.DialUDP("udp", laddr, raddr)
+	if err != nil {
+		return nil, fmt.Errorf("socket on %s: %w", laddr.IP, err)
+	}
+	_ = conn.SetReadBuffer(1 << 20)
+	_ = conn.SetWriteBuffer(1 << 20)
+	*cs = append(*cs, conn)
+	return conn, nil
+}
+
+func (cs *udpConns) close() {
+	for _, c := range *cs {
+		c.Close()
+	}
+}
+
+// retryDefaults fills a zero timeout (DefaultTimeout) and zero retries
+// (def; negative: none): a router's, a load run's, an open-loop run's.
+func retryDefaults(timeout *time.Duration, retries *int, def int) {
+	if *timeout <= 0 {
+		*timeout = DefaultTimeout
+	}
+	switch {
+	case *retries == 0:
+		*retries = def
+	case *retries < 0:
+		*retries = 0
+	}
 }
 
 // LedgerEntry is the newest acknowledged packet of one load session, so a
@@ -98,15 +164,7 @@ func (c *LoadConfig) defaults() error {
 		c.Concurrency = 1024
 	}
 	c.Concurrency = max(c.Concurrency, c.Routers)
-	if c.Timeout <= 0 {
-		c.Timeout = time.Second
-	}
-	switch {
-	case c.Retries == 0:
-		c.Retries = DefaultRetries
-	case c.Retries < 0:
-		c.Retries = 0
-	}
+	retryDefaults(&c.Timeout, &c.Retries, DefaultRetries)
 	return nil
 }
 
@@ -134,6 +192,17 @@ type ledgerRec struct {
 	sessionTime uint32
 }
 
+// entry is l as the ledger entry of session s (from 0) of router r of a
+// run whose routers start at base, whose usernames carry tag and whose
+// session ids boot.
+func (l ledgerRec) entry(base netip.Addr, tag string, boot uint8, r, s int) LedgerEntry {
+	return LedgerEntry{
+		Router: loadRouterName(r), NASIP: addrAdd(base, r), Username: loadUsername(tag, r, s),
+		SessionID: FormatSessionID(sessionNumber(boot, uint32(s+1))), Status: nettportal.StatusType(l.status),
+		InputOctets: l.in, OutputOctets: l.out, SessionTime: l.sessionTime, Acked: int(l.acked),
+	}
+}
+
 // loadSlot is one request in flight: one Identifier on one socket,
 // running sessions one after another.
 type loadSlot struct {
@@ -159,10 +228,9 @@ type loadSock struct {
 	byID   [256]*loadSlot
 	hash   hash.Hash
 	rng    *mrand.Rand
-	hist   histogram
+	tally
 
-	sent, acked, retransmits, failed uint64
-	nactive                          int
+	nactive int
 
 	rate    float64 // packets per second; 0 uncapped
 	tokens  float64
@@ -214,11 +282,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 
 	// Spread the slots over routers, then over sockets of at most 256.
 	var socks []*loadSock
-	closeAll := func() {
-		for _, s := range socks {
-			s.conn.Close()
-		}
-	}
+	var conns udpConns
 	for r := range cfg.Routers {
 		slots := cfg.Concurrency / cfg.Routers
 		if r < cfg.Concurrency%cfg.Routers {
@@ -228,13 +292,11 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		for slots > 0 {
 			n := min(slots, 256)
 			slots -= n
-			conn, err := net.DialUDP("udp", laddr, raddr)
+			conn, err := conns.dial(laddr, raddr)
 			if err != nil {
-				closeAll()
-				return LoadResult{}, fmt.Errorf("load: socket on %s: %w", laddr.IP, err)
+				conns.close()
+				return LoadResult{}, fmt.Errorf("load: %w", err)
 			}
-			_ = conn.SetReadBuffer(1 << 20)
-			_ = conn.SetWriteBuffer(1 << 20)
 			s := &loadSock{run: lr, router: r, conn: conn, pc: ipv4.NewPacketConn(conn), slots: make([]loadSlot, n), hash: md5.New(),
 				rng: mrand.New(mrand.NewPCG(uint64(r), uint64(len(socks))))}
 			if cfg.Rate > 0 {
@@ -249,7 +311,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 			socks = append(socks, s)
 		}
 	}
-	stop := context.AfterFunc(ctx, closeAll)
+	stop := context.AfterFunc(ctx, conns.close)
 	defer stop()
 	var wg sync.WaitGroup
 	for _, s := range socks {
@@ -260,26 +322,16 @@ func RunLoad(ctx context.Context, cfg LoadConfig) (LoadResult, error) {
 		}()
 	}
 	wg.Wait()
-	closeAll()
+	conns.close()
 
-	res := LoadResult{Duration: lr.now()}
-	var h histogram
+	var t tally
 	for _, s := range socks {
-		res.Sent += s.sent
-		res.Acked += s.acked
-		res.Retransmits += s.retransmits
-		res.Failed += s.failed
-		h.merge(&s.hist)
+		t.add(&s.tally)
 	}
-	res.P50, res.P90, res.P99, res.Max = h.quantile(0.5), h.quantile(0.9), h.quantile(0.99), h.max
-	res.Ledger = make([]LedgerEntry, len(lr.ledger))
+	res := LoadResult{Sent: t.sent, Acked: t.answered, Retransmits: t.retransmits, Failed: t.failed,
+		Duration: lr.now(), Latency: t.latency(), Ledger: make([]LedgerEntry, len(lr.ledger))}
 	for i, l := range lr.ledger {
-		r, s := i/cfg.SessionsPerRouter, i%cfg.SessionsPerRouter
-		res.Ledger[i] = LedgerEntry{
-			Router: loadRouterName(r), NASIP: addrAdd(cfg.BaseIP, r), Username: loadUsername(tag, r, s),
-			SessionID: FormatSessionID(sessionNumber(lr.boot, uint32(s+1))), Status: nettportal.StatusType(l.status),
-			InputOctets: l.in, OutputOctets: l.out, SessionTime: l.sessionTime, Acked: int(l.acked),
-		}
+		res.Ledger[i] = l.entry(cfg.BaseIP, tag, lr.boot, i/cfg.SessionsPerRouter, i%cfg.SessionsPerRouter)
 	}
 	return res, ctx.Err()
 }

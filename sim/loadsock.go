@@ -179,7 +179,7 @@ func (s *loadSock) answer(resp []byte, now time.Duration) {
 		!rad.IsAuthenticResponse(resp, sl.buf[:sl.n], s.run.secret) {
 		return
 	}
-	s.acked++
+	s.answered++
 	s.hist.record(now - sl.first)
 	s.ledger(sl)
 	s.advance(sl)

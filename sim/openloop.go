@@ -86,8 +86,7 @@ type OpenLoopResult struct {
 	// Duration is the schedule's length; answers to its last requests may
 	// come later.
 	Duration time.Duration
-	// Latency from a request's first transmission to its answer.
-	P50, P99, Max time.Duration
+	Latency
 	// Rounds is how many packets each session was scheduled to send.
 	Rounds int
 	// Ledger has one entry per session: its newest acknowledged packet.
@@ -95,12 +94,7 @@ type OpenLoopResult struct {
 }
 
 // Goodput is the answered requests per second of the schedule.
-func (r OpenLoopResult) Goodput() float64 {
-	if r.Duration <= 0 {
-		return 0
-	}
-	return float64(r.Answered) / r.Duration.Seconds()
-}
+func (r OpenLoopResult) Goodput() float64 { return perSecond(r.Answered, r.Duration) }
 
 type olRun struct {
 	cfg      OpenLoopConfig
@@ -131,15 +125,7 @@ func (c *OpenLoopConfig) defaults() error {
 	if !c.BaseIP.IsValid() {
 		c.BaseIP = DefaultBaseIP()
 	}
-	if c.Timeout <= 0 {
-		c.Timeout = time.Second
-	}
-	switch {
-	case c.Retries == 0:
-		c.Retries = 3
-	case c.Retries < 0:
-		c.Retries = 0
-	}
+	retryDefaults(&c.Timeout, &c.Retries, 3)
 	if c.Tag == "" {
 		var b [2]byte
 		_, _ = rand.Read(b[:]) // crypto/rand does not fail on Linux
@@ -197,33 +183,25 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 	ids := int(float64(cfg.Rate)/float64(cfg.Routers)*life.Seconds()) + 256
 	nsock := min((ids+255)/256, 512)
 	routers := make([]*olRouter, cfg.Routers)
-	var all []*olSock
-	closeAll := func() {
-		for _, s := range all {
-			s.conn.Close()
-		}
-	}
+	var conns udpConns
 	for r := range routers {
 		rt := &olRouter{run: lr, index: r, hash: md5.New()}
 		laddr := net.UDPAddrFromAddrPort(netip.AddrPortFrom(addrAdd(cfg.BaseIP, r), 0))
 		for range nsock {
-			conn, err := net.DialUDP("udp", laddr, raddr)
+			conn, err := conns.dial(laddr, raddr)
 			if err != nil {
-				closeAll()
-				return OpenLoopResult{}, fmt.Errorf("open loop: socket on %s: %w", laddr.IP, err)
+				conns.close()
+				return OpenLoopResult{}, fmt.Errorf("open loop: %w", err)
 			}
-			_ = conn.SetReadBuffer(1 << 20)
-			_ = conn.SetWriteBuffer(1 << 20)
 			s := &olSock{conn: conn, pc: ipv4.NewPacketConn(conn), free: make([]byte, 256)}
 			for i := range s.free {
 				s.free[i] = byte(255 - i)
 			}
 			rt.socks = append(rt.socks, s)
-			all = append(all, s)
 		}
 		routers[r] = rt
 	}
-	stop := context.AfterFunc(ctx, closeAll)
+	stop := context.AfterFunc(ctx, conns.close)
 	defer stop()
 
 	lr.start = time.Now()
@@ -240,26 +218,20 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 		go func() { defer senders.Done(); rt.schedule(ctx, total) }()
 	}
 	senders.Wait()
-	closeAll()
+	conns.close()
 	readers.Wait()
 
-	res := OpenLoopResult{Duration: cfg.Duration, Rounds: lr.rounds}
-	var h histogram
+	var t tally
+	var noID uint64
 	for _, rt := range routers {
-		res.Offered += rt.offered
-		res.Answered += rt.answered
-		res.Failed += rt.failed
-		res.Retransmits += rt.retransmits
-		res.NoIdentifier += rt.noID
-		h.merge(&rt.hist)
+		t.add(&rt.tally)
+		noID += rt.noID
 	}
-	res.P50, res.P99, res.Max = h.quantile(0.5), h.quantile(0.99), h.max
-	res.Ledger = make([]LedgerEntry, sessions)
+	res := OpenLoopResult{Offered: t.sent, Answered: t.answered, Failed: t.failed, Retransmits: t.retransmits,
+		NoIdentifier: noID, Duration: cfg.Duration, Latency: t.latency(), Rounds: lr.rounds, Ledger: make([]LedgerEntry, sessions)}
 	for s, l := range lr.ledger {
-		r, k := s%cfg.Routers, s/cfg.Routers
-		res.Ledger[s] = LedgerEntry{Router: loadRouterName(r), NASIP: addrAdd(cfg.BaseIP, r), Username: loadUsername(lr.tag, r, k),
-			SessionID: FormatSessionID(sessionNumber(lr.boot, uint32(k+1))), Status: nettportal.StatusType(l.status),
-			InputOctets: l.in, OutputOctets: l.out, SessionTime: l.sessionTime, Acked: int(l.acked)}
+		// Session s is on router s mod Routers (see RunOpenLoop).
+		res.Ledger[s] = l.entry(cfg.BaseIP, lr.tag, lr.boot, s%cfg.Routers, s/cfg.Routers)
 	}
 	return res, ctx.Err()
 }

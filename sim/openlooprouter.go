@@ -48,10 +48,10 @@ type olRouter struct {
 	socks  []*olSock
 	expiry []olExpiry // in transmission order, so in expiry order
 	head   int        // expiry[:head] are done
-	hist   histogram
+	tally             // sent: requests the schedule offered
+	noID   uint64     // requests without a free Identifier (also failed)
 
-	offered, answered, failed, retransmits, noID uint64
-	inflight                                     int
+	inflight int
 }
 
 // schedule sends this router's share of the total requests on time, and
@@ -84,7 +84,7 @@ func (rt *olRouter) schedule(ctx context.Context, total int) {
 
 // sendNew transmits a new request; the caller holds rt.mu.
 func (rt *olRouter) sendNew(sess, round int, now time.Duration) {
-	rt.offered++
+	rt.sent++
 	for si, s := range rt.socks {
 		if len(s.free) == 0 {
 			continue

@@ -224,15 +224,7 @@ func New(cfg RouterConfig, log zerolog.Logger) (*Router, error) {
 	if cfg.BootDigit != 0 {
 		r.boot = cfg.BootDigit
 	}
-	if r.timeout <= 0 {
-		r.timeout = DefaultTimeout
-	}
-	switch {
-	case r.retries == 0:
-		r.retries = DefaultRetries
-	case r.retries < 0:
-		r.retries = 0
-	}
+	retryDefaults(&r.timeout, &r.retries, DefaultRetries)
 	r.loss.Store(math.Float64bits(cfg.Loss))
 	return r, nil
 }

@@ -51,11 +51,7 @@ func (s *Server) disconnectMany(w http.ResponseWriter, r *http.Request, u nettpo
 	}
 	f := nettportal.SessionFilter{Router: req.Router, Query: req.Q, IDs: req.IDs}
 	results, err := s.Control.DisconnectMany(r.Context(), u.Actor(), f)
-	if err != nil {
-		return err
-	}
-	writeList(w, "results", results)
-	return nil
+	return answerList(w, "results", results, err)
 }
 
 // validRateLimit checks a MikroTik rate limit: "rx[/tx] [burst-rx[/tx]

@@ -28,6 +28,16 @@ func writeList[T any](w http.ResponseWriter, key string, items []T) {
 	writeJSON(w, http.StatusOK, map[string]any{key: nonNil(items)})
 }
 
+// answerList answers a list read: {key: items} as writeList does, or the
+// read's error for the auth wrapper to answer.
+func answerList[T any](w http.ResponseWriter, key string, items []T, err error) error {
+	if err != nil {
+		return err
+	}
+	writeList(w, key, items)
+	return nil
+}
+
 // nonNil is items, or an empty list where it is nil (JSON [] not null).
 func nonNil[T any](items []T) []T {
 	if items == nil {

@@ -160,53 +160,36 @@ func (s *Server) init() {
 	if s.limiter != nil {
 		return
 	}
-	if s.LoginTTL <= 0 {
-		s.LoginTTL = 12 * time.Hour
-	}
-	if s.LoginFailures <= 0 {
-		s.LoginFailures = 5
-	}
-	if s.LoginWindow <= 0 {
-		s.LoginWindow = time.Minute
-	}
-	if s.WSRefresh <= 0 {
-		s.WSRefresh = 5 * time.Second
-	}
-	if s.WSMinInterval <= 0 {
-		s.WSMinInterval = 500 * time.Millisecond
-	}
-	if s.WSWriteTimeout <= 0 {
-		s.WSWriteTimeout = 10 * time.Second
-	}
-	if s.WSSendBuffer <= 0 {
-		s.WSSendBuffer = 8
-	}
+	orDefault(&s.LoginTTL, 12*time.Hour)
+	orDefault(&s.LoginFailures, 5)
+	orDefault(&s.LoginWindow, time.Minute)
+	orDefault(&s.WSRefresh, 5*time.Second)
+	orDefault(&s.WSMinInterval, 500*time.Millisecond)
+	orDefault(&s.WSWriteTimeout, 10*time.Second)
+	orDefault(&s.WSSendBuffer, 8)
 	if u, err := url.Parse(s.PublicURL); s.PublicURL != "" && err == nil && u.Host != "" {
 		s.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
 		s.publicHTTPS = u.Scheme == "https"
 		s.SecureCookies = s.SecureCookies || s.publicHTTPS
 	}
-	if s.WSRecheck <= 0 {
-		s.WSRecheck = 30 * time.Second
-	}
+	orDefault(&s.WSRecheck, 30*time.Second)
 	if s.AuthChanges == nil {
 		s.AuthChanges, _ = s.Accounts.(AuthChangeSource)
 	}
-	if s.UserFailures <= 0 {
-		s.UserFailures = 4 * s.LoginFailures
-	}
-	if s.UserBackoff <= 0 {
-		s.UserBackoff = 10 * time.Second
-	}
-	if s.LoginSlotWait <= 0 {
-		s.LoginSlotWait = 5 * time.Second
-	}
-	if s.LoginConcurrency <= 0 {
-		s.LoginConcurrency = runtime.NumCPU()
-	}
+	orDefault(&s.UserFailures, 4*s.LoginFailures)
+	orDefault(&s.UserBackoff, 10*time.Second)
+	orDefault(&s.LoginSlotWait, 5*time.Second)
+	orDefault(&s.LoginConcurrency, runtime.NumCPU())
 	s.bcryptSlots = make(chan struct{}, s.LoginConcurrency)
 	s.limiter = newLoginLimiter(s.LoginFailures, s.LoginWindow, s.UserFailures, s.UserBackoff)
 	s.hub = newHub(s)
+}
+
+// orDefault sets a setting left zero (or negative) to its default.
+func orDefault[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Handler returns the HTTP handler: API, WebSocket and UI. Call it once.

@@ -9,11 +9,12 @@ import (
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
 	users, err := s.Accounts.Users(r.Context())
-	if err != nil {
-		return err
-	}
-	writeList(w, "users", users)
-	return nil
+	return answerList(w, "users", users, err)
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
+	toks, err := s.Accounts.Tokens(r.Context())
+	return answerList(w, "tokens", toks, err)
 }
 
 func (s *Server) createUser(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
@@ -22,10 +23,7 @@ func (s *Server) createUser(w http.ResponseWriter, r *http.Request, actor nettpo
 		Password string `json:"password"`
 		Role     string `json:"role"`
 	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	role, err := nettportal.ParseRole(in.Role)
+	role, err := decodeWithRole(r, &in, &in.Role)
 	if err != nil {
 		return err
 	}
@@ -51,24 +49,12 @@ func (s *Server) deleteUser(w http.ResponseWriter, r *http.Request, actor nettpo
 	return nil
 }
 
-func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ nettportal.User) error {
-	toks, err := s.Accounts.Tokens(r.Context())
-	if err != nil {
-		return err
-	}
-	writeList(w, "tokens", toks)
-	return nil
-}
-
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, actor nettportal.User) error {
 	var in struct {
 		Name string `json:"name"`
 		Role string `json:"role"`
 	}
-	if err := decodeJSON(r, &in); err != nil {
-		return err
-	}
-	role, err := nettportal.ParseRole(in.Role)
+	role, err := decodeWithRole(r, &in, &in.Role)
 	if err != nil {
 		return err
 	}
@@ -89,4 +75,13 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, actor nettp
 	s.Log.Info().Str("actor", actor.Actor()).Str("token", name).Msg("token revoked")
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// decodeWithRole reads the body of a new user or token into in, as
+// decodeJSON does, and parses the role it names (*role, a field of in).
+func decodeWithRole(r *http.Request, in any, role *string) (nettportal.Role, error) {
+	if err := decodeJSON(r, in); err != nil {
+		return "", err
+	}
+	return nettportal.ParseRole(*role)
 }

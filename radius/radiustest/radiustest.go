@@ -74,46 +74,22 @@ func MikroTik(status rfc2866.AcctStatusType, user, sid string, nas net.IP, ident
 func (r Request) Packet(secret string) *radius.Packet {
 	p := radius.New(radius.CodeAccountingRequest, []byte(secret))
 	// A fresh packet holds none of these, so no _Set can fail or repeat.
-	if r.Status != 0 {
-		_ = rfc2866.AcctStatusType_Set(p, r.Status)
-	}
-	if r.User != "" {
-		_ = rfc2865.UserName_SetString(p, r.User)
-	}
-	if r.SessionID != "" {
-		_ = rfc2866.AcctSessionID_SetString(p, r.SessionID)
-	}
-	if r.NASIP != nil {
-		_ = rfc2865.NASIPAddress_Set(p, r.NASIP)
-	}
-	if r.NASIdentifier != "" {
-		_ = rfc2865.NASIdentifier_SetString(p, r.NASIdentifier)
-	}
-	if r.NASPort != 0 {
-		_ = rfc2865.NASPort_Set(p, rfc2865.NASPort(r.NASPort))
-	}
-	if r.NASPortID != "" {
-		_ = rfc2869.NASPortID_SetString(p, r.NASPortID)
-	}
-	if r.NASPortType != 0 {
-		_ = rfc2865.NASPortType_Set(p, r.NASPortType)
-	}
-	if r.Calling != "" {
-		_ = rfc2865.CallingStationID_SetString(p, r.Calling)
-	}
-	if r.Called != "" {
-		_ = rfc2865.CalledStationID_SetString(p, r.Called)
-	}
-	if r.FramedIP != nil {
-		_ = rfc2865.FramedIPAddress_Set(p, r.FramedIP)
-	}
+	add(p, r.Status, rfc2866.AcctStatusType_Set)
+	add(p, r.User, rfc2865.UserName_SetString)
+	add(p, r.SessionID, rfc2866.AcctSessionID_SetString)
+	addIP(p, r.NASIP, rfc2865.NASIPAddress_Set)
+	add(p, r.NASIdentifier, rfc2865.NASIdentifier_SetString)
+	add(p, rfc2865.NASPort(r.NASPort), rfc2865.NASPort_Set)
+	add(p, r.NASPortID, rfc2869.NASPortID_SetString)
+	add(p, r.NASPortType, rfc2865.NASPortType_Set)
+	add(p, r.Calling, rfc2865.CallingStationID_SetString)
+	add(p, r.Called, rfc2865.CalledStationID_SetString)
+	addIP(p, r.FramedIP, rfc2865.FramedIPAddress_Set)
 	if r.PPP {
 		_ = rfc2865.ServiceType_Set(p, rfc2865.ServiceType_Value_FramedUser)
 		_ = rfc2865.FramedProtocol_Set(p, rfc2865.FramedProtocol_Value_PPP)
 	}
-	if r.Authentic != 0 {
-		_ = rfc2866.AcctAuthentic_Set(p, r.Authentic)
-	}
+	add(p, r.Authentic, rfc2866.AcctAuthentic_Set)
 	if c := r.Counters; c != nil {
 		_ = rfc2866.AcctSessionTime_Set(p, rfc2866.AcctSessionTime(c.SessionTime))
 		_ = rfc2866.AcctInputOctets_Set(p, rfc2866.AcctInputOctets(c.In))
@@ -126,6 +102,22 @@ func (r Request) Packet(secret string) *radius.Packet {
 		r.Set(p)
 	}
 	return p
+}
+
+// add sets an attribute to v unless v is zero (a Request's zero field is
+// not sent).
+func add[T comparable](p *radius.Packet, v T, set func(*radius.Packet, T) error) {
+	var zero T
+	if v != zero {
+		_ = set(p, v)
+	}
+}
+
+// addIP is add for an address field: nil is not sent.
+func addIP(p *radius.Packet, ip net.IP, set func(*radius.Packet, net.IP) error) {
+	if ip != nil {
+		_ = set(p, ip)
+	}
 }
 
 // Encode is the request on the wire, signed with secret; an encoding

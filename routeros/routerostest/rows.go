@@ -109,32 +109,19 @@ func (s *Server) interfaceRowsLocked() []row {
 		staticIface("*2", "ether2", "ether", "1500", "48:8F:5A:00:00:02", tx, rx),
 	}
 	for _, e := range s.sessions {
-		rows = append(rows, row{
+		rows = append(rows, append(row{
 			{".id", e.ifaceID},
 			{"name", "<pppoe-" + e.s.Name + ">"},
 			{"type", "pppoe-in"},
 			{"mtu", "1480"},
 			{"actual-mtu", "1480"},
-			{"rx-byte", strconv.FormatUint(e.s.RxBytes, 10)},
-			{"tx-byte", strconv.FormatUint(e.s.TxBytes, 10)},
-			{"rx-packet", strconv.FormatUint(packets(e.s.RxBytes), 10)},
-			{"tx-packet", strconv.FormatUint(packets(e.s.TxBytes), 10)},
-			{"rx-drop", "0"},
-			{"tx-drop", "0"},
-			{"tx-queue-drop", "0"},
-			{"rx-error", "0"},
-			{"tx-error", "0"},
-			{"link-downs", "0"},
-			{"running", "true"},
-			{"disabled", "false"},
-			{"dynamic", "true"},
-		})
+		}, ifaceCounters(e.s.RxBytes, e.s.TxBytes, true)...))
 	}
 	return rows
 }
 
 func staticIface(id, name, typ, mtu, mac string, rx, tx uint64) row {
-	return row{
+	return append(row{
 		{".id", id},
 		{"name", name},
 		{"default-name", name},
@@ -144,6 +131,13 @@ func staticIface(id, name, typ, mtu, mac string, rx, tx uint64) row {
 		{"l2mtu", "1568"},
 		{"max-l2mtu", "9796"},
 		{"mac-address", mac},
+	}, ifaceCounters(rx, tx, false)...)
+}
+
+// ifaceCounters are the fields an /interface row ends with, a PPPoE
+// session's (dynamic) and a port's alike: its counters and its state.
+func ifaceCounters(rx, tx uint64, dynamic bool) row {
+	return row{
 		{"rx-byte", strconv.FormatUint(rx, 10)},
 		{"tx-byte", strconv.FormatUint(tx, 10)},
 		{"rx-packet", strconv.FormatUint(packets(rx), 10)},
@@ -156,7 +150,7 @@ func staticIface(id, name, typ, mtu, mac string, rx, tx uint64) row {
 		{"link-downs", "0"},
 		{"running", "true"},
 		{"disabled", "false"},
-		{"dynamic", "false"},
+		{"dynamic", strconv.FormatBool(dynamic)},
 	}
 }
 

@@ -125,6 +125,9 @@ type secretEntry struct {
 	id string
 }
 
+func (e *sessionEntry) name() string { return e.s.Name }
+func (e *secretEntry) name() string  { return e.s.Name }
+
 // NewServer returns a started server listening on 127.0.0.1:0. It panics
 // if it cannot listen, like httptest.NewServer, since that is a broken test
 // environment rather than something a caller could handle.
@@ -246,51 +249,67 @@ func (s *Server) changedLocked() {
 // SetSession adds the session, or replaces the one with the same Name,
 // and returns its /ppp/active ".id" (like "*1A").
 func (s *Server) SetSession(sess Session) (id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	defer s.changedLocked()
-	for _, e := range s.sessions {
-		if e.s.Name == sess.Name {
-			e.s = sess
-			return e.id
-		}
-	}
-	e := &sessionEntry{s: sess, id: s.newIDLocked(), ifaceID: s.newIDLocked(), secretID: s.newIDLocked()}
-	s.sessions = append(s.sessions, e)
-	return e.id
+	s.mutate(func() bool {
+		e := named(&s.sessions, sess.Name, func() *sessionEntry {
+			return &sessionEntry{id: s.newIDLocked(), ifaceID: s.newIDLocked(), secretID: s.newIDLocked()}
+		})
+		e.s, id = sess, e.id
+		return true
+	})
+	return id
 }
 
 // UpdateCounters sets the interface counters and uptime of the named
 // session; false when there is no such session.
 func (s *Server) UpdateCounters(name string, rx, tx uint64, uptime time.Duration) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	for _, e := range s.sessions {
-		if e.s.Name == name {
-			e.s.RxBytes, e.s.TxBytes, e.s.Uptime = rx, tx, uptime
-			s.changedLocked()
-			return true
-		}
-	}
-	return false
+	return s.changeSession(name, func(i int) {
+		e := s.sessions[i]
+		e.s.RxBytes, e.s.TxBytes, e.s.Uptime = rx, tx, uptime
+	})
 }
 
 // RemoveSession drops the named session without calling OnRemove (the
 // owner's own churn, not a client's action); false when there is none.
 func (s *Server) RemoveSession(name string) bool {
+	return s.changeSession(name, func(i int) { s.sessions = slices.Delete(s.sessions, i, i+1) })
+}
+
+// changeSession runs fn on the index of the named session, as a change;
+// false when there is no such session.
+func (s *Server) changeSession(name string, fn func(i int)) bool {
+	return s.mutate(func() bool {
+		i := slices.IndexFunc(s.sessions, func(e *sessionEntry) bool { return e.s.Name == name })
+		if i >= 0 {
+			fn(i)
+		}
+		return i >= 0
+	})
+}
+
+// mutate runs fn under the lock; when fn reports that it changed
+// something, every follow/listen stream wakes to see it.
+func (s *Server) mutate(fn func() bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.initLocked()
-	for i, e := range s.sessions {
-		if e.s.Name == name {
-			s.sessions = slices.Delete(s.sessions, i, i+1)
-			s.changedLocked()
-			return true
+	changed := fn()
+	if changed {
+		s.changedLocked()
+	}
+	return changed
+}
+
+// named is the entry called name in *entries, or a new one that add makes
+// and *entries gets.
+func named[E interface{ name() string }](entries *[]E, name string, add func() E) E {
+	for _, e := range *entries {
+		if e.name() == name {
+			return e
 		}
 	}
-	return false
+	e := add()
+	*entries = append(*entries, e)
+	return e
 }
 
 // Sessions returns a copy of the active sessions in creation order.
@@ -306,29 +325,21 @@ func (s *Server) Sessions() []Session {
 
 // SetSecret adds a /ppp/secret entry, or replaces the one with that Name.
 func (s *Server) SetSecret(sec Secret) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	defer s.changedLocked()
-	for _, e := range s.secrets {
-		if e.s.Name == sec.Name {
-			e.s = sec
-			return
-		}
-	}
-	s.secrets = append(s.secrets, &secretEntry{s: sec, id: s.newIDLocked()})
+	s.mutate(func() bool {
+		named(&s.secrets, sec.Name, func() *secretEntry { return &secretEntry{id: s.newIDLocked()} }).s = sec
+		return true
+	})
 }
 
 // Reboot drops all sessions and connections and sets BootTime to now.
 // Secrets survive, as they are configuration.
 func (s *Server) Reboot() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.initLocked()
-	s.sessions = nil
-	s.BootTime = time.Now()
-	s.closeConnsLocked()
-	s.changedLocked()
+	s.mutate(func() bool {
+		s.sessions = nil
+		s.BootTime = time.Now()
+		s.closeConnsLocked()
+		return true
+	})
 }
 
 // SetUnreachable(true) closes the current connections and makes the

@@ -23,6 +23,21 @@ function niceStep(range, ticks) {
 
 const timeSteps = [60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 172800, 604800].map((s) => s * 1000);
 
+// sizeCanvas sizes canvas to its CSS box (600 wide, defaultHeight high
+// when it has none) at the screen's pixel ratio and clears it; it returns
+// the 2D context, drawing in CSS pixels, and the box's width and height.
+export function sizeCanvas(canvas, defaultHeight) {
+  const dpr = window.devicePixelRatio || 1;
+  const w = canvas.clientWidth || 600;
+  const hh = canvas.clientHeight || defaultHeight;
+  canvas.width = Math.round(w * dpr);
+  canvas.height = Math.round(hh * dpr);
+  const g = canvas.getContext('2d');
+  g.setTransform(dpr, 0, 0, dpr, 0, 0);
+  g.clearRect(0, 0, w, hh);
+  return { g, w, hh };
+}
+
 // drawGrid labels a value axis with steps + 1 ticks from 0 to max and
 // draws a faint grid line at each, the axis and labels left of x = left.
 export function drawGrid(g, { width, left, top, bottom, max, steps, fmt, ink }) {

@@ -4,7 +4,7 @@ import { h, clear, setText } from './dom.js';
 import { api, listOf, query } from './api.js';
 import { fmtRate, fmtAgo, fmtDateTime, fmtInt, fmtClock } from './format.js';
 import { badge, emptyRow } from './ui.js';
-import { drawGrid } from './chart.js';
+import { drawGrid, sizeCanvas } from './chart.js';
 
 // warnings lists what needs an operator's eye on one router. Fields that
 // older servers do not send (interims_seen, clock_skew_seconds,
@@ -30,14 +30,7 @@ const palette = ['#1f6feb', '#16a34a', '#d97706', '#9333ea', '#dc2626', '#0891b2
 // stackedChart draws one series per router, stacked, over time buckets.
 // Each bucket is drawn as a step over its width, so one bucket shows too.
 function stackedChart(canvas, buckets, routers, value, fmt, step) {
-  const dpr = window.devicePixelRatio || 1;
-  const w = canvas.clientWidth || 600;
-  const hh = canvas.clientHeight || 180;
-  canvas.width = Math.round(w * dpr);
-  canvas.height = Math.round(hh * dpr);
-  const g = canvas.getContext('2d');
-  g.setTransform(dpr, 0, 0, dpr, 0, 0);
-  g.clearRect(0, 0, w, hh);
+  const { g, w, hh } = sizeCanvas(canvas, 180);
   const ink = getComputedStyle(document.documentElement).getPropertyValue('--muted').trim() || '#6b7686';
   const left = 70;
   const bottom = hh - 18;

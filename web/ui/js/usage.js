@@ -4,7 +4,7 @@ import { h, clear, setText, debounce } from './dom.js';
 import { api, listOf, query } from './api.js';
 import { fmtBytes, fmtInt } from './format.js';
 import { emptyRow } from './ui.js';
-import { drawGrid } from './chart.js';
+import { drawGrid, sizeCanvas } from './chart.js';
 
 const isoDay = (d) => d.toISOString().slice(0, 10);
 
@@ -184,15 +184,7 @@ export class UsagePage {
   // drawChart draws stacked download/upload bars per day or month.
   drawChart() {
     if (this.chartPanel.hidden || !this.points) return;
-    const c = this.canvas;
-    const dpr = window.devicePixelRatio || 1;
-    const w = c.clientWidth || 600;
-    const hh = c.clientHeight || 220;
-    c.width = Math.round(w * dpr);
-    c.height = Math.round(hh * dpr);
-    const g = c.getContext('2d');
-    g.setTransform(dpr, 0, 0, dpr, 0, 0);
-    g.clearRect(0, 0, w, hh);
+    const { g, w, hh } = sizeCanvas(this.canvas, 220);
     const css = getComputedStyle(document.documentElement);
     const ink = css.getPropertyValue('--muted').trim() || '#6b7686';
     const down = css.getPropertyValue('--down').trim() || '#1f6feb';
