@@ -52,9 +52,11 @@ type serveProc struct {
 	args     []string
 	AcctAddr string
 	HTTPURL  string
-	Log      *lockedBuffer // stderr of every start, appended
-	cmd      *exec.Cmd
-	done     chan error
+	// MetricsURL is the --metrics-addr listener's; empty without one.
+	MetricsURL string
+	Log        *lockedBuffer // stderr of every start, appended
+	cmd        *exec.Cmd
+	done       chan error
 }
 
 // newServeProc prepares serve on loopback ports it binds itself (":0"),
@@ -89,10 +91,10 @@ func (p *serveProc) Start() {
 	exited := make(chan struct{})
 	go func() { done <- cmd.Wait(); close(exited) }()
 	p.done = done
-	var acct, httpAddr string
+	var acct, httpAddr, metricsAddr string
 	_, ok := p.Log.await(30*time.Second, exited, func(log string) (string, bool) {
 		var ok bool
-		acct, httpAddr, _, ok = servingLine(log, offset)
+		acct, httpAddr, metricsAddr, ok = servingLine(log, offset)
 		return "", ok
 	})
 	if !ok {
@@ -105,6 +107,9 @@ func (p *serveProc) Start() {
 		}
 	}
 	p.AcctAddr, p.HTTPURL = acct, "http://"+httpAddr
+	if metricsAddr != "" {
+		p.MetricsURL = "http://" + metricsAddr
+	}
 	for i, a := range p.args {
 		switch a {
 		case "--acct-addr":

@@ -43,9 +43,10 @@ type abuseConfig struct {
 	sockets           int
 	acctRate          int // accounting packets/s offered during the abuse
 	acctDuration      time.Duration
-	baseline          bool // first the same accounting load without the abuse
-	clientsNice       int  // the abusive viewers' nice value (0: the server's)
-	noExport          bool // no CSV exports
+	baseline          bool   // first the same accounting load without the abuse
+	clientsNice       int    // the abusive viewers' nice value (0: the server's)
+	noExport          bool   // no CSV exports
+	profile           string // when set, a CPU profile of serve during the abuse is written here
 }
 
 // abuseResult is what an abuse run saw.
@@ -194,7 +195,11 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 		tb.Fatal(err)
 	}
 
-	srv := newServeProc(tb, buildBinary(tb), dbURL, "--log-level", "warn", "--stale-grace", "1000h")
+	serveArgs := []string{"--log-level", "warn", "--stale-grace", "1000h"}
+	if cfg.profile != "" {
+		serveArgs = append(serveArgs, "--metrics-addr", "127.0.0.1:0", "--pprof")
+	}
+	srv := newServeProc(tb, buildBinary(tb), dbURL, serveArgs...)
 	spoolDir := ""
 	for i, a := range srv.args {
 		if a == "--spool-dir" {
@@ -221,10 +226,23 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	load.Tag = "abus"
 	metricsOf := &testServer{HTTPURL: srv.HTTPURL}
 	batches := readBatches(tb, metricsOf)
+	profiled := make(chan struct{})
+	if cfg.profile != "" {
+		go func() {
+			defer close(profiled)
+			secs := max(int(cfg.acctDuration/time.Second)-1, 1)
+			if err := fetchToFile(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", srv.MetricsURL, secs), cfg.profile); err != nil {
+				fmt.Printf("viewer abuse: CPU profile: %v\n", err)
+			}
+		}()
+	} else {
+		close(profiled)
+	}
 	res.acct, err = sim.RunOpenLoop(ctx, load)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	<-profiled
 	// The commits' share of the latency beside the abuse (the rest is the
 	// queue, the process's CPU and the network).
 	fmt.Print("viewer abuse: accounting ")
@@ -653,7 +671,8 @@ func TestAccountingBesideHeavyViewers(t *testing.T) {
 // while an open-loop reconnect storm of NETTPORTAL_BENCH_ABUSE_RATE
 // (5,000/s) runs for NETTPORTAL_BENCH_ABUSE_SECONDS (20): accounting
 // p50/p99 alone and beside the abuse, what the viewers got, spooled count,
-// ledger check. The viewers run in their own process at
+// ledger check; NETTPORTAL_BENCH_ABUSE_PROFILE=file writes serve's CPU
+// profile during the abuse to file. The viewers run in their own process at
 // NETTPORTAL_BENCH_ABUSE_NICE (0): on a real network their CPU is not the
 // server's, here it is.
 func BenchmarkViewerAbuse(b *testing.B) {
@@ -667,6 +686,7 @@ func BenchmarkViewerAbuse(b *testing.B) {
 		baseline:     true,
 		clientsNice:  benchEnvInt("NETTPORTAL_BENCH_ABUSE_NICE", 0),
 		noExport:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_EXPORTS", 1) == 0,
+		profile:      os.Getenv("NETTPORTAL_BENCH_ABUSE_PROFILE"),
 	}
 	for n := 0; n < b.N; n++ {
 		res := runViewerAbuse(b, cfg)
@@ -676,4 +696,25 @@ func BenchmarkViewerAbuse(b *testing.B) {
 		b.ReportMetric(float64(res.acct.Failed), "acct-failed")
 		b.ReportMetric(res.spooled, "spooled")
 	}
+}
+
+// fetchToFile writes what GET url answers to path.
+func fetchToFile(url, path string) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
