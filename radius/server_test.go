@@ -495,12 +495,7 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	srv := startServer(t, db, func(s *radius.Server) { s.Readers = 1 }) // for the barrier
 	c := newClient(t, srv)
 	unlock := lockAccounting(t, db)
-	var reqs [][]byte
-	for i := 0; i < 20; i++ {
-		req := request(t, fmt.Sprintf("810000%02d", i), rfc2866.AcctStatusType_Value_Start, secret)
-		reqs = append(reqs, req)
-		c.send(req)
-	}
+	reqs := starts(t, c, "810000", 20)
 	c.barrier(srv) // all 20 are queued or in a worker's blocked commit
 	shutCtx := &doneWatch{Context: context.Background(), asked: make(chan struct{})}
 	shut := make(chan error, 1)
@@ -563,12 +558,7 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	})
 	c := newClient(t, srv)
-	var reqs [][]byte
-	for i := 0; i < 10; i++ {
-		req := request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret)
-		reqs = append(reqs, req)
-		c.send(req)
-	}
+	reqs := starts(t, c, "810000", 10)
 	if n := c.answers(reqs, 5*time.Second); n != 10 {
 		t.Fatalf("%d of 10 answered during the outage", n)
 	}
