@@ -79,6 +79,14 @@ func mustRouter(t *testing.T, db *store.DB, name, ip string) *nettportal.Router 
 	return r
 }
 
+// mustOpenWithRouters is storetest.MustOpenDB with rs created in it.
+func mustOpenWithRouters(t *testing.T, rs ...*nettportal.Router) *store.DB {
+	t.Helper()
+	db := storetest.MustOpenDB(t)
+	mustCreateRouters(t, db, rs...)
+	return db
+}
+
 // mustCreateRouters creates rs in db (their IDs are set).
 func mustCreateRouters(t *testing.T, db *store.DB, rs ...*nettportal.Router) {
 	t.Helper()
