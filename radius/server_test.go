@@ -205,6 +205,15 @@ func (c *client) answers(reqs [][]byte, d time.Duration) int {
 	return len(got)
 }
 
+// mustBeAnswered fails the test with msg unless the authentic answer to
+// req arrives within 5s.
+func (c *client) mustBeAnswered(req []byte, msg string) {
+	c.t.Helper()
+	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+		c.t.Fatal(msg)
+	}
+}
+
 // lockAccounting holds radacct locked until the returned func is called:
 // commits wait, as they would for a stalled database.
 func lockAccounting(t *testing.T, db *store.DB) func() {
@@ -234,6 +243,14 @@ func countRows(t *testing.T, db *store.DB) int {
 	return n
 }
 
+// mustCountRows fails the test with msg unless radacct has want rows.
+func mustCountRows(t *testing.T, db *store.DB, want int, msg string) {
+	t.Helper()
+	if countRows(t, db) != want {
+		t.Fatal(msg)
+	}
+}
+
 func TestNoAnswerBeforeCommit(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
@@ -246,12 +263,8 @@ func TestNoAnswerBeforeCommit(t *testing.T) {
 		t.Fatal("answered while the commit was blocked")
 	}
 	unlock()
-	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
-		t.Fatal("no answer after the commit could proceed")
-	}
-	if countRows(t, db) != 1 {
-		t.Fatal("answered but not in radacct")
-	}
+	c.mustBeAnswered(req, "no answer after the commit could proceed")
+	mustCountRows(t, db, 1, "answered but not in radacct")
 }
 
 func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
@@ -360,9 +373,7 @@ func TestOverdueQueuedPacketsAreShed(t *testing.T) {
 	}
 	ahead.Add(int64(150 * time.Millisecond)) // past the 100ms budget
 	unlock()
-	if n := c.answers([][]byte{first}, 5*time.Second); n != 1 {
-		t.Fatal("the packet committed first was not answered")
-	}
+	c.mustBeAnswered(first, "the packet committed first was not answered")
 	for range late { // the worker has taken each overdue packet
 		select {
 		case <-dequeued:
@@ -419,9 +430,7 @@ func TestRecoversWhenTheDatabaseReturns(t *testing.T) {
 	c := newClient(t, srv)
 	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
 	c.send(req)
-	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
-		t.Fatal("no answer after the database came back")
-	}
+	c.mustBeAnswered(req, "no answer after the database came back")
 	if srv.Stats.CommitErrors.Load() != 4 || countRows(t, db) != 1 {
 		t.Errorf("commit errors %d rows %d", srv.Stats.CommitErrors.Load(), countRows(t, db))
 	}
@@ -444,9 +453,7 @@ func TestGivesUpAfterCommitTimeoutThenAcceptsRetransmission(t *testing.T) {
 	}
 	flaky.failures.Store(0)
 	c.send(req)
-	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
-		t.Fatal("the retransmission after recovery was not answered")
-	}
+	c.mustBeAnswered(req, "the retransmission after recovery was not answered")
 }
 
 func TestBadPacketsAreCountedAndDropped(t *testing.T) {
@@ -488,12 +495,7 @@ func TestShutdownAnswersWhatIsQueued(t *testing.T) {
 	srv := startServer(t, db, func(s *radius.Server) { s.Readers = 1 }) // for the barrier
 	c := newClient(t, srv)
 	unlock := lockAccounting(t, db)
-	var reqs [][]byte
-	for i := 0; i < 20; i++ {
-		req := request(t, fmt.Sprintf("810000%02d", i), rfc2866.AcctStatusType_Value_Start, secret)
-		reqs = append(reqs, req)
-		c.send(req)
-	}
+	reqs := starts(t, c, "810000", 20)
 	c.barrier(srv) // all 20 are queued or in a worker's blocked commit
 	shutCtx := &doneWatch{Context: context.Background(), asked: make(chan struct{})}
 	shut := make(chan error, 1)
@@ -556,12 +558,7 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
 	})
 	c := newClient(t, srv)
-	var reqs [][]byte
-	for i := 0; i < 10; i++ {
-		req := request(t, fmt.Sprintf("8100000%d", i), rfc2866.AcctStatusType_Value_Start, secret)
-		reqs = append(reqs, req)
-		c.send(req)
-	}
+	reqs := starts(t, c, "810000", 10)
 	if n := c.answers(reqs, 5*time.Second); n != 10 {
 		t.Fatalf("%d of 10 answered during the outage", n)
 	}
@@ -664,12 +661,8 @@ func TestDualStackSocketAnswersIPv4Routers(t *testing.T) {
 	c := &client{t: t, conn: conn}
 	req := request(t, "81000001", rfc2866.AcctStatusType_Value_Start, secret)
 	c.send(req)
-	if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
-		t.Fatal("no answer to an IPv4 router on a dual-stack socket")
-	}
-	if countRows(t, db) != 1 {
-		t.Fatal("answered but not in radacct")
-	}
+	c.mustBeAnswered(req, "no answer to an IPv4 router on a dual-stack socket")
+	mustCountRows(t, db, 1, "answered but not in radacct")
 }
 
 // Many requests at once from many sockets, more than one system call

@@ -10,8 +10,6 @@ import (
 	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 	"layeh.com/radius/vendors/mikrotik"
-
-	"github.com/nettportal/nettportal/coa"
 )
 
 // TestRouterRedialsAfterOperatorDisconnect: a CPE whose session the
@@ -22,16 +20,7 @@ func TestRouterRedialsAfterOperatorDisconnect(t *testing.T) {
 	clock := newClock()
 	r := startRouter(t, resp, 31, func(c *RouterConfig) { c.Now = clock.Now; c.Redial = 5 * time.Second })
 	ctx := ctxT(t)
-	if err := r.AwaitAllStarted(ctx); err != nil {
-		t.Fatal(err)
-	}
-	victim := r.Sessions()[0]
-	client := &coa.Client{Timeout: 300 * time.Millisecond, Retries: -1}
-	target := coa.Target{Addr: r.CoAAddr(), Secret: "s3cret", NASIP: r.Addr()}
-	res, err := client.Disconnect(ctx, target, coa.Session{Username: victim.Username, AcctSessionID: victim.SessionID, FramedIP: victim.IP})
-	if err != nil || res.Result != coa.ResultACK {
-		t.Fatalf("disconnect: %+v %v", res, err)
-	}
+	victim := mustDisconnectFirst(ctx, t, r)
 	clock.Advance(4 * time.Second)
 	r.Tick()
 	if s, _ := r.Session(victim.Username); s.Up {
@@ -60,16 +49,7 @@ func TestRouterWithoutRedialStaysDown(t *testing.T) {
 	resp := newResponder(t, "s3cret")
 	clock := newClock()
 	r := startRouter(t, resp, 32, func(c *RouterConfig) { c.Now = clock.Now })
-	ctx := ctxT(t)
-	if err := r.AwaitAllStarted(ctx); err != nil {
-		t.Fatal(err)
-	}
-	victim := r.Sessions()[0]
-	client := &coa.Client{Timeout: 300 * time.Millisecond, Retries: -1}
-	target := coa.Target{Addr: r.CoAAddr(), Secret: "s3cret", NASIP: r.Addr()}
-	if res, err := client.Disconnect(ctx, target, coa.Session{Username: victim.Username, AcctSessionID: victim.SessionID, FramedIP: victim.IP}); err != nil || res.Result != coa.ResultACK {
-		t.Fatalf("disconnect: %+v %v", res, err)
-	}
+	victim := mustDisconnectFirst(ctxT(t), t, r)
 	clock.Advance(time.Hour)
 	r.Tick()
 	if s, _ := r.Session(victim.Username); s.Up || len(r.Sessions()) != 2 {

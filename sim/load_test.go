@@ -17,12 +17,7 @@ import (
 
 func TestRunLoad(t *testing.T) {
 	resp := newResponder(t, "loadsecret")
-	// Every tenth packet is answered only when retransmitted.
-	n := 0
-	resp.setDrop(func(p *rad.Packet, copyNo int) bool {
-		n++
-		return copyNo == 1 && n%10 == 0
-	})
+	resp.dropTenthOnce()
 	cfg := LoadConfig{
 		Server: resp.addr(), Secret: "loadsecret", Routers: 3, BaseIP: netip.MustParseAddr("127.0.1.51"),
 		SessionsPerRouter: 40, InterimsPerSession: 2, Concurrency: 30, Timeout: 50 * time.Millisecond,
@@ -41,14 +36,11 @@ func TestRunLoad(t *testing.T) {
 	t.Logf("%.0f packets/s, p50 %v p99 %v", res.PacketsPerSecond(), res.P50, res.P99)
 
 	// The ledger says what the server acknowledged; the server saw it.
-	last := map[string]*rad.Packet{}
-	for _, g := range resp.packets(nil) {
-		key := g.from.Addr().String() + "/" + rfc2866.AcctSessionID_GetString(g.p)
+	last := resp.lastPackets(func(g received) {
 		if !strings.HasPrefix(rfc2865.NASIdentifier_GetString(g.p), "load-") || rfc2865.NASIPAddress_Get(g.p).String() != g.from.Addr().String() {
 			t.Fatalf("NAS attributes %q %s from %s", rfc2865.NASIdentifier_GetString(g.p), rfc2865.NASIPAddress_Get(g.p), g.from)
 		}
-		last[key] = g.p
-	}
+	})
 	if len(res.Ledger) != 120 || len(last) != 120 {
 		t.Fatalf("%d ledger entries, %d sessions seen", len(res.Ledger), len(last))
 	}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -16,22 +15,7 @@ import (
 
 func TestRunOpenLoopStorm(t *testing.T) {
 	resp := newResponder(t, "olsecret")
-	// Every tenth packet is dropped the first time it is seen and answered
-	// when retransmitted. A packet is known by its router, session, type
-	// and session time: the responder's own copy count is per session and
-	// type only, which the two routers' equal session ids and the repeated
-	// interims share.
-	n := 0
-	seen := map[string]int{}
-	resp.setDrop(func(p *rad.Packet, _ int) bool {
-		key := fmt.Sprint(rfc2865.NASIPAddress_Get(p), rfc2866.AcctSessionID_GetString(p), rfc2866.AcctStatusType_Get(p), rfc2866.AcctSessionTime_Get(p))
-		seen[key]++
-		if seen[key] > 1 {
-			return false
-		}
-		n++
-		return n%10 == 0
-	})
+	resp.dropTenthOnce()
 	cfg := OpenLoopConfig{Server: resp.addr(), Secret: "olsecret", Routers: 2, BaseIP: netip.MustParseAddr("127.0.1.71"),
 		Rate: 1000, Duration: 400 * time.Millisecond, Sessions: 100, Timeout: 50 * time.Millisecond}
 	res, err := RunOpenLoop(ctxT(t), cfg)
@@ -44,10 +28,8 @@ func TestRunOpenLoopStorm(t *testing.T) {
 	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < 50*time.Millisecond {
 		t.Errorf("latency p50 %v p99 %v max %v: the retransmitted ones wait a timeout from their first send", res.P50, res.P99, res.Max)
 	}
-	last := map[string]*rad.Packet{}
 	statuses := map[rfc2866.AcctStatusType]int{}
-	for _, g := range resp.packets(nil) {
-		key := g.from.Addr().String() + "/" + rfc2866.AcctSessionID_GetString(g.p)
+	last := resp.lastPackets(func(g received) {
 		if rfc2865.NASIPAddress_Get(g.p).String() != g.from.Addr().String() {
 			t.Fatalf("NAS-IP-Address %s from %s", rfc2865.NASIPAddress_Get(g.p), g.from)
 		}
@@ -57,8 +39,7 @@ func TestRunOpenLoopStorm(t *testing.T) {
 		if rfc2866.AcctDelayTime_Get(g.p) == 0 {
 			statuses[rfc2866.AcctStatusType_Get(g.p)]++
 		}
-		last[key] = g.p
-	}
+	})
 	if statuses[rfc2866.AcctStatusType_Value_Start] != 100 || statuses[rfc2866.AcctStatusType_Value_InterimUpdate] != 200 ||
 		statuses[rfc2866.AcctStatusType_Value_Stop] != 100 {
 		t.Errorf("first copies by status %v, want 100 Starts, 200 interims, 100 Stops", statuses)

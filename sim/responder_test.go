@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	rad "layeh.com/radius"
+	"layeh.com/radius/rfc2865"
 	"layeh.com/radius/rfc2866"
 )
 
@@ -88,6 +90,37 @@ func (r *responder) setDrop(f func(p *rad.Packet, copyNo int) bool) {
 	r.mu.Lock()
 	r.drop = f
 	r.mu.Unlock()
+}
+
+// dropTenthOnce makes r drop every tenth packet the first time it sees
+// it, so that one is answered only when retransmitted. A packet is known
+// by its router, session, type and session time: r's own copy count is
+// per session and type only, which routers with equal session ids and
+// repeated interims share.
+func (r *responder) dropTenthOnce() {
+	n := 0
+	seen := map[string]int{}
+	r.setDrop(func(p *rad.Packet, _ int) bool {
+		key := fmt.Sprint(rfc2865.NASIPAddress_Get(p), rfc2866.AcctSessionID_GetString(p), rfc2866.AcctStatusType_Get(p), rfc2866.AcctSessionTime_Get(p))
+		seen[key]++
+		if seen[key] > 1 {
+			return false
+		}
+		n++
+		return n%10 == 0
+	})
+}
+
+// lastPackets is the newest packet r received of each session, keyed by
+// its source address and Acct-Session-Id ("127.0.1.51/8100000a"); check
+// sees every packet received first.
+func (r *responder) lastPackets(check func(received)) map[string]*rad.Packet {
+	last := map[string]*rad.Packet{}
+	for _, g := range r.packets(nil) {
+		check(g)
+		last[g.from.Addr().String()+"/"+rfc2866.AcctSessionID_GetString(g.p)] = g.p
+	}
+	return last
 }
 
 // packets returns what was received so far that matches f.

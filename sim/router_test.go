@@ -47,6 +47,24 @@ func ctxT(t *testing.T) context.Context {
 	return ctx
 }
 
+// mustDisconnectFirst waits until r's sessions are all up and then ends
+// the first one by a CoA Disconnect-Request, as an operator does; it
+// fails unless r ACKs. It returns the session as it was.
+func mustDisconnectFirst(ctx context.Context, t *testing.T, r *Router) SessionInfo {
+	t.Helper()
+	if err := r.AwaitAllStarted(ctx); err != nil {
+		t.Fatal(err)
+	}
+	victim := r.Sessions()[0]
+	client := &coa.Client{Timeout: 300 * time.Millisecond, Retries: -1}
+	target := coa.Target{Addr: r.CoAAddr(), Secret: "s3cret", NASIP: r.Addr()}
+	res, err := client.Disconnect(ctx, target, coa.Session{Username: victim.Username, AcctSessionID: victim.SessionID, FramedIP: victim.IP})
+	if err != nil || res.Result != coa.ResultACK {
+		t.Fatalf("disconnect: %+v %v", res, err)
+	}
+	return victim
+}
+
 // startRouter starts a router on 127.0.1.<last> against the responder.
 func startRouter(t *testing.T, resp *responder, last byte, mod func(*RouterConfig)) *Router {
 	t.Helper()

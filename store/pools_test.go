@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal"
@@ -95,7 +94,7 @@ func TestStatementTimeoutIsBusy(t *testing.T) {
 	}
 	// A history search that cannot finish in time: it waits for a lock
 	// another session holds, past the budget.
-	lockCustomers(t, db)
+	storetest.MustLockTable(t, db, "customers")
 	_, err = db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
 	if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "narrow") {
 		t.Fatalf("history search over a 200ms budget: %v, want ErrBusy saying what to narrow", err)
@@ -119,13 +118,14 @@ func TestHeavyQueriesBounded(t *testing.T) {
 	ctx := context.Background()
 	mustApply(t, db, []nettportal.AccountingRecord{rec(nettportal.StatusStart, "alice", "81000001", 0)})
 	// Hold the only slot with a history search blocked on a lock.
-	locker := lockCustomers(t, db)
+	locker := storetest.MustLockTable(t, db, "customers")
+	awaitSlots := storetest.WatchSlots(t, db)
 	first := make(chan error, 1)
 	go func() {
 		_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Sort: "customer"})
 		first <- err
 	}()
-	awaitLockWait(t, db)
+	awaitSlots(store.SlotHeavy)
 	_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true, Query: "ali",
 		From: time.Now().AddDate(0, 0, -1), To: time.Now().Add(time.Hour)})
 	if !errors.Is(err, nettportal.ErrBusy) {
@@ -142,43 +142,4 @@ func TestHeavyQueriesBounded(t *testing.T) {
 		t.Fatalf("heavy query after the slot is free: %v", err)
 	}
 
-}
-
-// awaitLockWait returns once some session of db's database waits for a
-// lock (the query under test reached it).
-func awaitLockWait(t *testing.T, db *store.DB) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		err := db.AccountingPool().QueryRow(context.Background(),
-			"SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&n)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no query waits for the lock after 10s")
-		}
-		time.Sleep(5 * time.Millisecond) // polling pg_stat_activity: there is no event to wait on
-	}
-}
-
-// lockCustomers holds an exclusive lock on customers in a transaction of
-// its own, so a history search (which reads customers) waits; the test
-// rolls it back to let go, or cleanup does.
-func lockCustomers(t *testing.T, db *store.DB) pgx.Tx {
-	t.Helper()
-	ctx := context.Background()
-	locker, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { locker.Rollback(ctx) }) //nolint:errcheck // may be rolled back already
-	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
-	return locker
 }

@@ -37,15 +37,9 @@ func TestAccountingRetiresTheReconcilersRow(t *testing.T) {
 
 func TestSweepStaleAndClose(t *testing.T) {
 	t.Parallel()
-	db := storetest.MustOpenDB(t)
-	ctx := context.Background()
 	withoutAPI := nettportal.Router{Name: "r1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s", InterimInterval: time.Minute}
 	withAPI := nettportal.Router{Name: "r2", IP: netip.MustParseAddr("127.0.0.12"), Secret: "s", InterimInterval: time.Minute, APIAddr: "127.0.0.12:8728", APIUser: "api"}
-	for _, r := range []*nettportal.Router{&withoutAPI, &withAPI} {
-		if err := db.CreateRouter(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	db, ctx := mustOpenWithRouters(t, &withoutAPI, &withAPI), context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
 	mk := func(r nettportal.Router, user, sid string, lastUpdate time.Duration) nettportal.AccountingRecord {
 		x := withCounters(rec(nettportal.StatusInterimUpdate, user, sid, 0), 60, 1, 1)
@@ -144,12 +138,8 @@ func TestReconcilerNeverStandsInForAnAccountedSession(t *testing.T) {
 
 func TestSweepSkipsRowsABatchHoldsAndNeverDeadlocks(t *testing.T) {
 	t.Parallel()
-	db := storetest.MustOpenDB(t)
-	ctx := context.Background()
 	r := nettportal.Router{Name: "r1", IP: netip.MustParseAddr("127.0.0.11"), Secret: "s", InterimInterval: time.Minute}
-	if err := db.CreateRouter(ctx, &r); err != nil {
-		t.Fatal(err)
-	}
+	db, ctx := mustOpenWithRouters(t, &r), context.Background()
 	old := time.Now().Add(-time.Hour).UTC()
 	var recs []nettportal.AccountingRecord
 	for i := 0; i < 3000; i++ {

@@ -75,10 +75,26 @@ func seedLive(t *testing.T, db *store.DB, sessions []liveSession) map[string]int
 func mustRouter(t *testing.T, db *store.DB, name, ip string) *nettportal.Router {
 	t.Helper()
 	r := &nettportal.Router{Name: name, IP: netip.MustParseAddr(ip), Secret: "s"}
-	if err := db.CreateRouter(context.Background(), r); err != nil {
-		t.Fatal(err)
-	}
+	mustCreateRouters(t, db, r)
 	return r
+}
+
+// mustOpenWithRouters is storetest.MustOpenDB with rs created in it.
+func mustOpenWithRouters(t *testing.T, rs ...*nettportal.Router) *store.DB {
+	t.Helper()
+	db := storetest.MustOpenDB(t)
+	mustCreateRouters(t, db, rs...)
+	return db
+}
+
+// mustCreateRouters creates rs in db (their IDs are set).
+func mustCreateRouters(t *testing.T, db *store.DB, rs ...*nettportal.Router) {
+	t.Helper()
+	for _, r := range rs {
+		if err := db.CreateRouter(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func usernames(p nettportal.SessionPage) string {

@@ -68,6 +68,11 @@ type DB struct {
 	onLockWait func(attempt int)
 	// onSessionsSQL sees the statements of each Sessions call (plan tests).
 	onSessionsSQL func(page, stats string, args []any)
+	// OnSlot, when set, is called with SlotHeavy or SlotExport each time
+	// a heavy query or an export has taken its slot, before it sends a
+	// statement (tests learn that this process holds the slot). Nil, the
+	// default: nothing is called. Set it before the DB is used.
+	OnSlot func(kind string)
 
 	// MaxSessionAge, when positive, makes SweepStale close open sessions
 	// that started longer ago than this, on every router (closed_by
@@ -191,31 +196,45 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	return db, nil
 }
 
+// The kinds of slot DB.OnSlot is called with.
+const (
+	SlotHeavy  = "heavy"
+	SlotExport = "export"
+)
+
 // heavyQuery takes one of the heavy-query slots, waiting at most
 // HeavyWait; the error (nettportal.ErrBusy) says what to narrow.
 func (db *DB) heavyQuery(ctx context.Context, what string) (release func(), err error) {
-	return db.slot(ctx, db.heavy, "heavy queries (searches over history, deep pages, reports)", what)
+	return db.slot(ctx, db.heavy, SlotHeavy, "heavy queries (searches over history, deep pages, reports)", what)
 }
 
 // exportSlot takes one of the export slots, as heavyQuery does.
 func (db *DB) exportSlot(ctx context.Context, what string) (release func(), err error) {
-	return db.slot(ctx, db.exports, "exports", what)
+	return db.slot(ctx, db.exports, SlotExport, "exports", what)
 }
 
-func (db *DB) slot(ctx context.Context, slots chan struct{}, kind, what string) (release func(), err error) {
+func (db *DB) slot(ctx context.Context, slots chan struct{}, slot, kind, what string) (release func(), err error) {
 	if slots == nil {
+		db.slotTaken(slot)
 		return func() {}, nil
 	}
 	t := time.NewTimer(db.heavyWait)
 	defer t.Stop()
 	select {
 	case slots <- struct{}{}:
+		db.slotTaken(slot)
 		return func() { <-slots }, nil
 	case <-t.C:
 		return nil, fmt.Errorf("%d %s are running already: try again in a moment, or narrow %s: %w",
 			cap(slots), kind, what, nettportal.ErrBusy)
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+func (db *DB) slotTaken(kind string) {
+	if db.OnSlot != nil {
+		db.OnSlot(kind)
 	}
 }
 

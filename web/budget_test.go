@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nettportal/nettportal/store"
+	"github.com/nettportal/nettportal/store/storetest"
 )
 
 // Over the query budget the API answers 503 with what to narrow; a
@@ -27,14 +30,8 @@ func TestHeavyQueriesOverBudgetAre503(t *testing.T) {
 	// The heavy slot and the export slot (one each, the store's defaults)
 	// held by a history page and an export waiting for a lock: the next
 	// of each is refused.
-	locker, err := e.db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer locker.Rollback(ctx) //nolint:errcheck // test cleanup
-	if _, err := locker.Exec(ctx, "LOCK TABLE customers IN ACCESS EXCLUSIVE MODE"); err != nil {
-		t.Fatal(err)
-	}
+	locker := storetest.MustLockTable(t, e.db, "customers")
+	awaitSlots := storetest.WatchSlots(t, e.db)
 	held := make(chan string, 2)
 	for _, path := range []string{"/api/sessions?closed=true&sort=customer", "/api/sessions.csv?closed=true"} {
 		go func() {
@@ -42,21 +39,7 @@ func TestHeavyQueriesOverBudgetAre503(t *testing.T) {
 			held <- fmt.Sprintf("%s: %d", path, s)
 		}()
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var n int
-		if err := e.db.AccountingPool().QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n >= 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the history page and the export never waited for the lock")
-		}
-		time.Sleep(5 * time.Millisecond) // polling pg_stat_activity: there is no event to wait on
-	}
+	awaitSlots(store.SlotHeavy, store.SlotExport)
 	if s, b := v.do("GET", "/api/sessions?closed=true&sort=profile&q=ustomer&from="+from, nil); s != 503 || !strings.Contains(string(b), "narrow") {
 		t.Errorf("history search while the heavy slot is taken: %d %s", s, b)
 	}

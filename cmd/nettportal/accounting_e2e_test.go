@@ -70,8 +70,7 @@ func num(p *int64) int64 {
 }
 
 func TestAccountingEndToEndWithRadclient(t *testing.T) {
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "core-1", "127.0.0.1", "testing123")
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.1", "testing123")
 	srv := startServe(t, dbURL, "--clock-skew-past", "87600h") // the packets carry a fixed date
 	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
 	if err != nil {
@@ -187,8 +186,7 @@ Class = 0x706c616e2d3130
 // TestRetransmissionIsAnsweredOnce sends the very same bytes twice, as a
 // router does when an answer is late: both get the same answer, one write.
 func TestRetransmissionIsAnsweredOnce(t *testing.T) {
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "core-1", "127.0.0.1", "s3cret")
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.1", "s3cret")
 	srv := startServe(t, dbURL)
 
 	raw := radiustest.Request{Status: rfc2866.AcctStatusType_Value_InterimUpdate, User: "bob", SessionID: "81000001",

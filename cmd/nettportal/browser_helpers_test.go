@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -202,26 +203,77 @@ func mustEval[T any](tb *tab, expr string) T {
 	return v
 }
 
-// waitJS polls a JavaScript condition until it is true; a condition that
-// is a promise (one that asks the API) is awaited.
+// waitJS waits until a JavaScript condition is true; a condition that is
+// a promise (one that asks the API) is awaited. The wait is in the page
+// (waitInPage): the condition is checked again at each change of the DOM
+// and each animation frame, so the test waits on the page's own events.
+// A navigation ends the page's wait with its document; the wait then
+// starts again in the new one.
 func (tb *tab) waitJS(what, cond string, timeout time.Duration) {
 	tb.t.Helper()
 	deadline := time.Now().Add(timeout)
-	var lastErr error
+	var last string
 	for {
-		ok, err := evalJS[bool](tb, "(async () => !!(await ("+cond+")))()")
-		if err == nil && ok {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(tb.ctx, left+5*time.Second)
+		res, err := chromedp.Run(ctx, chromedp.Evaluate[struct {
+			OK  bool   `json:"ok"`
+			Err string `json:"err"`
+		}](waitInPage(cond, left), chromedp.EvalAwaitPromise))
+		cancel()
+		if err == nil && res.OK {
 			return
 		}
-		lastErr = err
-		if time.Now().After(deadline) {
-			tb.t.Fatalf("%s: timed out after %v waiting for %s (%s; last error %v)\npage: %s\nerrors: %v",
-				tb.name, timeout, what, cond, lastErr, tb.summary(), tb.b.pageErrors())
+		var exc *chromedp.ExceptionError
+		if errors.As(err, &exc) { // the wait itself does not compile
+			tb.t.Fatalf("%s: waiting for %s: %v (%s)", tb.name, what, err, cond)
 		}
-		// Chromium is another process, and a page's state has no event
-		// that reaches the test: polling it is the last resort.
-		time.Sleep(100 * time.Millisecond)
+		last = fmt.Sprintf("%v %s", err, res.Err)
+		if err == nil { // the page's own deadline passed
+			break
+		}
+		// The document went away under the wait (a navigation): wait for
+		// the next one's body, then wait in it.
+		ctx, cancel = context.WithDeadline(tb.ctx, deadline)
+		chromedp.Run(ctx, chromedp.WaitReady("body")) //nolint:errcheck // the loop's deadline reports it
+		cancel()
 	}
+	tb.t.Fatalf("%s: timed out after %v waiting for %s (%s; last error %s)\npage: %s\nerrors: %v",
+		tb.name, timeout, what, cond, last, tb.summary(), tb.b.pageErrors())
+}
+
+// waitInPage is an expression whose promise resolves {ok: true} once cond
+// is true, checking it at once, then after each DOM mutation and each
+// animation frame (one check at a time: a condition that fetches is not
+// run twice at once), or {ok: false, err} when within has passed.
+func waitInPage(cond string, within time.Duration) string {
+	return `new Promise((resolve) => {
+	const deadline = Date.now() + ` + fmt.Sprint(within.Milliseconds()) + `;
+	let running = false, again = false, done = false, lastErr = '';
+	const obs = new MutationObserver(() => check());
+	const finish = (ok) => { done = true; obs.disconnect(); resolve({ ok, err: lastErr }); };
+	const frame = () => { if (!done) { check(); requestAnimationFrame(frame); } };
+	async function check() {
+		if (done) return;
+		if (running) { again = true; return; }
+		running = true;
+		do {
+			again = false;
+			try {
+				if (await (` + cond + `)) return finish(true);
+			} catch (e) { lastErr = String(e); }
+		} while (again && !done);
+		running = false;
+		if (Date.now() > deadline) finish(false);
+	}
+	obs.observe(document, { subtree: true, childList: true, attributes: true, characterData: true });
+	setTimeout(() => { if (!done) finish(false); }, Math.max(deadline - Date.now(), 0));
+	check();
+	requestAnimationFrame(frame);
+})`
 }
 
 // summary describes the page for failure messages: connection state, rows.

@@ -17,8 +17,7 @@ import (
 // far the clock is off (for the routers page), and /metrics counts the
 // skew per router. A packet with padding after its Length is answered.
 func TestClockSkewAndPaddingThroughServe(t *testing.T) {
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "no-ntp", "127.0.0.1", "s3cret")
+	dbURL := migratedDBWithRouter(t, "no-ntp", "127.0.0.1", "s3cret")
 	srv := startServe(t, dbURL)
 	api := tokenAPI(t, dbURL, srv, "noc", "viewer")
 	conn := udpFrom(t, "127.0.0.1", srv.AcctAddr) // the router's address

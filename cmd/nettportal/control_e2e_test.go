@@ -54,6 +54,15 @@ func (c tokenClient) do(method, path string, body any, out any) int {
 	return resp.StatusCode
 }
 
+// mustGet fails the test unless GET path answers 200, and decodes the
+// answer into out.
+func (c tokenClient) mustGet(path string, out any) {
+	c.t.Helper()
+	if code := c.do("GET", path, nil, out); code != 200 {
+		c.t.Fatalf("GET %s: %d", path, code)
+	}
+}
+
 type apiSession struct {
 	ID       int64  `json:"id"`
 	Username string `json:"username"`

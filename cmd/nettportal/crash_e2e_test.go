@@ -36,10 +36,14 @@ func TestKill9DuringLoad(t *testing.T) {
 
 	done := goLoad(context.Background(), load)
 
-	// A second in: 5,000 packets/s, so batches are being committed and
-	// answered when the signal lands. (Paces the kill into the load; it
-	// waits for no state.)
-	time.Sleep(time.Second)
+	// Kill once serve has committed a second's worth of the load (5,000
+	// records of 44,000 at 5,000 packets/s), so batches are being
+	// committed and answered when the signal lands. The count is serve's,
+	// another process, and sim has no progress hook: its metric is polled.
+	eventually(t, 30*time.Second, 10*time.Millisecond, "5000 records committed", func() (string, bool) {
+		v, err := metric(srv.HTTPURL, "nettportal_radius_batch_records_sum")
+		return fmt.Sprintf("%v records (%v)", v, err), err == nil && v >= 5000
+	})
 	before, _ := metric(srv.HTTPURL, "nettportal_radius_queue_records")
 	srv.Kill()
 	killedAt := time.Now()

@@ -306,9 +306,7 @@ func apiUsage(t *testing.T, api tokenClient) map[string][2]int64 {
 		} `json:"usage"`
 	}
 	path := "/api/usage?from=" + now.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + now.AddDate(0, 0, 1).Format(time.DateOnly)
-	if code := api.do("GET", path, nil, &got); code != 200 {
-		t.Fatalf("usage: %d", code)
-	}
+	api.mustGet(path, &got)
 	m := map[string][2]int64{}
 	for _, u := range got.Usage {
 		v := m[u.Username]
@@ -361,9 +359,7 @@ func TestFreeRADIUSRangeNASDisconnect(t *testing.T) {
 		var page struct {
 			Sessions []apiSession `json:"sessions"`
 		}
-		if code := api.do("GET", "/api/sessions?limit=100&router=range-84", nil, &page); code != 200 {
-			t.Fatalf("sessions: %d", code)
-		}
+		api.mustGet("/api/sessions?limit=100&router=range-84", &page)
 		return page.Sessions
 	}
 	byUser := map[string]apiSession{}

@@ -107,6 +107,14 @@ func migratedDB(t testing.TB) string {
 	return dbURL
 }
 
+// migratedDBWithRouter is migratedDB with one router added (addRouter).
+func migratedDBWithRouter(t testing.TB, name, ip, secret string) string {
+	t.Helper()
+	dbURL := migratedDB(t)
+	addRouter(t, dbURL, name, ip, secret)
+	return dbURL
+}
+
 // addRouter registers a router (name, ip, RADIUS secret) with the real
 // router add command.
 func addRouter(t testing.TB, dbURL, name, ip, secret string) {

@@ -114,9 +114,8 @@ func scrape(t testing.TB, baseURL string) map[string]float64 {
 // TestMetricsCountKnownTraffic sends known traffic from real UDP sockets
 // to a real serve and checks /metrics counts it exactly.
 func TestMetricsCountKnownTraffic(t *testing.T) {
-	dbURL := migratedDB(t)
 	const secret = "m3trics"
-	addRouter(t, dbURL, "core-1", "127.0.0.21", secret)
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.21", secret)
 	addRouter(t, dbURL, "edge-idle", "127.0.0.22", secret)
 	srv := startServe(t, dbURL)
 

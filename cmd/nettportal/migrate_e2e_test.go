@@ -42,8 +42,7 @@ func TestCommandsCheckSchemaVersion(t *testing.T) {
 // list and GET /api/routers name them with the reason.
 func TestOddNASRowsAreListedAndSkipped(t *testing.T) {
 	t.Parallel()
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "core-1", "127.0.0.41", "s")
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.41", "s")
 	db, err := store.Open(context.Background(), dbURL, 2, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)

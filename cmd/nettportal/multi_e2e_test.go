@@ -26,9 +26,8 @@ import (
 // out of order. Then: one row per session, the newest counters won, and
 // both instances show the same live view.
 func TestTwoInstancesOnOneDatabase(t *testing.T) {
-	dbURL := migratedDB(t)
 	const secret = "tw0-instances"
-	addRouter(t, dbURL, "core-1", "127.0.0.31", secret)
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.31", secret)
 	a := startServe(t, dbURL)
 	b := startServe(t, dbURL)
 	servers := []*testServer{a, b}

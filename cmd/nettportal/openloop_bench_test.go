@@ -346,11 +346,25 @@ func (f *freeradiusTarget) secret() string        { return f.srv.Secret }
 func (f *freeradiusTarget) ledgerDB() *store.DB   { return f.db }
 func (f *freeradiusTarget) shed() (float64, bool) { return 0, false }
 
-// settle gives FreeRADIUS a moment for requests the load gave up on: it
-// has no queue depth to read, and it works off its queue within its
-// max_request_time anyway. (A pause between a benchmark's steps against
-// another process with no state to read, not a wait in a test.)
-func (f *freeradiusTarget) settle(testing.TB) { time.Sleep(time.Second) }
+// settle waits until FreeRADIUS has worked off the step: requests the
+// load gave up on are still in its queue (it works them off within its
+// max_request_time) and each one it works off writes radacct. FreeRADIUS
+// says nothing of its queue, so the state read is radacct itself: settled
+// once two reads 200 ms apart find the same rows with the same counters.
+// (A poll of another process's database, through the package's deadline
+// poll: there is no event to wait on.)
+func (f *freeradiusTarget) settle(tb testing.TB) {
+	last := ""
+	eventually(tb, 60*time.Second, 200*time.Millisecond, "FreeRADIUS's radacct unchanged after the step", func() (string, bool) {
+		var rows, sum int64
+		err := f.db.Pool.QueryRow(context.Background(), `SELECT count(*),
+			coalesce(sum(acctsessiontime + acctinputoctets + acctoutputoctets), 0) FROM radacct`).Scan(&rows, &sum)
+		now := fmt.Sprintf("%d rows, counters %d (%v)", rows, sum, err)
+		settled := err == nil && now == last
+		last = now
+		return now, settled
+	})
+}
 
 func startFreeRADIUSTarget(b *testing.B) *freeradiusTarget {
 	dbURL := freeradiustest.StockDatabase(b)

@@ -104,15 +104,42 @@ func readSession(t testing.TB, pg *pgx.Conn, user string) sessionRow {
 	return r
 }
 
-// serveOneRouter runs serve on a new database in which one router, name
-// at ip with secret, is registered; it returns what the tests read serve's
-// database through, the router's NAS-IP-Address and its socket to serve.
-func serveOneRouter(t *testing.T, name, ip, secret string) (*testServer, *pgx.Conn, net.IP, *net.UDPConn) {
+// oneRouter is serve on a new database in which one router is
+// registered, with what the tests read serve's database through, the
+// router's NAS-IP-Address and its socket to serve.
+type oneRouter struct {
+	t      *testing.T
+	srv    *testServer
+	pg     *pgx.Conn
+	nas    net.IP
+	c      *net.UDPConn
+	secret string
+}
+
+// serveOneRouter runs serve with one router, name at ip with secret.
+func serveOneRouter(t *testing.T, name, ip, secret string) *oneRouter {
 	t.Helper()
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, name, ip, secret)
+	dbURL := migratedDBWithRouter(t, name, ip, secret)
 	srv := startServe(t, dbURL)
-	return srv, connectPG(t, dbURL), net.ParseIP(ip), udpFrom(t, ip, srv.AcctAddr)
+	return &oneRouter{t: t, srv: srv, pg: connectPG(t, dbURL), nas: net.ParseIP(ip), c: udpFrom(t, ip, srv.AcctAddr), secret: secret}
+}
+
+// packet is rulePacket from this router.
+func (r *oneRouter) packet(status rfc2866.AcctStatusType, user, sid string, secs int, event time.Time, set func(*rad.Packet)) []byte {
+	r.t.Helper()
+	return rulePacket(r.t, r.secret, r.nas, status, user, sid, secs, event, set)
+}
+
+// send sends raws together and waits for every answer (sendTogether).
+func (r *oneRouter) send(raws ...[]byte) {
+	r.t.Helper()
+	sendTogether(r.t, r.c, r.secret, raws...)
+}
+
+// reopened is serve's nettportal_accounting_reopened_total.
+func (r *oneRouter) reopened() float64 {
+	r.t.Helper()
+	return scrape(r.t, r.srv.HTTPURL)["nettportal_accounting_reopened_total"]
 }
 
 func connectPG(t testing.TB, dbURL string) *pgx.Conn {
@@ -131,9 +158,8 @@ func connectPG(t testing.TB, dbURL string) *pgx.Conn {
 // Interim from that session afterwards proves the close wrong and reopens
 // it, counted on /metrics.
 func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
-	dbURL := migratedDB(t)
 	const secret = "sw33p"
-	addRouter(t, dbURL, "quiet", "127.0.0.31", secret)
+	dbURL := migratedDBWithRouter(t, "quiet", "127.0.0.31", secret)
 	addRouter(t, dbURL, "talker", "127.0.0.32", secret)
 	sweeps := make(chan int64, 64)
 	// Sweeps every 100 ms; the test waits on them, never on the clock.
@@ -220,29 +246,27 @@ func TestSweepSparesInterimLessRouterThroughServe(t *testing.T) {
 // NAS-Reboot; the new one stays open, and its later Interims keep it so.
 func TestAccountingOnSameSecondThroughServe(t *testing.T) {
 	const secret = "r3boot"
-	srv, pg, nas, c := serveOneRouter(t, "rebooter", "127.0.0.41", secret)
+	r := serveOneRouter(t, "rebooter", "127.0.0.41", secret)
 	now := time.Now().Truncate(time.Second)
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Start, "before", "81000001", -1, now.Add(-time.Hour), nil))
+	r.send(r.packet(rfc2866.AcctStatusType_Value_Start, "before", "81000001", -1, now.Add(-time.Hour), nil))
 	// RouterOS's session ids: the first hex digit changes at each boot.
-	start := rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Start, "after", "91000001", -1, now, nil)
-	accOn := rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_AccountingOn, "", "", -1, now, nil)
-	sendTogether(t, c, secret, start, accOn)
-	sendTogether(t, c, secret, start, accOn) // the retransmission: answered again, applied once
-	if r := readSession(t, pg, "before"); !r.stopped || r.cause != "NAS-Reboot" || r.closedBy != "nas-reboot" {
-		t.Errorf("the session from before the reboot: %+v, want closed as NAS-Reboot", r)
+	start := r.packet(rfc2866.AcctStatusType_Value_Start, "after", "91000001", -1, now, nil)
+	accOn := r.packet(rfc2866.AcctStatusType_Value_AccountingOn, "", "", -1, now, nil)
+	r.send(start, accOn)
+	r.send(start, accOn) // the retransmission: answered again, applied once
+	if s := readSession(t, r.pg, "before"); !s.stopped || s.cause != "NAS-Reboot" || s.closedBy != "nas-reboot" {
+		t.Errorf("the session from before the reboot: %+v, want closed as NAS-Reboot", s)
 	}
-	if r := readSession(t, pg, "after"); r.stopped {
-		t.Fatalf("the new boot's session was closed (%s, %s) in its own start second", r.cause, r.closedBy)
+	if s := readSession(t, r.pg, "after"); s.stopped {
+		t.Fatalf("the new boot's session was closed (%s, %s) in its own start second", s.cause, s.closedBy)
 	}
 	for i, secs := range []int{30, 90} {
-		sendTogether(t, c, secret,
-			rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_InterimUpdate, "after", "91000001", secs, now.Add(time.Duration(secs)*time.Second), nil))
-		if r := readSession(t, pg, "after"); r.stopped || r.input != int64(secs)*1000 {
-			t.Errorf("after Interim %d the new session is %+v, want open with its counters", i+1, r)
+		r.send(r.packet(rfc2866.AcctStatusType_Value_InterimUpdate, "after", "91000001", secs, now.Add(time.Duration(secs)*time.Second), nil))
+		if s := readSession(t, r.pg, "after"); s.stopped || s.input != int64(secs)*1000 {
+			t.Errorf("after Interim %d the new session is %+v, want open with its counters", i+1, s)
 		}
 	}
-	if got := scrape(t, srv.HTTPURL)["nettportal_accounting_reopened_total"]; got != 0 {
+	if got := r.reopened(); got != 0 {
 		t.Errorf("nettportal_accounting_reopened_total = %v: the new session was never closed, so nothing to reopen", got)
 	}
 }
@@ -252,37 +276,32 @@ func TestAccountingOnSameSecondThroughServe(t *testing.T) {
 // /metrics counts the reopening. A real Stop stays final.
 func TestWrongInferredCloseReopenedThroughServe(t *testing.T) {
 	const secret = "r3open"
-	srv, pg, nas, c := serveOneRouter(t, "flappy", "127.0.0.51", secret)
+	r := serveOneRouter(t, "flappy", "127.0.0.51", secret)
 	now := time.Now().Truncate(time.Second)
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Start, "alive", "81000001", -1, now.Add(-10*time.Minute), nil))
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_AccountingOn, "", "", -1, now.Add(-5*time.Minute), nil))
-	if r := readSession(t, pg, "alive"); !r.stopped || r.closedBy != "nas-reboot" {
-		t.Fatalf("the Accounting-On did not close the session: %+v", r)
+	r.send(r.packet(rfc2866.AcctStatusType_Value_Start, "alive", "81000001", -1, now.Add(-10*time.Minute), nil))
+	r.send(r.packet(rfc2866.AcctStatusType_Value_AccountingOn, "", "", -1, now.Add(-5*time.Minute), nil))
+	if s := readSession(t, r.pg, "alive"); !s.stopped || s.closedBy != "nas-reboot" {
+		t.Fatalf("the Accounting-On did not close the session: %+v", s)
 	}
-	if got := scrape(t, srv.HTTPURL)["nettportal_accounting_reopened_total"]; got != 0 {
+	if got := r.reopened(); got != 0 {
 		t.Fatalf("reopened before any Interim: %v", got)
 	}
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_InterimUpdate, "alive", "81000001", 600, now, nil))
-	if r := readSession(t, pg, "alive"); r.stopped || r.closedBy != "" || r.cause != "" || r.input != 600*1000 {
-		t.Errorf("after a later Interim: %+v, want reopened with its counters", r)
+	r.send(r.packet(rfc2866.AcctStatusType_Value_InterimUpdate, "alive", "81000001", 600, now, nil))
+	if s := readSession(t, r.pg, "alive"); s.stopped || s.closedBy != "" || s.cause != "" || s.input != 600*1000 {
+		t.Errorf("after a later Interim: %+v, want reopened with its counters", s)
 	}
-	if got := scrape(t, srv.HTTPURL)["nettportal_accounting_reopened_total"]; got != 1 {
+	if got := r.reopened(); got != 1 {
 		t.Errorf("/metrics nettportal_accounting_reopened_total = %v, want 1", got)
 	}
 	// A real Stop is final: a later Interim changes nothing.
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_Stop, "alive", "81000001", 601, now.Add(time.Second), func(p *rad.Packet) {
-			rfc2866.AcctTerminateCause_Set(p, rfc2866.AcctTerminateCause_Value_UserRequest)
-		}))
-	sendTogether(t, c, secret,
-		rulePacket(t, secret, nas, rfc2866.AcctStatusType_Value_InterimUpdate, "alive", "81000001", 660, now.Add(time.Minute), nil))
-	if r := readSession(t, pg, "alive"); !r.stopped || r.closedBy != "stop" {
-		t.Errorf("after Stop and a later Interim: %+v, want closed by the Stop", r)
+	r.send(r.packet(rfc2866.AcctStatusType_Value_Stop, "alive", "81000001", 601, now.Add(time.Second), func(p *rad.Packet) {
+		rfc2866.AcctTerminateCause_Set(p, rfc2866.AcctTerminateCause_Value_UserRequest)
+	}))
+	r.send(r.packet(rfc2866.AcctStatusType_Value_InterimUpdate, "alive", "81000001", 660, now.Add(time.Minute), nil))
+	if s := readSession(t, r.pg, "alive"); !s.stopped || s.closedBy != "stop" {
+		t.Errorf("after Stop and a later Interim: %+v, want closed by the Stop", s)
 	}
-	if got := scrape(t, srv.HTTPURL)["nettportal_accounting_reopened_total"]; got != 1 {
+	if got := r.reopened(); got != 1 {
 		t.Errorf("/metrics nettportal_accounting_reopened_total = %v after a Stop, want still 1", got)
 	}
 }
@@ -295,9 +314,8 @@ func TestWrongInferredCloseReopenedThroughServe(t *testing.T) {
 // retransmits once the dedupe window has passed.
 func quarantineFixture(t *testing.T) (srv *testServer, dbURL string) {
 	t.Helper()
-	dbURL = migratedDB(t)
 	const secret = "qu4rantine"
-	addRouter(t, dbURL, "core-q", "127.0.0.61", secret)
+	dbURL = migratedDBWithRouter(t, "core-q", "127.0.0.61", secret)
 	pg := connectPG(t, dbURL)
 	if _, err := pg.Exec(context.Background(), `ALTER TABLE radacct ADD CONSTRAINT site_refuses CHECK (username <> 'refused')`); err != nil {
 		t.Fatal(err)
@@ -341,9 +359,7 @@ func TestQuarantineThroughServe(t *testing.T) {
 			Source        string `json:"source"`
 		} `json:"records"`
 	}
-	if code := api.do("GET", "/api/quarantine?router=core-q", nil, &q); code != 200 {
-		t.Fatalf("quarantine API: %d", code)
-	}
+	api.mustGet("/api/quarantine?router=core-q", &q)
 	if len(q.Records) != 2 {
 		t.Fatalf("%d quarantined records, want 2 (the Start and the Interim, each sent twice): %+v", len(q.Records), q.Records)
 	}

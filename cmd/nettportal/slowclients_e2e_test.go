@@ -43,8 +43,7 @@ func TestSlowClientsDoNotStarveServer(t *testing.T) {
 	if old.Max < limit {
 		t.Skipf("RLIMIT_NOFILE hard limit %d is below %d", old.Max, limit)
 	}
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "core-1", "127.0.0.1", "testing123")
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.1", "testing123")
 	srv := startServe(t, dbURL, "--http-read-timeout", "3s", "--http-conns-per-client", fmt.Sprint(perAddr))
 	set := syscall.Rlimit{Cur: limit, Max: old.Max}
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &set); err != nil {

@@ -33,8 +33,7 @@ func sendAcct(t *testing.T, conn *net.UDPConn, secret string, req radiustest.Req
 }
 
 func TestUsageThroughTheAPI(t *testing.T) {
-	dbURL := migratedDB(t)
-	addRouter(t, dbURL, "core-1", "127.0.0.1", "s3cret")
+	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.1", "s3cret")
 	// Fixed dates in the past: believed only with a wider clock window.
 	srv := startServe(t, dbURL, "--usage-timezone", "UTC", "--clock-skew-past", "87600h")
 	api := tokenAPI(t, dbURL, srv, "billing", "viewer")
@@ -66,9 +65,7 @@ func TestUsageThroughTheAPI(t *testing.T) {
 			OutputOctets int64  `json:"output_octets"`
 		} `json:"usage"`
 	}
-	if code := api.do("GET", "/api/usage?from=2026-11-24&to=2026-11-25", nil, &got); code != 200 {
-		t.Fatalf("usage: %d", code)
-	}
+	api.mustGet("/api/usage?from=2026-11-24&to=2026-11-25", &got)
 	const g = int64(1) << 32
 	want := map[string][2]int64{"2026-11-24": {100, g + 200}, "2026-11-25": {400, 700}}
 	if len(got.Usage) != 2 {

@@ -20,9 +20,8 @@ import (
 // LISTEN/NOTIFY within a second. Users and tokens come from the real
 // `user add` and `token create` commands.
 func TestWebLiveViewAcrossInstances(t *testing.T) {
-	dbURL := migratedDB(t)
 	const secret = "web-e2e"
-	addRouter(t, dbURL, "core-web", "127.0.0.41", secret)
+	dbURL := migratedDBWithRouter(t, "core-web", "127.0.0.41", secret)
 	mustRun(t, "user", "add", "--db", dbURL, "--name", "olga", "--password", "operator-pw", "--role", "operator")
 	if out := mustRun(t, "user", "list", "--db", dbURL); !strings.Contains(out, "olga") || !strings.Contains(out, "operator") {
 		t.Errorf("user list:\n%s", out)

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"github.com/nettportal/nettportal/store"
@@ -76,4 +77,55 @@ func MustOpenDB(tb testing.TB) *store.DB {
 		tb.Fatalf("migrate test database: %v", err)
 	}
 	return db
+}
+
+// MustLockTable holds an exclusive lock on table in a transaction of its
+// own, so a query that reads it waits inside PostgreSQL; the test rolls
+// it back to let go, or cleanup does.
+func MustLockTable(tb testing.TB, db *store.DB, table string) pgx.Tx {
+	tb.Helper()
+	ctx := context.Background()
+	locker, err := db.Pool.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { locker.Rollback(ctx) }) //nolint:errcheck // may be rolled back already
+	if _, err := locker.Exec(ctx, "LOCK TABLE "+pgx.Identifier{table}.Sanitize()+" IN ACCESS EXCLUSIVE MODE"); err != nil {
+		tb.Fatal(err)
+	}
+	return locker
+}
+
+// WatchSlots sets db.OnSlot and returns a function that waits until db
+// has handed out the slots of kinds (store.SlotHeavy, store.SlotExport;
+// one each per mention) since WatchSlots, failing tb after 10s. Set it
+// before the queries it watches start; it keeps the last 64 slots given
+// out and not yet waited for.
+func WatchSlots(tb testing.TB, db *store.DB) (await func(kinds ...string)) {
+	taken := make(chan string, 64)
+	db.OnSlot = func(kind string) {
+		select {
+		case taken <- kind:
+		default:
+		}
+	}
+	return func(kinds ...string) {
+		tb.Helper()
+		want := map[string]int{}
+		for _, k := range kinds {
+			want[k]++
+		}
+		timeout := time.NewTimer(10 * time.Second)
+		defer timeout.Stop()
+		for len(want) > 0 {
+			select {
+			case k := <-taken:
+				if want[k]--; want[k] <= 0 {
+					delete(want, k)
+				}
+			case <-timeout.C:
+				tb.Fatalf("slots %v not taken after 10s", want)
+			}
+		}
+	}
 }
