@@ -52,6 +52,42 @@ func (o *ourTarget) shed() (float64, bool) {
 	return v, err == nil
 }
 
+// overloadDetail reads the listener's overload counters now and returns
+// what they counted by the time it is called: datagrams read, packets shed
+// by reason, retransmissions of shed packets queued and answered.
+func (o *ourTarget) overloadDetail() func() string {
+	type series struct{ name, label, what string }
+	all := []series{
+		{"nettportal_radius_received_total", "", "read"},
+		{"nettportal_radius_shed_total", `reason="fresh"`, "shed fresh"},
+		{"nettportal_radius_shed_total", `reason="retry_expired"`, "retry expired"},
+		{"nettportal_radius_shed_total", `reason="retry_full"`, "retry full"},
+		{"nettportal_radius_shed_total", `reason="retry_over_quota"`, "retry over quota"},
+		{"nettportal_radius_retried_total", "", "retried"},
+		{"nettportal_radius_retry_answered_total", "", "retry answered"},
+	}
+	read := func() []float64 {
+		v := make([]float64, len(all))
+		for i, m := range all {
+			var labels []string
+			if m.label != "" {
+				labels = append(labels, m.label)
+			}
+			v[i], _ = metric(o.srv.HTTPURL, m.name, labels...)
+		}
+		return v
+	}
+	before := read()
+	return func() string {
+		after := read()
+		parts := make([]string, len(all))
+		for i, m := range all {
+			parts[i] = fmt.Sprintf("%s %.0f", m.what, after[i]-before[i])
+		}
+		return strings.Join(parts, ", ")
+	}
+}
+
 // settle waits for the listener's queue to be empty: a step's
 // stragglers are committed or shed before the next step begins.
 func (o *ourTarget) settle(tb testing.TB) {
@@ -86,11 +122,15 @@ func startOurTarget(b *testing.B) *ourTarget {
 }
 
 // rampSettings are the ramp's knobs: NETTPORTAL_BENCH_RATES (offered
-// packets/s per step, comma-separated) and NETTPORTAL_BENCH_STEP (each
-// step's length; 12s gives a storm session Start, one interim and Stop).
+// packets/s per step, comma-separated), NETTPORTAL_BENCH_STEP (each
+// step's length; 12s gives a storm session Start, one interim and Stop)
+// and NETTPORTAL_BENCH_OVERLOAD_RATE (the overload step's rate instead of
+// twice the capacity: the capacity asks for p99 < 100 ms, so twice it may
+// still be below what the server can commit).
 type rampSettings struct {
-	rates []int
-	step  time.Duration
+	rates    []int
+	step     time.Duration
+	overload int // the overload step's rate; 0: twice the capacity
 }
 
 func rampSettingsFromEnv(b *testing.B, ratesEnv string, defaultRates []int) rampSettings {
@@ -104,6 +144,13 @@ func rampSettingsFromEnv(b *testing.B, ratesEnv string, defaultRates []int) ramp
 			}
 			s.rates = append(s.rates, n)
 		}
+	}
+	if v := os.Getenv("NETTPORTAL_BENCH_OVERLOAD_RATE"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			b.Fatalf("NETTPORTAL_BENCH_OVERLOAD_RATE=%q: want packets/s", v)
+		}
+		s.overload = n
 	}
 	if v := os.Getenv("NETTPORTAL_BENCH_STEP"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -168,6 +215,10 @@ func (r *rampRunner) stepFor(b *testing.B, mix sim.Mix, label string, rate int, 
 		cfg.Tag = fmt.Sprintf("r%03d", r.tags%1000)
 	}
 	shedBefore, known := r.t.shed()
+	var detail func() string
+	if o, ok := r.t.(*ourTarget); ok {
+		detail = o.overloadDetail()
+	}
 	res, err := sim.RunOpenLoop(context.Background(), cfg)
 	if err != nil {
 		b.Fatalf("%s %s step at %d/s: %v", r.t.name(), mix, rate, err)
@@ -192,6 +243,9 @@ func (r *rampRunner) stepFor(b *testing.B, mix sim.Mix, label string, rate int, 
 		r.t.name(), mix, label, rate, res.Offered, res.Goodput(), res.Failed, res.Retransmits,
 		100*float64(res.Retransmits)/float64(max(res.Offered, 1)), shed,
 		res.P50.Round(time.Millisecond/10), res.P99.Round(time.Millisecond/10), res.Max.Round(time.Millisecond), verdict)
+	if detail != nil && s.shed > 0 {
+		fmt.Printf("%s %s %-9s %s\n", r.t.name(), mix, "", detail())
+	}
 	return s
 }
 
@@ -221,10 +275,15 @@ func (r *rampRunner) ramp(b *testing.B, mix sim.Mix) rampResult {
 		return out
 	}
 	fmt.Printf("%s %s capacity: %d packets/s\n", name, mix, out.capacity)
-	out.overload = r.step(b, mix, "2x", 2*out.capacity)
+	overload := 2 * out.capacity
+	if r.cfg.overload > 0 {
+		overload = r.cfg.overload
+		fmt.Printf("%s %s: the overload step offers %d/s (NETTPORTAL_BENCH_OVERLOAD_RATE), %.1fx capacity\n", name, mix, overload, float64(overload)/float64(out.capacity))
+	}
+	out.overload = r.step(b, mix, "overload", overload)
 	keep(out.overload)
 	o := out.overload.res
-	fmt.Printf("%s %s overload at 2x capacity: goodput %.0f/s = %.0f%% of capacity (target >= 90%%), answered p99 %v (target < 300ms)\n",
+	fmt.Printf("%s %s overload: goodput %.0f/s = %.0f%% of capacity (target >= 90%%), answered p99 %v (target < 300ms)\n",
 		name, mix, o.Goodput(), 100*o.Goodput()/float64(out.capacity), o.P99.Round(time.Millisecond/10))
 	out.recovery = r.step(b, mix, "recovery", max(out.capacity/2, 1))
 	keep(out.recovery)
