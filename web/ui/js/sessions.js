@@ -8,19 +8,15 @@
 // filter and search apply to the whole set because the server does them.
 import { h, clear, setText, debounce } from './dom.js';
 import { query } from './api.js';
-import { fmtInt, fmtBytes, fmtRate, fmtUptime, parseTime, fmtDateTime } from './format.js';
-import { disconnectOne, changeSpeed, disconnectSelected, disconnectRouter } from './actions.js';
+import { parseTime, fmtDateTime } from './format.js';
+import { disconnectOne, disconnectSelected, disconnectRouter } from './actions.js';
+import { windowMethods } from './sessionwindow.js';
+import { rowMethods } from './sessionrows.js';
 
 // The heaviest current downloaders first: what an operator opens the page
 // for. Newest first put brand-new 0 B sessions on top.
 export const defaultView = { router: '', q: '', sort: 'output_bps', order: 'desc' };
 const sortStoreKey = 'nettportal.sessions.sort';
-// The window of rows the page asks for: what is on screen plus MARGIN rows
-// each side, rounded out to CHUNK so small scrolls keep the subscription
-// (and the server's shared query) unchanged.
-const MARGIN = 30;
-const CHUNK = 25;
-const MAX_WINDOW = 500; // a very tall screen; the store allows 1000
 const FIRST_WINDOW = { offset: 0, limit: 75 };
 const ROW_HEIGHT = 39; // until a rendered row is measured
 const sortKeys = new Set(['username', 'customer', 'router', 'ip', 'profile', 'started_at', 'uptime',
@@ -204,21 +200,6 @@ export class SessionsPage {
       h('div', { class: 'panel' }, toolbar, this.wrap, pager));
   }
 
-  padRow(testid) {
-    const td = h('td', { colspan: 12 });
-    const tr = h('tr', { class: 'pad-row', testid, 'aria-hidden': 'true' }, td);
-    tr.hidden = true;
-    return { tr, td, px: 0 };
-  }
-
-  setPad(pad, px) {
-    px = Math.max(0, Math.round(px));
-    if (pad.px === px) return;
-    pad.px = px;
-    pad.td.style.height = px + 'px';
-    pad.tr.hidden = px === 0;
-  }
-
   async loadRouters() {
     const routers = await this.app.routers();
     const cur = this.view.router;
@@ -310,73 +291,6 @@ export class SessionsPage {
     return h('tr', { class: 'empty-row', testid: 'empty-row' }, h('td', { colspan: this.ncols || 12 }, text));
   }
 
-  // --- scrolling ----------------------------------------------------------
-
-  // boxed reports whether the table scrolls in its own box (wide screens)
-  // rather than with the page (phones).
-  boxed() {
-    return getComputedStyle(this.wrap).maxHeight !== 'none';
-  }
-
-  // viewport is the band of the screen rows can be seen in, in client
-  // coordinates.
-  viewport() {
-    if (this.boxed()) {
-      const b = this.wrap.getBoundingClientRect();
-      return { top: b.top + this.thead.offsetHeight, bottom: b.bottom };
-    }
-    return { top: 0, bottom: window.innerHeight };
-  }
-
-  visibleRows() {
-    const v = this.viewport();
-    return Math.ceil(Math.max(0, v.bottom - v.top) / this.rowH);
-  }
-
-  // firstRowTop is where row 0 is (or would be) on screen.
-  firstRowTop() {
-    return this.tbody.getBoundingClientRect().top;
-  }
-
-  // wantWindow is the window to subscribe to for rows first..first+n.
-  wantWindow(first, n) {
-    const offset = Math.max(0, Math.floor((first - MARGIN) / CHUNK) * CHUNK);
-    const end = Math.ceil((first + n + MARGIN) / CHUNK) * CHUNK;
-    return { offset, limit: Math.min(MAX_WINDOW, Math.max(CHUNK, end - offset)) };
-  }
-
-  // updateWindow works out which rows are on screen, says so, and
-  // subscribes to the window around them when that changed.
-  updateWindow() {
-    const v = this.viewport();
-    const top = this.firstRowTop();
-    let first = Math.floor((v.top - top) / this.rowH);
-    let last = Math.ceil((v.bottom - top) / this.rowH);
-    const total = this.total;
-    first = Math.max(0, Math.min(first, total - 1));
-    last = Math.max(first, Math.min(last, total));
-    this.visible = { first, last };
-    setText(this.pageInfo, total === 0 ? '0 of 0' : `${fmtInt(first + 1)}–${fmtInt(last)} of ${fmtInt(total)}`);
-    this.topBtn.disabled = first === 0;
-    this.endBtn.disabled = last >= total;
-    const w = this.wantWindow(first, last - first);
-    if (w.offset !== this.win.offset || w.limit !== this.win.limit) {
-      this.win = w;
-      this.app.live.subscribe(this.liveView());
-    }
-  }
-
-  scrollToTop() {
-    if (!this.wrap) return;
-    if (this.boxed()) this.wrap.scrollTop = 0;
-    else if (this.table.getBoundingClientRect().top < 0) this.table.scrollIntoView({ block: 'start' });
-  }
-
-  scrollToEnd() {
-    if (this.boxed()) this.wrap.scrollTop = this.wrap.scrollHeight;
-    else window.scrollTo(0, document.documentElement.scrollHeight);
-  }
-
   // --- live data --------------------------------------------------------
 
   onSnapshot(msg) {
@@ -394,205 +308,6 @@ export class SessionsPage {
     setText(this.updated, st !== null ? `Updated ${fmtDateTime(st).slice(11)}` : '');
     this.measure();
     this.updateWindow();
-  }
-
-  renderCards(msg) {
-    const s = msg.stats || {};
-    const filtered = this.view.router || this.view.q;
-    const scope = filtered ? 'matching the filter' : 'all routers';
-    setText(this.cards.sessions.value, fmtInt(s.sessions ?? msg.total ?? 0));
-    setText(this.cards.sessions.sub, scope);
-    setText(this.cards.download.value, fmtBytes(s.output_octets ?? 0));
-    setText(this.cards.download.sub, 'to subscribers, open sessions');
-    setText(this.cards.upload.value, fmtBytes(s.input_octets ?? 0));
-    setText(this.cards.upload.sub, 'from subscribers, open sessions');
-    setText(this.cards.combined.value, fmtBytes((s.output_octets ?? 0) + (s.input_octets ?? 0)));
-    setText(this.cards.combined.sub, 'download + upload');
-    let down = s.output_bps;
-    let up = s.input_bps;
-    let rateScope = scope;
-    if (down === undefined || up === undefined) {
-      // Older servers give no rate totals: sum what is on screen.
-      down = 0;
-      up = 0;
-      for (const x of msg.sessions || []) {
-        down += x.output_bps || 0;
-        up += x.input_bps || 0;
-      }
-      rateScope = 'sessions on this page';
-    }
-    if (!this.cards.rate.down) {
-      this.cards.rate.down = h('span', { class: 'down' });
-      this.cards.rate.up = h('span', { class: 'up' });
-      clear(this.cards.rate.value).append('↓ ', this.cards.rate.down, h('span', { class: 'gap' }), '↑ ', this.cards.rate.up);
-      this.cards.rate.value.classList.add('card-value-rate');
-    }
-    setText(this.cards.rate.down, fmtRate(down));
-    setText(this.cards.rate.up, fmtRate(up));
-    setText(this.cards.rate.sub, rateScope);
-  }
-
-  // calm reports that the operator is pointing at or working in the table:
-  // rows then keep their places (new ones go to the end) so the row under
-  // the pointer or focus never moves; the order catches up afterwards.
-  calm() {
-    return this.tbody.matches(':hover') || this.tbody.contains(document.activeElement) ||
-      !!document.querySelector('dialog[open]');
-  }
-
-  renderRows(msg, settled) {
-    const sessions = msg.sessions || [];
-    const offset = Number.isInteger(msg.offset) ? msg.offset : this.win.offset;
-    const block = offset + '/' + (Number.isInteger(msg.limit) ? msg.limit : this.win.limit);
-    // The same window as the rows on screen: an update. Another one (the
-    // operator scrolled): rows are placed where they are in the list, and
-    // rows that came into the window are not news.
-    const sameBlock = block === this.block;
-    const seen = new Set();
-    const empty = this.tbody.querySelector('.empty-row');
-    if (empty) empty.remove();
-    const calm = sameBlock && this.calm();
-    let prev = this.topPad.tr;
-    for (const s of sessions) {
-      seen.add(s.id);
-      let row = this.rows.get(s.id);
-      // Calm, the rows on screen stay; a new one joins at the end only
-      // while the DOM holds fewer rows than the window (a session that
-      // started), not in place of a row that moved elsewhere in the order.
-      if (!row && calm && this.rows.size >= sessions.length) continue;
-      if (!row) {
-        row = this.createRow(s);
-        this.rows.set(s.id, row);
-        if (settled && sameBlock) {
-          row.tr.classList.add('row-new');
-          setTimeout(() => row.tr.classList.remove('row-new'), 4000);
-        }
-      }
-      this.updateRow(row, s);
-      if (this.selected.has(s.id)) this.selected.set(s.id, s);
-      if (calm) {
-        if (!row.tr.parentNode) this.tbody.insertBefore(row.tr, this.botPad.tr);
-        continue;
-      }
-      // Keep DOM order equal to the server's order, moving only what moved.
-      const want = prev.nextSibling;
-      if (want !== row.tr) this.tbody.insertBefore(row.tr, want);
-      prev = row.tr;
-    }
-    this.tbody.classList.toggle('tbody-calm', calm);
-    for (const [id, row] of this.rows) {
-      // Calm, a row that left the window stays where it is (it may only
-      // have moved in the order) unless this operator disconnected it.
-      if (!seen.has(id) && (!calm || this.pending.has(id))) {
-        row.tr.remove();
-        this.rows.delete(id);
-        this.pending.delete(id);
-      }
-    }
-    this.start = offset;
-    this.block = block;
-    this.table.setAttribute('aria-rowcount', String(this.total + 1));
-    let i = offset + 2; // the header is row 1
-    for (let tr = this.topPad.tr.nextSibling; tr && tr !== this.botPad.tr; tr = tr.nextSibling, i++) {
-      if (tr.getAttribute('aria-rowindex') !== String(i)) tr.setAttribute('aria-rowindex', String(i));
-    }
-    this.placePads();
-    if (this.total === 0) {
-      this.tbody.append(this.messageRow(this.view.q || this.view.router ? 'No open sessions match this filter.' : 'No open sessions.'));
-    }
-    this.syncSelection();
-  }
-
-  // placePads sizes the spacers for the rows before and after the DOM's.
-  placePads() {
-    const n = this.rows.size;
-    this.setPad(this.topPad, this.start * this.rowH);
-    this.setPad(this.botPad, Math.max(0, this.total - this.start - n) * this.rowH);
-  }
-
-  // measure takes the row height from the rows rendered (cards on a phone
-  // are taller than table rows), so spacers and row positions agree.
-  measure() {
-    const first = this.topPad.tr.nextSibling;
-    const last = this.botPad.tr.previousSibling;
-    if (!first || first === this.botPad.tr || !this.rows.size) return;
-    const hgt = (last.getBoundingClientRect().bottom - first.getBoundingClientRect().top) / this.rows.size;
-    if (hgt > 8 && Math.abs(hgt - this.rowH) > 0.5) {
-      this.rowH = hgt;
-      this.placePads();
-    }
-  }
-
-  createRow(s) {
-    const c = {};
-    const tr = h('tr', { testid: 'session-row', dataset: { id: s.id, username: s.username } });
-    if (this.canControl) {
-      c.sel = h('input', { type: 'checkbox', 'aria-label': `Select ${s.username}`, testid: 'select-row',
-        onchange: () => { if (c.sel.checked) this.selected.set(row.s.id, row.s); else this.selected.delete(row.s.id); this.syncSelection(); } });
-      tr.append(h('td', { class: 'col-sel' }, c.sel));
-    }
-    c.userLink = h('a', { href: `#/session/${encodeURIComponent(s.id)}`, class: 'user-link', testid: 'session-link' });
-    c.usageLink = h('a', { class: 'usage-link', testid: 'row-usage-link', title: 'Usage of this user', 'aria-label': `Usage of ${s.username}` }, 'usage');
-    tr.append(h('td', { class: 'col-user' }, c.userLink, ' ', c.usageLink));
-    c.customer = h('td', { class: 'col-customer', testid: 'cell-customer' });
-    c.router = h('td', { class: 'col-router', testid: 'cell-router' });
-    c.ip = h('td', { class: 'mono', testid: 'cell-ip' });
-    c.profile = h('td', { testid: 'cell-profile' });
-    c.uptime = h('td', { class: 'num mono', testid: 'cell-uptime' });
-    c.download = h('td', { class: 'num', testid: 'cell-download' });
-    c.upload = h('td', { class: 'num', testid: 'cell-upload' });
-    c.rateDown = h('span', { class: 'rate rate-down' });
-    c.rateUp = h('span', { class: 'rate rate-up' });
-    c.rateBar = h('span', { class: 'rate-bar', 'aria-hidden': 'true' });
-    tr.append(c.customer, c.router, c.ip, c.profile, c.uptime, c.download, c.upload,
-      h('td', { class: 'num col-rate', testid: 'cell-rate' }, h('span', { class: 'rate-wrap' }, c.rateBar, c.rateDown, c.rateUp)));
-    if (this.canControl) {
-      c.speed = h('button', { type: 'button', class: 'btn btn-small', testid: 'change-speed', title: 'Change speed (CoA)', onclick: () => changeSpeed(row.s) }, 'Speed');
-      c.disc = h('button', { type: 'button', class: 'btn btn-small btn-danger-outline', testid: 'disconnect', onclick: () => this.onDisconnect(row) }, 'Disconnect');
-      tr.append(h('td', { class: 'col-actions' }, c.speed, c.disc));
-    }
-    const row = { tr, c, s };
-    return row;
-  }
-
-  updateRow(row, s) {
-    const c = row.c;
-    row.s = s;
-    row.started = parseTime(s.started_at);
-    row.uptimeAt = Date.now();
-    setText(c.userLink, s.username || '(no username)');
-    const usageHref = '#/usage?q=' + encodeURIComponent(s.username || '') + '&user=' + encodeURIComponent(s.username || '');
-    if (c.usageLink.getAttribute('href') !== usageHref) c.usageLink.setAttribute('href', usageHref);
-    if (row.tr.dataset.username !== s.username) row.tr.dataset.username = s.username;
-    setText(c.customer, s.customer || '—');
-    c.customer.classList.toggle('muted', !s.customer);
-    setText(c.router, s.router || '—');
-    setText(c.ip, s.ip || '—');
-    setText(c.profile, s.profile || '—');
-    c.profile.classList.toggle('muted', !s.profile);
-    setText(c.uptime, fmtUptime(this.uptimeOf(row)));
-    setText(c.download, fmtBytes(s.output_octets));
-    setText(c.upload, fmtBytes(s.input_octets));
-    setText(c.rateDown, '↓ ' + fmtRate(s.output_bps || 0));
-    setText(c.rateUp, '↑ ' + fmtRate(s.input_bps || 0));
-    // A log-scale bar: 10 kbps .. 1 Gbps spans the cell.
-    const bps = s.output_bps || 0;
-    const frac = bps <= 1e4 ? 0 : Math.min(1, Math.log10(bps / 1e4) / 5);
-    const w = Math.round(frac * 100) + '%';
-    if (c.rateBar.style.width !== w) c.rateBar.style.width = w;
-    c.rateBar.classList.toggle('rate-heavy', bps >= 20e6);
-    if (c.sel) c.sel.checked = this.selected.has(s.id);
-    row.tr.classList.toggle('row-pending', this.pending.has(s.id));
-    row.tr.classList.toggle('row-selected', this.selected.has(s.id));
-  }
-
-  uptimeOf(row) {
-    if (row.started !== null) return (Date.now() + this.offset - row.started) / 1000;
-    return (row.s.uptime_seconds || 0) + (Date.now() - row.uptimeAt) / 1000;
-  }
-
-  tickUptime() {
-    for (const row of this.rows.values()) setText(row.c.uptime, fmtUptime(this.uptimeOf(row)));
   }
 
   // --- selection and actions ---------------------------------------------
@@ -655,3 +370,7 @@ export class SessionsPage {
     if (r && r.results) this.markPending(r.results.filter((x) => x.ok).map((x) => x.id));
   }
 }
+
+// The class is long: its scrolling window (sessionwindow.js) and its rows
+// and cards (sessionrows.js) are methods kept in modules of their own.
+Object.assign(SessionsPage.prototype, windowMethods, rowMethods);
