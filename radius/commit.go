@@ -51,6 +51,7 @@ func (s *Server) commitAndAnswer(batch []item, recs []nettportal.AccountingRecor
 	case spooled:
 		s.Stats.Spooled.Add(uint64(len(batch)))
 	}
+	s.noteLatency(batch)
 	s.answer(batch)
 }
 

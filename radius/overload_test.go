@@ -717,3 +717,46 @@ func TestRetryQueueIsSharedByRouters(t *testing.T) {
 		t.Errorf("shed = %d, want %d", got, want)
 	}
 }
+
+// Behind reports accounting as behind while the last batch answered, in
+// the last second, waited past BehindLatency from its oldest packet's
+// arrival, or while more than a batch waits in the queue.
+func TestBehindFollowsAnswerLatencyAndQueue(t *testing.T) {
+	t.Parallel()
+	r := newOverloadRig(t, func(s *radius.Server) { s.BehindLatency = 500 * time.Millisecond })
+	if r.srv.Behind() {
+		t.Fatal("behind before any packet")
+	}
+	a := request(t, sid(1), rfc2866.AcctStatusType_Value_Start, secret)
+	r.c.send(a)
+	if n := r.c.answers([][]byte{a}, 5*time.Second); n != 1 {
+		t.Fatal("not answered")
+	}
+	if r.srv.Behind() {
+		t.Error("behind after a packet answered at once")
+	}
+
+	unlock := lockAccounting(t, r.db)
+	b := request(t, sid(2), rfc2866.AcctStatusType_Value_Start, secret)
+	r.hold(b)
+	c := request(t, sid(3), rfc2866.AcctStatusType_Value_Start, secret)
+	d := request(t, sid(4), rfc2866.AcctStatusType_Value_Start, secret)
+	r.c.send(c)
+	r.c.send(d)
+	r.settled("two packets queued behind the held commit", func() bool { return r.srv.QueueDepth() == 2 })
+	if !r.srv.Behind() {
+		t.Error("not behind with two packets queued (a batch is one)")
+	}
+	r.advance(time.Second) // b waits a second for its answer
+	unlock()
+	if n := r.c.answers([][]byte{b, c, d}, 5*time.Second); n != 3 {
+		t.Fatalf("%d of 3 answered", n)
+	}
+	if !r.srv.Behind() {
+		t.Error("not behind after answers that waited a second")
+	}
+	r.advance(1500 * time.Millisecond)
+	if r.srv.Behind() {
+		t.Error("still behind 1.5s after the last slow answer")
+	}
+}

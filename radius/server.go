@@ -86,6 +86,10 @@ type Server struct {
 	// has given up (RouterOS: 3 retries 300 ms apart; the benchmark's
 	// routers: 1 s apart). Zero: 5s; negative: no bound.
 	RetryQueueDelay time.Duration
+	// BehindLatency is the answer time past which Behind reports
+	// accounting as behind: from the arrival of a batch's oldest packet to
+	// its answer. Zero: 50ms.
+	BehindLatency time.Duration
 	// OnDequeue, when set, learns how long each fresh packet waited in the
 	// queue before its batch started (shed ones included; the retry queue
 	// is not included). It runs on the batch path, so it must be quick (a
@@ -154,6 +158,9 @@ type Server struct {
 	// inFlight counts the workers holding a batch (committing or
 	// answering it).
 	inFlight atomic.Int32
+	// answeredAt (unix nanoseconds of Now) and answerLatency are the last
+	// answered batch's, for Behind.
+	answeredAt, answerLatency atomic.Int64
 }
 
 // Spooler keeps records durably when the database cannot.
@@ -237,6 +244,9 @@ func (s *Server) defaults() {
 	}
 	if s.SpoolAfter <= 0 {
 		s.SpoolAfter = 2 * time.Second
+	}
+	if s.BehindLatency <= 0 {
+		s.BehindLatency = 50 * time.Millisecond
 	}
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -142,4 +143,74 @@ func TestHeavyQueriesBounded(t *testing.T) {
 		t.Fatalf("heavy query after the slot is free: %v", err)
 	}
 
+}
+
+// While accounting is behind, a viewer query (here a session list) waits
+// before it queries, ViewerYield at most; it goes on as soon as
+// accounting caught up, at the bound, or with its context's error.
+func TestViewerQueriesYieldToAccounting(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	var behind atomic.Bool
+	behind.Store(true)
+	asked := make(chan struct{}, 1)
+	db.AccountingBehind = func() bool {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return behind.Load()
+	}
+	db.ViewerYield = time.Hour
+	await := func(what string) {
+		t.Helper()
+		select {
+		case <-asked:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the session list never asked whether accounting is behind (%s)", what)
+		}
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Sessions(ctx, nettportal.SessionFilter{})
+		done <- err
+	}()
+	// Asked once to begin waiting and again while polling: it waits.
+	await("first")
+	await("while waiting")
+	select {
+	case err := <-done:
+		t.Fatalf("the session list ran while accounting was behind (%v)", err)
+	default:
+	}
+	behind.Store(false)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session list still waits after accounting caught up")
+	}
+	if n := db.Viewers.Yields.Load(); n != 1 {
+		t.Errorf("%d waits counted, want 1", n)
+	}
+
+	// Accounting stays behind: the bound ends the wait, and the list runs.
+	behind.Store(true)
+	db.ViewerYield = 20 * time.Millisecond
+	if _, err := db.Sessions(ctx, nettportal.SessionFilter{}); err != nil {
+		t.Fatalf("after the bound: %v", err)
+	}
+	if n := db.Viewers.Yields.Load(); n != 2 || db.Viewers.YieldNanos.Load() < uint64(20*time.Millisecond) {
+		t.Errorf("%d waits of %v in all, want 2 of at least 20ms", n, time.Duration(db.Viewers.YieldNanos.Load()))
+	}
+	// A request that ends while it waits ends with its context's error.
+	db.ViewerYield = time.Hour
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := db.Sessions(cctx, nettportal.SessionFilter{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("canceled while waiting: %v, want context.Canceled", err)
+	}
 }

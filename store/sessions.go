@@ -139,6 +139,9 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	if err := checkHistory(f); err != nil {
 		return page, err
 	}
+	if err := db.yieldToAccounting(ctx); err != nil {
+		return page, fmt.Errorf("list sessions: %w", err)
+	}
 	scope, err := db.scopeOf(ctx, f)
 	if err != nil {
 		return page, fmt.Errorf("list sessions: %w", err)
@@ -244,6 +247,9 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 	args = append(args, int64(0))
 	page := make([]nettportal.Session, 0, exportPage)
 	for {
+		if err := db.yieldToAccounting(ctx); err != nil {
+			return fmt.Errorf("export sessions: %w", err)
+		}
 		rows, err := db.Pool.Query(ctx, sql, args...)
 		if err != nil {
 			return fmt.Errorf("export sessions: %w", db.overBudget(err, "the export (a router, q, a time range)"))

@@ -74,6 +74,19 @@ type DB struct {
 	// default: nothing is called. Set it before the DB is used.
 	OnSlot func(kind string)
 
+	// AccountingBehind, when set, says whether accounting is behind its
+	// load (radius.Server.Behind). Session lists and live-view snapshots,
+	// heavy queries and each page of an export then wait while it says
+	// so, ViewerYield at most each time, before they query: on a small
+	// machine the database's CPU goes to the commits first and the viewers
+	// get what is left. Nil, the default: they never wait. Set it before
+	// the DB is used.
+	AccountingBehind func() bool
+	// ViewerYield bounds one such wait. Zero: 1s.
+	ViewerYield time.Duration
+	// Viewers counts those waits.
+	Viewers ViewerStats
+
 	// MaxSessionAge, when positive, makes SweepStale close open sessions
 	// that started longer ago than this, on every router (closed_by
 	// max-age). Zero: sessions have no maximum age.
@@ -92,6 +105,13 @@ type AccountingStats struct {
 	Quarantined    atomic.Uint64 // records moved to accounting_quarantine (live and replayed)
 	ForeignSession atomic.Uint64 // records refused: the session belongs to another router
 	Reopened       atomic.Uint64 // inferred closes undone by a later Interim
+}
+
+// ViewerStats count the viewer queries that waited for accounting
+// (DB.AccountingBehind); read them at any time.
+type ViewerStats struct {
+	Yields     atomic.Uint64 // waits
+	YieldNanos atomic.Uint64 // their total length
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -229,6 +249,43 @@ func (db *DB) slot(ctx context.Context, slots chan struct{}, slot, kind, what st
 			cap(slots), kind, what, nettportal.ErrBusy)
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	}
+}
+
+// viewerPollInterval is how often a waiting viewer query asks again
+// whether accounting caught up (a cheap in-process check).
+const viewerPollInterval = 5 * time.Millisecond
+
+// yieldToAccounting waits while accounting is behind, ViewerYield at
+// most (see AccountingBehind); only ctx ending is an error.
+func (db *DB) yieldToAccounting(ctx context.Context) error {
+	if db.AccountingBehind == nil || !db.AccountingBehind() {
+		return nil
+	}
+	began := time.Now()
+	defer func() {
+		db.Viewers.Yields.Add(1)
+		db.Viewers.YieldNanos.Add(uint64(time.Since(began)))
+	}()
+	limit := db.ViewerYield
+	if limit <= 0 {
+		limit = time.Second
+	}
+	deadline := time.NewTimer(limit)
+	defer deadline.Stop()
+	poll := time.NewTicker(viewerPollInterval)
+	defer poll.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-deadline.C:
+			return nil
+		case <-poll.C:
+			if !db.AccountingBehind() {
+				return nil
+			}
+		}
 	}
 }
 

@@ -29,6 +29,8 @@ func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 		Accounting: func() metrics.AccountingCounts {
 			c := accountingCounts(srv.acct)
 			c.Reopened = srv.db.Stats.Reopened.Load()
+			c.ViewerYields = srv.db.Viewers.Yields.Load()
+			c.ViewerYieldSeconds = float64(srv.db.Viewers.YieldNanos.Load()) / 1e9
 			return c
 		},
 		SpoolDepth: func() int {

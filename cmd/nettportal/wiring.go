@@ -136,6 +136,9 @@ func (srv *server) buildAccounting() error {
 		// The flag's 0 means no bound; the field's zero means the default.
 		MaxQueueDelay: cmp.Or(cfg.MaxQueueDelay, -1),
 	}
+	if cfg.ViewerYield > 0 {
+		srv.db.AccountingBehind, srv.db.ViewerYield = srv.acct.Behind, cfg.ViewerYield
+	}
 	srv.metrics = newMetrics(srv, log)
 	srv.acct.OnBatch = srv.metrics.ObserveBatch
 	srv.acct.OnDequeue = srv.metrics.ObserveQueueDelay
