@@ -38,6 +38,9 @@ type AccountingCounts struct {
 	// catch up, ViewerYieldSeconds how long in all.
 	ViewerYields       uint64
 	ViewerYieldSeconds float64
+	// ViewerRefused counts heavy viewer queries refused (503) because
+	// accounting was still behind after the wait.
+	ViewerRefused uint64
 }
 
 // accountingCollector turns the listener's atomic counters into metrics at
@@ -60,6 +63,7 @@ type accountingCollector struct {
 	reopened      *prometheus.Desc
 	viewerYields  *prometheus.Desc
 	viewerYieldS  *prometheus.Desc
+	viewerRefused *prometheus.Desc
 }
 
 func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
@@ -97,6 +101,8 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 			"Viewer queries (session lists, live-view snapshots, history, usage, export pages) that waited because accounting was behind (--viewer-yield).", nil, nil),
 		viewerYieldS: prometheus.NewDesc("nettportal_viewer_yield_seconds_total",
 			"Time viewer queries spent waiting for accounting to catch up.", nil, nil),
+		viewerRefused: prometheus.NewDesc("nettportal_viewer_refused_total",
+			"Heavy viewer queries (history, deep pages) answered 503 because accounting was still behind after --viewer-yield.", nil, nil),
 	}
 }
 
@@ -128,6 +134,7 @@ func (c *accountingCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.reopened
 	ch <- c.viewerYields
 	ch <- c.viewerYieldS
+	ch <- c.viewerRefused
 }
 
 func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
@@ -159,6 +166,7 @@ func (c *accountingCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.spoolErrs, s.SpoolErrors)
 	counter(c.reopened, s.Reopened)
 	counter(c.viewerYields, s.ViewerYields)
+	counter(c.viewerRefused, s.ViewerRefused)
 	ch <- prometheus.MustNewConstMetric(c.viewerYieldS, prometheus.CounterValue, s.ViewerYieldSeconds)
 	ch <- prometheus.MustNewConstMetric(c.queue, prometheus.GaugeValue, float64(s.QueueDepth))
 	ch <- prometheus.MustNewConstMetric(c.retryQueue, prometheus.GaugeValue, float64(s.RetryDepth))

@@ -206,6 +206,20 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 	if n := db.Viewers.Yields.Load(); n != 2 || db.Viewers.YieldNanos.Load() < uint64(20*time.Millisecond) {
 		t.Errorf("%d waits of %v in all, want 2 of at least 20ms", n, time.Duration(db.Viewers.YieldNanos.Load()))
 	}
+	// A heavy query (closed sessions) that would still find accounting
+	// behind is refused as busy, with what to do.
+	_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true})
+	if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "accounting is behind") {
+		t.Errorf("a history page while accounting stays behind: %v, want ErrBusy saying accounting is behind", err)
+	}
+	if n := db.Viewers.Refused.Load(); n != 1 {
+		t.Errorf("%d heavy queries refused, want 1", n)
+	}
+	behind.Store(false)
+	if _, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true}); err != nil {
+		t.Errorf("a history page once accounting caught up: %v", err)
+	}
+	behind.Store(true)
 	// A request that ends while it waits ends with its context's error.
 	db.ViewerYield = time.Hour
 	cctx, cancel := context.WithCancel(ctx)

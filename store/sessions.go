@@ -139,7 +139,11 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	if err := checkHistory(f); err != nil {
 		return page, err
 	}
-	if err := db.yieldToAccounting(ctx); err != nil {
+	yield := db.yieldToAccounting
+	if heavySessions(f) {
+		yield = func(ctx context.Context) error { return db.heavyYield(ctx, narrowSessions) }
+	}
+	if err := yield(ctx); err != nil {
 		return page, fmt.Errorf("list sessions: %w", err)
 	}
 	scope, err := db.scopeOf(ctx, f)

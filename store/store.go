@@ -79,8 +79,9 @@ type DB struct {
 	// heavy queries and each page of an export then wait while it says
 	// so, ViewerYield at most each time, before they query: on a small
 	// machine the database's CPU goes to the commits first and the viewers
-	// get what is left. Nil, the default: they never wait. Set it before
-	// the DB is used.
+	// get what is left. A heavy query that would still find it behind is
+	// refused as busy (nettportal.ErrBusy). Nil, the default: they never
+	// wait. Set it before the DB is used.
 	AccountingBehind func() bool
 	// ViewerYield bounds one such wait. Zero: 1s.
 	ViewerYield time.Duration
@@ -112,6 +113,7 @@ type AccountingStats struct {
 type ViewerStats struct {
 	Yields     atomic.Uint64 // waits
 	YieldNanos atomic.Uint64 // their total length
+	Refused    atomic.Uint64 // heavy queries refused: accounting still behind after the wait
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -259,8 +261,30 @@ const viewerPollInterval = 5 * time.Millisecond
 // yieldToAccounting waits while accounting is behind, ViewerYield at
 // most (see AccountingBehind); only ctx ending is an error.
 func (db *DB) yieldToAccounting(ctx context.Context) error {
+	_, err := db.awaitAccounting(ctx)
+	return err
+}
+
+// heavyYield is yieldToAccounting for a heavy query: one that would still
+// find accounting behind after the wait is refused as busy, for a
+// history search can keep a core busy for seconds that the commits need.
+func (db *DB) heavyYield(ctx context.Context, what string) error {
+	behind, err := db.awaitAccounting(ctx)
+	if err != nil {
+		return err
+	}
+	if behind {
+		db.Viewers.Refused.Add(1)
+		return fmt.Errorf("accounting is behind its load and comes first: try again in a moment, or narrow %s: %w", what, nettportal.ErrBusy)
+	}
+	return nil
+}
+
+// awaitAccounting waits while accounting is behind, ViewerYield at most,
+// and says whether it still is.
+func (db *DB) awaitAccounting(ctx context.Context) (behind bool, err error) {
 	if db.AccountingBehind == nil || !db.AccountingBehind() {
-		return nil
+		return false, nil
 	}
 	began := time.Now()
 	defer func() {
@@ -278,12 +302,12 @@ func (db *DB) yieldToAccounting(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return true, ctx.Err()
 		case <-deadline.C:
-			return nil
+			return true, nil
 		case <-poll.C:
 			if !db.AccountingBehind() {
-				return nil
+				return false, nil
 			}
 		}
 	}

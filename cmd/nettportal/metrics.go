@@ -31,6 +31,7 @@ func newMetrics(srv *server, log zerolog.Logger) *metrics.Metrics {
 			c.Reopened = srv.db.Stats.Reopened.Load()
 			c.ViewerYields = srv.db.Viewers.Yields.Load()
 			c.ViewerYieldSeconds = float64(srv.db.Viewers.YieldNanos.Load()) / 1e9
+			c.ViewerRefused = srv.db.Viewers.Refused.Load()
 			return c
 		},
 		SpoolDepth: func() int {

@@ -29,10 +29,10 @@ type serveConfig struct {
 	HeavyQueries     int
 	// ViewerYield bounds how long a viewer query waits for accounting
 	// that is behind; 0: viewers never wait.
-	ViewerYield time.Duration
-	QueueSize        int
-	MaxQueueDelay    time.Duration
-	MaxBatch         int
+	ViewerYield   time.Duration
+	QueueSize     int
+	MaxQueueDelay time.Duration
+	MaxBatch      int
 
 	ReconcileInterval time.Duration
 	APIPollInterval   time.Duration
