@@ -1,22 +1,44 @@
 package radius
 
-import "time"
+import (
+	"sync/atomic"
+	"time"
+)
 
-// Behind says whether accounting is behind its load: the last batch
-// answered, within the last second, had a packet that waited longer than
-// BehindLatency from its arrival to its answer, or more than a batch's
-// worth of packets waits in the queue. Other work on the same machine
-// and database (the web page's queries, exports) can wait while it says
-// so: on a small VM the CPU goes to the commits first.
+// Behind says whether accounting is behind its load: a packet waiting
+// for its answer (queued or in a commit) arrived more than BehindLatency
+// ago, or more than a batch's worth of packets is queued, or the last
+// batch answered, within the last second, waited longer than that.
+// Other work on the same machine and database (the web page's queries,
+// exports) can wait while it says so: on a small VM the CPU goes to the
+// commits first.
 func (s *Server) Behind() bool {
 	s.mu.Lock()
-	queue := s.queue
+	queued := len(s.queue)
 	s.mu.Unlock()
-	if len(queue) > s.MaxBatch {
-		return true
+	now := s.Now().UnixNano()
+	return queued > s.MaxBatch || s.inFlightBehind(now) || s.answeredBehind(now)
+}
+
+// inFlightBehind says whether a batch being committed at now holds a
+// packet older than BehindLatency.
+func (s *Server) inFlightBehind(now int64) bool {
+	s.mu.Lock()
+	inFlight := s.inFlightSince
+	s.mu.Unlock()
+	for i := range inFlight {
+		if since := inFlight[i].Load(); since != 0 && now-since > int64(s.BehindLatency) {
+			return true
+		}
 	}
+	return false
+}
+
+// answeredBehind says whether the last batch answered, within a second of
+// now, waited longer than BehindLatency.
+func (s *Server) answeredBehind(now int64) bool {
 	at := s.answeredAt.Load()
-	if at == 0 || s.Now().UnixNano()-at > int64(time.Second) {
+	if at == 0 || now-at > int64(time.Second) {
 		return false
 	}
 	return time.Duration(s.answerLatency.Load()) > s.BehindLatency
@@ -28,13 +50,25 @@ func (s *Server) noteLatency(batch []item) {
 	if len(batch) == 0 {
 		return
 	}
-	oldest := batch[0].at
-	for i := range batch[1:] {
-		if batch[i+1].at.Before(oldest) {
-			oldest = batch[i+1].at
+	now := s.Now()
+	s.answerLatency.Store(int64(now.Sub(oldestArrival(batch))))
+	s.answeredAt.Store(now.UnixNano())
+}
+
+// oldestArrival is when the batch's oldest packet arrived.
+func oldestArrival(batch []item) time.Time {
+	var oldest time.Time
+	for i := range batch {
+		if i == 0 || batch[i].at.Before(oldest) {
+			oldest = batch[i].at
 		}
 	}
-	now := s.Now()
-	s.answerLatency.Store(int64(now.Sub(oldest)))
-	s.answeredAt.Store(now.UnixNano())
+	return oldest
+}
+
+// markSince sets since to the batch's oldest arrival.
+func markSince(since *atomic.Int64, batch []item) {
+	if len(batch) > 0 {
+		since.Store(oldestArrival(batch).UnixNano())
+	}
 }

@@ -9,17 +9,20 @@ import (
 	"github.com/nettportal/nettportal"
 )
 
-func (s *Server) worker() {
+func (s *Server) worker(since *atomic.Int64) {
 	defer s.workers.Done()
 	batch := make([]item, 0, s.MaxBatch)
 	recs := make([]nettportal.AccountingRecord, 0, s.MaxBatch)
 	for {
 		var ok bool
-		if batch, ok = s.nextBatch(batch[:0]); !ok {
+		if batch, ok = s.nextBatch(batch[:0], since); !ok {
 			return
 		}
 		s.inFlight.Add(1)
+		// Retransmissions added to the tail of the batch may be older.
+		markSince(since, batch)
 		s.commitAndAnswer(batch, recs[:0])
+		since.Store(0)
 		// A worker may be waiting for no commit to be in flight to take
 		// the retry queue (retriesWelcome).
 		if s.inFlight.Add(-1) == 0 && s.retry.len() > 0 {

@@ -9,3 +9,7 @@ func ExpireDedupe(s *Server, now time.Time) { s.dedupe.expire(now) }
 
 // Closing says whether Shutdown has begun.
 func Closing(s *Server) bool { return s.closing.Load() }
+
+// BehindInFlight says whether a commit in flight makes s behind (one of
+// Behind's three reasons).
+func BehindInFlight(s *Server) bool { return s.inFlightBehind(s.Now().UnixNano()) }

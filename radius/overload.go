@@ -152,21 +152,30 @@ func (s *Server) settleTickets(batch []item) {
 // the fresh queue is empty and they are welcome (retriesWelcome), and at
 // most a quarter of a batch, so a fresh packet arriving meanwhile waits
 // for a short commit. False: the queue is closed and nothing is left.
-func (s *Server) nextBatch(batch []item) ([]item, bool) {
+func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 	share := max(s.MaxBatch/4, 1)
 	shed := 0
 	defer func() { s.logShed(shed) }()
 	take := func(it item) {
 		now := s.Now()
+		// Behind counts a batch's oldest packet from the moment it is
+		// taken (before OnDequeue learns of it).
+		if len(batch) == 0 {
+			since.Store(it.at.UnixNano())
+		}
 		if s.admit(&it, now, s.budget(now)) {
 			batch = append(batch, it)
-		} else {
-			shed++
+			return
+		}
+		shed++
+		if len(batch) == 0 {
+			since.Store(0)
 		}
 	}
 	// Shutting down: what the retry queue holds is answered too.
 	closed := func() ([]item, bool) {
 		batch = s.retry.pop(batch, share)
+		markSince(since, batch)
 		return batch, len(batch) > 0
 	}
 	for len(batch) == 0 {
@@ -183,6 +192,7 @@ func (s *Server) nextBatch(batch []item) ([]item, bool) {
 		s.expireRetry(now)
 		if s.retriesWelcome(now) {
 			if batch = s.retry.pop(batch, share); len(batch) > 0 {
+				markSince(since, batch)
 				return batch, true
 			}
 		}

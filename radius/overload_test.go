@@ -732,6 +732,7 @@ func TestBehindFollowsAnswerLatencyAndQueue(t *testing.T) {
 	if n := r.c.answers([][]byte{a}, 5*time.Second); n != 1 {
 		t.Fatal("not answered")
 	}
+	r.took(1) // a's
 	if r.srv.Behind() {
 		t.Error("behind after a packet answered at once")
 	}
@@ -748,6 +749,10 @@ func TestBehindFollowsAnswerLatencyAndQueue(t *testing.T) {
 		t.Error("not behind with two packets queued (a batch is one)")
 	}
 	r.advance(time.Second) // b waits a second for its answer
+	// The commit holding b is a second old: behind, whatever the queue.
+	if !radius.BehindInFlight(r.srv.Server) {
+		t.Error("a commit in flight for a second does not count as behind")
+	}
 	unlock()
 	if n := r.c.answers([][]byte{b, c, d}, 5*time.Second); n != 3 {
 		t.Fatalf("%d of 3 answered", n)

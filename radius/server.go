@@ -159,8 +159,10 @@ type Server struct {
 	// answering it).
 	inFlight atomic.Int32
 	// answeredAt (unix nanoseconds of Now) and answerLatency are the last
-	// answered batch's, for Behind.
+	// answered batch's, for Behind; inFlightSince has, per worker, when
+	// the oldest packet of the batch it holds arrived (0: none).
 	answeredAt, answerLatency atomic.Int64
+	inFlightSince             []atomic.Int64
 }
 
 // Spooler keeps records durably when the database cannot.
@@ -321,6 +323,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		s.batchConn = ipv4.NewPacketConn(c)
 	}
 	s.queue = make(chan item, s.QueueSize)
+	s.inFlightSince = make([]atomic.Int64, s.Workers)
 	s.refresh = make(chan struct{}, 1)
 	s.stopBg = make(chan struct{})
 	s.dedupe = newDedupeCache(s.DedupeWindow, s.Now())
@@ -339,7 +342,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	go s.dedupeLoop()
 	for i := 0; i < s.Workers; i++ {
 		s.workers.Add(1)
-		go s.worker()
+		go s.worker(&s.inFlightSince[i])
 	}
 	for i := 0; i < s.Readers; i++ {
 		s.readers.Add(1)

@@ -54,11 +54,15 @@ type abuseResult struct {
 	baseline, acct sim.OpenLoopResult
 	clients        abuseClientsResult
 	limited        map[string]float64 // the server's websocket_limited_total by reason
-	spooled        float64            // records acknowledged from the spool
-	spoolDepth     float64
-	spoolFiles     int
-	ledger         []sim.LedgerEntry
-	acked          uint64
+	// viewer queries that waited for accounting, how long in all, and
+	// heavy ones refused because it was still behind
+	yields, yieldSeconds, refused float64
+	acctBegan, acctEnded          time.Time // the accounting load beside the abuse
+	spooled                       float64   // records acknowledged from the spool
+	spoolDepth                    float64
+	spoolFiles                    int
+	ledger                        []sim.LedgerEntry
+	acked                         uint64
 }
 
 // wsTally counts what the abusive WebSocket clients got.
@@ -238,10 +242,12 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	} else {
 		close(profiled)
 	}
+	res.acctBegan = time.Now()
 	res.acct, err = sim.RunOpenLoop(ctx, load)
 	if err != nil {
 		tb.Fatal(err)
 	}
+	res.acctEnded = time.Now()
 	<-profiled
 	// The commits' share of the latency beside the abuse (the rest is the
 	// queue, the process's CPU and the network).
@@ -255,6 +261,9 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy"} {
 		res.limited[reason], _ = metric(srv.HTTPURL, "nettportal_websocket_limited_total", `reason="`+reason+`"`)
 	}
+	res.yields, _ = metric(srv.HTTPURL, "nettportal_viewer_yields_total")
+	res.yieldSeconds, _ = metric(srv.HTTPURL, "nettportal_viewer_yield_seconds_total")
+	res.refused, _ = metric(srv.HTTPURL, "nettportal_viewer_refused_total")
 	if res.spooled, err = metric(srv.HTTPURL, "nettportal_radius_spooled_records_total"); err != nil {
 		tb.Fatal(err)
 	}
@@ -615,6 +624,8 @@ func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
 		p("alone", r.baseline)
 	}
 	p("beside the abuse", r.acct)
+	fmt.Printf("viewer abuse: the load beside the abuse ran from %s to %s (unix %d to %d), to match with samples taken outside\n",
+		r.acctBegan.UTC().Format(time.TimeOnly), r.acctEnded.UTC().Format(time.TimeOnly), r.acctBegan.Unix(), r.acctEnded.Unix())
 	c := r.clients
 	sort.Slice(c.HeavyTimes, func(i, j int) bool { return c.HeavyTimes[i] < c.HeavyTimes[j] })
 	var med, longest time.Duration
@@ -632,6 +643,8 @@ func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
 	sort.Strings(reasons)
 	fmt.Printf("viewer abuse: %d WebSockets (first dials done in %v, viewers at nice %d): %d dials (%d of them again after a close, %d failed), %d hello, %d first snapshot; ends: %s; server limited %v\n",
 		cfg.sockets, c.DialTime.Round(time.Millisecond), cfg.clientsNice, c.Dialed, c.Redials, c.DialFailed, c.Hello, c.Snapshot, strings.Join(reasons, "; "), r.limited)
+	fmt.Printf("viewer abuse: viewer queries that waited for accounting: %.0f (%.1fs in all), heavy ones refused as busy: %.0f\n",
+		r.yields, r.yieldSeconds, r.refused)
 	fmt.Printf("viewer abuse: spooled (answered from the spool) %.0f, spool depth %.0f, non-empty files in %s: %d\n",
 		r.spooled, r.spoolDepth, filepath.Base(spoolDir), r.spoolFiles)
 }
