@@ -5,10 +5,12 @@ import (
 	"time"
 )
 
-// Behind says whether accounting is behind its load: a packet waiting
-// for its answer (queued or in a commit) arrived more than BehindLatency
-// ago, or more than a batch's worth of packets is queued, or the last
-// batch answered, within the last second, waited longer than that.
+// Behind says whether accounting is behind its load: the readers have
+// found the socket's buffer fuller than a read for more than
+// BehindLatency, or a packet waiting for its answer (queued or in a
+// commit) arrived longer ago than that, or more than a batch's worth of
+// packets is queued, or the last batch answered, within the last second,
+// waited longer than BehindLatency.
 // Other work on the same machine and database (the web page's queries,
 // exports) can wait while it says so: on a small VM the CPU goes to the
 // commits first.
@@ -17,7 +19,29 @@ func (s *Server) Behind() bool {
 	queued := len(s.queue)
 	s.mu.Unlock()
 	now := s.Now().UnixNano()
-	return queued > s.MaxBatch || s.inFlightBehind(now) || s.answeredBehind(now)
+	return queued > s.MaxBatch || s.backlogBehind(now) || s.inFlightBehind(now) || s.answeredBehind(now)
+}
+
+// noteRead learns whether a read took as many datagrams as it could: the
+// socket's buffer held more. Packets waiting there are invisible to the
+// queue and the commits, and on a machine short of CPU they are where the
+// time goes.
+func (s *Server) noteRead(full bool) {
+	switch {
+	case !full:
+		if s.backlogSince.Load() != 0 {
+			s.backlogSince.Store(0)
+		}
+	case s.backlogSince.Load() == 0:
+		s.backlogSince.CompareAndSwap(0, s.Now().UnixNano())
+	}
+}
+
+// backlogBehind says whether the readers have found the socket's buffer
+// fuller than a read for longer than BehindLatency.
+func (s *Server) backlogBehind(now int64) bool {
+	since := s.backlogSince.Load()
+	return since != 0 && now-since > int64(s.BehindLatency)
 }
 
 // inFlightBehind says whether a batch being committed at now holds a

@@ -13,3 +13,7 @@ func Closing(s *Server) bool { return s.closing.Load() }
 // BehindInFlight says whether a commit in flight makes s behind (one of
 // Behind's three reasons).
 func BehindInFlight(s *Server) bool { return s.inFlightBehind(s.Now().UnixNano()) }
+
+// NoteRead tells s what its reader would after a read that filled (full)
+// or did not fill its batch.
+func NoteRead(s *Server, full bool) { s.noteRead(full) }

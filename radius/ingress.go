@@ -114,6 +114,7 @@ func (s *Server) readBatches() {
 			}
 			continue
 		}
+		s.noteRead(n == len(msgs))
 		for i := range msgs[:n] {
 			ua, ok := msgs[i].Addr.(*net.UDPAddr)
 			if !ok {

@@ -765,3 +765,23 @@ func TestBehindFollowsAnswerLatencyAndQueue(t *testing.T) {
 		t.Error("still behind 1.5s after the last slow answer")
 	}
 }
+
+// Behind counts reads that keep finding the socket's buffer fuller than
+// a read takes: packets waiting there are invisible to the queue.
+func TestBehindCountsABacklogInTheSocket(t *testing.T) {
+	t.Parallel()
+	r := newOverloadRig(t, func(s *radius.Server) { s.BehindLatency = 500 * time.Millisecond })
+	radius.NoteRead(r.srv.Server, true)
+	if r.srv.Behind() {
+		t.Error("behind at the first full read")
+	}
+	r.advance(time.Second)
+	radius.NoteRead(r.srv.Server, true)
+	if !r.srv.Behind() {
+		t.Error("not behind after a second of full reads")
+	}
+	radius.NoteRead(r.srv.Server, false)
+	if r.srv.Behind() {
+		t.Error("still behind once a read found the buffer drained")
+	}
+}

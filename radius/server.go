@@ -163,6 +163,10 @@ type Server struct {
 	// the oldest packet of the batch it holds arrived (0: none).
 	answeredAt, answerLatency atomic.Int64
 	inFlightSince             []atomic.Int64
+	// backlogSince (unix nanoseconds of Now) is when the readers began
+	// finding the socket's buffer fuller than one read takes; 0 once a
+	// read found less.
+	backlogSince atomic.Int64
 }
 
 // Spooler keeps records durably when the database cannot.
