@@ -81,6 +81,7 @@ func (s *Server) read() {
 		s.readBatches()
 		return
 	}
+	// Not a *net.UDPConn: no arrival stamps, the read time stands in.
 	buf := make([]byte, rad.MaxPacketLength)
 	for {
 		n, addr, err := s.conn.ReadFromUDPAddrPort(buf)
@@ -90,8 +91,31 @@ func (s *Server) read() {
 			}
 			continue
 		}
-		s.handle(buf[:n], addr)
+		s.handle(buf[:n], addr, 0)
 	}
+}
+
+// maxSocketWait bounds the wait an arrival stamp may claim: a clock that
+// jumped is not a packet that waited an hour.
+const maxSocketWait = time.Minute
+
+// socketWait is how long the datagram whose control messages are oob
+// waited in the socket's buffer; zero without an arrival stamp.
+func socketWait(oob []byte) time.Duration {
+	at := arrivalStamp(oob)
+	if at.IsZero() {
+		return 0
+	}
+	return min(max(time.Since(at), 0), maxSocketWait)
+}
+
+// stampSpace is the control-message room each read needs: none unless
+// the kernel stamps arrivals on this socket.
+func (s *Server) stampSpace() int {
+	if !s.stamped {
+		return 0
+	}
+	return stampSpace
 }
 
 // ioBatch is how many datagrams one system call reads or writes.
@@ -103,8 +127,11 @@ const ioBatch = 64
 func (s *Server) readBatches() {
 	msgs := make([]ipv4.Message, ioBatch)
 	bufs := make([]byte, ioBatch*rad.MaxPacketLength)
+	space := s.stampSpace()
+	oobs := make([]byte, ioBatch*space)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{bufs[i*rad.MaxPacketLength : (i+1)*rad.MaxPacketLength : (i+1)*rad.MaxPacketLength]}
+		msgs[i].OOB = oobs[i*space : (i+1)*space : (i+1)*space]
 	}
 	for {
 		n, err := s.batchConn.ReadBatch(msgs, 0)
@@ -120,7 +147,7 @@ func (s *Server) readBatches() {
 			if !ok {
 				continue
 			}
-			s.handle(msgs[i].Buffers[0][:msgs[i].N], ua.AddrPort())
+			s.handle(msgs[i].Buffers[0][:msgs[i].N], ua.AddrPort(), socketWait(msgs[i].OOB[:msgs[i].NN]))
 		}
 	}
 }
@@ -143,8 +170,10 @@ func (s *Server) readFailed(err error) bool {
 
 // handle verifies and queues one packet. It never panics on input: every
 // failure is a counted drop.
-func (s *Server) handle(raw []byte, addr netip.AddrPort) {
-	now := s.Now()
+func (s *Server) handle(raw []byte, addr netip.AddrPort, waited time.Duration) {
+	// A packet's age counts from its arrival in the socket (Now's clock,
+	// which tests move on).
+	now := s.Now().Add(-waited)
 	s.Stats.Received.Add(1)
 	src := addr.Addr().Unmap()
 	if len(raw) < 20 {

@@ -167,6 +167,8 @@ type Server struct {
 	// finding the socket's buffer fuller than one read takes; 0 once a
 	// read found less.
 	backlogSince atomic.Int64
+	// stamped: the kernel stamps each datagram's arrival on conn.
+	stamped bool
 }
 
 // Spooler keeps records durably when the database cannot.
@@ -325,6 +327,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.conn = uc
 	if c, ok := conn.(*net.UDPConn); ok {
 		s.batchConn = ipv4.NewPacketConn(c)
+		s.stamped = enableArrivalStamps(c)
 	}
 	s.queue = make(chan item, s.QueueSize)
 	s.inFlightSince = make([]atomic.Int64, s.Workers)

@@ -29,7 +29,10 @@ type serveConfig struct {
 	HeavyQueries     int
 	// ViewerYield bounds how long a viewer query waits for accounting
 	// that is behind; 0: viewers never wait.
-	ViewerYield   time.Duration
+	ViewerYield time.Duration
+	// BehindLatency is the answer time past which accounting counts as
+	// behind (radius.Server.BehindLatency).
+	BehindLatency time.Duration
 	QueueSize     int
 	MaxQueueDelay time.Duration
 	MaxBatch      int
@@ -80,7 +83,8 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections for everything but accounting (web page, API, exports, reconciler)")
 	fs.IntVar(&c.AcctConns, "acct-conns", 4, "accounting's own database connections, which the web page and exports can never take")
-	fs.DurationVar(&c.ViewerYield, "viewer-yield", time.Second, "while accounting is behind (answers slower than 50ms), session lists, live-view snapshots, history, usage and each export page wait up to this long before they query, so the CPU goes to the commits first (0: they never wait)")
+	fs.DurationVar(&c.ViewerYield, "viewer-yield", time.Second, "while accounting is behind (see --behind-latency), session lists, live-view snapshots, history, usage and each export page wait up to this long before they query, and history searches that would still find it behind are refused (503), so the CPU goes to the commits first (0: they never wait)")
+	fs.DurationVar(&c.BehindLatency, "behind-latency", 50*time.Millisecond, "accounting counts as behind while packets wait longer than this for their answer (in the socket, the queue or a commit)")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", store.DefaultStatementTimeout, "longest a query of the web page, an export, the reconciler or a command may run (accounting has none)")
 	fs.IntVar(&c.HeavyQueries, "heavy-queries", 1, "heavy queries (history searches, deep pages, reports) run at once, each keeping up to a core busy; more are answered 503 (raise it on a machine with cores to spare); one CSV export runs beside them")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
@@ -174,6 +178,9 @@ func serve(ctx context.Context, cfg serveConfig, log zerolog.Logger, ready func(
 func (c *serveConfig) validate() error {
 	if c.AcctConns < 1 || c.HeavyQueries < 1 || c.StatementTimeout <= 0 {
 		return fmt.Errorf("--acct-conns and --heavy-queries must be at least 1 and --statement-timeout positive")
+	}
+	if c.BehindLatency <= 0 {
+		return fmt.Errorf("--behind-latency %s must be positive", c.BehindLatency)
 	}
 	if c.ViewerYield < 0 {
 		return fmt.Errorf("--viewer-yield %s is negative: use 0 for no wait", c.ViewerYield)

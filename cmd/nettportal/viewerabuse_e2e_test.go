@@ -199,7 +199,9 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 		tb.Fatal(err)
 	}
 
-	serveArgs := []string{"--log-level", "warn", "--stale-grace", "1000h"}
+	// NETTPORTAL_BENCH_SERVE_FLAGS: serve flags to compare, as in the
+	// open-loop ramp.
+	serveArgs := append([]string{"--log-level", "warn", "--stale-grace", "1000h"}, strings.Fields(os.Getenv("NETTPORTAL_BENCH_SERVE_FLAGS"))...)
 	if cfg.profile != "" {
 		serveArgs = append(serveArgs, "--metrics-addr", "127.0.0.1:0", "--pprof")
 	}
