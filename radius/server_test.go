@@ -452,8 +452,17 @@ func TestGivesUpAfterCommitTimeoutThenAcceptsRetransmission(t *testing.T) {
 		t.Fatalf("given up %d", srv.Stats.Outcome(nettportal.OutcomeGivenUp))
 	}
 	flaky.failures.Store(0)
-	c.send(req)
-	c.mustBeAnswered(req, "the retransmission after recovery was not answered")
+	// The router retransmits until answered: on a loaded machine a
+	// recovered commit can still overrun the 300ms CommitTimeout once.
+	for try := 1; ; try++ {
+		c.send(req)
+		if c.answers([][]byte{req}, 2*time.Second) == 1 {
+			break
+		}
+		if try == 4 {
+			t.Fatal("the retransmissions after recovery were not answered")
+		}
+	}
 }
 
 func TestBadPacketsAreCountedAndDropped(t *testing.T) {
