@@ -1,9 +1,6 @@
 package radius
 
-import (
-	"sync/atomic"
-	"time"
-)
+import "time"
 
 // Behind says whether accounting is behind its load: the readers have
 // found the socket's buffer fuller than a read for more than
@@ -88,11 +85,4 @@ func oldestArrival(batch []item) time.Time {
 		}
 	}
 	return oldest
-}
-
-// markSince sets since to the batch's oldest arrival.
-func markSince(since *atomic.Int64, batch []item) {
-	if len(batch) > 0 {
-		since.Store(oldestArrival(batch).UnixNano())
-	}
 }

@@ -19,8 +19,9 @@ func (s *Server) worker(since *atomic.Int64) {
 			return
 		}
 		s.inFlight.Add(1)
-		// Retransmissions added to the tail of the batch may be older.
-		markSince(since, batch)
+		// The whole batch: retransmissions of shed packets (a batch of its
+		// own, or its tail) may be older than its first packet.
+		since.Store(oldestArrival(batch).UnixNano())
 		s.commitAndAnswer(batch, recs[:0])
 		since.Store(0)
 		// A worker may be waiting for no commit to be in flight to take

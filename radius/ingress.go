@@ -115,7 +115,7 @@ func (s *Server) stampSpace() int {
 	if !s.stamped {
 		return 0
 	}
-	return stampSpace
+	return arrivalStampSpace
 }
 
 // ioBatch is how many datagrams one system call reads or writes.

@@ -175,7 +175,6 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 	// Shutting down: what the retry queue holds is answered too.
 	closed := func() ([]item, bool) {
 		batch = s.retry.pop(batch, share)
-		markSince(since, batch)
 		return batch, len(batch) > 0
 	}
 	for len(batch) == 0 {
@@ -192,7 +191,6 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		s.expireRetry(now)
 		if s.retriesWelcome(now) {
 			if batch = s.retry.pop(batch, share); len(batch) > 0 {
-				markSince(since, batch)
 				return batch, true
 			}
 		}

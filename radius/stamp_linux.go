@@ -10,9 +10,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// stampSpace is the control-message room one datagram's arrival stamp
+// arrivalStampSpace is the control-message room one datagram's arrival stamp
 // takes.
-var stampSpace = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
+var arrivalStampSpace = unix.CmsgSpace(int(unsafe.Sizeof(unix.Timespec{})))
 
 // enableArrivalStamps asks the kernel to stamp each datagram with when it
 // arrived (SO_TIMESTAMPNS), so the time a packet waits in the socket's

@@ -28,7 +28,7 @@ func TestArrivalStampFromTheKernel(t *testing.T) {
 	if _, err := sender.Write([]byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	buf, oob := make([]byte, 16), make([]byte, stampSpace)
+	buf, oob := make([]byte, 16), make([]byte, arrivalStampSpace)
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	_, oobn, _, _, err := c.ReadMsgUDPAddrPort(buf, oob)
 	if err != nil {

@@ -7,8 +7,8 @@ import (
 	"time"
 )
 
-// stampSpace: no arrival stamps off Linux.
-var stampSpace = 0
+// arrivalStampSpace: no arrival stamps off Linux.
+var arrivalStampSpace = 0
 
 // enableArrivalStamps: off Linux the read time stands in for the arrival.
 func enableArrivalStamps(*net.UDPConn) bool { return false }

@@ -139,11 +139,12 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	if err := checkHistory(f); err != nil {
 		return page, err
 	}
-	yield := db.yieldToAccounting
 	if heavySessions(f) {
-		yield = func(ctx context.Context) error { return db.heavyYield(ctx, narrowSessions) }
+		err = db.heavyYield(ctx, narrowSessions)
+	} else {
+		err = db.yieldToAccounting(ctx)
 	}
-	if err := yield(ctx); err != nil {
+	if err != nil {
 		return page, fmt.Errorf("list sessions: %w", err)
 	}
 	scope, err := db.scopeOf(ctx, f)
