@@ -28,8 +28,12 @@ import (
 func TestTwoInstancesOnOneDatabase(t *testing.T) {
 	const secret = "tw0-instances"
 	dbURL := migratedDBWithRouter(t, "core-1", "127.0.0.31", secret)
-	a := startServe(t, dbURL)
-	b := startServe(t, dbURL)
+	// --stale-grace: the packets' event times are an hour old, so each
+	// instance's first stale sweep (a second after it starts) would close
+	// the open sessions as stale, during the traffic or after the checks
+	// below began (it failed that way now and then).
+	a := startServe(t, dbURL, "--stale-grace", "1000h")
+	b := startServe(t, dbURL, "--stale-grace", "1000h")
 	servers := []*testServer{a, b}
 
 	const sessions, interims = 40, 8
