@@ -216,28 +216,33 @@ func sessionConds(f nettportal.SessionFilter, al *argList, broad bool) []string 
 		if p, ok := ipQuery(q); ok {
 			conds = append(conds, "r.framedipaddress <<= "+arg(p.String())+"::inet")
 		} else {
-			// ANY(ARRAY(...)) rather than a join or IN: it keeps both sides
-			// of the OR indexable (trigram on username, btree on username).
-			// But the array is a parameter, which PostgreSQL compares
-			// element by element wherever it filters rather than probes an
-			// index: with every customer matching (q=ustomer, 50,000 names)
-			// a count over the open rows ran for over a minute. A broad
-			// match is an IN instead, which filters through a hash (the
-			// rows it matches are many, so the index gains little).
-			customers := func(a string) string {
-				if broad {
-					return "r.username IN (SELECT username FROM customers WHERE name ILIKE " + a + ")"
-				}
-				return "r.username = ANY(ARRAY(SELECT username FROM customers WHERE name ILIKE " + a + "))"
+			// The usernames a search matches come from the dictionary of
+			// radacct's usernames (acct_usernames, by substring through its
+			// trigram index) and from the customers whose name matches;
+			// radacct is then probed by username through its btrees. As
+			// ANY(ARRAY(...)), not a join or IN, so each username is an
+			// index probe. But the array is a parameter, which PostgreSQL
+			// compares element by element wherever it filters rather than
+			// probes an index: with every customer matching (q=ustomer,
+			// 50,000 names) a count over the open rows ran for over a
+			// minute. A broad match is an IN instead, which filters through
+			// a hash (the rows it matches are many, so the index gains
+			// little).
+			matched := func(a string) string {
+				return "SELECT username FROM acct_usernames WHERE username ILIKE " + a +
+					" UNION SELECT username FROM customers WHERE name ILIKE " + a
 			}
 			match := func(a string) string {
-				return "(r.username ILIKE " + a + " OR " + customers(a) + ")"
+				if broad {
+					return "r.username IN (" + matched(a) + ")"
+				}
+				return "r.username = ANY(ARRAY(" + matched(a) + "))"
 			}
 			pattern := likePattern(q)
 			if !f.Closed {
 				conds = append(conds, match(arg(pattern)))
 			} else {
-				// Open and closed rows have their own trigram indexes
+				// Open and closed rows have their own username indexes
 				// (partial): the planner uses one only where the query
 				// states its predicate, so say it for each half. The
 				// halves take the pattern as two parameters, or the planner

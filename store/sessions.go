@@ -34,13 +34,14 @@ func (db *DB) scopeOf(ctx context.Context, f nettportal.SessionFilter) (*routerS
 	return &sc, nil
 }
 
-// broadCustomerMatch is how many customers a search may match by name
-// before sessionConds filters by a hash instead of probing the username
-// index once per matching customer.
+// broadCustomerMatch is how many usernames a search may match (by
+// username or by customer name) before sessionConds filters by a hash
+// instead of probing the username index once per match.
 const broadCustomerMatch = 1000
 
-// broadCustomerSearch tells whether f's search matches more customers by
-// name than broadCustomerMatch (an address search or none matches none).
+// broadCustomerSearch tells whether f's search matches more usernames or
+// customers than broadCustomerMatch (an address search or none matches
+// none).
 func (db *DB) broadCustomerSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
 	q := strings.TrimSpace(f.Query)
 	if q == "" {
@@ -50,10 +51,11 @@ func (db *DB) broadCustomerSearch(ctx context.Context, f nettportal.SessionFilte
 		return false, nil
 	}
 	var n int
-	err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM (SELECT 1 FROM customers WHERE name ILIKE $1 LIMIT $2) m",
+	err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM acct_usernames WHERE username ILIKE $1
+		UNION ALL SELECT 1 FROM customers WHERE name ILIKE $1 LIMIT $2) m`,
 		likePattern(q), broadCustomerMatch+1).Scan(&n)
 	if err != nil {
-		return false, fmt.Errorf("count customers matching the search: %w", err)
+		return false, fmt.Errorf("count usernames matching the search: %w", err)
 	}
 	return n > broadCustomerMatch, nil
 }

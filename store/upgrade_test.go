@@ -372,6 +372,15 @@ func TestUpgradeFromFreeRADIUS(t *testing.T) {
 			if got := userSet(routerOf(t, db, nettportal.SessionFilter{Router: "pop-a", Closed: true})); got != "erin" {
 				t.Errorf("router=pop-a: %s, want erin", got)
 			}
+			// FreeRADIUS's usernames are in the search's dictionary: a
+			// substring finds its open and closed rows.
+			history := nettportal.SessionFilter{Closed: true, From: day("2026-10-01"), To: day("2026-12-31")}
+			for q, want := range map[string]string{"AVE": "dave", "ri": "erin", "rank": "frank"} {
+				history.Query = q
+				if got := userSet(routerOf(t, db, history)); got != want {
+					t.Errorf("search %q: %s, want %s", q, got, want)
+				}
+			}
 			// FreeRADIUS's traffic is in usage.
 			u := usage(t, db, nettportal.UsageFilter{From: day("2026-11-01"), To: day("2026-11-30")})
 			if u["carol 2026-11-19"] != [2]int64{3000, 4000} || u["bob 2026-11-20"] != [2]int64{123456789, 987654321} ||
