@@ -16,10 +16,12 @@ CREATE TABLE IF NOT EXISTS acct_usernames (
 
 -- Every writer of radacct fills the dictionary: this server and
 -- FreeRADIUS's rlm_sql alike, so the rows are added by triggers rather than
--- by our upsert. Names go in sorted: two batches adding the same new names
--- then wait for each other in one order instead of deadlocking.
+-- by our upsert. The functions run as their owner: FreeRADIUS's role is
+-- granted radacct (its setup.sql), not this table, and its accounting must
+-- not fail for it. Names go in sorted: two batches adding the same new
+-- names then wait for each other in one order instead of deadlocking.
 CREATE OR REPLACE FUNCTION acct_usernames_inserted() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
 	INSERT INTO acct_usernames (username)
 	SELECT DISTINCT username FROM inserted_rows WHERE username IS NOT NULL AND username <> ''
@@ -29,7 +31,7 @@ BEGIN
 END $$;
 
 CREATE OR REPLACE FUNCTION acct_username_changed() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 BEGIN
 	INSERT INTO acct_usernames (username) VALUES (NEW.username) ON CONFLICT DO NOTHING;
 	RETURN NULL;

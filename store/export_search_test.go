@@ -314,3 +314,54 @@ func TestUsernameDictionaryFollowsEveryWriter(t *testing.T) {
 		t.Errorf("dictionary has %d usernames (%v), want 3", n, err)
 	}
 }
+
+// A writer granted what FreeRADIUS's setup.sql grants its radius role
+// (radacct, its sequence, nas to read) still writes radacct: the
+// dictionary's triggers run as their owner.
+func TestUsernameDictionaryNeedsNoGrantForOtherWriters(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	pool := db.AccountingPool()
+	var database string
+	if err := pool.QueryRow(ctx, "SELECT current_database()").Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	role := pgx.Identifier{database + "_radius"}.Sanitize() // roles are the cluster's: one per test database
+	for _, stmt := range []string{
+		"CREATE ROLE " + role,
+		"GRANT SELECT, INSERT, UPDATE ON radacct TO " + role,
+		"GRANT SELECT ON nas TO " + role,
+		"GRANT USAGE, SELECT ON SEQUENCE radacct_radacctid_seq TO " + role,
+	} {
+		if _, err := pool.Exec(ctx, stmt); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	}
+	t.Cleanup(func() {
+		pool.Exec(context.Background(), "DROP OWNED BY "+role) //nolint:errcheck // best effort
+		pool.Exec(context.Background(), "DROP ROLE "+role)     //nolint:errcheck // best effort
+	})
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SET LOCAL ROLE "+role); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO radacct (acctsessionid, acctuniqueid, username, nasipaddress, acctstarttime)
+			VALUES ('f1', md5('f1'), 'granted-dave', '10.9.9.9', now())`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE radacct SET username = 'granted-erin' WHERE acctsessionid = 'f1'`)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("FreeRADIUS's role writes radacct: %v", err)
+	}
+	var names []string
+	rows, err := pool.Query(ctx, "SELECT username FROM acct_usernames ORDER BY 1")
+	if err == nil {
+		names, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	}
+	if err != nil || strings.Join(names, ",") != "granted-dave,granted-erin" {
+		t.Errorf("dictionary %v (%v), want granted-dave and granted-erin", names, err)
+	}
+}
