@@ -78,8 +78,9 @@ func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
 // CheckSchema fails unless the database has every migration this binary
 // needs. Commands other than migrate and serve call it instead of
 // migrating, so they never lock a table of a live database. A database a
-// newer binary migrated is accepted: migrations only add, so an older
-// binary keeps working on it (a rollback).
+// newer binary migrated is accepted: migrations add (0010's index drops
+// only slow an older binary's searches), so an older binary keeps working
+// on it (a rollback).
 func (db *DB) CheckSchema(ctx context.Context) error {
 	current, latest, err := db.SchemaState(ctx)
 	if err != nil {

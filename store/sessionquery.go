@@ -136,7 +136,7 @@ type sessionSQL struct {
 }
 
 // sessionQuery builds the selection of f, its router resolved to scope;
-// broad says the search matches more customers by name than
+// broad says the search matches more usernames and customers than
 // broadCustomerMatch (see sessionConds).
 func sessionQuery(f nettportal.SessionFilter, scope *routerScope, broad bool) sessionSQL {
 	var a argList
@@ -239,7 +239,10 @@ func sessionConds(f nettportal.SessionFilter, al *argList, broad bool) []string 
 				return "r.username = ANY(ARRAY(" + matched(a) + "))"
 			}
 			pattern := likePattern(q)
-			if !f.Closed {
+			if !f.Closed || broad {
+				// A broad match filters through a hash, which needs no
+				// index, so it is not split in halves either: under an OR
+				// an IN cannot become a join.
 				conds = append(conds, match(arg(pattern)))
 			} else {
 				// Open and closed rows have their own username indexes
