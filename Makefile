@@ -46,13 +46,14 @@ fuzz:
 # Load benchmarks against the real serve wiring and a local PostgreSQL with
 # fsync and synchronous_commit on. They print their figures: ingest through
 # serve (packets/s, p50/p99, at full speed and at 20,000/s, ledger check),
-# the accounting upsert alone, the sessions API over 100,000 sessions, the
+# the accounting upsert alone, the sessions API over 100,000 sessions,
+# history searches over 400,000 closed sessions and 50,000 customers, the
 # open-loop ramp (capacity, 2x overload, recovery; NETTPORTAL_BENCH_RATES,
 # NETTPORTAL_BENCH_STEP, NETTPORTAL_BENCH_MIXES) and accounting beside
 # heavy viewers, CSV exports and 10,000 WebSockets.
 bench:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' \
-		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|ApplyByKind|SessionsAPI|OpenLoop|ViewerAbuse)$$' \
+		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|ApplyByKind|SessionsAPI|HistorySearch|OpenLoop|ViewerAbuse)$$' \
 		-benchtime 1x -timeout 45m ./cmd/nettportal ./store
 
 # History: ingest and live-page latency with and without 20 million closed
