@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,11 +52,21 @@ func (m subscribeMsg) filter() nettportal.SessionFilter {
 	return nettportal.SessionFilter{Router: m.Router, Query: m.Q, Sort: m.Sort, Order: m.Order, Limit: m.Limit, Offset: m.Offset}
 }
 
+// wsOut is one message for a socket: a snapshot shared by every socket
+// with its view, written after the socket's own sequence number, or (seq
+// 0) a whole message. The snapshot is not copied per socket: with
+// thousands of sockets on one view, a copy each was the hub's largest
+// allocation.
+type wsOut struct {
+	seq  int64
+	body []byte
+}
+
 type wsClient struct {
 	conn *websocket.Conn
 	cred credential
 	user nettportal.User // as of the last check; guarded by mu
-	send chan []byte
+	send chan wsOut
 	done chan struct{}
 
 	mu     sync.Mutex
@@ -232,14 +241,9 @@ func (h *hub) deliver(c *wsClient, key string, body []byte) {
 		return
 	}
 	c.seq++
-	msg := make([]byte, 0, len(body)+40)
-	msg = append(msg, `{"type":"sessions","seq":`...)
-	msg = strconv.AppendInt(msg, c.seq, 10)
-	msg = append(msg, ',')
-	msg = append(msg, body...)
 	var full bool
 	select {
-	case c.send <- msg:
+	case c.send <- wsOut{seq: c.seq, body: body}:
 	default:
 		full = true
 	}
@@ -260,7 +264,7 @@ func (h *hub) sendJSON(c *wsClient, v any) {
 	var full bool
 	if !c.closed {
 		select {
-		case c.send <- b:
+		case c.send <- wsOut{body: b}:
 		default:
 			full = true
 		}

@@ -58,7 +58,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return // the upgrader has answered
 	}
 	cred, _ := requestCredential(r) // authenticate has read it already
-	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan []byte, s.WSSendBuffer), done: make(chan struct{}),
+	c := &wsClient{conn: conn, cred: cred, user: id.user, send: make(chan wsOut, s.WSSendBuffer), done: make(chan struct{}),
 		wake: make(chan struct{}, 1)}
 	h := s.hub
 	if !h.admit(c, r) {
@@ -83,7 +83,7 @@ func (h *hub) writeLoop(c *wsClient) {
 			return
 		case msg := <-c.send:
 			c.conn.SetWriteDeadline(time.Now().Add(h.s.WSWriteTimeout)) //nolint:errcheck // the write reports it
-			if err := c.conn.WriteMessage(websocket.TextMessage, msg); err != nil {
+			if err := writeOut(c.conn, msg); err != nil {
 				return
 			}
 		case <-ping.C:
@@ -92,6 +92,29 @@ func (h *hub) writeLoop(c *wsClient) {
 			}
 		}
 	}
+}
+
+// writeOut writes msg as one text message: a snapshot after its
+// socket's header, which is what the shared body leaves out.
+func writeOut(conn *websocket.Conn, msg wsOut) error {
+	if msg.seq == 0 {
+		return conn.WriteMessage(websocket.TextMessage, msg.body)
+	}
+	w, err := conn.NextWriter(websocket.TextMessage)
+	if err != nil {
+		return err
+	}
+	var header [48]byte
+	h := append(header[:0], `{"type":"sessions","seq":`...)
+	h = strconv.AppendInt(h, msg.seq, 10)
+	h = append(h, ',')
+	if _, err := w.Write(h); err != nil {
+		return err
+	}
+	if _, err := w.Write(msg.body); err != nil {
+		return err
+	}
+	return w.Close()
 }
 
 func (h *hub) readLoop(ctx context.Context, c *wsClient) {

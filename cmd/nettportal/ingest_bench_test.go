@@ -56,6 +56,15 @@ func benchEnvInt(name string, def int) int {
 	return def
 }
 
+// benchEnvCount is benchEnvInt for a count that may be 0 (a part of a
+// load left out).
+func benchEnvCount(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v >= 0 {
+		return v
+	}
+	return def
+}
+
 // BenchmarkIngest drives the real serve wiring with the fleet simulator's
 // load mode: every session sends Start, interims and Stop, each only after
 // the previous one was answered, from many sockets on their own loopback

@@ -694,13 +694,13 @@ func BenchmarkViewerAbuse(b *testing.B) {
 	cfg := abuseConfig{
 		closed:       benchEnvInt("NETTPORTAL_BENCH_ABUSE_CLOSED", 400000),
 		customers:    benchEnvInt("NETTPORTAL_BENCH_ABUSE_CUSTOMERS", 50000),
-		heavy:        benchEnvInt("NETTPORTAL_BENCH_ABUSE_HEAVY", 8),
-		sockets:      benchEnvInt("NETTPORTAL_BENCH_ABUSE_SOCKETS", 10000),
+		heavy:        benchEnvCount("NETTPORTAL_BENCH_ABUSE_HEAVY", 8),
+		sockets:      benchEnvCount("NETTPORTAL_BENCH_ABUSE_SOCKETS", 10000),
 		acctRate:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_RATE", 5000),
 		acctDuration: time.Duration(benchEnvInt("NETTPORTAL_BENCH_ABUSE_SECONDS", 20)) * time.Second,
 		baseline:     true,
 		clientsNice:  benchEnvInt("NETTPORTAL_BENCH_ABUSE_NICE", 0),
-		noExport:     benchEnvInt("NETTPORTAL_BENCH_ABUSE_EXPORTS", 1) == 0,
+		noExport:     benchEnvCount("NETTPORTAL_BENCH_ABUSE_EXPORTS", 1) == 0,
 		profile:      os.Getenv("NETTPORTAL_BENCH_ABUSE_PROFILE"),
 	}
 	for n := 0; n < b.N; n++ {
