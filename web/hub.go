@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -122,6 +123,17 @@ func (h *hub) run(ctx context.Context) {
 	refresh := time.NewTicker(h.s.WSRefresh)
 	defer refresh.Stop()
 	var last time.Time
+	// gap is the least time from one push to the next: WSMinInterval, or
+	// what the last push's bytes take at WSPushRate.
+	gap := h.s.WSMinInterval
+	push := func() {
+		last = time.Now()
+		queued := h.push(ctx)
+		gap = h.pushGap(queued)
+		if h.s.OnPush != nil {
+			h.s.OnPush(queued, gap)
+		}
+	}
 	var pending <-chan time.Time
 	for {
 		select {
@@ -132,24 +144,35 @@ func (h *hub) run(ctx context.Context) {
 			if pending != nil {
 				continue
 			}
-			wait := h.s.WSMinInterval - time.Since(last)
+			wait := gap - time.Since(last)
 			if wait <= 0 {
-				last = time.Now()
-				h.push(ctx)
+				push()
 				continue
 			}
 			pending = time.After(wait)
 		case <-pending:
 			pending = nil
-			last = time.Now()
-			h.push(ctx)
+			push()
 		case <-refresh.C:
-			if pending == nil {
-				last = time.Now()
-				h.push(ctx)
+			if pending == nil && time.Since(last) >= gap {
+				push()
 			}
 		}
 	}
+}
+
+// pushGap is how long after a push of n bytes the next may start: the
+// hub's pushes together stay within WSPushRate, so thousands of sockets
+// on a large view get their snapshots less often instead of taking the
+// CPU that accounting needs (copying them to the sockets is most of a
+// push's cost). Counted when it is longer than WSMinInterval.
+func (h *hub) pushGap(n int64) time.Duration {
+	gap := time.Duration(float64(n) / float64(h.s.WSPushRate) * float64(time.Second))
+	if gap <= h.s.WSMinInterval {
+		return h.s.WSMinInterval
+	}
+	h.limits.pushRate.Add(1)
+	return gap
 }
 
 func (h *hub) closeAll() {
@@ -167,8 +190,8 @@ func (h *hub) closeAll() {
 }
 
 // push sends every subscribed client a fresh snapshot of its view, one
-// query per distinct view.
-func (h *hub) push(ctx context.Context) {
+// query per distinct view, and returns the bytes it queued.
+func (h *hub) push(ctx context.Context) int64 {
 	groups := map[string][]*wsClient{}
 	subs := map[string]subscribeMsg{}
 	h.mu.Lock()
@@ -184,6 +207,7 @@ func (h *hub) push(ctx context.Context) {
 	// A query that began before this push may miss the change it is for.
 	began := time.Now()
 	var wg sync.WaitGroup
+	var queued atomic.Int64
 	for key, clients := range groups {
 		// The hub-wide slots bound the push's queries together with the
 		// subscribes', and a view queried since the push began (for a
@@ -199,11 +223,14 @@ func (h *hub) push(ctx context.Context) {
 				return
 			}
 			for _, c := range clients {
-				h.deliver(c, key, body)
+				if h.deliver(c, key, body) {
+					queued.Add(int64(len(body)))
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	return queued.Load()
 }
 
 // snapshot returns the shared part of a sessions message: everything
@@ -231,14 +258,14 @@ func (h *hub) snapshot(ctx context.Context, sub subscribeMsg) ([]byte, error) {
 	return b[1:], nil // without "{"
 }
 
-// deliver queues a snapshot for c if c still has the view key. A client
-// whose queue is full is too slow and is dropped, so it never holds up
-// the others.
-func (h *hub) deliver(c *wsClient, key string, body []byte) {
+// deliver queues a snapshot for c if c still has the view key (true when
+// queued). A client whose queue is full is too slow and is dropped, so it
+// never holds up the others.
+func (h *hub) deliver(c *wsClient, key string, body []byte) bool {
 	c.mu.Lock()
 	if c.closed || c.key != key {
 		c.mu.Unlock()
-		return
+		return false
 	}
 	c.seq++
 	var full bool
@@ -253,6 +280,7 @@ func (h *hub) deliver(c *wsClient, key string, body []byte) {
 		h.s.Log.Info().Str("user", name).Msg("websocket client too slow, dropped")
 		h.drop(c)
 	}
+	return !full
 }
 
 func (h *hub) sendJSON(c *wsClient, v any) {

@@ -96,6 +96,9 @@ type Server struct {
 	// no longer counted and its place under the socket limits is free.
 	// Tests wait on it; it must be quick.
 	OnSocketClosed func()
+	// OnPush, when set, learns of each push: the snapshot bytes it queued
+	// and how long the next must wait (see WSPushRate).
+	OnPush func(queued int64, next time.Duration)
 
 	// AllowedOrigins are extra origins (scheme://host[:port]) whose pages
 	// may open the WebSocket, e.g. behind a proxy that rewrites Host.
@@ -141,6 +144,11 @@ type Server struct {
 	WSPerAddr             int // sockets one client address may hold open (200)
 	WSSubscribesPerSecond int // subscribes per second per socket, bursts of twice that (5)
 	WSSnapshotQueries     int // snapshot queries running at once for all sockets (2)
+	// WSPushRate bounds the snapshot bytes per second that pushes send
+	// to all sockets together: after a push of n bytes the next waits
+	// n/WSPushRate (when longer than WSMinInterval). Zero: 32 MiB/s, a
+	// page of 250 sessions to over 300 sockets a second.
+	WSPushRate int64
 
 	publicOrigin string // from PublicURL, "" when unset
 	publicHTTPS  bool
@@ -165,6 +173,7 @@ func (s *Server) init() {
 	orDefault(&s.LoginWindow, time.Minute)
 	orDefault(&s.WSRefresh, 5*time.Second)
 	orDefault(&s.WSMinInterval, 500*time.Millisecond)
+	orDefault(&s.WSPushRate, 32<<20)
 	orDefault(&s.WSWriteTimeout, 10*time.Second)
 	orDefault(&s.WSSendBuffer, 8)
 	if u, err := url.Parse(s.PublicURL); s.PublicURL != "" && err == nil && u.Host != "" {
@@ -186,7 +195,7 @@ func (s *Server) init() {
 }
 
 // orDefault sets a setting left zero (or negative) to its default.
-func orDefault[T int | time.Duration](v *T, def T) {
+func orDefault[T int | int64 | time.Duration](v *T, def T) {
 	if *v <= 0 {
 		*v = def
 	}

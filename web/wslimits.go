@@ -28,13 +28,15 @@ const (
 
 // WebSocket limit reasons, as counted by WSLimited. Sockets over the
 // first three are closed; WSLimitSnapshot counts subscribes that waited
-// for a snapshot query to free (the socket stays open: a busy page is
-// slow, not broken).
+// for a snapshot query to free, WSLimitPushRate pushes that delayed the
+// next past WSMinInterval to keep within WSPushRate (the sockets stay
+// open: a busy page is slow, not broken).
 const (
 	WSLimitUser      = "per_user"
 	WSLimitAddr      = "per_address"
 	WSLimitSubscribe = "subscribe_rate"
 	WSLimitSnapshot  = "snapshot_busy"
+	WSLimitPushRate  = "push_rate"
 )
 
 // wsLimits bounds what one user, one address and one socket may ask of
@@ -50,7 +52,7 @@ type wsLimits struct {
 	users map[string]int
 	addrs map[string]int
 
-	user, addr, subscribe, snapshot atomic.Uint64
+	user, addr, subscribe, snapshot, pushRate atomic.Uint64
 
 	// flights are the subscribe snapshots being queried, by view key:
 	// a subscribe to a view being queried waits for that answer instead of
@@ -158,13 +160,14 @@ func closeLimited(conn *websocket.Conn, code int, text string) {
 }
 
 // WSLimited returns, for metrics, the sockets closed for a limit by reason
-// (WSLimitUser, WSLimitAddr, WSLimitSubscribe) and the subscribes that
-// waited for a snapshot query (WSLimitSnapshot).
+// (WSLimitUser, WSLimitAddr, WSLimitSubscribe), the subscribes that
+// waited for a snapshot query (WSLimitSnapshot) and the pushes that
+// slowed the next (WSLimitPushRate).
 func (s *Server) WSLimited() map[string]uint64 {
 	s.init()
 	l := s.hub.limits
 	return map[string]uint64{WSLimitUser: l.user.Load(), WSLimitAddr: l.addr.Load(),
-		WSLimitSubscribe: l.subscribe.Load(), WSLimitSnapshot: l.snapshot.Load()}
+		WSLimitSubscribe: l.subscribe.Load(), WSLimitSnapshot: l.snapshot.Load(), WSLimitPushRate: l.pushRate.Load()}
 }
 
 // admit applies the per-user and per-address bounds to a new socket; a

@@ -262,3 +262,60 @@ func TestWebSocketSubscribeWaitsForASnapshotSlot(t *testing.T) {
 		t.Errorf("a socket was closed for its subscribe rate")
 	}
 }
+
+// Pushes together stay within WSPushRate: after a push of n bytes the
+// next waits n/WSPushRate, counted as push_rate; below the rate the next
+// waits only WSMinInterval.
+func TestWebSocketPushesKeepToThePushRate(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		rate    int64
+		limited bool
+	}{{"over the rate", 1000, true}, {"within the rate", 1 << 30, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			pushes := make(chan [2]int64, 16)
+			e := newEnv(t, func(s *web.Server) {
+				s.WSRefresh, s.WSMinInterval, s.WSPushRate = 10*time.Millisecond, 5*time.Millisecond, tc.rate
+				s.OnPush = func(queued int64, next time.Duration) {
+					select {
+					case pushes <- [2]int64{queued, int64(next)}:
+					default:
+					}
+				}
+			})
+			if err := e.db.ApplyAccounting(context.Background(), startRecords(e.router, "user", 3)); err != nil {
+				t.Fatal(err)
+			}
+			conn, _, err := dialWS(t, e, e.login(t, "vic"), e.ts.URL)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			readMsg(t, conn, 2*time.Second) // hello
+			conn.WriteJSON(map[string]any{"type": "subscribe", "limit": 50})
+			if m := readMsg(t, conn, 2*time.Second); m.Type != "sessions" || m.Total != 3 {
+				t.Fatalf("snapshot = %+v", m)
+			}
+			// The first push that reached the socket.
+			var p [2]int64
+			for p[0] == 0 {
+				select {
+				case p = <-pushes:
+				case <-time.After(5 * time.Second):
+					t.Fatal("no push")
+				}
+			}
+			queued, next := p[0], time.Duration(p[1])
+			want := 5 * time.Millisecond
+			if tc.limited {
+				want = time.Duration(float64(queued) / float64(tc.rate) * float64(time.Second))
+			}
+			if next != want {
+				t.Errorf("after a push of %d bytes the next waits %v, want %v", queued, next, want)
+			}
+			if got := e.srv.WSLimited()[web.WSLimitPushRate]; (got > 0) != tc.limited {
+				t.Errorf("push_rate counted %d", got)
+			}
+		})
+	}
+}

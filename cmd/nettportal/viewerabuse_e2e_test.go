@@ -260,7 +260,7 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	res.clients = stopClients()
 
 	res.limited = map[string]float64{}
-	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy"} {
+	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy", "push_rate"} {
 		res.limited[reason], _ = metric(srv.HTTPURL, "nettportal_websocket_limited_total", `reason="`+reason+`"`)
 	}
 	res.yields, _ = metric(srv.HTTPURL, "nettportal_viewer_yields_total")
