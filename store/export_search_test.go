@@ -221,20 +221,20 @@ func TestHistorySearchUsesIndexes(t *testing.T) {
 // instead of an array compared element by element (which took minutes
 // with 50,000 matching customers), and finds the same sessions as the
 // array form.
-func TestBroadCustomerSearchFiltersByHash(t *testing.T) {
+func TestBroadSearchFiltersByHash(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
 	ctx := context.Background()
 	seedSessions(t, db, 6000, time.Now())
 	// Customers for every other seeded username, more than the threshold.
-	n := store.BroadCustomerMatch + 500
+	n := store.BroadSearchMatches + 500
 	if _, err := db.AccountingPool().Exec(ctx, `INSERT INTO customers (name, username)
 		SELECT 'Customer ' || i, 'user' || lpad((2 * i)::text, 6, '0') FROM generate_series(0, $1 - 1) i`, n); err != nil {
 		t.Fatal(err)
 	}
 	f := nettportal.SessionFilter{Query: "ustomer"}
 	for q, want := range map[string]bool{"ustomer": true, "Customer 12": false, "10.0.0.1": false, "": false} {
-		if got, err := db.BroadCustomerSearch(ctx, nettportal.SessionFilter{Query: q}); err != nil || got != want {
+		if got, err := db.BroadSearch(ctx, nettportal.SessionFilter{Query: q}); err != nil || got != want {
 			t.Errorf("search %q broad = %v (%v), want %v", q, got, err, want)
 		}
 	}

@@ -26,14 +26,14 @@ func SessionWhere(f nettportal.SessionFilter) (string, []any) { return sessionWh
 // customers by name.
 func SessionWhereBroad(f nettportal.SessionFilter) (string, []any) { return sessionWhere(f, true) }
 
-// BroadCustomerMatch is broadCustomerMatch.
-const BroadCustomerMatch = broadCustomerMatch
+// BroadSearchMatches is broadSearchMatches.
+const BroadSearchMatches = broadSearchMatches
 
 // OnSessionsSQL is called with the page and totals statements of each
 // Sessions call on db, for plan tests.
 func OnSessionsSQL(db *DB, fn func(page, stats string, args []any)) { db.onSessionsSQL = fn }
 
-// BroadCustomerSearch is broadCustomerSearch.
-func (db *DB) BroadCustomerSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
-	return db.broadCustomerSearch(ctx, f)
+// BroadSearch is broadSearch.
+func (db *DB) BroadSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
+	return db.broadSearch(ctx, f)
 }

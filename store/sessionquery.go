@@ -137,7 +137,7 @@ type sessionSQL struct {
 
 // sessionQuery builds the selection of f, its router resolved to scope;
 // broad says the search matches more usernames and customers than
-// broadCustomerMatch (see sessionConds).
+// broadSearchMatches (see sessionConds).
 func sessionQuery(f nettportal.SessionFilter, scope *routerScope, broad bool) sessionSQL {
 	var a argList
 	owners := scope.ownerConds(a.add)

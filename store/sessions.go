@@ -34,15 +34,15 @@ func (db *DB) scopeOf(ctx context.Context, f nettportal.SessionFilter) (*routerS
 	return &sc, nil
 }
 
-// broadCustomerMatch is how many usernames a search may match (by
+// broadSearchMatches is how many usernames a search may match (by
 // username or by customer name) before sessionConds filters by a hash
 // instead of probing the username index once per match.
-const broadCustomerMatch = 1000
+const broadSearchMatches = 1000
 
-// broadCustomerSearch tells whether f's search matches more usernames or
-// customers than broadCustomerMatch (an address search or none matches
+// broadSearch tells whether f's search matches more usernames or
+// customers than broadSearchMatches (an address search or none matches
 // none).
-func (db *DB) broadCustomerSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
+func (db *DB) broadSearch(ctx context.Context, f nettportal.SessionFilter) (bool, error) {
 	q := strings.TrimSpace(f.Query)
 	if q == "" {
 		return false, nil
@@ -53,11 +53,11 @@ func (db *DB) broadCustomerSearch(ctx context.Context, f nettportal.SessionFilte
 	var n int
 	err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM acct_usernames WHERE username ILIKE $1
 		UNION ALL SELECT 1 FROM customers WHERE name ILIKE $1 LIMIT $2) m`,
-		likePattern(q), broadCustomerMatch+1).Scan(&n)
+		likePattern(q), broadSearchMatches+1).Scan(&n)
 	if err != nil {
 		return false, fmt.Errorf("count usernames matching the search: %w", err)
 	}
-	return n > broadCustomerMatch, nil
+	return n > broadSearchMatches, nil
 }
 
 // readOnly runs fn in a read-only transaction without parallel workers:
@@ -162,7 +162,7 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	}
 	// Part of the search it shapes, so inside its heavy slot: a search
 	// over the bound waits for the slot (503), not for this count.
-	broad, err := db.broadCustomerSearch(ctx, f)
+	broad, err := db.broadSearch(ctx, f)
 	if err != nil {
 		return page, fmt.Errorf("list sessions: %w", err)
 	}
@@ -240,7 +240,7 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 	if err != nil {
 		return fmt.Errorf("export sessions: %w", err)
 	}
-	broad, err := db.broadCustomerSearch(ctx, f)
+	broad, err := db.broadSearch(ctx, f)
 	if err != nil {
 		return fmt.Errorf("export sessions: %w", err)
 	}
