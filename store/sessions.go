@@ -159,6 +159,9 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 			return page, fmt.Errorf("list sessions: %w", err)
 		}
 		defer release()
+		qctx, stop := db.giveWay(ctx)
+		defer stop()
+		ctx = qctx
 	}
 	// Part of the search it shapes, so inside its heavy slot: a search
 	// over the bound waits for the slot (503), not for this count.
@@ -204,10 +207,10 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	})
 	wg.Wait()
 	if err != nil {
-		return page, fmt.Errorf("list sessions: %w", db.overBudget(err, narrowSessions))
+		return page, fmt.Errorf("list sessions: %w", gaveWay(ctx, db.overBudget(err, narrowSessions), narrowSessions))
 	}
 	if statsErr != nil {
-		return page, fmt.Errorf("count sessions: %w", db.overBudget(statsErr, narrowSessions))
+		return page, fmt.Errorf("count sessions: %w", gaveWay(ctx, db.overBudget(statsErr, narrowSessions), narrowSessions))
 	}
 	if page.Sessions == nil {
 		page.Sessions = []nettportal.Session{}

@@ -113,7 +113,7 @@ type AccountingStats struct {
 type ViewerStats struct {
 	Yields     atomic.Uint64 // waits
 	YieldNanos atomic.Uint64 // their total length
-	Refused    atomic.Uint64 // heavy queries refused: accounting still behind after the wait
+	Refused    atomic.Uint64 // heavy queries refused: accounting still behind after the wait, or behind for heavyGiveWay while one ran
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -278,6 +278,59 @@ func (db *DB) heavyYield(ctx context.Context, what string) error {
 		return fmt.Errorf("accounting is behind its load and comes first: try again in a moment, or narrow %s: %w", what, nettportal.ErrBusy)
 	}
 	return nil
+}
+
+// heavyGiveWay is how long accounting may stay behind, without a break,
+// while a heavy query runs before the query is stopped: the yield before
+// it starts cannot foresee that a search will hold a core for seconds
+// just as the routers' load rises.
+const heavyGiveWay = 250 * time.Millisecond
+
+// errGaveWay is the cause of a heavy query's context ended by giveWay.
+var errGaveWay = errors.New("accounting fell behind while the query ran")
+
+// giveWay returns ctx for a heavy query, ended (cause errGaveWay) once
+// accounting has been behind for heavyGiveWay without a break; stop ends
+// the watch.
+func (db *DB) giveWay(ctx context.Context) (qctx context.Context, stop func()) {
+	if db.AccountingBehind == nil {
+		return ctx, func() {}
+	}
+	qctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		poll := time.NewTicker(viewerPollInterval)
+		defer poll.Stop()
+		var since time.Time
+		for {
+			select {
+			case <-qctx.Done():
+				return
+			case now := <-poll.C:
+				switch {
+				case !db.AccountingBehind():
+					since = time.Time{}
+				case since.IsZero():
+					since = now
+				case now.Sub(since) >= heavyGiveWay:
+					db.Viewers.Refused.Add(1)
+					cancel(errGaveWay)
+					return
+				}
+			}
+		}
+	}()
+	return qctx, func() { cancel(nil); <-done }
+}
+
+// gaveWay turns the error of a query whose context giveWay ended into an
+// ErrBusy that says what to narrow; other errors pass unchanged.
+func gaveWay(qctx context.Context, err error, what string) error {
+	if err != nil && errors.Is(context.Cause(qctx), errGaveWay) {
+		return fmt.Errorf("%w and comes first: try again in a moment, or narrow %s: %w", errGaveWay, what, nettportal.ErrBusy)
+	}
+	return err
 }
 
 // awaitAccounting waits while accounting is behind, ViewerYield at most,
