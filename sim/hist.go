@@ -46,6 +46,10 @@ func (h *histogram) merge(o *histogram) {
 	h.max = max(h.max, o.max)
 }
 
+func (h *histogram) latency() Latency {
+	return Latency{P50: h.quantile(0.5), P90: h.quantile(0.9), P99: h.quantile(0.99), Max: h.max}
+}
+
 // quantile returns an upper bound of the q-quantile (0 < q <= 1).
 func (h *histogram) quantile(q float64) time.Duration {
 	if h.n == 0 {

@@ -80,6 +80,10 @@ type tally struct {
 	retransmits uint64
 	failed      uint64 // no answer after every retransmission
 	hist        histogram
+	// firstHist holds the answers to a first transmission; onRetry counts
+	// the answers to a retransmission, each a timeout or more late.
+	firstHist histogram
+	onRetry   uint64
 }
 
 func (t *tally) add(o *tally) {
@@ -88,10 +92,22 @@ func (t *tally) add(o *tally) {
 	t.retransmits += o.retransmits
 	t.failed += o.failed
 	t.hist.merge(&o.hist)
+	t.firstHist.merge(&o.firstHist)
+	t.onRetry += o.onRetry
 }
 
-func (t *tally) latency() Latency {
-	return Latency{P50: t.hist.quantile(0.5), P90: t.hist.quantile(0.9), P99: t.hist.quantile(0.99), Max: t.hist.max}
+func (t *tally) latency() Latency { return t.hist.latency() }
+
+// recordAnswer records an answer, latency after the request's first
+// transmission, to its attempt-th transmission.
+func (t *tally) recordAnswer(latency time.Duration, attempt int) {
+	t.answered++
+	t.hist.record(latency)
+	if attempt > 1 {
+		t.onRetry++
+		return
+	}
+	t.firstHist.record(latency)
 }
 
 // udpConns are a run's sockets, closed together when it ends.

@@ -179,8 +179,7 @@ func (s *loadSock) answer(resp []byte, now time.Duration) {
 		!rad.IsAuthenticResponse(resp, sl.buf[:sl.n], s.run.secret) {
 		return
 	}
-	s.answered++
-	s.hist.record(now - sl.first)
+	s.recordAnswer(now-sl.first, sl.attempts)
 	s.ledger(sl)
 	s.advance(sl)
 }

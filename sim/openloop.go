@@ -86,7 +86,13 @@ type OpenLoopResult struct {
 	// Duration is the schedule's length; answers to its last requests may
 	// come later.
 	Duration time.Duration
+	// Latency is from a request's first transmission to its answer.
 	Latency
+	// AnsweredOnRetry counts the answers to a retransmission: each came a
+	// router's timeout or more after the first transmission. FirstSend is
+	// the latency of the other answers, to a first transmission.
+	AnsweredOnRetry uint64
+	FirstSend       Latency
 	// Rounds is how many packets each session was scheduled to send.
 	Rounds int
 	// Ledger has one entry per session: its newest acknowledged packet.
@@ -228,7 +234,8 @@ func RunOpenLoop(ctx context.Context, cfg OpenLoopConfig) (OpenLoopResult, error
 		noID += rt.noID
 	}
 	res := OpenLoopResult{Offered: t.sent, Answered: t.answered, Failed: t.failed, Retransmits: t.retransmits,
-		NoIdentifier: noID, Duration: cfg.Duration, Latency: t.latency(), Rounds: lr.rounds, Ledger: make([]LedgerEntry, sessions)}
+		NoIdentifier: noID, Duration: cfg.Duration, Latency: t.latency(), AnsweredOnRetry: t.onRetry, FirstSend: t.firstHist.latency(), Rounds: lr.rounds,
+		Ledger: make([]LedgerEntry, sessions)}
 	for s, l := range lr.ledger {
 		// Session s is on router s mod Routers (see RunOpenLoop).
 		res.Ledger[s] = l.entry(cfg.BaseIP, lr.tag, lr.boot, s%cfg.Routers, s/cfg.Routers)

@@ -28,6 +28,12 @@ func TestRunOpenLoopStorm(t *testing.T) {
 	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < 50*time.Millisecond {
 		t.Errorf("latency p50 %v p99 %v max %v: the retransmitted ones wait a timeout from their first send", res.P50, res.P99, res.Max)
 	}
+	// The dropped tenth is answered on a retransmission; every other
+	// answer is to a first send, so before the timeout.
+	if res.AnsweredOnRetry == 0 || res.AnsweredOnRetry > res.Retransmits || res.FirstSend.Max <= 0 || res.FirstSend.Max >= cfg.Timeout {
+		t.Errorf("%d answers to a retransmission (of %d retransmits), answers to a first send took up to %v (timeout %v)",
+			res.AnsweredOnRetry, res.Retransmits, res.FirstSend.Max, cfg.Timeout)
+	}
 	statuses := map[rfc2866.AcctStatusType]int{}
 	last := resp.lastPackets(func(g received) {
 		if rfc2865.NASIPAddress_Get(g.p).String() != g.from.Addr().String() {

@@ -175,8 +175,7 @@ func (rt *olRouter) read(si int) {
 			if req == nil || rad.Code(b[0]) != rad.CodeAccountingResponse || !rad.IsAuthenticResponse(b, req.buf[:req.n], rt.run.secret) {
 				continue
 			}
-			rt.answered++
-			rt.hist.record(now - req.first)
+			rt.recordAnswer(now-req.first, req.attempts)
 			rt.run.record(req)
 			rt.release(s, b[1])
 		}
