@@ -234,43 +234,56 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 // with what to do, and counted as refused; one that finishes first is not.
 func TestHeavyQueryGivesWayWhileRunning(t *testing.T) {
 	t.Parallel()
-	db := storetest.MustOpenDB(t)
-	ctx := context.Background()
-	var behind atomic.Bool
-	db.AccountingBehind = behind.Load
-	slotTaken := make(chan struct{}, 1)
-	db.OnSlot = func(string) { slotTaken <- struct{}{} }
-	// The history query waits inside PostgreSQL behind this lock.
-	locker := storetest.MustLockTable(t, db, "radacct")
-	done := make(chan error, 1)
-	go func() {
-		_, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true})
-		done <- err
-	}()
-	select {
-	case <-slotTaken:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the history query never took its slot")
-	}
-	behind.Store(true)
-	select {
-	case err := <-done:
-		if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "accounting fell behind while the query ran") {
-			t.Errorf("history query while accounting stays behind: %v, want ErrBusy saying accounting fell behind", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the history query kept running while accounting stayed behind")
-	}
-	if n := db.Viewers.Refused.Load(); n != 1 {
-		t.Errorf("%d heavy queries refused, want 1", n)
-	}
-	locker.Rollback(ctx) //nolint:errcheck // the test's lock
-	behind.Store(false)
-	if _, err := db.Sessions(ctx, nettportal.SessionFilter{Closed: true}); err != nil {
-		t.Errorf("a history page with accounting keeping up: %v", err)
-	}
-	<-slotTaken
-	if n := db.Viewers.Refused.Load(); n != 1 {
-		t.Errorf("%d heavy queries refused after one that finished, want 1", n)
+	for _, tc := range []struct {
+		name, waitsOn string
+		filter        nettportal.SessionFilter
+	}{
+		{"the page", "radacct", nettportal.SessionFilter{Closed: true}},
+		// The count that shapes a search runs inside the slot too.
+		{"the search's match count", "acct_usernames",
+			nettportal.SessionFilter{Closed: true, Query: "user", From: time.Now().Add(-24 * time.Hour)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			db := storetest.MustOpenDB(t)
+			ctx := context.Background()
+			var behind atomic.Bool
+			db.AccountingBehind = behind.Load
+			slotTaken := make(chan struct{}, 1)
+			db.OnSlot = func(string) { slotTaken <- struct{}{} }
+			// The history query waits inside PostgreSQL behind this lock.
+			locker := storetest.MustLockTable(t, db, tc.waitsOn)
+			done := make(chan error, 1)
+			go func() {
+				_, err := db.Sessions(ctx, tc.filter)
+				done <- err
+			}()
+			select {
+			case <-slotTaken:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the history query never took its slot")
+			}
+			behind.Store(true)
+			select {
+			case err := <-done:
+				if !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "accounting fell behind while the query ran") {
+					t.Errorf("history query while accounting stays behind: %v, want ErrBusy saying accounting fell behind", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the history query kept running while accounting stayed behind")
+			}
+			if n := db.Viewers.Refused.Load(); n != 1 {
+				t.Errorf("%d heavy queries refused, want 1", n)
+			}
+			locker.Rollback(ctx) //nolint:errcheck // the test's lock
+			behind.Store(false)
+			if _, err := db.Sessions(ctx, tc.filter); err != nil {
+				t.Errorf("a history page with accounting keeping up: %v", err)
+			}
+			<-slotTaken
+			if n := db.Viewers.Refused.Load(); n != 1 {
+				t.Errorf("%d heavy queries refused after one that finished, want 1", n)
+			}
+		})
 	}
 }

@@ -167,7 +167,7 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	// over the bound waits for the slot (503), not for this count.
 	broad, err := db.broadSearch(ctx, f)
 	if err != nil {
-		return page, fmt.Errorf("list sessions: %w", err)
+		return page, fmt.Errorf("list sessions: %w", gaveWay(ctx, db.overBudget(err, narrowSessions), narrowSessions))
 	}
 	q := sessionQuery(f, scope, broad)
 	args := q.args
@@ -219,6 +219,9 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	return page, nil
 }
 
+// narrowExport is what an export stopped for its time should narrow.
+const narrowExport = "the export (a router, q, a time range)"
+
 // exportPage is how many rows ExportSessions reads per query.
 const exportPage = 2000
 
@@ -245,7 +248,7 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 	}
 	broad, err := db.broadSearch(ctx, f)
 	if err != nil {
-		return fmt.Errorf("export sessions: %w", err)
+		return fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
 	}
 	q := sessionQuery(f, scope, broad)
 	args := q.args
@@ -262,7 +265,7 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 		}
 		rows, err := db.Pool.Query(ctx, sql, args...)
 		if err != nil {
-			return fmt.Errorf("export sessions: %w", db.overBudget(err, "the export (a router, q, a time range)"))
+			return fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
 		}
 		page = page[:0]
 		for rows.Next() {
@@ -274,7 +277,7 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 			page = append(page, s)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("export sessions: %w", db.overBudget(err, "the export (a router, q, a time range)"))
+			return fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
 		}
 		if len(page) == 0 {
 			return nil
