@@ -15,41 +15,41 @@ import (
 	"github.com/nettportal/nettportal/store/storetest"
 )
 
-// costlyStore is the database with commits that take fixed plus cost per
-// record on the server's clock, which moves on by that much during each
-// commit; began learns of each commit as it starts.
+// costlyStore is the database with commits that take cost per record on
+// the server's clock, which moves on by that much during each commit.
 type costlyStore struct {
 	*store.DB
-	ahead, fixed, cost *atomic.Int64
-	began              chan<- int
+	ahead *atomic.Int64
+	cost  *atomic.Int64
 }
 
 func (s costlyStore) ApplyAccountingResults(ctx context.Context, recs []nettportal.AccountingRecord) ([]nettportal.Outcome, error) {
-	select {
-	case s.began <- len(recs):
-	default:
-	}
-	s.ahead.Add(s.fixed.Load() + int64(len(recs))*s.cost.Load())
+	s.ahead.Add(int64(len(recs)) * s.cost.Load())
 	return s.DB.ApplyAccountingResults(ctx, recs)
 }
 
-// A batch is cut to what commits within MaxCommitTime at the costs recent
-// commits took (per transaction and per record), never below 64 records,
-// and not at all when the transaction's own cost is most of the bound:
-// under overload the queue holds MaxBatch records, and one commit of them
-// all answered every packet after the router's timeout.
+// A batch is cut to what commits within MaxCommitTime at the cost per
+// record the last large batches took, and never below 64 records: under
+// overload the queue holds MaxBatch records, and one commit of them all
+// answered every packet after the router's timeout.
 func TestCommitTimeBoundsTheBatch(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	var ahead, fixed, cost atomic.Int64
+	var ahead, cost atomic.Int64
 	cost.Store(int64(10 * time.Millisecond))
 	sizes := make(chan int, 64)
-	began := make(chan int, 1)
+	taken := make(chan struct{}, 1)
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.Workers, s.Readers, s.MaxBatch = 1, 1, 1000
 		s.MaxCommitTime = time.Second
 		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
-		s.Store = costlyStore{DB: db, ahead: &ahead, fixed: &fixed, cost: &cost, began: began}
+		s.Store = costlyStore{DB: db, ahead: &ahead, cost: &cost}
+		s.OnDequeue = func(time.Duration) {
+			select {
+			case taken <- struct{}{}:
+			default:
+			}
+		}
 		s.OnBatch = func(n int, _ time.Duration, err error) {
 			if err == nil {
 				sizes <- n
@@ -63,16 +63,16 @@ func TestCommitTimeBoundsTheBatch(t *testing.T) {
 	round := func(n int) []int {
 		t.Helper()
 		select {
-		case <-began: // the previous round's
+		case <-taken: // the previous round's
 		default:
 		}
 		unlock := lockAccounting(t, db)
 		next++
 		c.send(request(t, fmt.Sprintf("limit%d", next), rfc2866.AcctStatusType_Value_Start, secret))
 		select {
-		case <-began: // the held commit has its one record
+		case <-taken:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the worker committed nothing")
+			t.Fatal("the worker took no packet")
 		}
 		ok := srv.outcomes.count(nettportal.OutcomeOK)
 		for range n {
@@ -118,12 +118,5 @@ func TestCommitTimeBoundsTheBatch(t *testing.T) {
 	got = round(250)
 	if len(got) < 3 || got[1] != 64 {
 		t.Errorf("at 1s a record: batches of %v, want the ones after the first cut to 64", got)
-	}
-	// When the transaction's own cost is most of the bound, smaller
-	// batches would save little time and cost the throughput.
-	fixed.Store(int64(5 * time.Second))
-	cost.Store(int64(time.Millisecond))
-	if got := round(250); len(got) != 1 {
-		t.Errorf("with a 5s fixed cost a commit: batches of %v, want one of 250", got)
 	}
 }

@@ -3,7 +3,6 @@ package radius
 import (
 	"context"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -140,7 +139,7 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			s.OnBatch(len(recs), time.Since(began), err)
 		}
 		if err == nil {
-			s.commitCost.note(len(recs), s.Now().Sub(costFrom), true)
+			s.noteCommitCost(len(recs), s.Now().Sub(costFrom))
 			s.Stats.Batches.Add(1)
 			if s.dbDown.CompareAndSwap(true, false) {
 				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")
@@ -148,12 +147,6 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			return committed, outcomes
 		}
 		s.Stats.CommitErrors.Add(1)
-		if took := s.Now().Sub(costFrom); took >= s.MaxCommitTime && s.MaxCommitTime > 0 {
-			// A batch too large to commit in time teaches nothing by
-			// succeeding: without this, it would be tried at that size
-			// until the database got faster.
-			s.commitCost.note(len(recs), took, false)
-		}
 		now := time.Now()
 		timedOut := !now.Before(deadline)
 		// An outage: the database does not answer a ping, or its commits
@@ -261,72 +254,43 @@ func (s *Server) probeDue() bool {
 	return now-last >= int64(s.ProbeInterval) && s.lastProbe.CompareAndSwap(last, now)
 }
 
-// commitCost models a commit's time as a fixed cost per transaction plus
-// a cost per record, learnt from the batches committed: the fixed part
-// from small batches, the part per record from large ones. Dividing a
-// large batch's time by its records alone would count the fixed cost as
-// the records': when the fixed cost is most of a commit (a slow fsync, a
-// checkpoint), cutting batches saves little time and costs the throughput
-// that large batches keep.
-type commitCost struct {
-	mu        sync.Mutex
-	fixed     time.Duration // recent small batches' commit time
-	perRecord time.Duration // recent large batches' time beyond fixed, per record
-}
-
-// Batches of up to fixedSample records teach the fixed cost, of at least
-// costSample records the cost per record; minCommitBatch is the least a
-// batch is cut to, so a slow database still gets batches that spread the
-// fixed cost.
+// Batches smaller than costSample records do not update the cost per
+// record: their commit time is mostly the transaction's fixed cost, which
+// would make a large batch look far dearer than it is. minCommitBatch is
+// the least MaxCommitTime cuts a batch to, so a slow database still gets
+// batches that amortise that fixed cost.
 const (
-	fixedSample    = 16
 	costSample     = 64
 	minCommitBatch = 64
 )
 
-// note learns from an attempt of n records that took d: committed (ok),
-// or failed after running long, which says records cost at least that.
-func (c *commitCost) note(n int, d time.Duration, ok bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch {
-	case n <= fixedSample && ok:
-		c.fixed = smoothed(c.fixed, d)
-	case n >= costSample:
-		// At least a quarter of the whole: a fixed cost learnt while
-		// commits were slower must not make records look free.
-		per := max(d-c.fixed, d/4) / time.Duration(n)
-		if ok {
-			c.perRecord = smoothed(c.perRecord, per)
-		} else {
-			c.perRecord = max(c.perRecord, per)
+// noteCommitCost learns the commit time per record from a committed batch
+// of n records that took d.
+func (s *Server) noteCommitCost(n int, d time.Duration) {
+	if n < costSample || d <= 0 {
+		return
+	}
+	sample := int64(d) / int64(n)
+	for {
+		old := s.recordCost.Load()
+		next := sample
+		if old > 0 {
+			next = old + (sample-old)/4 // smooths one batch that met a checkpoint
+		}
+		if s.recordCost.CompareAndSwap(old, max(next, 1)) {
+			return
 		}
 	}
 }
 
-// smoothed moves a quarter of the way from old to sample: one batch that
-// met a checkpoint does not cut the next ones to the minimum.
-func smoothed(old, sample time.Duration) time.Duration {
-	if old <= 0 {
-		return max(sample, 1)
+// batchLimit is how many records the next batch may take: MaxBatch, or
+// fewer when the recent cost per record says a commit of MaxBatch would
+// take longer than MaxCommitTime.
+func (s *Server) batchLimit() int {
+	cost := s.recordCost.Load()
+	if s.MaxCommitTime <= 0 || cost <= 0 {
+		return s.MaxBatch
 	}
-	return max(old+(sample-old)/4, 1)
+	n := int64(s.MaxCommitTime) / cost
+	return int(min(max(n, minCommitBatch), int64(s.MaxBatch)))
 }
-
-// limit is how many records a batch may take to commit within budget on
-// average: maxBatch while no large batch taught the cost per record, or
-// when the fixed cost alone takes half the budget.
-func (c *commitCost) limit(budget time.Duration, maxBatch int) int {
-	c.mu.Lock()
-	fixed, per := c.fixed, c.perRecord
-	c.mu.Unlock()
-	if budget <= 0 || per <= 0 || fixed >= budget/2 {
-		return maxBatch
-	}
-	n := int64((budget - fixed) / per)
-	return int(min(max(n, minCommitBatch), int64(maxBatch)))
-}
-
-// batchLimit is how many records the next batch may take (see
-// MaxCommitTime).
-func (s *Server) batchLimit() int { return s.commitCost.limit(s.MaxCommitTime, s.MaxBatch) }

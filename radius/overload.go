@@ -175,7 +175,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 	}
 	// Shutting down: what the retry queue holds is answered too.
 	closed := func() ([]item, bool) {
-		batch = s.retry.pop(batch, limit)
+		batch = s.retry.pop(batch, share)
 		return batch, len(batch) > 0
 	}
 	for len(batch) == 0 {
@@ -206,9 +206,6 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.retry.ready:
 		}
 	}
-	// Again now that work came: an idle worker's limit may be old.
-	limit = s.batchLimit()
-	share = max(limit/4, 1)
 	for len(batch) < limit {
 		select {
 		case it, ok := <-s.queue:

@@ -39,13 +39,12 @@ type Server struct {
 	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
 	MaxBatch int
 	// MaxCommitTime bounds a batch by how long its commit is expected to
-	// take on average, from what recent commits cost per transaction and
-	// per record (never fewer than 64 records; no cut while the
-	// transaction's own cost is half of it). Under overload the queue
-	// always holds MaxBatch records, and a commit of all of them took half
-	// a second on a 2-core machine: every answer came after RouterOS's
-	// 300 ms timeout, however short the packets' wait in the queue. Zero:
-	// half of MaxQueueDelay (100 ms); negative: MaxBatch only.
+	// take: at most MaxCommitTime over the commit time per record of
+	// recent large batches (never fewer than 64 records). Under overload
+	// the queue always holds MaxBatch records, and a commit of all of them
+	// took half a second on a 2-core machine: every answer came after
+	// RouterOS's 300 ms timeout, however short the packets' wait in the
+	// queue. Zero: half of MaxQueueDelay (100 ms); negative: MaxBatch only.
 	MaxCommitTime time.Duration
 	// Workers is the number of batches committed concurrently. Zero: 3.
 	Workers int
@@ -164,8 +163,9 @@ type Server struct {
 	// OverloadQueueDelay stops holding; while it holds, retransmissions of
 	// shed packets wait for a moment no commit is in flight.
 	overloadUntil atomic.Int64
-	// commitCost is what recent commits cost, for MaxCommitTime.
-	commitCost commitCost
+	// recordCost is the commit time per record of recent large batches
+	// (nanoseconds; 0 until one committed), for MaxCommitTime.
+	recordCost atomic.Int64
 	// inFlight counts the workers holding a batch (committing or
 	// answering it).
 	inFlight atomic.Int32
