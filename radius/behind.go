@@ -16,7 +16,7 @@ func (s *Server) Behind() bool {
 	queued := len(s.queue)
 	s.mu.Unlock()
 	now := s.Now().UnixNano()
-	return queued > s.batchLimit() || s.backlogBehind(now) || s.inFlightBehind(now) || s.answeredBehind(now)
+	return queued > s.MaxBatch || s.backlogBehind(now) || s.inFlightBehind(now) || s.answeredBehind(now)
 }
 
 // noteRead learns whether a read took as many datagrams as it could: the
