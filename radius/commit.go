@@ -133,13 +133,11 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 	backoff := 50 * time.Millisecond
 	for {
 		began := time.Now()
-		costFrom := s.Now()
 		outcomes, gone, err := s.attempt(recs, spoolAt, deadline)
 		if s.OnBatch != nil {
 			s.OnBatch(len(recs), time.Since(began), err)
 		}
 		if err == nil {
-			s.noteCommitCost(len(recs), s.Now().Sub(costFrom))
 			s.Stats.Batches.Add(1)
 			if s.dbDown.CompareAndSwap(true, false) {
 				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")
@@ -252,45 +250,4 @@ func (s *Server) probeDue() bool {
 	now := s.Now().UnixNano()
 	last := s.lastProbe.Load()
 	return now-last >= int64(s.ProbeInterval) && s.lastProbe.CompareAndSwap(last, now)
-}
-
-// Batches smaller than costSample records do not update the cost per
-// record: their commit time is mostly the transaction's fixed cost, which
-// would make a large batch look far dearer than it is. minCommitBatch is
-// the least MaxCommitTime cuts a batch to, so a slow database still gets
-// batches that amortise that fixed cost.
-const (
-	costSample     = 64
-	minCommitBatch = 64
-)
-
-// noteCommitCost learns the commit time per record from a committed batch
-// of n records that took d.
-func (s *Server) noteCommitCost(n int, d time.Duration) {
-	if n < costSample || d <= 0 {
-		return
-	}
-	sample := int64(d) / int64(n)
-	for {
-		old := s.recordCost.Load()
-		next := sample
-		if old > 0 {
-			next = old + (sample-old)/4 // smooths one batch that met a checkpoint
-		}
-		if s.recordCost.CompareAndSwap(old, max(next, 1)) {
-			return
-		}
-	}
-}
-
-// batchLimit is how many records the next batch may take: MaxBatch, or
-// fewer when the recent cost per record says a commit of MaxBatch would
-// take longer than MaxCommitTime.
-func (s *Server) batchLimit() int {
-	cost := s.recordCost.Load()
-	if s.MaxCommitTime <= 0 || cost <= 0 {
-		return s.MaxBatch
-	}
-	n := int64(s.MaxCommitTime) / cost
-	return int(min(max(n, minCommitBatch), int64(s.MaxBatch)))
 }

@@ -147,14 +147,13 @@ func (s *Server) settleTickets(batch []item) {
 }
 
 // nextBatch waits for work and fills batch: fresh packets first, up to
-// the batch limit (see batchLimit), each taken through admit, so a batch fills with packets that
+// MaxBatch, each taken through admit, so a batch fills with packets that
 // can still be answered in time; retransmissions of shed packets only when
 // the fresh queue is empty and they are welcome (retriesWelcome), and at
 // most a quarter of a batch, so a fresh packet arriving meanwhile waits
 // for a short commit. False: the queue is closed and nothing is left.
 func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
-	limit := s.batchLimit()
-	share := max(limit/4, 1)
+	share := max(s.MaxBatch/4, 1)
 	shed := 0
 	defer func() { s.logShed(shed) }()
 	take := func(it item) {
@@ -206,7 +205,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.retry.ready:
 		}
 	}
-	for len(batch) < limit {
+	for len(batch) < s.MaxBatch {
 		select {
 		case it, ok := <-s.queue:
 			if !ok {
@@ -218,7 +217,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 			if !s.retriesWelcome(s.Now()) {
 				return batch, true
 			}
-			return s.retry.pop(batch, min(limit-len(batch), share)), true
+			return s.retry.pop(batch, min(s.MaxBatch-len(batch), share)), true
 		}
 	}
 	return batch, true

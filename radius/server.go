@@ -38,14 +38,6 @@ type Server struct {
 	PerRouterQueue int
 	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
 	MaxBatch int
-	// MaxCommitTime bounds a batch by how long its commit is expected to
-	// take: at most MaxCommitTime over the commit time per record of
-	// recent large batches (never fewer than 64 records). Under overload
-	// the queue always holds MaxBatch records, and a commit of all of them
-	// took half a second on a 2-core machine: every answer came after
-	// RouterOS's 300 ms timeout, however short the packets' wait in the
-	// queue. Zero: half of MaxQueueDelay (100 ms); negative: MaxBatch only.
-	MaxCommitTime time.Duration
 	// Workers is the number of batches committed concurrently. Zero: 3.
 	Workers int
 	// Readers is the number of goroutines reading the socket. Zero: 2.
@@ -163,9 +155,6 @@ type Server struct {
 	// OverloadQueueDelay stops holding; while it holds, retransmissions of
 	// shed packets wait for a moment no commit is in flight.
 	overloadUntil atomic.Int64
-	// recordCost is the commit time per record of recent large batches
-	// (nanoseconds; 0 until one committed), for MaxCommitTime.
-	recordCost atomic.Int64
 	// inFlight counts the workers holding a batch (committing or
 	// answering it).
 	inFlight atomic.Int32
@@ -269,12 +258,6 @@ func (s *Server) defaults() {
 	}
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond
-	}
-	if s.MaxCommitTime == 0 {
-		s.MaxCommitTime = s.MaxQueueDelay / 2
-		if s.MaxCommitTime <= 0 {
-			s.MaxCommitTime = -1 // no bound on the wait: none on the commit either
-		}
 	}
 	if s.OverloadQueueDelay <= 0 || s.OverloadQueueDelay > s.MaxQueueDelay {
 		s.OverloadQueueDelay = s.MaxQueueDelay
