@@ -28,11 +28,11 @@ func TestRunOpenLoopStorm(t *testing.T) {
 	if res.P50 <= 0 || res.P99 < res.P50 || res.Max < 50*time.Millisecond {
 		t.Errorf("latency p50 %v p99 %v max %v: the retransmitted ones wait a timeout from their first send", res.P50, res.P99, res.Max)
 	}
-	// The dropped tenth is answered on a retransmission; every other
-	// answer is to a first send, so before the timeout.
-	if res.AnsweredOnRetry == 0 || res.AnsweredOnRetry > res.Retransmits || res.FirstSend.Max <= 0 || res.FirstSend.Max >= cfg.Timeout {
-		t.Errorf("%d answers to a retransmission (of %d retransmits), answers to a first send took up to %v (timeout %v)",
-			res.AnsweredOnRetry, res.Retransmits, res.FirstSend.Max, cfg.Timeout)
+	// The dropped tenth is answered on a retransmission, the rest on
+	// their first send.
+	if res.AnsweredOnRetry < 40 || res.AnsweredOnRetry >= res.Answered || res.FirstSend.Max <= 0 || res.FirstSend.P50 > res.P50 {
+		t.Errorf("%d of %d answers to a retransmission; answers to a first send: p50 %v (all: %v), max %v",
+			res.AnsweredOnRetry, res.Answered, res.FirstSend.P50, res.P50, res.FirstSend.Max)
 	}
 	statuses := map[rfc2866.AcctStatusType]int{}
 	last := resp.lastPackets(func(g received) {

@@ -285,8 +285,9 @@ func (r *rampRunner) ramp(b *testing.B, mix sim.Mix) rampResult {
 	o := out.overload.res
 	fmt.Printf("%s %s overload: goodput %.0f/s = %.0f%% of capacity (target >= 90%%), answered p99 %v (target < 300ms)\n",
 		name, mix, o.Goodput(), 100*o.Goodput()/float64(out.capacity), o.P99.Round(time.Millisecond/10))
-	// The answered p99 mixes two populations: a retransmission's answer is
-	// a router's timeout late by construction, whatever the server did.
+	// The answered p99 mixes two populations: latency counts from the
+	// first send, so an answer to a retransmission is at least one
+	// timeout late (the router's copy was shed, lost or answered late).
 	fmt.Printf("%s %s overload: %d answers (%.1f%%) were to a retransmission; the answers to a first transmission: p50 %v, p99 %v\n",
 		name, mix, o.AnsweredOnRetry, 100*float64(o.AnsweredOnRetry)/float64(max(o.Answered, 1)),
 		o.FirstSend.P50.Round(time.Millisecond/10), o.FirstSend.P99.Round(time.Millisecond/10))
