@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 )
@@ -419,3 +420,13 @@ func (c *apiClient) mustPost(what, path string, body any) {
 }
 
 func (c *apiClient) String() string { return fmt.Sprintf("api(%s)", c.Role) }
+
+// pointAtRows rests the mouse on the first session row, as an operator
+// reading the table does (the page then keeps rows in place).
+func (tb *tab) pointAtRows() {
+	tb.t.Helper()
+	x := mustEval[float64](tb, `(() => { const r = document.querySelector('[data-testid="session-row"] [data-testid="cell-router"]').getBoundingClientRect(); return r.left + r.width / 2; })()`)
+	y := mustEval[float64](tb, `(() => { const r = document.querySelector('[data-testid="session-row"]').getBoundingClientRect(); return r.top + r.height / 2; })()`)
+	tb.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, y))
+	tb.waitJS("the pointer over the table", `document.querySelector('[data-testid="session-rows"]').matches(':hover')`, 5*time.Second)
+}

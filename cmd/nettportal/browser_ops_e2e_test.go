@@ -78,10 +78,7 @@ func TestBrowserLoginBrandAndDefaults(t *testing.T) {
 	desc := slices.Clone(asc)
 	slices.Reverse(desc)
 	tb.waitJS("rows by username, descending", `JSON.stringify(`+rowOrder+`) === `+jsString(mustJSON(desc)), 10*time.Second)
-	x := mustEval[float64](tb, `(() => { const r = document.querySelector('[data-testid="session-row"] [data-testid="cell-router"]').getBoundingClientRect(); return r.left + r.width / 2; })()`)
-	y := mustEval[float64](tb, `(() => { const r = document.querySelector('[data-testid="session-row"]').getBoundingClientRect(); return r.top + r.height / 2; })()`)
-	tb.do(chromedp.MouseEvent(input.DispatchMouseEventTypeMouseMoved, x, y))
-	tb.waitJS("the pointer over the table", `document.querySelector('[data-testid="session-rows"]').matches(':hover')`, 5*time.Second)
+	tb.pointAtRows()
 	// New rows are marked once the view has settled (the first rows of a
 	// new sort are not news).
 	tb.waitJS("the view to settle", `Date.now() - window.nettportal.app.page.viewChangedAt > 1600`, 5*time.Second)

@@ -61,7 +61,10 @@ export const rowMethods = {
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
-    const calm = sameBlock && this.calm();
+    // A view that just changed (another filter or order) is never calm:
+    // the rows on screen belong to the old one, and a pointer resting on
+    // the table kept them beside the new filter's rows.
+    const calm = sameBlock && settled && this.calm();
     let prev = this.topPad.tr;
     for (const s of sessions) {
       seen.add(s.id);
@@ -90,10 +93,18 @@ export const rowMethods = {
       prev = row.tr;
     }
     this.tbody.classList.toggle('tbody-calm', calm);
+    // Calm, a row that left the window stays where it is (it may only
+    // have moved in the order) unless this operator disconnected it, and
+    // only while the window has room for it: a list that shrank loses the
+    // rows it no longer has, pointer or not.
+    const limit = Number.isInteger(msg.limit) ? msg.limit : this.win.limit;
+    let room = Math.max(0, Math.min(limit, this.total - offset));
+    for (const id of this.rows.keys()) if (seen.has(id)) room--;
     for (const [id, row] of this.rows) {
-      // Calm, a row that left the window stays where it is (it may only
-      // have moved in the order) unless this operator disconnected it.
-      if (!seen.has(id) && (!calm || this.pending.has(id))) {
+      if (seen.has(id)) continue;
+      if (calm && !this.pending.has(id) && room > 0) {
+        room--;
+      } else {
         row.tr.remove();
         this.rows.delete(id);
         this.pending.delete(id);
