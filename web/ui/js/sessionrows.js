@@ -61,10 +61,12 @@ export const rowMethods = {
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
-    // A view that just changed (another filter or order) is never calm:
+    // The first rows of another view (filter or order) are never calm:
     // the rows on screen belong to the old one, and a pointer resting on
     // the table kept them beside the new filter's rows.
-    const calm = sameBlock && settled && this.calm();
+    const viewKey = JSON.stringify([this.view.router, this.view.q, this.view.sort, this.view.order]);
+    const calm = sameBlock && viewKey === this.renderedView && this.calm();
+    this.renderedView = viewKey;
     let prev = this.topPad.tr;
     for (const s of sessions) {
       seen.add(s.id);
