@@ -53,7 +53,8 @@ export const rowMethods = {
   renderRows(msg, settled) {
     const sessions = msg.sessions || [];
     const offset = Number.isInteger(msg.offset) ? msg.offset : this.win.offset;
-    const block = offset + '/' + (Number.isInteger(msg.limit) ? msg.limit : this.win.limit);
+    const limit = Number.isInteger(msg.limit) ? msg.limit : this.win.limit;
+    const block = offset + '/' + limit;
     // The same window as the rows on screen: an update. Another one (the
     // operator scrolled): rows are placed where they are in the list, and
     // rows that came into the window are not news.
@@ -61,12 +62,7 @@ export const rowMethods = {
     const seen = new Set();
     const empty = this.tbody.querySelector('.empty-row');
     if (empty) empty.remove();
-    // The first rows of another view (filter or order) are never calm:
-    // the rows on screen belong to the old one, and a pointer resting on
-    // the table kept them beside the new filter's rows.
-    const viewKey = JSON.stringify([this.view.router, this.view.q, this.view.sort, this.view.order]);
-    const calm = sameBlock && viewKey === this.renderedView && this.calm();
-    this.renderedView = viewKey;
+    const calm = sameBlock && this.calm();
     let prev = this.topPad.tr;
     for (const s of sessions) {
       seen.add(s.id);
@@ -98,8 +94,9 @@ export const rowMethods = {
     // Calm, a row that left the window stays where it is (it may only
     // have moved in the order) unless this operator disconnected it, and
     // only while the window has room for it: a list that shrank loses the
-    // rows it no longer has, pointer or not.
-    const limit = Number.isInteger(msg.limit) ? msg.limit : this.win.limit;
+    // rows it no longer has, pointer or not. (An old view's snapshot still
+    // on its way after a filter change is rendered as the new view's
+    // first rows, and kept the old router's rows beside the new ones.)
     let room = Math.max(0, Math.min(limit, this.total - offset));
     for (const id of this.rows.keys()) if (seen.has(id)) room--;
     for (const [id, row] of this.rows) {
