@@ -37,7 +37,11 @@ func (s *Server) commitAndAnswer(batch []item, recs []nettportal.AccountingRecor
 	for i := range batch {
 		recs = append(recs, batch[i].rec)
 	}
+	began := time.Now()
 	result, outcomes := s.commit(recs)
+	if result == committed {
+		s.commitRate.note(len(recs), time.Since(began))
+	}
 	s.settleTickets(batch)
 	switch result {
 	case givenUp:

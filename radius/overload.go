@@ -147,7 +147,7 @@ func (s *Server) settleTickets(batch []item) {
 }
 
 // nextBatch waits for work and fills batch: fresh packets first, up to
-// MaxBatch, each taken through admit, so a batch fills with packets that
+// batchLimit, each taken through admit, so a batch fills with packets that
 // can still be answered in time; retransmissions of shed packets only when
 // the fresh queue is empty and they are welcome (retriesWelcome), and at
 // most a quarter of a batch, so a fresh packet arriving meanwhile waits
@@ -205,7 +205,8 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.retry.ready:
 		}
 	}
-	for len(batch) < s.MaxBatch {
+	limit := s.batchLimit()
+	for len(batch) < limit {
 		select {
 		case it, ok := <-s.queue:
 			if !ok {
@@ -214,13 +215,45 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 			take(it)
 		default:
 			// Drained: spare room goes to the retry queue.
+			s.noteDrained()
 			if !s.retriesWelcome(s.Now()) {
 				return batch, true
 			}
-			return s.retry.pop(batch, min(s.MaxBatch-len(batch), share)), true
+			return s.retry.pop(batch, min(limit-len(batch), share)), true
 		}
 	}
+	s.noteStandingQueue()
 	return batch, true
+}
+
+// noteStandingQueue learns, when a batch was cut at its limit, whether
+// fresh packets are still queued behind it, and keeps the listener
+// overloaded (see overloadHold) once that has been so at every cut for
+// longer than MaxQueueDelay: the workers are not catching up. Without
+// this the tighter budget would lapse once it had shed every packet that
+// would have waited past MaxQueueDelay, and the queue would grow old
+// again before the budget returned. A backlog the workers clear within
+// MaxQueueDelay (after a stall) is not an overload.
+func (s *Server) noteStandingQueue() {
+	if len(s.queue) == 0 {
+		s.noteDrained()
+		return
+	}
+	now := s.Now().UnixNano()
+	since := s.standingSince.Load()
+	switch {
+	case since == 0:
+		s.standingSince.CompareAndSwap(0, now)
+	case s.MaxQueueDelay > 0 && now-since > int64(s.MaxQueueDelay):
+		s.overloadUntil.Store(now + int64(overloadHold*s.MaxQueueDelay))
+	}
+}
+
+// noteDrained learns that a worker found no fresh packet left to take.
+func (s *Server) noteDrained() {
+	if s.standingSince.Load() != 0 {
+		s.standingSince.Store(0)
+	}
 }
 
 // retriesWelcome says whether a worker may take retransmissions of shed

@@ -38,6 +38,15 @@ type Server struct {
 	PerRouterQueue int
 	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
 	MaxBatch int
+	// BatchCommitTime is how long one batch's commit should take: a batch
+	// is cut at the records a worker was measured to commit in that time,
+	// though never below 512 records (nor above MaxBatch), so that a packet
+	// waits for a short commit, not for a MaxBatch one: under overload a
+	// packet may wait OverloadQueueDelay in the queue and then its batch's
+	// commit, and the sum must stay inside the NAS's timeout. Zero: a
+	// quarter of MaxQueueDelay (50ms when that is not bounded); negative:
+	// MaxBatch only.
+	BatchCommitTime time.Duration
 	// Workers is the number of batches committed concurrently. Zero: 3.
 	Workers int
 	// Readers is the number of goroutines reading the socket. Zero: 2.
@@ -67,12 +76,13 @@ type Server struct {
 	// queue older. Zero: 200ms; negative: no bound (and no shedding).
 	MaxQueueDelay time.Duration
 	// OverloadQueueDelay, when below MaxQueueDelay, is a tighter budget
-	// that holds while the listener is overloaded: from each packet that
-	// waited past MaxQueueDelay until 5 x MaxQueueDelay after it, so a
-	// standing queue keeps only what can be answered well inside the NAS's
-	// timeout. Only MaxQueueDelay renews it: packets shed under the tighter
-	// budget do not, or a slow server that keeps up would stay in it.
-	// Zero: MaxQueueDelay (no tightening).
+	// that holds while the listener is overloaded: for 5 x MaxQueueDelay
+	// after a packet waited past MaxQueueDelay, or after the workers left
+	// fresh packets queued behind every batch for longer than
+	// MaxQueueDelay, so a standing queue keeps only what can be answered
+	// well inside the NAS's timeout. Packets shed under the tighter budget do not renew it, or a
+	// slow server that keeps up would stay in it. Zero: half of
+	// MaxQueueDelay; above MaxQueueDelay: MaxQueueDelay (no tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
 	// for spare capacity. A shed packet's fingerprint is remembered, and
@@ -158,6 +168,12 @@ type Server struct {
 	// inFlight counts the workers holding a batch (committing or
 	// answering it).
 	inFlight atomic.Int32
+	// standingSince (unix nanoseconds of Now) is since when every batch
+	// cut at its limit left fresh packets queued; 0 once one did not, or
+	// a worker drained the queue (noteStandingQueue).
+	standingSince atomic.Int64
+	// commitRate is what a worker commits a second, for batchLimit.
+	commitRate commitRate
 	// answeredAt (unix nanoseconds of Now) and answerLatency are the last
 	// answered batch's, for Behind; inFlightSince has, per worker, when
 	// the oldest packet of the batch it holds arrived (0: none).
@@ -259,8 +275,17 @@ func (s *Server) defaults() {
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond
 	}
-	if s.OverloadQueueDelay <= 0 || s.OverloadQueueDelay > s.MaxQueueDelay {
+	if s.OverloadQueueDelay <= 0 {
+		s.OverloadQueueDelay = s.MaxQueueDelay / 2
+	}
+	if s.OverloadQueueDelay > s.MaxQueueDelay {
 		s.OverloadQueueDelay = s.MaxQueueDelay
+	}
+	if s.BatchCommitTime == 0 {
+		s.BatchCommitTime = 50 * time.Millisecond
+		if s.MaxQueueDelay > 0 {
+			s.BatchCommitTime = s.MaxQueueDelay / 4
+		}
 	}
 	if s.RetryQueueSize <= 0 {
 		s.RetryQueueSize = max(s.QueueSize/4, 1)
