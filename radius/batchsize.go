@@ -44,12 +44,13 @@ func (c *commitRate) note(records int, took time.Duration) {
 	c.perSecond += commitRateWeight * (rate - c.perSecond)
 }
 
-// records is how many records a worker commits in d; false while no
-// batch has been measured.
-func (c *commitRate) records(d time.Duration) (int, bool) {
+// records is how many records a worker commits in d, at most limit;
+// false while no batch has been measured.
+func (c *commitRate) records(d time.Duration, limit int) (int, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return int(c.perSecond * d.Seconds()), c.perSecond > 0
+	// Clamped before the conversion: a float past MaxInt64 has no int.
+	return int(min(c.perSecond*d.Seconds(), float64(limit))), c.perSecond > 0
 }
 
 // batchLimit is the most records the next batch takes: what a worker
@@ -60,9 +61,9 @@ func (s *Server) batchLimit() int {
 	if s.BatchCommitTime < 0 || s.MaxBatch <= floor {
 		return s.MaxBatch
 	}
-	n, measured := s.commitRate.records(s.BatchCommitTime)
+	n, measured := s.commitRate.records(s.BatchCommitTime, s.MaxBatch)
 	if !measured {
 		return s.MaxBatch
 	}
-	return min(max(n, floor), s.MaxBatch)
+	return max(n, floor)
 }

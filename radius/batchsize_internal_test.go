@@ -53,9 +53,9 @@ func TestBatchIsCutAtTheRecordsAWorkerCommitsInBatchCommitTime(t *testing.T) {
 	}
 }
 
-// A queue the workers leave packets in behind every batch for longer than
-// MaxQueueDelay is an overload (the tighter budget holds); one they drain
-// within it, after a stall, is not.
+// A queue the workers leave packets in behind every batch, batch after
+// batch, for longer than MaxQueueDelay is an overload (the tighter budget
+// holds); one they drain within it, or a stall between cuts, is not.
 func TestStandingQueueHoldsTheOverloadBudget(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s := &Server{Now: func() time.Time { return now }}
@@ -66,22 +66,31 @@ func TestStandingQueueHoldsTheOverloadBudget(t *testing.T) {
 	if tight != normal/2 {
 		t.Fatalf("OverloadQueueDelay defaults to %s, want half of MaxQueueDelay (%s)", tight, normal)
 	}
+	step := normal / 10
+	// cuts cuts a batch every step, for d.
+	cuts := func(d time.Duration) {
+		for end := now.Add(d); now.Before(end); now = now.Add(step) {
+			s.noteStandingQueue()
+		}
+		s.noteStandingQueue()
+	}
 
-	s.noteStandingQueue()
-	now = now.Add(normal / 2)
-	s.noteStandingQueue()
+	cuts(normal / 2)
 	if got := s.budget(now); got != normal {
 		t.Fatalf("a backlog behind batches for %s: budget %s, want %s", normal/2, got, normal)
 	}
 	s.noteDrained() // a worker found the queue empty: the backlog was cleared
-	now = now.Add(normal)
-	s.noteStandingQueue()
+	cuts(normal * 3 / 4)
 	if got := s.budget(now); got != normal {
-		t.Fatalf("after a drain: budget %s, want %s", got, normal)
+		t.Fatalf("%s after a drain: budget %s, want %s", normal*3/4, got, normal)
+	}
+	now = now.Add(normal) // a stall: no cut
+	cuts(normal * 3 / 4)
+	if got := s.budget(now); got != normal {
+		t.Fatalf("%s of backlog on both sides of a stall: budget %s, want %s", normal*3/4, got, normal)
 	}
 
-	now = now.Add(normal + time.Millisecond)
-	s.noteStandingQueue()
+	cuts(normal / 2)
 	if got := s.budget(now); got != tight {
 		t.Fatalf("a backlog behind every batch for longer than MaxQueueDelay: budget %s, want %s", got, tight)
 	}
@@ -92,8 +101,8 @@ func TestStandingQueueHoldsTheOverloadBudget(t *testing.T) {
 		t.Fatalf("the hold passed with the queue empty: budget %s, want %s", got, normal)
 	}
 	s.queue <- item{}
-	s.noteStandingQueue()
+	cuts(normal / 2)
 	if got := s.budget(now); got != normal {
-		t.Fatalf("a backlog that just formed: budget %s, want %s", got, normal)
+		t.Fatalf("a backlog that formed %s ago: budget %s, want %s", normal/2, got, normal)
 	}
 }

@@ -37,11 +37,7 @@ func (s *Server) commitAndAnswer(batch []item, recs []nettportal.AccountingRecor
 	for i := range batch {
 		recs = append(recs, batch[i].rec)
 	}
-	began := time.Now()
 	result, outcomes := s.commit(recs)
-	if result == committed {
-		s.commitRate.note(len(recs), time.Since(began))
-	}
 	s.settleTickets(batch)
 	switch result {
 	case givenUp:
@@ -142,6 +138,9 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 			s.OnBatch(len(recs), time.Since(began), err)
 		}
 		if err == nil {
+			// Only the attempt that committed: a failed one's time and the
+			// backoff say nothing of what a batch costs the database.
+			s.commitRate.note(len(recs), time.Since(began))
 			s.Stats.Batches.Add(1)
 			if s.dbDown.CompareAndSwap(true, false) {
 				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")

@@ -153,7 +153,8 @@ func (s *Server) settleTickets(batch []item) {
 // most a quarter of a batch, so a fresh packet arriving meanwhile waits
 // for a short commit. False: the queue is closed and nothing is left.
 func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
-	share := max(s.MaxBatch/4, 1)
+	limit := s.batchLimit()
+	share := max(limit/4, 1)
 	shed := 0
 	defer func() { s.logShed(shed) }()
 	take := func(it item) {
@@ -187,6 +188,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 			continue
 		default:
 		}
+		s.noteDrained()
 		now := s.Now()
 		s.expireRetry(now)
 		if s.retriesWelcome(now) {
@@ -205,7 +207,6 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.retry.ready:
 		}
 	}
-	limit := s.batchLimit()
 	for len(batch) < limit {
 		select {
 		case it, ok := <-s.queue:
@@ -228,23 +229,26 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 
 // noteStandingQueue learns, when a batch was cut at its limit, whether
 // fresh packets are still queued behind it, and keeps the listener
-// overloaded (see overloadHold) once that has been so at every cut for
-// longer than MaxQueueDelay: the workers are not catching up. Without
-// this the tighter budget would lapse once it had shed every packet that
-// would have waited past MaxQueueDelay, and the queue would grow old
-// again before the budget returned. A backlog the workers clear within
-// MaxQueueDelay (after a stall) is not an overload.
+// overloaded (see overloadHold) once that has been so at every cut, cuts
+// following each other closely, for longer than MaxQueueDelay: the
+// workers are not catching up. Without this the tighter budget would
+// lapse once it had shed every packet that would have waited past
+// MaxQueueDelay, and the queue would grow old again before the budget
+// returned. A backlog the workers clear within MaxQueueDelay is not an
+// overload, nor is a stall: a gap of more than half of MaxQueueDelay
+// between cuts starts the count again.
 func (s *Server) noteStandingQueue() {
-	if len(s.queue) == 0 {
+	now := s.Now().UnixNano()
+	lastCut := s.lastCut.Swap(now)
+	if len(s.queue) == 0 || s.MaxQueueDelay <= 0 {
 		s.noteDrained()
 		return
 	}
-	now := s.Now().UnixNano()
 	since := s.standingSince.Load()
 	switch {
-	case since == 0:
-		s.standingSince.CompareAndSwap(0, now)
-	case s.MaxQueueDelay > 0 && now-since > int64(s.MaxQueueDelay):
+	case since == 0 || now-lastCut > int64(s.MaxQueueDelay/2):
+		s.standingSince.Store(now)
+	case now-since > int64(s.MaxQueueDelay):
 		s.overloadUntil.Store(now + int64(overloadHold*s.MaxQueueDelay))
 	}
 }

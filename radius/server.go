@@ -82,7 +82,8 @@ type Server struct {
 	// MaxQueueDelay, so a standing queue keeps only what can be answered
 	// well inside the NAS's timeout. Packets shed under the tighter budget do not renew it, or a
 	// slow server that keeps up would stay in it. Zero: half of
-	// MaxQueueDelay; above MaxQueueDelay: MaxQueueDelay (no tightening).
+	// MaxQueueDelay; negative or above MaxQueueDelay: MaxQueueDelay (no
+	// tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
 	// for spare capacity. A shed packet's fingerprint is remembered, and
@@ -172,6 +173,9 @@ type Server struct {
 	// cut at its limit left fresh packets queued; 0 once one did not, or
 	// a worker drained the queue (noteStandingQueue).
 	standingSince atomic.Int64
+	// lastCut (unix nanoseconds of Now) is when a batch was last cut at
+	// its limit.
+	lastCut atomic.Int64
 	// commitRate is what a worker commits a second, for batchLimit.
 	commitRate commitRate
 	// answeredAt (unix nanoseconds of Now) and answerLatency are the last
@@ -275,10 +279,10 @@ func (s *Server) defaults() {
 	if s.MaxQueueDelay == 0 {
 		s.MaxQueueDelay = 200 * time.Millisecond
 	}
-	if s.OverloadQueueDelay <= 0 {
+	if s.OverloadQueueDelay == 0 {
 		s.OverloadQueueDelay = s.MaxQueueDelay / 2
 	}
-	if s.OverloadQueueDelay > s.MaxQueueDelay {
+	if s.OverloadQueueDelay < 0 || s.OverloadQueueDelay > s.MaxQueueDelay {
 		s.OverloadQueueDelay = s.MaxQueueDelay
 	}
 	if s.BatchCommitTime == 0 {

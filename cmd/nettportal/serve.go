@@ -36,6 +36,8 @@ type serveConfig struct {
 	QueueSize     int
 	MaxQueueDelay time.Duration
 	MaxBatch      int
+	// BatchCommitTime is radius.Server's; the flag's 0 means MaxBatch only.
+	BatchCommitTime time.Duration
 
 	ReconcileInterval time.Duration
 	APIPollInterval   time.Duration
@@ -89,7 +91,8 @@ func (c *serveConfig) register(fs interface {
 	fs.IntVar(&c.HeavyQueries, "heavy-queries", 1, "heavy queries (history searches, deep pages, reports) run at once, each keeping up to a core busy; more are answered 503 (raise it on a machine with cores to spare); one CSV export runs beside them")
 	fs.IntVar(&c.QueueSize, "queue-size", 65536, "accounting records waiting for a batch before packets go unanswered")
 	fs.DurationVar(&c.MaxQueueDelay, "max-queue-delay", 200*time.Millisecond, "longest an accounting packet may wait for its batch; older ones are dropped unanswered (shed) so answers stay inside the routers' timeout under overload (0: no bound)")
-	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "accounting records per transaction")
+	fs.IntVar(&c.MaxBatch, "max-batch", 4096, "most accounting records per transaction")
+	fs.DurationVar(&c.BatchCommitTime, "batch-commit-time", 50*time.Millisecond, "a batch is cut at the records one commit was measured to take in this long (never below 512), so no packet waits for a long commit; raise it for a database whose every commit is slow (remote, synchronous replica) (0: only --max-batch)")
 	fs.DurationVar(&c.ReconcileInterval, "reconcile-interval", time.Minute, "how often routers with API access are compared with the database")
 	fs.DurationVar(&c.APIPollInterval, "api-poll-interval", 10*time.Second, "how often routers fed by the API alone (no RADIUS accounting) are polled")
 	fs.DurationVar(&c.StaleGrace, "stale-grace", time.Minute, "added to two interim intervals before a session without updates is closed as stale")

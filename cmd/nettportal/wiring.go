@@ -134,8 +134,9 @@ func (srv *server) buildAccounting() error {
 		MaxBatch:  cfg.MaxBatch,
 		Limits:    radius.Limits{ClockPast: cfg.ClockPast, ClockFuture: cfg.ClockFuture},
 		// The flag's 0 means no bound; the field's zero means the default.
-		MaxQueueDelay: cmp.Or(cfg.MaxQueueDelay, -1),
-		BehindLatency: cfg.BehindLatency,
+		MaxQueueDelay:   cmp.Or(cfg.MaxQueueDelay, -1),
+		BatchCommitTime: cmp.Or(cfg.BatchCommitTime, -1),
+		BehindLatency:   cfg.BehindLatency,
 	}
 	if cfg.ViewerYield > 0 {
 		srv.db.AccountingBehind, srv.db.ViewerYield = srv.acct.Behind, cfg.ViewerYield
