@@ -261,9 +261,8 @@ func (s *Server) noteDrained() {
 }
 
 // retriesWelcome says whether a worker may take retransmissions of shed
-// packets at now. While overloaded (a packet waited past MaxQueueDelay in
-// the last overloadHold x MaxQueueDelay), only when no other commit is in
-// flight: an idle worker is not spare capacity while the database is busy
+// packets at now. While overloaded (see OverloadQueueDelay), only when no
+// other commit is in flight: an idle worker is not spare capacity while the database is busy
 // with the others' batches. Under sustained overload the capacity answers
 // as many packets either way; spent on fresh packets the answers arrive
 // inside the routers' timeout, spent on retransmissions each answer is a
