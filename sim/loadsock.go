@@ -69,19 +69,19 @@ func (s *loadSock) loop() {
 }
 
 // flush sends the requests built since the last flush.
-func (s *loadSock) flush() {
-	out := s.out
-	for len(out) > 0 {
-		n, err := s.pc.WriteBatch(out, 0)
-		if n <= 0 || err != nil {
-			// A full socket buffer or a closed socket is a lost packet;
-			// the timer retransmits.
-			n = max(n, 1)
-		}
-		out = out[n:]
+func (s *loadSock) flush() { s.out = sendAll(s.pc, s.out) }
+
+// sendAll sends out with as few system calls as the socket takes
+// (sendmmsg on Linux) and returns it emptied, its references cleared. A
+// datagram the socket refuses (a full buffer, a closed socket) is a lost
+// packet: its request's timer retransmits it, as for one the network lost.
+func sendAll(pc *ipv4.PacketConn, out []ipv4.Message) []ipv4.Message {
+	for sent := 0; sent < len(out); {
+		n, _ := pc.WriteBatch(out[sent:], 0)
+		sent += max(n, 1) // n < 1: skip the datagram the socket refused
 	}
-	clear(s.out)
-	s.out = s.out[:0]
+	clear(out)
+	return out[:0]
 }
 
 // startNext gives the slot the router's next session, or retires it.

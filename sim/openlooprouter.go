@@ -124,17 +124,10 @@ func (rt *olRouter) transmit(si int, id byte, req *olReq, now time.Duration) {
 }
 
 // flush sends what this pass transmitted; the caller holds rt.mu, so no
-// request's buffer changes before it is sent. A datagram the socket
-// refuses is lost, and retransmitted on its timer like one the network
-// lost.
+// request's buffer changes before it is sent.
 func (rt *olRouter) flush() {
 	for _, s := range rt.socks {
-		for sent := 0; sent < len(s.out); {
-			n, _ := s.pc.WriteBatch(s.out[sent:], 0)
-			sent += max(n, 1) // n < 1: skip the datagram the socket refused
-		}
-		clear(s.out)
-		s.out = s.out[:0]
+		s.out = sendAll(s.pc, s.out)
 	}
 }
 
