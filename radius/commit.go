@@ -134,13 +134,14 @@ func (s *Server) commit(recs []nettportal.AccountingRecord) (commitOutcome, []ne
 	for {
 		began := time.Now()
 		outcomes, gone, err := s.attempt(recs, spoolAt, deadline)
+		took := time.Since(began)
 		if s.OnBatch != nil {
-			s.OnBatch(len(recs), time.Since(began), err)
+			s.OnBatch(len(recs), took, err)
 		}
 		if err == nil {
 			// Only the attempt that committed: a failed one's time and the
 			// backoff say nothing of what a batch costs the database.
-			s.commitRate.note(len(recs), time.Since(began))
+			s.commitRate.note(len(recs), took)
 			s.Stats.Batches.Add(1)
 			if s.dbDown.CompareAndSwap(true, false) {
 				s.Log.Info().Msg("database commits again: batches go to it, the spool is replayed")

@@ -80,10 +80,10 @@ type Server struct {
 	// after a packet waited past MaxQueueDelay, or after the workers left
 	// fresh packets queued behind every batch for longer than
 	// MaxQueueDelay, so a standing queue keeps only what can be answered
-	// well inside the NAS's timeout. Packets shed under the tighter budget do not renew it, or a
-	// slow server that keeps up would stay in it. Zero: half of
-	// MaxQueueDelay; negative or above MaxQueueDelay: MaxQueueDelay (no
-	// tightening).
+	// well inside the NAS's timeout. Packets shed under the tighter budget
+	// do not renew it, or a slow server that keeps up would stay in it.
+	// Zero: half of MaxQueueDelay; negative or above MaxQueueDelay:
+	// MaxQueueDelay (no tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
 	// for spare capacity. A shed packet's fingerprint is remembered, and
