@@ -33,9 +33,11 @@ func (db *DB) Customers(ctx context.Context, q string, limit, offset int) ([]net
 	if limit > MaxSessionLimit || offset < 0 {
 		return nil, 0, fmt.Errorf("limit must be 1-%d and offset not negative: %w", MaxSessionLimit, nettportal.ErrInvalid)
 	}
-	if err := db.yieldToAccounting(ctx); err != nil {
+	release, err := db.yieldToAccounting(ctx)
+	if err != nil {
 		return nil, 0, fmt.Errorf("list customers: %w", err)
 	}
+	defer release()
 	where, args := "", []any{}
 	if q = strings.TrimSpace(q); q != "" {
 		where, args = " WHERE name ILIKE $1 OR username ILIKE $1", []any{likePattern(q)}

@@ -229,6 +229,83 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 	}
 }
 
+// Viewer queries that had to wait for accounting then run one at a time,
+// whether or not it caught up, so they do not all start together the
+// moment it does: a second list sends no statement while the first still
+// runs. Lists that never waited run side by side.
+func TestViewerQueriesThatWaitedRunOneAtATime(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	var behind atomic.Bool
+	db.AccountingBehind = behind.Load
+	db.ViewerYield = time.Millisecond
+	sent := make(chan struct{}, 4)
+	store.OnSessionsSQL(db, func(string, string, []any) { sent <- struct{}{} })
+	awaitSent := func(what string) {
+		t.Helper()
+		select {
+		case <-sent:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s never sent its statements", what)
+		}
+	}
+	done := make(chan error, 4)
+	list := func() {
+		_, err := db.Sessions(ctx, nettportal.SessionFilter{})
+		done <- err
+	}
+	awaitDone := func(what string) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("%s: %v", what, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s never ended", what)
+		}
+	}
+
+	behind.Store(true)
+	// The first list's statements wait inside PostgreSQL behind this lock.
+	locker := storetest.MustLockTable(t, db, "radacct")
+	go list()
+	awaitSent("the first list")
+	go list()
+	// The second has done its wait when two waits are counted.
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.After(10 * time.Second); db.Viewers.Yields.Load() < 2; {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the second list never waited for accounting")
+		}
+	}
+	select {
+	case <-sent:
+		t.Fatal("the second list sent its statements while the first still ran")
+	case <-time.After(100 * time.Millisecond):
+	}
+	// Accounting caught up meanwhile: the second still takes its turn.
+	behind.Store(false)
+	locker.Rollback(ctx) //nolint:errcheck // the test's lock
+	awaitDone("the first list")
+	awaitSent("the second list")
+	awaitDone("the second list")
+
+	// Accounting keeping up: lists run side by side.
+	locker = storetest.MustLockTable(t, db, "radacct")
+	go list()
+	go list()
+	awaitSent("a list beside accounting that keeps up")
+	awaitSent("another list beside it")
+	locker.Rollback(ctx) //nolint:errcheck // the test's lock
+	awaitDone("a list")
+	awaitDone("another list")
+}
+
 // A heavy query already running when accounting falls behind is stopped
 // once accounting has stayed behind for heavyGiveWay, answered as busy
 // with what to do, and counted as refused; one that finishes first is not.

@@ -144,7 +144,11 @@ func (db *DB) Sessions(ctx context.Context, f nettportal.SessionFilter) (nettpor
 	if heavySessions(f) {
 		err = db.heavyYield(ctx, narrowSessions)
 	} else {
-		err = db.yieldToAccounting(ctx)
+		var release func()
+		release, err = db.yieldToAccounting(ctx)
+		if err == nil {
+			defer release()
+		}
 	}
 	if err != nil {
 		return page, fmt.Errorf("list sessions: %w", err)
@@ -260,24 +264,9 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 	args = append(args, int64(0))
 	page := make([]nettportal.Session, 0, exportPage)
 	for {
-		if err := db.yieldToAccounting(ctx); err != nil {
-			return fmt.Errorf("export sessions: %w", err)
-		}
-		rows, err := db.Pool.Query(ctx, sql, args...)
+		page, err = db.exportPage(ctx, sql, args, page[:0])
 		if err != nil {
-			return fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
-		}
-		page = page[:0]
-		for rows.Next() {
-			s, err := scanSession(rows)
-			if err != nil {
-				rows.Close()
-				return fmt.Errorf("export sessions: %w", err)
-			}
-			page = append(page, s)
-		}
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
+			return err
 		}
 		if len(page) == 0 {
 			return nil
@@ -290,6 +279,33 @@ func (db *DB) ExportSessions(ctx context.Context, f nettportal.SessionFilter, fn
 		}
 		args[after-1] = page[len(page)-1].ID
 	}
+}
+
+// exportPage reads one page of an export into page, after yielding to
+// accounting; the lane, when taken, is held for the read only, never
+// while the page is written to the client.
+func (db *DB) exportPage(ctx context.Context, sql string, args []any, page []nettportal.Session) ([]nettportal.Session, error) {
+	release, err := db.yieldToAccounting(ctx)
+	if err != nil {
+		return page, fmt.Errorf("export sessions: %w", err)
+	}
+	defer release()
+	rows, err := db.Pool.Query(ctx, sql, args...)
+	if err != nil {
+		return page, fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
+	}
+	defer rows.Close()
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return page, fmt.Errorf("export sessions: %w", err)
+		}
+		page = append(page, s)
+	}
+	if err := rows.Err(); err != nil {
+		return page, fmt.Errorf("export sessions: %w", db.overBudget(err, narrowExport))
+	}
+	return page, nil
 }
 
 // Session returns one session, open or closed, by radacctid.

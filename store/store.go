@@ -39,8 +39,12 @@ type DB struct {
 	// exports bounds the CSV exports running at once, apart from heavy:
 	// an export is a run of cheap keyset pages on one connection, and
 	// queued behind history searches that loop on 503 it never ran.
-	exports   chan struct{}
-	stmtLimit time.Duration
+	exports chan struct{}
+	// behindLane is the one viewer query that may run while accounting
+	// is behind past ViewerYield: the others wait for it, so the commits
+	// share the CPU with one viewer backend, not with every socket's.
+	behindLane chan struct{}
+	stmtLimit  time.Duration
 	// UsageLocation is the time zone of billing days; nil means UTC. Set
 	// it once, before accounting flows: days already written keep theirs.
 	UsageLocation *time.Location
@@ -77,9 +81,9 @@ type DB struct {
 	// AccountingBehind, when set, says whether accounting is behind its
 	// load (radius.Server.Behind). Session lists and live-view snapshots,
 	// heavy queries and each page of an export then wait while it says
-	// so, ViewerYield at most each time, before they query: on a small
-	// machine the database's CPU goes to the commits first and the viewers
-	// get what is left. A heavy query that would still find it behind is
+	// so, ViewerYield at most each time, before they query, and those that
+	// waited then query one at a time: on a small machine the database's
+	// CPU goes to the commits first and the viewers get what is left. A heavy query that would still find it behind is
 	// refused as busy (nettportal.ErrBusy). Nil, the default: they never
 	// wait. Set it before the DB is used.
 	AccountingBehind func() bool
@@ -182,7 +186,7 @@ func OpenWith(ctx context.Context, url string, opt Options, log zerolog.Logger) 
 	if stmt > 0 {
 		cfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(stmt.Milliseconds(), 1), 10)
 	}
-	db := &DB{log: log, heavyWait: opt.HeavyWait, stmtLimit: max(stmt, 0)}
+	db := &DB{log: log, heavyWait: opt.HeavyWait, stmtLimit: max(stmt, 0), behindLane: make(chan struct{}, 1)}
 	if db.heavyWait <= 0 {
 		db.heavyWait = time.Second
 	}
@@ -259,10 +263,24 @@ func (db *DB) slot(ctx context.Context, slots chan struct{}, slot, kind, what st
 const viewerPollInterval = 5 * time.Millisecond
 
 // yieldToAccounting waits while accounting is behind, ViewerYield at
-// most (see AccountingBehind); only ctx ending is an error.
-func (db *DB) yieldToAccounting(ctx context.Context) error {
-	_, err := db.awaitAccounting(ctx)
-	return err
+// most (see AccountingBehind). A query that had to wait then runs in the
+// behind lane, one at a time, whether or not accounting caught up: the
+// waiting queries must not all start together the moment it does, and
+// fall on the commits' CPU at once. release ends its turn. Only ctx ending
+// is an error.
+func (db *DB) yieldToAccounting(ctx context.Context) (release func(), err error) {
+	if db.AccountingBehind == nil || !db.AccountingBehind() {
+		return func() {}, nil
+	}
+	if _, err := db.awaitAccounting(ctx); err != nil {
+		return nil, err
+	}
+	select {
+	case db.behindLane <- struct{}{}:
+		return func() { <-db.behindLane }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // heavyYield is yieldToAccounting for a heavy query: one that would still

@@ -15,9 +15,11 @@ func (db *DB) Usage(ctx context.Context, f nettportal.UsageFilter) ([]nettportal
 	if f.From.IsZero() || f.To.IsZero() || f.To.Before(f.From) {
 		return nil, fmt.Errorf("usage needs from <= to: %w", nettportal.ErrInvalid)
 	}
-	if err := db.yieldToAccounting(ctx); err != nil {
+	release, err := db.yieldToAccounting(ctx)
+	if err != nil {
 		return nil, fmt.Errorf("usage: %w", err)
 	}
+	defer release()
 	var q string
 	switch f.Period {
 	case "", nettportal.PeriodDay:

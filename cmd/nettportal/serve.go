@@ -85,7 +85,7 @@ func (c *serveConfig) register(fs interface {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.IntVar(&c.DBConns, "db-conns", 8, "database connections for everything but accounting (web page, API, exports, reconciler)")
 	fs.IntVar(&c.AcctConns, "acct-conns", 4, "accounting's own database connections, which the web page and exports can never take")
-	fs.DurationVar(&c.ViewerYield, "viewer-yield", time.Second, "while accounting is behind (see --behind-latency), session lists, live-view snapshots, history, usage and each export page wait up to this long before they query, and history searches that would still find it behind are refused (503), so the CPU goes to the commits first (0: they never wait)")
+	fs.DurationVar(&c.ViewerYield, "viewer-yield", time.Second, "while accounting is behind (see --behind-latency), session lists, live-view snapshots, history, usage and each export page wait up to this long before they query and then query one at a time, and history searches that would still find it behind are refused (503), so the CPU goes to the commits first (0: they never wait)")
 	fs.DurationVar(&c.BehindLatency, "behind-latency", 50*time.Millisecond, "accounting counts as behind while packets wait longer than this for their answer (in the socket, the queue or a commit)")
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", store.DefaultStatementTimeout, "longest a query of the web page, an export, the reconciler or a command may run (accounting has none)")
 	fs.IntVar(&c.HeavyQueries, "heavy-queries", 1, "heavy queries (history searches, deep pages, reports) run at once, each keeping up to a core busy; more are answered 503 (raise it on a machine with cores to spare); one CSV export runs beside them")
