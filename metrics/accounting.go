@@ -38,8 +38,9 @@ type AccountingCounts struct {
 	// catch up, ViewerYieldSeconds how long in all.
 	ViewerYields       uint64
 	ViewerYieldSeconds float64
-	// ViewerRefused counts heavy viewer queries refused (503) because
-	// accounting was still behind after the wait.
+	// ViewerRefused counts viewer queries refused (503) while accounting
+	// was behind: heavy ones, and others that waited too long for their
+	// turn.
 	ViewerRefused uint64
 }
 
@@ -98,11 +99,11 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		reopened: prometheus.NewDesc("nettportal_accounting_reopened_total",
 			"Sessions closed by inference (NAS-Reboot, stale, reconciler, max-age) reopened by a later Interim.", nil, nil),
 		viewerYields: prometheus.NewDesc("nettportal_viewer_yields_total",
-			"Viewer queries (session lists, live-view snapshots, history, usage, export pages) that waited because accounting was behind (--viewer-yield).", nil, nil),
+			"Viewer queries (session lists, live-view snapshots, history, customers, usage, export pages) that waited because accounting was behind (--viewer-yield).", nil, nil),
 		viewerYieldS: prometheus.NewDesc("nettportal_viewer_yield_seconds_total",
 			"Time viewer queries spent waiting for accounting to catch up.", nil, nil),
 		viewerRefused: prometheus.NewDesc("nettportal_viewer_refused_total",
-			"Heavy viewer queries (history, deep pages) answered 503 because accounting was still behind after --viewer-yield.", nil, nil),
+			"Viewer queries answered 503 while accounting was behind: heavy ones (history, deep pages) still behind after --viewer-yield, and others that waited another --viewer-yield for their turn to query one at a time.", nil, nil),
 	}
 }
 

@@ -232,78 +232,142 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 // Viewer queries that had to wait for accounting then run one at a time,
 // whether or not it caught up, so they do not all start together the
 // moment it does: a second list sends no statement while the first still
-// runs. Lists that never waited run side by side.
+// runs. A turn not had within ViewerYield is refused as busy. Lists that
+// never waited run side by side.
 func TestViewerQueriesThatWaitedRunOneAtATime(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
 	ctx := context.Background()
 	var behind atomic.Bool
-	db.AccountingBehind = behind.Load
-	db.ViewerYield = time.Millisecond
+	asked := make(chan struct{}, 1)
+	db.AccountingBehind = func() bool {
+		select {
+		case asked <- struct{}{}:
+		default:
+		}
+		return behind.Load()
+	}
+	db.ViewerYield = time.Hour
 	sent := make(chan struct{}, 4)
 	store.OnSessionsSQL(db, func(string, string, []any) { sent <- struct{}{} })
-	awaitSent := func(what string) {
+	within := func(ch <-chan struct{}, what string) {
+		t.Helper()
+		select {
+		case <-ch:
+		case <-time.After(10 * time.Second):
+			t.Fatal(what)
+		}
+	}
+	notSent := func(what string) {
 		t.Helper()
 		select {
 		case <-sent:
-		case <-time.After(10 * time.Second):
-			t.Fatalf("%s never sent its statements", what)
+			t.Fatal(what)
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 	done := make(chan error, 4)
-	list := func() {
+	list := func(ctx context.Context) {
 		_, err := db.Sessions(ctx, nettportal.SessionFilter{})
 		done <- err
 	}
-	awaitDone := func(what string) {
+	result := func(what string) error {
 		t.Helper()
 		select {
 		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", what, err)
-			}
+			return err
 		case <-time.After(10 * time.Second):
 			t.Fatalf("%s never ended", what)
+			return nil
+		}
+	}
+	// waitThenCatchUp starts a list while accounting is behind and lets
+	// it catch up once the list is waiting (asked twice: to begin, and
+	// while polling).
+	waitThenCatchUp := func(ctx context.Context, what string) {
+		t.Helper()
+		for len(asked) > 0 {
+			<-asked
+		}
+		behind.Store(true)
+		go list(ctx)
+		within(asked, what+" never asked whether accounting is behind")
+		within(asked, what+" did not wait for accounting")
+		behind.Store(false)
+	}
+	yields := func(n uint64, what string) {
+		t.Helper()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for deadline := time.After(10 * time.Second); db.Viewers.Yields.Load() < n; {
+			select {
+			case <-tick.C:
+			case <-deadline:
+				t.Fatalf("%s never ended its wait", what)
+			}
 		}
 	}
 
-	behind.Store(true)
-	// The first list's statements wait inside PostgreSQL behind this lock.
+	// The first list's statements wait inside PostgreSQL behind this lock,
+	// in its turn.
 	locker := storetest.MustLockTable(t, db, "radacct")
-	go list()
-	awaitSent("the first list")
-	go list()
-	// The second has done its wait when two waits are counted.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.After(10 * time.Second); db.Viewers.Yields.Load() < 2; {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatal("the second list never waited for accounting")
+	waitThenCatchUp(ctx, "the first list")
+	within(sent, "the first list never sent its statements")
+	waitThenCatchUp(ctx, "the second list")
+	yields(2, "the second list")
+	notSent("the second list sent its statements while the first still ran, accounting having caught up")
+	locker.Rollback(ctx) //nolint:errcheck // the test's lock
+	if err := result("the first list"); err != nil {
+		t.Fatal(err)
+	}
+	within(sent, "the second list never sent its statements after the first ended")
+	if err := result("the second list"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A turn that does not come within ViewerYield is refused as busy, and
+	// a request that ends meanwhile ends with its context's error.
+	locker = storetest.MustLockTable(t, db, "radacct")
+	waitThenCatchUp(ctx, "the lane's holder")
+	within(sent, "the lane's holder never sent its statements")
+	db.ViewerYield = 20 * time.Millisecond
+	waitThenCatchUp(ctx, "a list without a turn")
+	if err := result("a list without a turn"); !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "one at a time") {
+		t.Errorf("a list whose turn did not come: %v, want ErrBusy saying the waiting queries run one at a time", err)
+	}
+	if n := db.Viewers.Refused.Load(); n != 1 {
+		t.Errorf("%d viewer queries refused, want 1", n)
+	}
+	db.ViewerYield = time.Hour
+	cctx, cancel := context.WithCancel(ctx)
+	waitThenCatchUp(cctx, "a list that ends while it waits for its turn")
+	yields(5, "a list that ends while it waits for its turn")
+	cancel()
+	if err := result("a list that ends while it waits for its turn"); !errors.Is(err, context.Canceled) {
+		t.Errorf("a list cancelled while it waits for its turn: %v, want context.Canceled", err)
+	}
+	locker.Rollback(ctx) //nolint:errcheck // the test's lock
+	if err := result("the lane's holder"); err != nil {
+		t.Fatal(err)
+	}
+
+	// The turn is free again, and lists that never waited run side by side.
+	waitThenCatchUp(ctx, "a list after the others")
+	within(sent, "a list after the others never got its turn")
+	if err := result("a list after the others"); err != nil {
+		t.Fatal(err)
+	}
+	locker = storetest.MustLockTable(t, db, "radacct")
+	go list(ctx)
+	go list(ctx)
+	within(sent, "a list beside accounting that keeps up never sent its statements")
+	within(sent, "another list beside it never sent its statements")
+	locker.Rollback(ctx) //nolint:errcheck // the test's lock
+	for range 2 {
+		if err := result("a list beside accounting that keeps up"); err != nil {
+			t.Error(err)
 		}
 	}
-	select {
-	case <-sent:
-		t.Fatal("the second list sent its statements while the first still ran")
-	case <-time.After(100 * time.Millisecond):
-	}
-	// Accounting caught up meanwhile: the second still takes its turn.
-	behind.Store(false)
-	locker.Rollback(ctx) //nolint:errcheck // the test's lock
-	awaitDone("the first list")
-	awaitSent("the second list")
-	awaitDone("the second list")
-
-	// Accounting keeping up: lists run side by side.
-	locker = storetest.MustLockTable(t, db, "radacct")
-	go list()
-	go list()
-	awaitSent("a list beside accounting that keeps up")
-	awaitSent("another list beside it")
-	locker.Rollback(ctx) //nolint:errcheck // the test's lock
-	awaitDone("a list")
-	awaitDone("another list")
 }
 
 // A heavy query already running when accounting falls behind is stopped

@@ -40,9 +40,10 @@ type DB struct {
 	// an export is a run of cheap keyset pages on one connection, and
 	// queued behind history searches that loop on 503 it never ran.
 	exports chan struct{}
-	// behindLane is the one viewer query that may run while accounting
-	// is behind past ViewerYield: the others wait for it, so the commits
-	// share the CPU with one viewer backend, not with every socket's.
+	// behindLane is the turn of the viewer queries that waited for
+	// accounting (yieldToAccounting): one runs at a time, so the commits
+	// share the CPU with one such query (a session list's page and
+	// totals), not with every socket's.
 	behindLane chan struct{}
 	stmtLimit  time.Duration
 	// UsageLocation is the time zone of billing days; nil means UTC. Set
@@ -80,14 +81,17 @@ type DB struct {
 
 	// AccountingBehind, when set, says whether accounting is behind its
 	// load (radius.Server.Behind). Session lists and live-view snapshots,
-	// heavy queries and each page of an export then wait while it says
-	// so, ViewerYield at most each time, before they query, and those that
-	// waited then query one at a time: on a small machine the database's
-	// CPU goes to the commits first and the viewers get what is left. A heavy query that would still find it behind is
+	// customers, usage, heavy queries and each page of an export then wait
+	// while it says so, ViewerYield at most each time, before they query,
+	// and those that waited then query one at a time (a turn not had
+	// within another ViewerYield is refused as busy): on a small machine
+	// the database's CPU goes to the commits first and the viewers get
+	// what is left. A heavy query that would still find it behind is
 	// refused as busy (nettportal.ErrBusy). Nil, the default: they never
 	// wait. Set it before the DB is used.
 	AccountingBehind func() bool
-	// ViewerYield bounds one such wait. Zero: 1s.
+	// ViewerYield bounds one such wait, and the wait for a turn after it.
+	// Zero: 1s.
 	ViewerYield time.Duration
 	// Viewers counts those waits.
 	Viewers ViewerStats
@@ -117,7 +121,7 @@ type AccountingStats struct {
 type ViewerStats struct {
 	Yields     atomic.Uint64 // waits
 	YieldNanos atomic.Uint64 // their total length
-	Refused    atomic.Uint64 // heavy queries refused: accounting still behind after the wait, or behind for heavyGiveWay while one ran
+	Refused    atomic.Uint64 // queries refused as busy: heavy ones with accounting still behind after the wait, or behind for heavyGiveWay while one ran; others that waited past ViewerYield for their turn
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -266,18 +270,25 @@ const viewerPollInterval = 5 * time.Millisecond
 // most (see AccountingBehind). A query that had to wait then runs in the
 // behind lane, one at a time, whether or not accounting caught up: the
 // waiting queries must not all start together the moment it does, and
-// fall on the commits' CPU at once. release ends its turn. Only ctx ending
-// is an error.
+// fall on the commits' CPU at once. A turn not had within ViewerYield more
+// is refused as busy (nettportal.ErrBusy), so no viewer waits without
+// bound behind the others. release ends the turn.
 func (db *DB) yieldToAccounting(ctx context.Context) (release func(), err error) {
-	if db.AccountingBehind == nil || !db.AccountingBehind() {
-		return func() {}, nil
-	}
-	if _, err := db.awaitAccounting(ctx); err != nil {
+	waited, _, err := db.awaitAccounting(ctx)
+	if err != nil {
 		return nil, err
 	}
+	if !waited {
+		return func() {}, nil
+	}
+	turn := time.NewTimer(db.viewerYield())
+	defer turn.Stop()
 	select {
 	case db.behindLane <- struct{}{}:
 		return func() { <-db.behindLane }, nil
+	case <-turn.C:
+		db.Viewers.Refused.Add(1)
+		return nil, fmt.Errorf("accounting is behind its load and comes first, and the viewer queries that waited for it run one at a time: try again in a moment: %w", nettportal.ErrBusy)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -287,7 +298,7 @@ func (db *DB) yieldToAccounting(ctx context.Context) (release func(), err error)
 // find accounting behind after the wait is refused as busy, for a
 // history search can keep a core busy for seconds that the commits need.
 func (db *DB) heavyYield(ctx context.Context, what string) error {
-	behind, err := db.awaitAccounting(ctx)
+	_, behind, err := db.awaitAccounting(ctx)
 	if err != nil {
 		return err
 	}
@@ -352,36 +363,40 @@ func gaveWay(qctx context.Context, err error, what string) error {
 }
 
 // awaitAccounting waits while accounting is behind, ViewerYield at most,
-// and says whether it still is.
-func (db *DB) awaitAccounting(ctx context.Context) (behind bool, err error) {
+// and says whether it waited and whether accounting still is behind.
+func (db *DB) awaitAccounting(ctx context.Context) (waited, behind bool, err error) {
 	if db.AccountingBehind == nil || !db.AccountingBehind() {
-		return false, nil
+		return false, false, nil
 	}
 	began := time.Now()
 	defer func() {
 		db.Viewers.Yields.Add(1)
 		db.Viewers.YieldNanos.Add(uint64(time.Since(began)))
 	}()
-	limit := db.ViewerYield
-	if limit <= 0 {
-		limit = time.Second
-	}
-	deadline := time.NewTimer(limit)
+	deadline := time.NewTimer(db.viewerYield())
 	defer deadline.Stop()
 	poll := time.NewTicker(viewerPollInterval)
 	defer poll.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return true, ctx.Err()
+			return true, true, ctx.Err()
 		case <-deadline.C:
-			return true, nil
+			return true, true, nil
 		case <-poll.C:
 			if !db.AccountingBehind() {
-				return false, nil
+				return true, false, nil
 			}
 		}
 	}
+}
+
+// viewerYield is ViewerYield or its default.
+func (db *DB) viewerYield() time.Duration {
+	if db.ViewerYield <= 0 {
+		return time.Second
+	}
+	return db.ViewerYield
 }
 
 func (db *DB) slotTaken(kind string) {
