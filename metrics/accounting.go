@@ -103,7 +103,7 @@ func newAccountingCollector(read func() AccountingCounts) *accountingCollector {
 		viewerYieldS: prometheus.NewDesc("nettportal_viewer_yield_seconds_total",
 			"Time viewer queries spent waiting for accounting to catch up.", nil, nil),
 		viewerRefused: prometheus.NewDesc("nettportal_viewer_refused_total",
-			"Viewer queries answered 503 while accounting was behind: heavy ones (history, deep pages) still behind after --viewer-yield, and others that waited another --viewer-yield for their turn to query one at a time.", nil, nil),
+			"Viewer queries answered 503 while accounting was behind: heavy ones (history, deep pages) still behind after --viewer-yield, and others that waited as long as --statement-timeout for their turn to query one at a time.", nil, nil),
 	}
 }
 

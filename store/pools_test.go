@@ -221,7 +221,7 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 	}
 	behind.Store(true)
 	// A request that ends while it waits ends with its context's error.
-	db.ViewerYield = time.Hour
+	db.ViewerTurn = time.Hour
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	if _, err := db.Sessions(cctx, nettportal.SessionFilter{}); !errors.Is(err, context.Canceled) {
@@ -232,7 +232,7 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 // Viewer queries that had to wait for accounting then run one at a time,
 // whether or not it caught up, so they do not all start together the
 // moment it does: a second list sends no statement while the first still
-// runs. A turn not had within ViewerYield is refused as busy. Lists that
+// runs. A turn not had within ViewerTurn is refused as busy. Lists that
 // never waited run side by side.
 func TestViewerQueriesThatWaitedRunOneAtATime(t *testing.T) {
 	t.Parallel()
@@ -325,12 +325,12 @@ func TestViewerQueriesThatWaitedRunOneAtATime(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A turn that does not come within ViewerYield is refused as busy, and
+	// A turn that does not come within ViewerTurn is refused as busy, and
 	// a request that ends meanwhile ends with its context's error.
 	locker = storetest.MustLockTable(t, db, "radacct")
 	waitThenCatchUp(ctx, "the lane's holder")
 	within(sent, "the lane's holder never sent its statements")
-	db.ViewerYield = 20 * time.Millisecond
+	db.ViewerTurn = 20 * time.Millisecond
 	waitThenCatchUp(ctx, "a list without a turn")
 	if err := result("a list without a turn"); !errors.Is(err, nettportal.ErrBusy) || !strings.Contains(err.Error(), "one at a time") {
 		t.Errorf("a list whose turn did not come: %v, want ErrBusy saying the waiting queries run one at a time", err)

@@ -84,15 +84,20 @@ type DB struct {
 	// customers, usage, heavy queries and each page of an export then wait
 	// while it says so, ViewerYield at most each time, before they query,
 	// and those that waited then query one at a time (a turn not had
-	// within another ViewerYield is refused as busy): on a small machine
+	// within ViewerTurn is refused as busy): on a small machine
 	// the database's CPU goes to the commits first and the viewers get
 	// what is left. A heavy query that would still find it behind is
 	// refused as busy (nettportal.ErrBusy). Nil, the default: they never
 	// wait. Set it before the DB is used.
 	AccountingBehind func() bool
-	// ViewerYield bounds one such wait, and the wait for a turn after it.
-	// Zero: 1s.
+	// ViewerYield bounds one such wait. Zero: 1s.
 	ViewerYield time.Duration
+	// ViewerTurn bounds the wait for a turn after it: as long as a
+	// statement may run, for the waits are what keeps the viewers' load
+	// off the commits (answered at once, their clients would ask again).
+	// Zero: the statement timeout (Options.StatementTimeout), or its
+	// default when statements have none.
+	ViewerTurn time.Duration
 	// Viewers counts those waits.
 	Viewers ViewerStats
 
@@ -121,7 +126,7 @@ type AccountingStats struct {
 type ViewerStats struct {
 	Yields     atomic.Uint64 // waits
 	YieldNanos atomic.Uint64 // their total length
-	Refused    atomic.Uint64 // queries refused as busy: heavy ones with accounting still behind after the wait, or behind for heavyGiveWay while one ran; others that waited past ViewerYield for their turn
+	Refused    atomic.Uint64 // queries refused as busy: heavy ones with accounting still behind after the wait, or behind for heavyGiveWay while one ran; others that waited past ViewerTurn for their turn
 }
 
 // schemaLockID serializes schema application between instances starting
@@ -270,9 +275,9 @@ const viewerPollInterval = 5 * time.Millisecond
 // most (see AccountingBehind). A query that had to wait then runs in the
 // behind lane, one at a time, whether or not accounting caught up: the
 // waiting queries must not all start together the moment it does, and
-// fall on the commits' CPU at once. A turn not had within ViewerYield more
-// is refused as busy (nettportal.ErrBusy), so no viewer waits without
-// bound behind the others. release ends the turn.
+// fall on the commits' CPU at once. A turn not had within ViewerTurn is
+// refused as busy (nettportal.ErrBusy), so no viewer waits without bound
+// behind the others. release ends the turn.
 func (db *DB) yieldToAccounting(ctx context.Context) (release func(), err error) {
 	waited, _, err := db.awaitAccounting(ctx)
 	if err != nil {
@@ -281,7 +286,7 @@ func (db *DB) yieldToAccounting(ctx context.Context) (release func(), err error)
 	if !waited {
 		return func() {}, nil
 	}
-	turn := time.NewTimer(db.viewerYield())
+	turn := time.NewTimer(db.viewerTurn())
 	defer turn.Stop()
 	select {
 	case db.behindLane <- struct{}{}:
@@ -389,6 +394,17 @@ func (db *DB) awaitAccounting(ctx context.Context) (waited, behind bool, err err
 			}
 		}
 	}
+}
+
+// viewerTurn is ViewerTurn or its default.
+func (db *DB) viewerTurn() time.Duration {
+	switch {
+	case db.ViewerTurn > 0:
+		return db.ViewerTurn
+	case db.stmtLimit > 0:
+		return db.stmtLimit
+	}
+	return DefaultStatementTimeout
 }
 
 // viewerYield is ViewerYield or its default.
