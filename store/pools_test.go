@@ -145,16 +145,10 @@ func TestHeavyQueriesBounded(t *testing.T) {
 
 }
 
-// While accounting is behind, a viewer query (here a session list) waits
-// before it queries, ViewerYield at most; it goes on as soon as
-// accounting caught up, at the bound, or with its context's error.
-func TestViewerQueriesYieldToAccounting(t *testing.T) {
-	t.Parallel()
-	db := storetest.MustOpenDB(t)
-	ctx := context.Background()
-	var behind atomic.Bool
-	behind.Store(true)
-	asked := make(chan struct{}, 1)
+// watchBehind sets db.AccountingBehind to say what behind holds, and to
+// tell asked (without blocking) each time it is asked.
+func watchBehind(db *store.DB) (behind *atomic.Bool, asked chan struct{}) {
+	behind, asked = new(atomic.Bool), make(chan struct{}, 1)
 	db.AccountingBehind = func() bool {
 		select {
 		case asked <- struct{}{}:
@@ -162,6 +156,18 @@ func TestViewerQueriesYieldToAccounting(t *testing.T) {
 		}
 		return behind.Load()
 	}
+	return behind, asked
+}
+
+// While accounting is behind, a viewer query (here a session list) waits
+// before it queries, ViewerYield at most; it goes on as soon as
+// accounting caught up, at the bound, or with its context's error.
+func TestViewerQueriesYieldToAccounting(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	ctx := context.Background()
+	behind, asked := watchBehind(db)
+	behind.Store(true)
 	db.ViewerYield = time.Hour
 	await := func(what string) {
 		t.Helper()
@@ -238,15 +244,7 @@ func TestViewerQueriesThatWaitedRunOneAtATime(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
 	ctx := context.Background()
-	var behind atomic.Bool
-	asked := make(chan struct{}, 1)
-	db.AccountingBehind = func() bool {
-		select {
-		case asked <- struct{}{}:
-		default:
-		}
-		return behind.Load()
-	}
+	behind, asked := watchBehind(db)
 	db.ViewerYield = time.Hour
 	sent := make(chan struct{}, 4)
 	store.OnSessionsSQL(db, func(string, string, []any) { sent <- struct{}{} })
