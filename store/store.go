@@ -84,9 +84,9 @@ type DB struct {
 	// customers, usage, heavy queries and each page of an export then wait
 	// while it says so, ViewerYield at most each time, before they query,
 	// and those that waited then query one at a time (a turn not had
-	// within ViewerTurn is refused as busy): on a small machine
-	// the database's CPU goes to the commits first and the viewers get
-	// what is left. A heavy query that would still find it behind is
+	// within ViewerTurn is refused as busy): on a small machine the
+	// database's CPU goes to the commits first and the viewers get what
+	// is left. A heavy query that would still find it behind is
 	// refused as busy (nettportal.ErrBusy). Nil, the default: they never
 	// wait. Set it before the DB is used.
 	AccountingBehind func() bool
