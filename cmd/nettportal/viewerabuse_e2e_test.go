@@ -54,7 +54,7 @@ type abuseResult struct {
 	baseline, acct sim.OpenLoopResult
 	clients        abuseClientsResult
 	limited        map[string]float64 // the server's websocket_limited_total by reason
-	shed           map[string]float64 // the server's radius_shed_total by reason
+	overload       string             // the listener's overload counters over the load beside the abuse (overloadDetail)
 	// viewer queries that waited for accounting, how long in all, and
 	// heavy ones refused because it was still behind
 	yields, yieldSeconds, refused float64
@@ -245,12 +245,14 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	} else {
 		close(profiled)
 	}
+	overload := (&ourTarget{srv: metricsOf}).overloadDetail()
 	res.acctBegan = time.Now()
 	res.acct, err = sim.RunOpenLoop(ctx, load)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	res.acctEnded = time.Now()
+	res.overload = overload()
 	<-profiled
 	// The commits' share of the latency beside the abuse (the rest is the
 	// queue, the process's CPU and the network).
@@ -263,10 +265,6 @@ func runViewerAbuse(tb testing.TB, cfg abuseConfig) *abuseResult {
 	res.limited = map[string]float64{}
 	for _, reason := range []string{"per_user", "per_address", "subscribe_rate", "snapshot_busy", "push_rate"} {
 		res.limited[reason], _ = metric(srv.HTTPURL, "nettportal_websocket_limited_total", `reason="`+reason+`"`)
-	}
-	res.shed = map[string]float64{}
-	for _, reason := range []string{"fresh", "retry_expired", "retry_full", "retry_over_quota"} {
-		res.shed[reason], _ = metric(srv.HTTPURL, "nettportal_radius_shed_total", `reason="`+reason+`"`)
 	}
 	res.yields, _ = metric(srv.HTTPURL, "nettportal_viewer_yields_total")
 	res.yieldSeconds, _ = metric(srv.HTTPURL, "nettportal_viewer_yield_seconds_total")
@@ -650,7 +648,7 @@ func (r *abuseResult) print(cfg abuseConfig, spoolDir string) {
 	sort.Strings(reasons)
 	fmt.Printf("viewer abuse: %d WebSockets (first dials done in %v, viewers at nice %d): %d dials (%d of them again after a close, %d failed), %d hello, %d first snapshot; ends: %s; server limited %v\n",
 		cfg.sockets, c.DialTime.Round(time.Millisecond), cfg.clientsNice, c.Dialed, c.Redials, c.DialFailed, c.Hello, c.Snapshot, strings.Join(reasons, "; "), r.limited)
-	fmt.Printf("viewer abuse: accounting packets shed (dropped unanswered after waiting past the queue budget; the router retransmits them), by reason: %v\n", r.shed)
+	fmt.Printf("viewer abuse: the listener beside the abuse (shed: dropped unanswered after waiting past the queue budget, for the router to retransmit): %s\n", r.overload)
 	fmt.Printf("viewer abuse: viewer queries that waited for accounting: %.0f (%.1fs in all), heavy ones refused as busy: %.0f\n",
 		r.yields, r.yieldSeconds, r.refused)
 	fmt.Printf("viewer abuse: spooled (answered from the spool) %.0f, spool depth %.0f, non-empty files in %s: %d\n",
