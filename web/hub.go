@@ -3,7 +3,6 @@ package web
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,9 +217,7 @@ func (h *hub) push(ctx context.Context) int64 {
 			defer wg.Done()
 			body, err := h.sharedSnapshot(subs[key], key, began, ctx.Done(), nil)
 			if err != nil {
-				// A busy database is counted where it refused (viewer
-				// metrics); the next push tries again.
-				if ctx.Err() == nil && !errors.Is(err, nettportal.ErrBusy) {
+				if ctx.Err() == nil {
 					h.s.Log.Warn().Err(err).Str("view", key).Msg("websocket snapshot")
 				}
 				return
