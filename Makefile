@@ -53,7 +53,7 @@ fuzz:
 # heavy viewers, CSV exports and 10,000 WebSockets.
 bench:
 	$(GO) run ./tools/withpg -- $(GO) test -run '^$$' \
-		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|ApplyByKind|SessionsAPI|HistorySearch|OpenLoop|ViewerAbuse)$$' \
+		-bench '^Benchmark(Ingest|LiveView|ApplyAccounting|ApplyByKind|SessionsAPI|HistorySearch|OpenLoop|OneRouterFlood|ViewerAbuse)$$' \
 		-benchtime 1x -timeout 45m ./cmd/nettportal ./store
 
 # History: ingest and live-page latency with and without 20 million closed

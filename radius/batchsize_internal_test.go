@@ -1,6 +1,7 @@
 package radius
 
 import (
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -60,8 +61,9 @@ func TestStandingQueueHoldsTheOverloadBudget(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s := &Server{Now: func() time.Time { return now }}
 	s.defaults()
-	s.queue = make(chan item, 4)
-	s.queue <- item{}
+	s.fresh = newFreshQueue(4)
+	router := new(atomic.Int64)
+	s.fresh.push(item{queued: router})
 	tight, normal := s.OverloadQueueDelay, s.MaxQueueDelay
 	if tight != normal/2 {
 		t.Fatalf("OverloadQueueDelay defaults to %s, want half of MaxQueueDelay (%s)", tight, normal)
@@ -95,12 +97,12 @@ func TestStandingQueueHoldsTheOverloadBudget(t *testing.T) {
 		t.Fatalf("a backlog behind every batch for longer than MaxQueueDelay: budget %s, want %s", got, tight)
 	}
 	now = now.Add(overloadHold*normal + time.Millisecond)
-	<-s.queue
+	s.fresh.tryPop()
 	s.noteStandingQueue() // cut with nothing left behind it
 	if got := s.budget(now); got != normal {
 		t.Fatalf("the hold passed with the queue empty: budget %s, want %s", got, normal)
 	}
-	s.queue <- item{}
+	s.fresh.push(item{queued: router})
 	cuts(normal / 2)
 	if got := s.budget(now); got != normal {
 		t.Fatalf("a backlog that formed %s ago: budget %s, want %s", normal/2, got, normal)

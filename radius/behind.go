@@ -13,8 +13,12 @@ import "time"
 // commits first.
 func (s *Server) Behind() bool {
 	s.mu.Lock()
-	queued := len(s.queue)
+	fresh := s.fresh
 	s.mu.Unlock()
+	queued := 0
+	if fresh != nil {
+		queued = fresh.len()
+	}
 	now := s.Now().UnixNano()
 	return queued > s.MaxBatch || s.backlogBehind(now) || s.inFlightBehind(now) || s.answeredBehind(now)
 }

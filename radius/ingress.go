@@ -253,9 +253,7 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort, waited time.Duration) {
 	rec.Raw = append([]byte(nil), raw...)
 	rec.Source = addr
 	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued, at: now}
-	select {
-	case s.queue <- it:
-	default:
+	if !s.fresh.push(it) {
 		entry.queued.Add(-1)
 		s.dedupe.forget(key)
 		s.Stats.count(nettportal.OutcomeQueueFull)

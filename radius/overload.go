@@ -179,14 +179,12 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		return batch, len(batch) > 0
 	}
 	for len(batch) == 0 {
-		select {
-		case it, ok := <-s.queue:
-			if !ok {
-				return closed()
-			}
+		switch it, got := s.fresh.tryPop(); got {
+		case popped:
 			take(it)
 			continue
-		default:
+		case queueClosed:
+			return closed()
 		}
 		s.noteDrained()
 		now := s.Now()
@@ -199,21 +197,17 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		// Not welcome yet: the worker whose commit ends last signals
 		// ready when retries wait.
 		select {
-		case it, ok := <-s.queue:
-			if !ok {
-				return closed()
-			}
-			take(it)
+		case <-s.fresh.ready:
+		case <-s.fresh.done:
 		case <-s.retry.ready:
 		}
 	}
 	for len(batch) < limit {
-		select {
-		case it, ok := <-s.queue:
-			if !ok {
-				return batch, true
-			}
+		switch it, got := s.fresh.tryPop(); got {
+		case popped:
 			take(it)
+		case queueClosed:
+			return batch, true
 		default:
 			// Drained: spare room goes to the retry queue.
 			s.noteDrained()
@@ -240,7 +234,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 func (s *Server) noteStandingQueue() {
 	now := s.Now().UnixNano()
 	lastCut := s.lastCut.Swap(now)
-	if len(s.queue) == 0 || s.MaxQueueDelay <= 0 {
+	if s.fresh.len() == 0 || s.MaxQueueDelay <= 0 {
 		s.noteDrained()
 		return
 	}

@@ -33,8 +33,11 @@ type Server struct {
 	QueueSize int
 	// PerRouterQueue bounds the records one router may have waiting, so a
 	// flood from one router cannot crowd out the others: its excess goes
-	// unanswered while the rest are served. Zero: a quarter of QueueSize
-	// (all of it when only one router is known).
+	// unanswered while the rest are served. Each router's records wait in
+	// a line of their own, and batches take from the lines in turn, so
+	// what waits (and is shed past MaxQueueDelay) under one router's
+	// flood is that router's. Zero: a quarter of QueueSize (all of it
+	// when only one router is known).
 	PerRouterQueue int
 	// MaxBatch bounds the records committed in one transaction. Zero: 4096.
 	MaxBatch int
@@ -150,7 +153,7 @@ type Server struct {
 	batchConn *ipv4.PacketConn
 	started   bool
 	closing   atomic.Bool
-	queue     chan item
+	fresh     *freshQueue
 	retry     *retryQueue
 	shedMem   *shedMemory
 	routers   atomic.Pointer[map[netip.Addr]*routerEntry]
@@ -358,7 +361,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 		s.batchConn = ipv4.NewPacketConn(c)
 		s.stamped = enableArrivalStamps(c)
 	}
-	s.queue = make(chan item, s.QueueSize)
+	s.fresh = newFreshQueue(s.QueueSize)
 	s.inFlightSince = make([]atomic.Int64, s.Workers)
 	s.refresh = make(chan struct{}, 1)
 	s.stopBg = make(chan struct{})
@@ -401,7 +404,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// Wake the readers; the socket stays open for the answers.
 	_ = s.conn.SetReadDeadline(time.Now())
 	s.readers.Wait()
-	close(s.queue)
+	s.fresh.close()
 	done := make(chan struct{})
 	go func() { s.workers.Wait(); close(done) }()
 	var err error
@@ -448,8 +451,8 @@ func (s *Server) LocalAddr() net.Addr {
 func (s *Server) QueueDepth() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.retry == nil {
-		return len(s.queue)
+	if s.fresh == nil {
+		return 0
 	}
-	return len(s.queue) + s.retry.len()
+	return s.fresh.len() + s.retry.len()
 }

@@ -310,12 +310,14 @@ func TestFullQueueLeavesPacketsUnanswered(t *testing.T) {
 	if n := c.answers(reqs, 5*time.Second); n != 3 {
 		t.Errorf("%d answers after unblocking, want the 3 accepted", n)
 	}
-	// The router retransmits the dropped ones; now they go through.
-	for _, req := range reqs[3:] {
+	// The router retransmits the dropped ones; now they go through (one
+	// at a time: the queue holds two, and a worker may not have taken the
+	// first yet when the third comes).
+	for i, req := range reqs[3:] {
 		c.send(req)
-	}
-	if n := c.answers(reqs[3:], 5*time.Second); n != 3 {
-		t.Errorf("%d answers to the retransmissions, want 3", n)
+		if n := c.answers([][]byte{req}, 5*time.Second); n != 1 {
+			t.Errorf("retransmission %d not answered", i+1)
+		}
 	}
 	if got := countRows(t, db); got != 6 {
 		t.Errorf("%d rows, want 6", got)
@@ -646,6 +648,79 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 	answered := flooder.answers(flood, 5*time.Second)
 	if over := srv.Stats.Outcome(nettportal.OutcomeOverQuota); over < 150 || answered > 50 {
 		t.Errorf("flooder: %d over quota, %d answered; its share is 20 queued", over, answered)
+	}
+}
+
+// A router's backlog waits behind its own packets, not in front of
+// another router's: the batch after the one in flight takes the quiet
+// router's packets, however many the busy one has queued (a reconnect
+// storm on one router must not make every other router's accounting
+// wait for it, nor shed it: under MaxQueueDelay the packets that wait are
+// the busy router's).
+func TestQuietRouterIsNotQueuedBehindAnotherRoutersBacklog(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+	if err := db.CreateRouter(context.Background(), &other); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var batches [][]string // the session ids of each committed batch, in commit order
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.QueueSize = 400
+		s.PerRouterQueue = 300
+		s.Workers = 1
+		s.MaxBatch = 10
+		s.BatchCommitTime = -1
+		s.Readers = 1 // for the barrier
+		s.OnCommit = func(batch []nettportal.AccountingRecord) {
+			var sids []string
+			for _, r := range batch {
+				sids = append(sids, r.SessionID)
+			}
+			mu.Lock()
+			batches = append(batches, sids)
+			mu.Unlock()
+		}
+	})
+	busy := newClient(t, srv)
+	quietConn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer quietConn.Close()
+	quiet := &client{t: t, conn: quietConn}
+	unlock := lockAccounting(t, db)
+	var backlog [][]byte
+	for i := 0; i < 200; i++ {
+		req := request(t, fmt.Sprintf("8%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
+		backlog = append(backlog, req)
+		busy.send(req)
+	}
+	var calm [][]byte
+	for i := 0; i < 5; i++ {
+		req := request(t, fmt.Sprintf("9%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
+		calm = append(calm, req)
+		quiet.send(req)
+	}
+	busy.barrier(srv) // sent after the quiet router's: all 205 queued
+	unlock()
+	if n := quiet.answers(calm, 10*time.Second); n != 5 {
+		t.Fatalf("the quiet router got %d of 5 answers", n)
+	}
+	if n := busy.answers(backlog, 10*time.Second); n != 200 {
+		t.Fatalf("the busy router got %d of 200 answers: its backlog is within its share and must all be answered", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	// The first batch was taken, and held by the lock, before the quiet
+	// router's packets came; the next one must hold them.
+	for i, sids := range batches {
+		for _, sid := range sids {
+			if sid[0] == '9' && i > 1 {
+				t.Fatalf("the quiet router's %s was committed in batch %d of %d, behind the busy router's backlog", sid, i+1, len(batches))
+			}
+		}
 	}
 }
 
