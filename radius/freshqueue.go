@@ -24,6 +24,12 @@ type freshQueue struct {
 	n      int           // packets held
 	limit  int
 	closed bool
+	// spare are emptied blocks kept for reuse (at most maxSpareBlocks),
+	// so a line that empties and fills again allocates nothing.
+	spare []*lineBlock
+	// size mirrors n for len, which Behind polls for every viewer query:
+	// it takes no lock.
+	size atomic.Int64
 	// ready is signalled when a packet is pushed, and again after a take
 	// that left packets behind, so every waiting worker finds them.
 	ready chan struct{}
@@ -31,11 +37,26 @@ type freshQueue struct {
 	done chan struct{}
 }
 
-// routerLine is one router's packets, oldest first, from head on.
+// blockItems is the packets one block of a line holds. A line is a chain
+// of blocks, so a storm's line grows and shrinks a block at a time and
+// never copies what it holds (an item is about 700 bytes, and the lock is
+// held meanwhile).
+const blockItems = 64
+
+// maxSpareBlocks bounds the emptied blocks kept for reuse (about 3 MB).
+const maxSpareBlocks = 64
+
+type lineBlock struct {
+	items [blockItems]item
+	next  *lineBlock
+}
+
+// routerLine is one router's packets, oldest first: from head.items[first]
+// to tail.items[end-1].
 type routerLine struct {
-	key   *atomic.Int64
-	items []item
-	head  int
+	key        *atomic.Int64
+	head, tail *lineBlock
+	first, end int
 }
 
 // popState is what a take found.
@@ -68,12 +89,19 @@ func (q *freshQueue) push(it item) bool {
 	if line == nil {
 		// A router with nothing queued takes its turn after the routers
 		// already waiting.
-		line = &routerLine{key: it.queued}
+		b := q.block()
+		line = &routerLine{key: it.queued, head: b, tail: b}
 		q.lines[it.queued] = line
 		q.turns = append(q.turns, line)
 	}
-	line.items = append(line.items, it)
+	if line.end == blockItems {
+		b := q.block()
+		line.tail.next, line.tail, line.end = b, b, 0
+	}
+	line.tail.items[line.end] = it
+	line.end++
 	q.n++
+	q.size.Store(int64(q.n))
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -94,24 +122,24 @@ func (q *freshQueue) tryPop() (item, popState) {
 		q.next = 0
 	}
 	line := q.turns[q.next]
-	it := line.items[line.head]
-	line.items[line.head] = item{} // the record and buffers go with the batch
-	line.head++
+	it := line.head.items[line.first]
+	line.head.items[line.first] = item{} // the record and buffers go with the batch
+	line.first++
 	q.n--
+	q.size.Store(int64(q.n))
 	switch {
-	case line.head == len(line.items):
+	case line.head == line.tail && line.first == line.end:
 		// Its line is empty: it leaves the turns (the next router's turn
-		// is now at q.next), and is made again by its next packet, so a
-		// storm's line is not kept at its peak size.
+		// is now at q.next), and is made again by its next packet.
+		q.release(line.head)
 		q.turns = append(q.turns[:q.next], q.turns[q.next+1:]...)
 		delete(q.lines, line.key)
+	case line.first == blockItems:
+		done := line.head
+		line.head, line.first = done.next, 0
+		q.release(done)
+		q.next++
 	default:
-		if line.head > len(line.items)/2 {
-			// Reclaim the taken half, so a line that never empties does
-			// not grow without end.
-			line.items = line.items[:copy(line.items, line.items[line.head:])]
-			line.head = 0
-		}
 		q.next++
 	}
 	left := q.n
@@ -122,6 +150,24 @@ func (q *freshQueue) tryPop() (item, popState) {
 	return it, popped
 }
 
+// block is an empty block, a spare one when there is one.
+func (q *freshQueue) block() *lineBlock {
+	if n := len(q.spare); n > 0 {
+		b := q.spare[n-1]
+		q.spare = q.spare[:n-1]
+		return b
+	}
+	return new(lineBlock)
+}
+
+// release keeps an emptied block (its items already cleared) for reuse.
+func (q *freshQueue) release(b *lineBlock) {
+	if len(q.spare) < maxSpareBlocks {
+		b.next = nil
+		q.spare = append(q.spare, b)
+	}
+}
+
 func (q *freshQueue) signal() {
 	select {
 	case q.ready <- struct{}{}:
@@ -130,11 +176,7 @@ func (q *freshQueue) signal() {
 }
 
 // len is the number of packets waiting.
-func (q *freshQueue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.n
-}
+func (q *freshQueue) len() int { return int(q.size.Load()) }
 
 // close says no more packets will be pushed; what is queued can still
 // be taken.

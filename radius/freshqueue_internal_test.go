@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestFreshQueueTakesRoutersInTurn(t *testing.T) {
@@ -77,8 +78,44 @@ func TestFreshQueueKeepsOrderInALineThatNeverEmpties(t *testing.T) {
 			want++
 		}
 	}
-	if line := q.lines[router]; cap(line.items) > 64 {
-		t.Fatalf("a line of at most 8 packets grew to %d", cap(line.items))
+	blocks := 0
+	for b := q.lines[router].head; b != nil; b = b.next {
+		blocks++
+	}
+	if blocks > 2 || len(q.spare) > 1 {
+		t.Fatalf("a line of at most 8 packets holds %d blocks and left %d spare", blocks, len(q.spare))
+	}
+}
+
+// A storm's line is let go block by block as it drains: what stays is
+// bounded by the spare blocks kept, not by the line's peak.
+func TestFreshQueueLetsAStormsLineGo(t *testing.T) {
+	router := new(atomic.Int64)
+	const storm = 100 * blockItems
+	q := newFreshQueue(storm)
+	for i := range storm {
+		if !q.push(item{queued: router, fp: uint64(i)}) {
+			t.Fatalf("push %d refused below the limit", i)
+		}
+	}
+	for i := range storm {
+		it, got := q.tryPop()
+		if got != popped || int(it.fp) != i {
+			t.Fatalf("take %d: %v, packet %d", i, got, it.fp)
+		}
+	}
+	if len(q.lines) != 0 || len(q.turns) != 0 {
+		t.Fatalf("an empty queue keeps %d lines, %d turns", len(q.lines), len(q.turns))
+	}
+	if len(q.spare) > maxSpareBlocks {
+		t.Fatalf("%d spare blocks kept, bound %d", len(q.spare), maxSpareBlocks)
+	}
+	for _, b := range q.spare {
+		for i := range b.items {
+			if b.items[i].queued != nil {
+				t.Fatal("a spare block still holds a packet")
+			}
+		}
 	}
 }
 
@@ -150,6 +187,7 @@ func TestFreshQueueUnderConcurrentUse(t *testing.T) {
 	const routers, perRouter, workers = 4, 2000, 3
 	q := newFreshQueue(routers * perRouter)
 	var taken atomic.Int64
+	allTaken := make(chan struct{})
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Add(1)
@@ -158,7 +196,9 @@ func TestFreshQueueUnderConcurrentUse(t *testing.T) {
 			for {
 				switch _, got := q.tryPop(); got {
 				case popped:
-					taken.Add(1)
+					if taken.Add(1) == routers*perRouter {
+						close(allTaken)
+					}
 					continue
 				case queueClosed:
 					return
@@ -185,6 +225,13 @@ func TestFreshQueueUnderConcurrentUse(t *testing.T) {
 		}()
 	}
 	senders.Wait()
+	// Every packet is taken before close, whose done would wake a worker
+	// that missed a signal.
+	select {
+	case <-allTaken:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("workers took %d of %d packets and wait", taken.Load(), routers*perRouter)
+	}
 	q.close()
 	wg.Wait()
 	if n := taken.Load(); n != routers*perRouter {

@@ -160,9 +160,11 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 	take := func(it item) {
 		now := s.Now()
 		// Behind counts a batch's oldest packet from the moment it is
-		// taken (before OnDequeue learns of it).
-		if len(batch) == 0 {
-			since.Store(it.at.UnixNano())
+		// taken (before OnDequeue learns of it). Routers are taken in
+		// turn, so a later packet may be older than the first.
+		oldest := since.Load()
+		if at := it.at.UnixNano(); len(batch) == 0 || at < oldest {
+			since.Store(at)
 		}
 		if s.admit(&it, now, s.budget(now)) {
 			batch = append(batch, it)
@@ -170,8 +172,9 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		}
 		shed++
 		if len(batch) == 0 {
-			since.Store(0)
+			oldest = 0
 		}
+		since.Store(oldest)
 	}
 	// Shutting down: what the retry queue holds is answered too.
 	closed := func() ([]item, bool) {

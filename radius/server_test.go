@@ -715,12 +715,20 @@ func TestQuietRouterIsNotQueuedBehindAnotherRoutersBacklog(t *testing.T) {
 	defer mu.Unlock()
 	// The first batch was taken, and held by the lock, before the quiet
 	// router's packets came; the next one must hold them.
+	quietFound := 0
 	for i, sids := range batches {
 		for _, sid := range sids {
-			if sid[0] == '9' && i > 1 {
+			if sid[0] != '9' {
+				continue
+			}
+			quietFound++
+			if i > 1 {
 				t.Fatalf("the quiet router's %s was committed in batch %d of %d, behind the busy router's backlog", sid, i+1, len(batches))
 			}
 		}
+	}
+	if quietFound != 5 || len(batches) < 20 {
+		t.Fatalf("%d of the quiet router's 5 records in %d batches: want all 5, in the 20 or more batches of 10 that 205 records take", quietFound, len(batches))
 	}
 }
 
