@@ -67,9 +67,16 @@ func mustAnswerAll(t *testing.T, c *client, reqs [][]byte, when string, srv *tes
 
 func starts(t *testing.T, c *client, prefix string, n int) [][]byte {
 	t.Helper()
+	return sendRequests(t, c, rfc2866.AcctStatusType_Value_Start, prefix+"%02d", n)
+}
+
+// sendRequests sends n requests of status from c, session i's id being
+// sidFormat with i, and returns them.
+func sendRequests(t *testing.T, c *client, status rfc2866.AcctStatusType, sidFormat string, n int) [][]byte {
+	t.Helper()
 	var reqs [][]byte
 	for i := 0; i < n; i++ {
-		req := request(t, fmt.Sprintf("%s%02d", prefix, i), rfc2866.AcctStatusType_Value_Start, secret)
+		req := request(t, fmt.Sprintf(sidFormat, i), status, secret)
 		reqs = append(reqs, req)
 		c.send(req)
 	}

@@ -235,6 +235,27 @@ func lockAccounting(t *testing.T, db *store.DB) func() {
 	return release
 }
 
+// secondRouter adds core-2 at 127.0.0.2 to the database (before
+// startServer, which loads the routers once) for tests of two routers.
+func secondRouter(t *testing.T, db *store.DB) {
+	t.Helper()
+	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
+	if err := db.CreateRouter(context.Background(), &other); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// secondRouterClient is a socket of core-2 (see secondRouter).
+func secondRouterClient(t *testing.T, srv *testServer) *client {
+	t.Helper()
+	conn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return &client{t: t, conn: conn}
+}
+
 func countRows(t *testing.T, db *store.DB) int {
 	var n int
 	if err := db.Pool.QueryRow(context.Background(), "SELECT count(*) FROM radacct").Scan(&n); err != nil {
@@ -606,10 +627,7 @@ func TestDatabaseOutageIsSpooledAndAnswered(t *testing.T) {
 func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
-	if err := db.CreateRouter(context.Background(), &other); err != nil {
-		t.Fatal(err)
-	}
+	secondRouter(t, db)
 	srv := startServer(t, db, func(s *radius.Server) {
 		s.QueueSize = 100
 		s.PerRouterQueue = 20
@@ -618,25 +636,10 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 		s.Readers = 1 // for the barrier
 	})
 	flooder := newClient(t, srv)
-	quiet, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer quiet.Close()
-	quietClient := &client{t: t, conn: quiet}
+	quietClient := secondRouterClient(t, srv)
 	unlock := lockAccounting(t, db)
-	var flood [][]byte
-	for i := 0; i < 200; i++ {
-		req := request(t, fmt.Sprintf("8%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
-		flood = append(flood, req)
-		flooder.send(req)
-	}
-	var calm [][]byte
-	for i := 0; i < 5; i++ {
-		req := request(t, fmt.Sprintf("9%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
-		calm = append(calm, req)
-		quietClient.send(req)
-	}
+	flood := sendRequests(t, flooder, rfc2866.AcctStatusType_Value_InterimUpdate, "8%07d", 200)
+	calm := sendRequests(t, quietClient, rfc2866.AcctStatusType_Value_InterimUpdate, "9%07d", 5)
 	flooder.barrier(srv) // sent after the quiet router's: all 205 handled
 	if depth := srv.QueueDepth(); depth > 100 {
 		t.Fatalf("queue depth %d beyond its bound", depth)
@@ -660,10 +663,7 @@ func TestFloodFromOneRouterDoesNotStarveOthers(t *testing.T) {
 func TestQuietRouterIsNotQueuedBehindAnotherRoutersBacklog(t *testing.T) {
 	t.Parallel()
 	db := storetest.MustOpenDB(t)
-	other := nettportal.Router{Name: "core-2", IP: netip.MustParseAddr("127.0.0.2"), Secret: secret}
-	if err := db.CreateRouter(context.Background(), &other); err != nil {
-		t.Fatal(err)
-	}
+	secondRouter(t, db)
 	var mu sync.Mutex
 	var batches [][]string // the session ids of each committed batch, in commit order
 	srv := startServer(t, db, func(s *radius.Server) {
@@ -684,25 +684,10 @@ func TestQuietRouterIsNotQueuedBehindAnotherRoutersBacklog(t *testing.T) {
 		}
 	})
 	busy := newClient(t, srv)
-	quietConn, err := net.DialUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 2)}, srv.LocalAddr().(*net.UDPAddr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer quietConn.Close()
-	quiet := &client{t: t, conn: quietConn}
+	quiet := secondRouterClient(t, srv)
 	unlock := lockAccounting(t, db)
-	var backlog [][]byte
-	for i := 0; i < 200; i++ {
-		req := request(t, fmt.Sprintf("8%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
-		backlog = append(backlog, req)
-		busy.send(req)
-	}
-	var calm [][]byte
-	for i := 0; i < 5; i++ {
-		req := request(t, fmt.Sprintf("9%07d", i), rfc2866.AcctStatusType_Value_InterimUpdate, secret)
-		calm = append(calm, req)
-		quiet.send(req)
-	}
+	backlog := sendRequests(t, busy, rfc2866.AcctStatusType_Value_InterimUpdate, "8%07d", 200)
+	calm := sendRequests(t, quiet, rfc2866.AcctStatusType_Value_InterimUpdate, "9%07d", 5)
 	busy.barrier(srv) // sent after the quiet router's: all 205 queued
 	unlock()
 	if n := quiet.answers(calm, 10*time.Second); n != 5 {
