@@ -52,10 +52,12 @@ func (s *Server) answer(batch []item) {
 // ones by Acct-Status-Type.
 func (s *Server) countAnswer(it *item) {
 	s.Stats.Acknowledged.Add(1)
-	s.Stats.count(it.outcome)
+	// Before the outcome, which OnOutcome reports: whoever learns of the
+	// answer from it finds it counted here too.
 	if it.ticket != nil {
 		s.Stats.RetryAnswered.Add(1)
 	}
+	s.Stats.count(it.outcome)
 	if it.outcome != nettportal.OutcomeOK {
 		return
 	}
