@@ -54,9 +54,10 @@ type lineBlock struct {
 // routerLine is one router's packets, oldest first: from head.items[first]
 // to tail.items[end-1].
 type routerLine struct {
-	key        *atomic.Int64
-	head, tail *lineBlock
-	first, end int
+	key           *atomic.Int64
+	overloadUntil *atomic.Int64 // its router's, from its first packet
+	head, tail    *lineBlock
+	first, end    int
 }
 
 // popState is what a take found.
@@ -90,7 +91,7 @@ func (q *freshQueue) push(it item) bool {
 		// A router with nothing queued takes its turn after the routers
 		// already waiting.
 		b := q.block()
-		line = &routerLine{key: it.queued, head: b, tail: b}
+		line = &routerLine{key: it.queued, overloadUntil: it.overloadUntil, head: b, tail: b}
 		q.lines[it.queued] = line
 		q.turns = append(q.turns, line)
 	}
@@ -172,6 +173,18 @@ func (q *freshQueue) signal() {
 	select {
 	case q.ready <- struct{}{}:
 	default:
+	}
+}
+
+// eachWaiting calls f with the overload state of each router that has
+// packets waiting (not for those without one). f must not use the queue.
+func (q *freshQueue) eachWaiting(f func(overloadUntil *atomic.Int64)) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, line := range q.turns {
+		if line.overloadUntil != nil {
+			f(line.overloadUntil)
+		}
 	}
 }
 

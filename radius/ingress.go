@@ -36,7 +36,10 @@ type item struct {
 	secret  []byte
 	key     dedupeKey
 	queued  *atomic.Int64
-	at      time.Time // when it was queued (monotonic), for MaxQueueDelay
+	// overloadUntil is its router's (routerEntry.overloadUntil); nil: the
+	// listener's.
+	overloadUntil *atomic.Int64
+	at            time.Time // when it was queued (monotonic), for MaxQueueDelay
 	// ticket is set for a retransmission of a shed packet (the retry
 	// queue's items), with its fingerprint.
 	ticket *retryTicket
@@ -252,7 +255,8 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort, waited time.Duration) {
 	// with the packet as it came (raw is the reader's buffer: copied).
 	rec.Raw = append([]byte(nil), raw...)
 	rec.Source = addr
-	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued, at: now}
+	it := item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, queued: entry.queued,
+		overloadUntil: entry.overloadUntil, at: now}
 	if !s.fresh.push(it) {
 		entry.queued.Add(-1)
 		s.dedupe.forget(key)

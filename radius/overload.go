@@ -166,7 +166,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		if at := it.at.UnixNano(); len(batch) == 0 || at < oldest {
 			since.Store(at)
 		}
-		if s.admit(&it, now, s.budget(now)) {
+		if s.admit(&it, now) {
 			batch = append(batch, it)
 			return
 		}
@@ -246,7 +246,11 @@ func (s *Server) noteStandingQueue() {
 	case since == 0 || now-lastCut > int64(s.MaxQueueDelay/2):
 		s.standingSince.Store(now)
 	case now-since > int64(s.MaxQueueDelay):
-		s.overloadUntil.Store(now + int64(overloadHold*s.MaxQueueDelay))
+		// The routers whose packets stand in the queue: the others' are
+		// taken in turn ahead of the backlog, and keep MaxQueueDelay.
+		until := now + int64(overloadHold*s.MaxQueueDelay)
+		s.overloadUntil.Store(until)
+		s.fresh.eachWaiting(func(overloadUntil *atomic.Int64) { overloadUntil.Store(until) })
 	}
 }
 
@@ -270,13 +274,14 @@ func (s *Server) retriesWelcome(now time.Time) bool {
 }
 
 // admit accounts for a fresh packet leaving the queue at now: its router's
-// share is free again, and when it waited past budget it is dropped
-// unanswered (false). Its answer would arrive after the router gave up on
+// share is free again, and when it waited past its budget (budgetOf) it is
+// dropped unanswered (false). Its answer would arrive after the router gave up on
 // it: committing it only delays the packets behind. Its fingerprint is
 // remembered, so the router's retransmission waits in the retry queue
 // instead of competing with new packets.
-func (s *Server) admit(it *item, now time.Time, budget time.Duration) bool {
+func (s *Server) admit(it *item, now time.Time) bool {
 	it.queued.Add(-1)
+	budget := s.budgetOf(it, now)
 	waited := now.Sub(it.at)
 	if s.OnDequeue != nil {
 		s.OnDequeue(waited)
@@ -286,7 +291,11 @@ func (s *Server) admit(it *item, now time.Time, budget time.Duration) bool {
 		return true
 	}
 	if waited > s.MaxQueueDelay {
-		s.overloadUntil.Store(now.Add(overloadHold * s.MaxQueueDelay).UnixNano())
+		until := now.Add(overloadHold * s.MaxQueueDelay).UnixNano()
+		s.overloadUntil.Store(until)
+		if it.overloadUntil != nil {
+			it.overloadUntil.Store(until)
+		}
 	}
 	s.shedMem.shed(s.shedMem.fingerprint(it.addr, it.rec.Raw), nil)
 	s.dedupe.forget(it.key)
@@ -313,6 +322,21 @@ func (s *Server) logShed(n int) {
 // the tighter OverloadQueueDelay while overloaded (see overloadHold).
 func (s *Server) budget(now time.Time) time.Duration {
 	if now.UnixNano() < s.overloadUntil.Load() {
+		return s.OverloadQueueDelay
+	}
+	return s.MaxQueueDelay
+}
+
+// budgetOf is budget for it's router: the tighter budget holds for the
+// routers whose packets waited past MaxQueueDelay or stood in the queue,
+// not for one whose packets are taken in turn ahead of another's storm.
+// A packet without a router's state (none in the listener) has the
+// listener's.
+func (s *Server) budgetOf(it *item, now time.Time) time.Duration {
+	if it.overloadUntil == nil {
+		return s.budget(now)
+	}
+	if now.UnixNano() < it.overloadUntil.Load() {
 		return s.OverloadQueueDelay
 	}
 	return s.MaxQueueDelay

@@ -2,6 +2,7 @@ package radius
 
 import (
 	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,5 +78,64 @@ func TestShedMemoryForgetsAfterTwoWindowsButKeepsWaitingTickets(t *testing.T) {
 	m.forget(2, waiting)
 	if m.active() {
 		t.Error("active after everything was forgotten")
+	}
+}
+
+// The tighter budget holds for the router whose packets waited past
+// MaxQueueDelay or stood behind the batches, not for another router whose
+// packets are taken in turn ahead of that backlog: one router's storm
+// does not halve every router's budget.
+func TestOverloadBudgetIsTheBusyRoutersOwn(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	s := &Server{Now: func() time.Time { return now }}
+	s.defaults()
+	s.dedupe = newDedupeCache(s.DedupeWindow, now)
+	s.shedMem = newShedMemory(time.Second, 64, now)
+	s.fresh = newFreshQueue(16)
+	tight, normal := s.OverloadQueueDelay, s.MaxQueueDelay
+	type router struct{ queued, overloadUntil *atomic.Int64 }
+	busy := router{new(atomic.Int64), new(atomic.Int64)}
+	quiet := router{new(atomic.Int64), new(atomic.Int64)}
+	waited := func(r router, d time.Duration) *item {
+		r.queued.Add(1)
+		it := &item{queued: r.queued, overloadUntil: r.overloadUntil, at: now.Add(-d),
+			addr: netip.MustParseAddrPort("127.0.0.11:1000")}
+		it.rec.Raw = make([]byte, 20) // a header, for the shed packet's fingerprint
+		return it
+	}
+	between := (tight + normal) / 2
+
+	if !s.admit(waited(quiet, between), now) || !s.admit(waited(busy, between), now) {
+		t.Fatalf("a packet that waited %s was shed with no overload (budget %s)", between, normal)
+	}
+	if s.admit(waited(busy, normal+time.Millisecond), now) {
+		t.Fatalf("the busy router's packet that waited past %s was admitted", normal)
+	}
+	if s.admit(waited(busy, between), now) {
+		t.Fatalf("overloaded: the busy router's packet that waited %s was admitted, its budget is %s", between, tight)
+	}
+	if !s.admit(waited(quiet, between), now) {
+		t.Fatalf("the quiet router's packet that waited %s was shed: the busy router's overload halved its budget", between)
+	}
+	if got := s.budget(now); got != tight {
+		t.Fatalf("the listener's budget %s, want %s (its retries wait while any router is overloaded)", got, tight)
+	}
+
+	// A standing queue makes overloaded the routers whose packets stand in
+	// it, and only those.
+	now = now.Add(overloadHold*normal + time.Millisecond)
+	if got := s.budgetOf(waited(busy, 0), now); got != normal {
+		t.Fatalf("after the hold: the busy router's budget %s, want %s", got, normal)
+	}
+	s.fresh.push(*waited(busy, 0))
+	for end := now.Add(normal + normal/5); now.Before(end); now = now.Add(normal / 10) {
+		s.noteStandingQueue()
+	}
+	s.noteStandingQueue()
+	if got := s.budgetOf(waited(busy, 0), now); got != tight {
+		t.Fatalf("a router standing behind every batch for longer than %s: budget %s, want %s", normal, got, tight)
+	}
+	if got := s.budgetOf(waited(quiet, 0), now); got != normal {
+		t.Fatalf("a router with nothing standing: budget %s, want %s", got, normal)
 	}
 }

@@ -16,7 +16,11 @@ type routerEntry struct {
 	secret []byte
 	queued *atomic.Int64 // records waiting; survives router reloads
 	quota  int64
-	clock  *routerClock // survives router reloads
+	// overloadUntil (unix nanoseconds of Now) is when the tighter
+	// OverloadQueueDelay stops holding for this router's packets; it
+	// survives router reloads.
+	overloadUntil *atomic.Int64
+	clock         *routerClock // survives router reloads
 	// retried and retryQuota are queued and quota for the retry queue.
 	retried    *atomic.Int64
 	retryQuota int64
@@ -68,18 +72,18 @@ func (s *Server) loadRouters(ctx context.Context) error {
 	old := s.routers.Load()
 	m := make(map[netip.Addr]*routerEntry, len(list))
 	for _, r := range list {
-		queued, retried := new(atomic.Int64), new(atomic.Int64)
+		queued, retried, overloadUntil := new(atomic.Int64), new(atomic.Int64), new(atomic.Int64)
 		clock := new(routerClock)
 		if old != nil {
 			if e := (*old)[r.IP]; e != nil {
-				queued, retried = e.queued, e.retried
+				queued, retried, overloadUntil = e.queued, e.retried, e.overloadUntil
 				if e.router.ID == r.ID {
 					clock = e.clock
 				}
 			}
 		}
 		m[r.IP] = &routerEntry{router: r, secret: []byte(r.Secret), queued: queued, quota: quota, clock: clock,
-			retried: retried, retryQuota: retryQuota}
+			retried: retried, retryQuota: retryQuota, overloadUntil: overloadUntil}
 	}
 	s.routers.Store(&m)
 	return nil

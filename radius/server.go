@@ -85,7 +85,9 @@ type Server struct {
 	// MaxQueueDelay, so a standing queue keeps only what can be answered
 	// well inside the NAS's timeout. Packets shed under the tighter budget
 	// do not renew it, or a slow server that keeps up would stay in it.
-	// Zero: half of MaxQueueDelay; negative or above MaxQueueDelay:
+	// It holds for the routers whose packets waited past MaxQueueDelay or
+	// stood in the queue, not for the others, whose packets are taken in
+	// turn ahead of a busy router's backlog. Zero: half of MaxQueueDelay; negative or above MaxQueueDelay:
 	// MaxQueueDelay (no tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
