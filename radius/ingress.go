@@ -209,13 +209,15 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort, waited time.Duration) {
 	if handled {
 		return
 	}
+	var retryQ *retryQueue
 	if retry {
+		retryQ = s.retryQueueOf(entry)
 		if entry.retried.Load() >= entry.retryQuota {
 			s.dropRetry(key, &s.Stats.RetryOverQuota)
 			s.logDrop("overloaded: router over its share of the retry queue, not answering a retransmission of a shed packet", src, nil)
 			return
 		}
-		if !s.retryRoom(now) {
+		if !s.retryRoom(retryQ, now) {
 			s.dropRetry(key, &s.Stats.RetryFull)
 			s.logDrop("overloaded: retry queue full, not answering a retransmission of a shed packet", src, nil)
 			return
@@ -241,7 +243,7 @@ func (s *Server) handle(raw []byte, addr netip.AddrPort, waited time.Duration) {
 	if retry {
 		rec.Raw = append([]byte(nil), raw...)
 		rec.Source = addr
-		s.deferRetry(item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, at: now}, fp, entry, raw)
+		s.deferRetry(item{rec: rec, addr: addr, id: p.Identifier, auth: p.Authenticator, secret: entry.secret, key: key, at: now}, fp, entry, raw, retryQ)
 		return
 	}
 	if entry.queued.Add(1) > entry.quota {

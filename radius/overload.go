@@ -62,20 +62,32 @@ func (s *Server) fold(t *retryTicket, raw []byte, key dedupeKey, entry *routerEn
 	return true
 }
 
-// retryRoom says whether the retry queue can take one more, dropping the
-// expired ones first; checked before decoding, which a dropped packet
-// does not need.
-func (s *Server) retryRoom(now time.Time) bool {
-	if s.retry.len() < s.RetryQueueSize {
+// retryRoom says whether q can take one more, dropping the expired ones
+// first; checked before decoding, which a dropped packet does not need.
+func (s *Server) retryRoom(q *retryQueue, now time.Time) bool {
+	if q.len() < s.RetryQueueSize {
 		return true
 	}
 	s.expireRetry(now)
-	return s.retry.len() < s.RetryQueueSize
+	return q.len() < s.RetryQueueSize
 }
 
-// deferRetry queues it, a retransmission of a shed packet, in the retry
-// queue.
-func (s *Server) deferRetry(it item, fp uint64, entry *routerEntry, raw []byte) {
+// retryQueueOf is the retry queue for a retransmission of a shed packet
+// of entry's router: the quiet one when the router has nothing queued
+// while other routers have, so that its retransmissions are not left
+// behind another router's storm (the retry queue waits until no fresh
+// packet waits, which a storm never allows); else the retry queue, whose
+// retransmissions wait for spare capacity.
+func (s *Server) retryQueueOf(entry *routerEntry) *retryQueue {
+	if entry.queued.Load() == 0 && s.fresh.len() > 0 {
+		return s.quietRetry
+	}
+	return s.retry
+}
+
+// deferRetry queues it, a retransmission of a shed packet, in q (see
+// retryQueueOf).
+func (s *Server) deferRetry(it item, fp uint64, entry *routerEntry, raw []byte, q *retryQueue) {
 	t := &retryTicket{key: it.key}
 	if cur := s.shedMem.claim(fp, t); cur != nil {
 		// Another reader queued a copy meanwhile.
@@ -88,7 +100,7 @@ func (s *Server) deferRetry(it item, fp uint64, entry *routerEntry, raw []byte) 
 	it.ticket, it.fp, it.queued = t, fp, entry.retried
 	reason := &s.Stats.RetryOverQuota
 	if entry.retried.Add(1) <= entry.retryQuota {
-		if s.retry.push(it) {
+		if q.push(it) {
 			s.Stats.Retried.Add(1)
 			return
 		}
@@ -116,16 +128,18 @@ func (s *Server) expireRetry(now time.Time) {
 		return
 	}
 	var buf [64]item
-	for {
-		expired := s.retry.popExpired(buf[:0], now.Add(-s.RetryQueueDelay))
-		for i := range expired {
-			it := &expired[i]
-			k := it.ticket.finish()
-			s.shedMem.shed(it.fp, it.ticket)
-			s.dropRetry(k, &s.Stats.RetryExpired)
-		}
-		if len(expired) < len(buf) {
-			return
+	for _, q := range []*retryQueue{s.quietRetry, s.retry} {
+		for {
+			expired := q.popExpired(buf[:0], now.Add(-s.RetryQueueDelay))
+			for i := range expired {
+				it := &expired[i]
+				k := it.ticket.finish()
+				s.shedMem.shed(it.fp, it.ticket)
+				s.dropRetry(k, &s.Stats.RetryExpired)
+			}
+			if len(expired) < len(buf) {
+				break
+			}
 		}
 	}
 }
@@ -176,10 +190,16 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		}
 		since.Store(oldest)
 	}
-	// Shutting down: what the retry queue holds is answered too.
+	// Shutting down: what the retry queues hold is answered too.
 	closed := func() ([]item, bool) {
-		batch = s.retry.pop(batch, share)
+		batch = s.quietRetry.pop(batch, share)
+		batch = s.retry.pop(batch, min(share, limit-len(batch)))
 		return batch, len(batch) > 0
+	}
+	// A quiet router's retransmissions first: they are few, and they
+	// would otherwise wait behind another router's storm.
+	if batch = s.quietRetry.pop(batch, share); len(batch) > 0 {
+		since.Store(oldestArrival(batch).UnixNano())
 	}
 	for len(batch) == 0 {
 		switch it, got := s.fresh.tryPop(); got {
@@ -203,6 +223,10 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.fresh.ready:
 		case <-s.fresh.done:
 		case <-s.retry.ready:
+		case <-s.quietRetry.ready:
+			if batch = s.quietRetry.pop(batch, share); len(batch) > 0 {
+				since.Store(oldestArrival(batch).UnixNano())
+			}
 		}
 	}
 	for len(batch) < limit {
@@ -346,10 +370,10 @@ func (s *Server) budgetOf(it *item, now time.Time) time.Duration {
 // the retry queue (QueueDepth counts them too).
 func (s *Server) RetryDepth() int {
 	s.mu.Lock()
-	q := s.retry
+	q, quiet := s.retry, s.quietRetry
 	s.mu.Unlock()
 	if q == nil {
 		return 0
 	}
-	return q.len()
+	return q.len() + quiet.len()
 }

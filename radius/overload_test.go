@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -786,5 +787,109 @@ func TestBehindCountsABacklogInTheSocket(t *testing.T) {
 	radius.NoteRead(r.srv.Server, false)
 	if r.srv.Behind() {
 		t.Error("still behind once a read found the buffer drained")
+	}
+}
+
+// gatedStore commits a batch only when the test lets it (one token a
+// batch) and tells the order of what it committed.
+type gatedStore struct {
+	db      *store.DB
+	gate    chan struct{}
+	mu      sync.Mutex
+	commits []string
+}
+
+func (g *gatedStore) ApplyAccounting(ctx context.Context, batch []nettportal.AccountingRecord) error {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if err := g.db.ApplyAccounting(ctx, batch); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, r := range batch {
+		g.commits = append(g.commits, r.SessionID)
+	}
+	return nil
+}
+
+func (g *gatedStore) committed() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.commits...)
+}
+
+// A quiet router's retransmission of a shed packet is not left behind
+// another router's queued packets: the retry queue is taken only when no
+// fresh packet waits, which a storm never allows, so the quiet router's
+// record would be lost. It goes first; the busy router's own
+// retransmissions still wait for spare capacity.
+func TestQuietRoutersRetransmissionIsNotLeftBehindAnotherRoutersQueue(t *testing.T) {
+	t.Parallel()
+	db := storetest.MustOpenDB(t)
+	secondRouter(t, db)
+	gated := &gatedStore{db: db, gate: make(chan struct{})}
+	var ahead atomic.Int64
+	dequeued := make(chan struct{}, 64)
+	srv := startServer(t, db, func(s *radius.Server) {
+		s.Store = gated
+		s.Workers = 1
+		s.MaxBatch = 1
+		s.BatchCommitTime = -1
+		s.Readers = 1 // for the barrier
+		// The test ages packets by moving the clock.
+		s.MaxQueueDelay = 2 * time.Second
+		s.OverloadQueueDelay = time.Second
+		s.Now = func() time.Time { return time.Now().Add(time.Duration(ahead.Load())) }
+		s.OnDequeue = func(time.Duration) { dequeued <- struct{}{} }
+	})
+	took := func(n int) {
+		t.Helper()
+		for range n {
+			select {
+			case <-dequeued:
+			case <-time.After(5 * time.Second):
+				t.Fatal("the worker took no packet")
+			}
+		}
+	}
+	busy, quiet := newClient(t, srv), secondRouterClient(t, srv)
+	start := func(c *client, n int) []byte {
+		req := request(t, sid(n), rfc2866.AcctStatusType_Value_Start, secret)
+		c.send(req)
+		return req
+	}
+	a1 := start(busy, 1)
+	took(1) // held at the gate
+	b := start(quiet, 2)
+	busy.barrier(srv)
+	ahead.Add(int64(3 * time.Second)) // b is past its budget
+	a2, a3 := start(busy, 3), start(busy, 4)
+	busy.barrier(srv)
+	shed := srv.outcomes.count(nettportal.OutcomeShed)
+	gated.gate <- struct{}{} // a1 commits; the worker sheds b and takes a2
+	took(2)
+	srv.outcomes.await(t, nettportal.OutcomeShed, shed+1)
+	b1 := retransmit(t, b, 1)
+	quiet.send(b1) // a3 still queued
+	busy.barrier(srv)
+	if n := srv.RetryDepth(); n != 1 {
+		t.Fatalf("retry depth %d, want the quiet router's retransmission", n)
+	}
+	for range 3 {
+		gated.gate <- struct{}{}
+	}
+	if n := quiet.answers([][]byte{b1}, 5*time.Second); n != 1 {
+		t.Fatal("the quiet router's retransmission was not answered")
+	}
+	if n := busy.answers([][]byte{a1, a2, a3}, 5*time.Second); n != 3 {
+		t.Fatalf("%d of the busy router's 3 answered", n)
+	}
+	want := []string{sid(1), sid(3), sid(2), sid(4)}
+	if got := gated.committed(); !slices.Equal(got, want) {
+		t.Fatalf("commit order %v, want %v: the quiet router's retransmission before the busy router's queued a3", got, want)
 	}
 }

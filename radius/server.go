@@ -94,8 +94,11 @@ type Server struct {
 	// for spare capacity. A shed packet's fingerprint is remembered, and
 	// its router's retransmission waits in this retry queue, which batches
 	// take from only when no fresh packet waits: new packets are answered
-	// inside the budget, and the shed backlog when capacity is free. Zero:
-	// QueueSize/4.
+	// inside the budget, and the shed backlog when capacity is free. A
+	// retransmission from a router with nothing queued while other routers
+	// have waits in a second queue of this size instead, which batches
+	// take from first: another router's storm would never leave the
+	// first queue its turn. Zero: QueueSize/4.
 	RetryQueueSize int
 	// RetryQueueDelay bounds how long a retransmission waits in the retry
 	// queue before it is dropped unanswered (shed): past it, its router
@@ -157,15 +160,18 @@ type Server struct {
 	closing   atomic.Bool
 	fresh     *freshQueue
 	retry     *retryQueue
-	shedMem   *shedMemory
-	routers   atomic.Pointer[map[netip.Addr]*routerEntry]
-	refresh   chan struct{}
-	dedupe    *dedupeCache
-	logLimit  logLimiter
-	readers   sync.WaitGroup
-	workers   sync.WaitGroup
-	bg        sync.WaitGroup
-	stopBg    chan struct{}
+	// quietRetry holds the retransmissions of shed packets of routers that
+	// had nothing queued while others had (retryQueueOf): taken first.
+	quietRetry *retryQueue
+	shedMem    *shedMemory
+	routers    atomic.Pointer[map[netip.Addr]*routerEntry]
+	refresh    chan struct{}
+	dedupe     *dedupeCache
+	logLimit   logLimiter
+	readers    sync.WaitGroup
+	workers    sync.WaitGroup
+	bg         sync.WaitGroup
+	stopBg     chan struct{}
 
 	// overloadUntil (unix nanoseconds of Now) is when the tighter
 	// OverloadQueueDelay stops holding; while it holds, retransmissions of
@@ -369,6 +375,7 @@ func (s *Server) Serve(conn net.PacketConn) error {
 	s.stopBg = make(chan struct{})
 	s.dedupe = newDedupeCache(s.DedupeWindow, s.Now())
 	s.retry = newRetryQueue(s.RetryQueueSize)
+	s.quietRetry = newRetryQueue(s.RetryQueueSize)
 	// A router retransmits within seconds; the memory covers a retry
 	// queue's wait, and a few shed queues' worth of packets.
 	s.shedMem = newShedMemory(max(s.RetryQueueDelay, time.Second), 4*s.QueueSize, s.Now())
@@ -456,5 +463,5 @@ func (s *Server) QueueDepth() int {
 	if s.fresh == nil {
 		return 0
 	}
-	return s.fresh.len() + s.retry.len()
+	return s.fresh.len() + s.retry.len() + s.quietRetry.len()
 }
