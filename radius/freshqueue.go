@@ -3,6 +3,7 @@ package radius
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // freshQueue holds the fresh packets waiting for a batch: one first-in
@@ -58,6 +59,7 @@ type routerLine struct {
 	overloadUntil *atomic.Int64 // its router's, from its first packet
 	head, tail    *lineBlock
 	first, end    int
+	n             int // packets held
 }
 
 // popState is what a take found.
@@ -101,6 +103,7 @@ func (q *freshQueue) push(it item) bool {
 	}
 	line.tail.items[line.end] = it
 	line.end++
+	line.n++
 	q.n++
 	q.size.Store(int64(q.n))
 	q.mu.Unlock()
@@ -126,6 +129,7 @@ func (q *freshQueue) tryPop() (item, popState) {
 	it := line.head.items[line.first]
 	line.head.items[line.first] = item{} // the record and buffers go with the batch
 	line.first++
+	line.n--
 	q.n--
 	q.size.Store(int64(q.n))
 	switch {
@@ -176,16 +180,28 @@ func (q *freshQueue) signal() {
 	}
 }
 
-// eachWaiting calls f with the overload state of each router that has
-// packets waiting (not for those without one). f must not use the queue.
-func (q *freshQueue) eachWaiting(f func(overloadUntil *atomic.Int64)) {
+// eachStanding calls f with the overload state of each router whose
+// oldest waiting packet arrived before cutoff (not for those without
+// one). f must not use the queue.
+func (q *freshQueue) eachStanding(cutoff time.Time, f func(overloadUntil *atomic.Int64)) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, line := range q.turns {
-		if line.overloadUntil != nil {
+		if line.overloadUntil != nil && line.head.items[line.first].at.Before(cutoff) {
 			f(line.overloadUntil)
 		}
 	}
+}
+
+// waiting is how many packets the router whose line key names has
+// waiting, and how many the other routers have.
+func (q *freshQueue) waiting(key *atomic.Int64) (own, others int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if line := q.lines[key]; line != nil {
+		own = line.n
+	}
+	return own, q.n - own
 }
 
 // len is the number of packets waiting.

@@ -72,14 +72,24 @@ func (s *Server) retryRoom(q *retryQueue, now time.Time) bool {
 	return q.len() < s.RetryQueueSize
 }
 
+// quietAllowance bounds what a router may have queued, fresh packets and
+// retransmissions of shed ones each, for its retransmissions to count as
+// a quiet router's (retryQueueOf): a router that has just sent a burst,
+// or floods and pauses to be served first, has more.
+const quietAllowance = 16
+
 // retryQueueOf is the retry queue for a retransmission of a shed packet
-// of entry's router: the quiet one when the router has nothing queued
-// while other routers have, so that its retransmissions are not left
-// behind another router's storm (the retry queue waits until no fresh
-// packet waits, which a storm never allows); else the retry queue, whose
-// retransmissions wait for spare capacity.
+// of entry's router: the quiet one when the router has little queued and
+// few retransmissions waiting while other routers have packets queued, so
+// that its retransmissions are not left behind another router's storm
+// (the retry queue waits until no fresh packet waits, which a storm never
+// allows); else the retry queue, whose retransmissions wait for spare
+// capacity. One router on its own always takes the retry queue.
 func (s *Server) retryQueueOf(entry *routerEntry) *retryQueue {
-	if entry.queued.Load() == 0 && s.fresh.len() > 0 {
+	if entry.retried.Load() >= quietAllowance {
+		return s.retry
+	}
+	if own, others := s.fresh.waiting(entry.queued); own < quietAllowance && others > 0 {
 		return s.quietRetry
 	}
 	return s.retry
@@ -274,7 +284,9 @@ func (s *Server) noteStandingQueue() {
 		// taken in turn ahead of the backlog, and keep MaxQueueDelay.
 		until := now + int64(overloadHold*s.MaxQueueDelay)
 		s.overloadUntil.Store(until)
-		s.fresh.eachWaiting(func(overloadUntil *atomic.Int64) { overloadUntil.Store(until) })
+		// A line whose oldest packet waited less than half of
+		// MaxQueueDelay is taken in turn, not standing.
+		s.fresh.eachStanding(time.Unix(0, now-int64(s.MaxQueueDelay/2)), func(overloadUntil *atomic.Int64) { overloadUntil.Store(until) })
 	}
 }
 
@@ -367,7 +379,7 @@ func (s *Server) budgetOf(it *item, now time.Time) time.Duration {
 }
 
 // RetryDepth is the number of retransmissions of shed packets waiting in
-// the retry queue (QueueDepth counts them too).
+// the retry queues (QueueDepth counts them too).
 func (s *Server) RetryDepth() int {
 	s.mu.Lock()
 	q, quiet := s.retry, s.quietRetry

@@ -131,11 +131,49 @@ func TestOverloadBudgetIsTheBusyRoutersOwn(t *testing.T) {
 	for end := now.Add(normal + normal/5); now.Before(end); now = now.Add(normal / 10) {
 		s.noteStandingQueue()
 	}
+	s.fresh.push(*waited(quiet, 0)) // in line at the cut, but taken in turn
 	s.noteStandingQueue()
 	if got := s.budgetOf(waited(busy, 0), now); got != tight {
 		t.Fatalf("a router standing behind every batch for longer than %s: budget %s, want %s", normal, got, tight)
 	}
 	if got := s.budgetOf(waited(quiet, 0), now); got != normal {
 		t.Fatalf("a router with nothing standing: budget %s, want %s", got, normal)
+	}
+}
+
+// A retransmission of a shed packet goes to the quiet retry queue only
+// from a router with little queued and few retransmissions waiting while
+// others have packets queued: not from the busy router, not from one that
+// has many retransmissions waiting (it sent a burst), and never when one
+// router is alone.
+func TestQuietRetryQueueIsForQuietRoutersOnly(t *testing.T) {
+	s := &Server{}
+	s.defaults()
+	s.fresh = newFreshQueue(1000)
+	s.retry, s.quietRetry = newRetryQueue(100), newRetryQueue(100)
+	entry := func() *routerEntry {
+		return &routerEntry{queued: new(atomic.Int64), retried: new(atomic.Int64), overloadUntil: new(atomic.Int64)}
+	}
+	queue := func(e *routerEntry, n int) {
+		for range n {
+			e.queued.Add(1)
+			s.fresh.push(item{queued: e.queued, overloadUntil: e.overloadUntil})
+		}
+	}
+	busy, quiet, bursty := entry(), entry(), entry()
+	queue(quiet, 1)
+	if s.retryQueueOf(quiet) != s.retry {
+		t.Fatal("a router alone took the quiet retry queue")
+	}
+	queue(busy, 3*quietAllowance)
+	if s.retryQueueOf(quiet) != s.quietRetry {
+		t.Fatal("a quiet router with one packet queued beside a busy one took the retry queue")
+	}
+	if s.retryQueueOf(busy) != s.retry {
+		t.Fatal("the busy router took the quiet retry queue")
+	}
+	bursty.retried.Store(quietAllowance)
+	if s.retryQueueOf(bursty) != s.retry {
+		t.Fatalf("a router with %d retransmissions waiting took the quiet retry queue", quietAllowance)
 	}
 }
