@@ -95,10 +95,11 @@ type Server struct {
 	// its router's retransmission waits in this retry queue, which batches
 	// take from only when no fresh packet waits: new packets are answered
 	// inside the budget, and the shed backlog when capacity is free. A
-	// retransmission from a router with nothing queued while other routers
-	// have waits in a second queue of this size instead, which batches
-	// take from first: another router's storm would never leave the
-	// first queue its turn. Zero: QueueSize/4.
+	// retransmission from a quiet router (little queued, few
+	// retransmissions waiting) while other routers have packets queued
+	// waits in a second queue of this size instead, which batches take
+	// from first: another router's storm would never leave the first
+	// queue its turn. Zero: QueueSize/4.
 	RetryQueueSize int
 	// RetryQueueDelay bounds how long a retransmission waits in the retry
 	// queue before it is dropped unanswered (shed): past it, its router
@@ -160,8 +161,8 @@ type Server struct {
 	closing   atomic.Bool
 	fresh     *freshQueue
 	retry     *retryQueue
-	// quietRetry holds the retransmissions of shed packets of routers that
-	// had nothing queued while others had (retryQueueOf): taken first.
+	// quietRetry holds the retransmissions of shed packets of quiet
+	// routers while others had packets queued (retryQueueOf): taken first.
 	quietRetry *retryQueue
 	shedMem    *shedMemory
 	routers    atomic.Pointer[map[netip.Addr]*routerEntry]
