@@ -22,15 +22,14 @@ type freshQueue struct {
 	lines  map[*atomic.Int64]*routerLine
 	turns  []*routerLine // the lines holding packets, in turn order
 	next   int           // index in turns of the line whose turn it is
-	n      int           // packets held
 	limit  int
 	closed bool
 	// spare are emptied blocks kept for reuse (at most maxSpareBlocks),
 	// so a line that empties and fills again allocates nothing.
 	spare []*lineBlock
-	// size mirrors n for len, which Behind polls for every viewer query:
-	// it takes no lock.
-	size atomic.Int64
+	// n is the packets held: changed under mu, read without it by len,
+	// which Behind polls for every viewer query.
+	n atomic.Int64
 	// ready is signalled when a packet is pushed, and again after a take
 	// that left packets behind, so every waiting worker finds them.
 	ready chan struct{}
@@ -84,7 +83,7 @@ func newFreshQueue(limit int) *freshQueue {
 // packets already (or is closed).
 func (q *freshQueue) push(it item) bool {
 	q.mu.Lock()
-	if q.n >= q.limit || q.closed {
+	if int(q.n.Load()) >= q.limit || q.closed {
 		q.mu.Unlock()
 		return false
 	}
@@ -104,8 +103,7 @@ func (q *freshQueue) push(it item) bool {
 	line.tail.items[line.end] = it
 	line.end++
 	line.n++
-	q.n++
-	q.size.Store(int64(q.n))
+	q.n.Add(1)
 	q.mu.Unlock()
 	q.signal()
 	return true
@@ -114,7 +112,7 @@ func (q *freshQueue) push(it item) bool {
 // tryPop takes the oldest packet of the router whose turn it is.
 func (q *freshQueue) tryPop() (item, popState) {
 	q.mu.Lock()
-	if q.n == 0 {
+	if q.n.Load() == 0 {
 		closed := q.closed
 		q.mu.Unlock()
 		if closed {
@@ -130,8 +128,7 @@ func (q *freshQueue) tryPop() (item, popState) {
 	line.head.items[line.first] = item{} // the record and buffers go with the batch
 	line.first++
 	line.n--
-	q.n--
-	q.size.Store(int64(q.n))
+	left := q.n.Add(-1)
 	switch {
 	case line.head == line.tail && line.first == line.end:
 		// Its line is empty: it leaves the turns (the next router's turn
@@ -147,7 +144,6 @@ func (q *freshQueue) tryPop() (item, popState) {
 	default:
 		q.next++
 	}
-	left := q.n
 	q.mu.Unlock()
 	if left > 0 {
 		q.signal()
@@ -201,11 +197,11 @@ func (q *freshQueue) waiting(key *atomic.Int64) (own, others int) {
 	if line := q.lines[key]; line != nil {
 		own = line.n
 	}
-	return own, q.n - own
+	return own, int(q.n.Load()) - own
 }
 
 // len is the number of packets waiting.
-func (q *freshQueue) len() int { return int(q.size.Load()) }
+func (q *freshQueue) len() int { return int(q.n.Load()) }
 
 // close says no more packets will be pushed; what is queued can still
 // be taken.

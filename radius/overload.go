@@ -208,9 +208,12 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 	}
 	// A quiet router's retransmissions first: they are few, and they
 	// would otherwise wait behind another router's storm.
-	if batch = s.quietRetry.pop(batch, share); len(batch) > 0 {
-		since.Store(oldestArrival(batch).UnixNano())
+	takeQuiet := func() {
+		if batch = s.quietRetry.pop(batch, share); len(batch) > 0 {
+			since.Store(oldestArrival(batch).UnixNano())
+		}
 	}
+	takeQuiet()
 	for len(batch) == 0 {
 		switch it, got := s.fresh.tryPop(); got {
 		case popped:
@@ -234,9 +237,7 @@ func (s *Server) nextBatch(batch []item, since *atomic.Int64) ([]item, bool) {
 		case <-s.fresh.done:
 		case <-s.retry.ready:
 		case <-s.quietRetry.ready:
-			if batch = s.quietRetry.pop(batch, share); len(batch) > 0 {
-				since.Store(oldestArrival(batch).UnixNano())
-			}
+			takeQuiet()
 		}
 	}
 	for len(batch) < limit {
@@ -309,10 +310,11 @@ func (s *Server) retriesWelcome(now time.Time) bool {
 	return s.inFlight.Load() == 0 || now.UnixNano() >= s.overloadUntil.Load() || s.closing.Load()
 }
 
-// admit accounts for a fresh packet leaving the queue at now: its router's
-// share is free again, and when it waited past its budget (budgetOf) it is
-// dropped unanswered (false). Its answer would arrive after the router gave up on
-// it: committing it only delays the packets behind. Its fingerprint is
+// admit accounts for a fresh packet leaving the queue at now: its
+// router's share is free again, and when it waited past its budget
+// (budgetOf) it is dropped unanswered (false). Its answer would arrive
+// after the router gave up on it: committing it only delays the packets
+// behind. Its fingerprint is
 // remembered, so the router's retransmission waits in the retry queue
 // instead of competing with new packets.
 func (s *Server) admit(it *item, now time.Time) bool {
@@ -357,10 +359,7 @@ func (s *Server) logShed(n int) {
 // budget is how long a fresh packet may wait at now: MaxQueueDelay, or
 // the tighter OverloadQueueDelay while overloaded (see overloadHold).
 func (s *Server) budget(now time.Time) time.Duration {
-	if now.UnixNano() < s.overloadUntil.Load() {
-		return s.OverloadQueueDelay
-	}
-	return s.MaxQueueDelay
+	return s.budgetWhile(&s.overloadUntil, now)
 }
 
 // budgetOf is budget for it's router: the tighter budget holds for the
@@ -372,7 +371,13 @@ func (s *Server) budgetOf(it *item, now time.Time) time.Duration {
 	if it.overloadUntil == nil {
 		return s.budget(now)
 	}
-	if now.UnixNano() < it.overloadUntil.Load() {
+	return s.budgetWhile(it.overloadUntil, now)
+}
+
+// budgetWhile is OverloadQueueDelay before overloadUntil, else
+// MaxQueueDelay.
+func (s *Server) budgetWhile(overloadUntil *atomic.Int64, now time.Time) time.Duration {
+	if now.UnixNano() < overloadUntil.Load() {
 		return s.OverloadQueueDelay
 	}
 	return s.MaxQueueDelay

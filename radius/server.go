@@ -87,8 +87,8 @@ type Server struct {
 	// do not renew it, or a slow server that keeps up would stay in it.
 	// It holds for the routers whose packets waited past MaxQueueDelay or
 	// stood in the queue, not for the others, whose packets are taken in
-	// turn ahead of a busy router's backlog. Zero: half of MaxQueueDelay; negative or above MaxQueueDelay:
-	// MaxQueueDelay (no tightening).
+	// turn ahead of a busy router's backlog. Zero: half of MaxQueueDelay;
+	// negative or above MaxQueueDelay: MaxQueueDelay (no tightening).
 	OverloadQueueDelay time.Duration
 	// RetryQueueSize bounds the retransmissions of shed packets waiting
 	// for spare capacity. A shed packet's fingerprint is remembered, and
